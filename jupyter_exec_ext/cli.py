@@ -1,0 +1,169 @@
+"""``jupyter exec-ext …``: the command line for instructors and admins."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .sandbox import (
+    DockerSandbox,
+    ExecutionRequest,
+    Limits,
+    LimitError,
+    SandboxConfig,
+    SandboxError,
+    SandboxUnavailableError,
+    Status,
+)
+from .sandbox.image import DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE, build_executor_image, make_offline_base
+from .sandbox.policy import PROFILES
+
+#: Short programs that show what the sandbox does with each kind of run.
+DEMO_PROGRAMS = [
+    ("hello", 'print("Hello from the sandbox!")', {}),
+    ("reads stdin", "name = input()\nprint(f'Hello, {name}!')", {}),
+    ("runtime error", "def f(x):\n    return 1 / x\n\nf(0)", {}),
+    ("endless loop", "print('working...', flush=True)\nwhile True:\n    pass", {"time_limit": 2}),
+    ("memory bomb", "x = ' ' * (1024 ** 3)", {"memory_limit": "64m"}),
+    ("network", "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)", {}),
+    ("who am I", "import os\nprint('uid', os.getuid(), 'gid', os.getgid())", {}),
+]
+
+
+def _sandbox() -> DockerSandbox:
+    return DockerSandbox(SandboxConfig.from_env())
+
+
+def _print_result(result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    if result.stdout:
+        sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
+    if result.stderr:
+        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    line = f"[sandbox] {result.status} in {result.duration_ms} ms"
+    if result.message:
+        line += f": {result.message}"
+    print(line, file=sys.stderr)
+
+
+def cmd_run(args) -> int:
+    code = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    stdin = args.stdin or ""
+    if args.stdin_file:
+        stdin = open(args.stdin_file, encoding="utf-8").read()
+    requested = {k: v for k, v in (("time_limit", args.time_limit), ("memory_limit", args.memory_limit),
+                                   ("cpu_limit", args.cpu_limit)) if v is not None}
+    sandbox = _sandbox()
+    limits = Limits.from_mapping(requested, base=sandbox.config.default_limits)
+    policy = PROFILES[args.policy] if args.policy else None
+    result = sandbox.run(ExecutionRequest(code=code, stdin=stdin, limits=limits, policy=policy))
+    _print_result(result, args.json)
+    return 0 if result.status is Status.OK else 1
+
+
+def cmd_demo(args) -> int:
+    sandbox = _sandbox()
+    for title, code, limits in DEMO_PROGRAMS:
+        print(f"\n=== {title} ===\n{code}\n---")
+        stdin = "student" if "input()" in code else ""
+        result = sandbox.run(ExecutionRequest(code=code, stdin=stdin, limits=Limits.from_mapping(
+            limits, base=sandbox.config.default_limits)))
+        sys.stderr.flush()
+        _print_result(result, False)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_status(args) -> int:
+    info = _sandbox().status()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:15} {value}")
+    return 0 if info["reachable"] and info["image_present"] else 1
+
+
+def cmd_reap(args) -> int:
+    removed = _sandbox().reap(everything=args.all)
+    print(f"removed {len(removed)} container(s)")
+    return 0
+
+
+def cmd_build_image(args) -> int:
+    import docker
+
+    base = args.base_image
+    if args.offline_base:
+        base = base or OFFLINE_BASE_IMAGE
+        make_offline_base(base)
+    base = base or DEFAULT_BASE_IMAGE
+    tag = args.tag or SandboxConfig.from_env().image
+    client = docker.from_env()
+    try:
+        build_executor_image(client, tag, base, force=args.force)
+    finally:
+        client.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jupyter exec-ext", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-image", help="build the executor image (idempotent)")
+    p.add_argument("--base-image", help=f"base image (default {DEFAULT_BASE_IMAGE}, or "
+                                        f"{OFFLINE_BASE_IMAGE} with --offline-base)")
+    p.add_argument("--offline-base", action="store_true",
+                   help="make the base with debootstrap (needs root; no registry needed)")
+    p.add_argument("--tag", help="image tag (default: DOCKER_EXECUTOR_IMAGE or the versioned tag)")
+    p.add_argument("--force", action="store_true", help="rebuild even if the image is up to date")
+    p.set_defaults(func=cmd_build_image)
+
+    p = sub.add_parser("run", help="run a Python file in the sandbox")
+    p.add_argument("file", help="a .py file, or - for standard input")
+    p.add_argument("--stdin", help="text given to the program on standard input")
+    p.add_argument("--stdin-file", help="file given to the program on standard input")
+    p.add_argument("--time-limit", help="seconds, e.g. 5")
+    p.add_argument("--memory-limit", help="e.g. 128m or 1g")
+    p.add_argument("--cpu-limit", help="CPUs, e.g. 0.5")
+    p.add_argument("--policy", choices=sorted(PROFILES), help="code policy profile")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run sample programs that show each kind of result")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("status", help="engine and executor image status")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("reap", help="remove abandoned sandbox containers")
+    p.add_argument("--all", action="store_true", help="also containers of runs still in progress")
+    p.set_defaults(func=cmd_reap)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (LimitError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except SandboxUnavailableError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except SandboxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

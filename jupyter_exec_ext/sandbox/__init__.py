@@ -1,0 +1,25 @@
+"""Framework-free Docker sandbox: limits, request/result models, the Docker backend, code policy.
+
+Nothing here imports Jupyter; the server, the CLI and the kernel client all stand on this package.
+"""
+
+from .config import DEFAULT_IMAGE, LABEL, SandboxConfig
+from .docker_sandbox import DockerSandbox
+from .errors import (
+    DockerUnavailableError,
+    ExecutorImageMissingError,
+    ImageBuildError,
+    LimitError,
+    SandboxError,
+    SandboxUnavailableError,
+)
+from .limits import Limits
+from .models import ExecutionRequest, ExecutionResult, Status
+from .policy import PROFILES, SAFE_MODULES, CodePolicy, PolicyViolation
+
+__all__ = [
+    "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES", "CodePolicy", "DockerSandbox",
+    "DockerUnavailableError", "ExecutionRequest", "ExecutionResult", "ExecutorImageMissingError",
+    "ImageBuildError", "LimitError", "Limits", "PolicyViolation", "SandboxConfig", "SandboxError",
+    "SandboxUnavailableError", "Status",
+]

@@ -1,0 +1,95 @@
+"""Sandbox settings, with the seed's ``DOCKER_EXECUTOR_*`` environment variables as one source."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping, Optional
+
+from .. import __version__
+from .errors import LimitError
+from .limits import Limits
+
+DEFAULT_IMAGE = f"jupyter-exec-ext-executor:{__version__}"
+#: Label on every container, image and build this project makes; the reaper looks for it.
+LABEL = "jupyter-exec-ext.managed"
+#: Epoch seconds after which a labelled container is certainly abandoned.
+EXPIRES_LABEL = "jupyter-exec-ext.expires-at"
+
+ENV_PREFIX = "DOCKER_EXECUTOR_"
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How the sandbox runs containers. Admins set it through traits or environment variables.
+
+    Args:
+        enabled: when false, nothing is run and the sandbox reports itself unavailable.
+        image: executor image (built by ``jupyter exec-ext build-image``).
+        network: ``"none"`` (default: no network at all) or the name of a Docker network.
+        runtime: an OCI runtime name such as ``runsc`` (gVisor); None for the engine's default.
+        default_limits: limits of a run that asks for none.
+        max_limits: admin maxima; requests above them are clamped.
+        output_limit_bytes: cap per stream (stdout, stderr); beyond it the status is output_limit.
+        tmpfs_mb: size of the only writable place, ``/tmp`` (also the largest file one can write).
+        user: uid:gid the code runs as; never root.
+        startup_grace_s: host-side slack over the time limit for container start and teardown.
+    """
+
+    enabled: bool = True
+    image: str = DEFAULT_IMAGE
+    network: str = "none"
+    runtime: Optional[str] = None
+    default_limits: Limits = field(default_factory=Limits)
+    max_limits: Limits = field(
+        default_factory=lambda: Limits(memory_mb=1024, cpus=1.0, time_s=120.0, pids=256, nofile=4096)
+    )
+    output_limit_bytes: int = 1024 * 1024
+    tmpfs_mb: int = 64
+    user: str = "10001:10001"
+    startup_grace_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.user.split(":", 1)[0] in ("0", "root", ""):
+            raise ValueError("the sandbox user must not be root")
+        # An explicit default above the maxima is the admin's intent: the maxima follow it.
+        top = {f.name: max(getattr(self.default_limits, f.name), getattr(self.max_limits, f.name))
+               for f in fields(Limits)}
+        object.__setattr__(self, "max_limits", Limits(**top))
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
+        """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
+        ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
+        ``_NOFILE_LIMIT``, ``_RUNTIME``.
+
+        Raises:
+            LimitError: a variable holds a value that makes no sense; the message names it.
+        """
+        env = os.environ if environ is None else environ
+        get = lambda name: env.get(ENV_PREFIX + name) or None  # noqa: E731
+        config = cls()
+        changes: dict = {}
+        enabled = get("ENABLED")
+        if enabled is not None:
+            lowered = enabled.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise LimitError(f"{ENV_PREFIX}ENABLED must be true or false, got {enabled!r}")
+            changes["enabled"] = lowered in ("1", "true", "yes", "on")
+        for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime")):
+            if get(name):
+                changes[attr] = get(name).strip()
+        limit_values = {}
+        for key in ("memory_limit", "cpu_limit", "time_limit", "pids_limit", "nofile_limit"):
+            value = get(key.upper())
+            if value is None:
+                continue
+            try:
+                Limits.from_mapping({key: value})
+            except LimitError as e:
+                raise LimitError(f"{ENV_PREFIX}{key.upper()}: {e}") from None
+            limit_values[key] = value
+        if limit_values:
+            changes["default_limits"] = Limits.from_mapping(limit_values)
+        changes.update(overrides)
+        return replace(config, **changes)

@@ -1,0 +1,438 @@
+"""Runs student code in one hardened, throw-away Docker container per run.
+
+Every call here blocks (Docker's API is HTTP over a socket); callers on an event loop run it in a
+thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import LogConfig, Ulimit
+
+from .config import EXPIRES_LABEL, LABEL, SandboxConfig
+from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
+from .limits import Limits
+from .models import ExecutionRequest, ExecutionResult, Status
+
+log = logging.getLogger(__name__)
+
+#: One frame line from the runner can never be longer than this; a longer one is a protocol error.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+#: The runner's own diagnostics (its stderr) kept for the log.
+MAX_RUNNER_STDERR = 64 * 1024
+_STREAM_STDOUT, _STREAM_STDERR = 1, 2
+_KNOWN_STATUSES = {s.value for s in Status}
+
+#: Everything that means "the engine is not there" rather than "the engine said no".
+_UNREACHABLE = (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)
+
+
+@dataclass
+class _Exchange:
+    """What came back over the attach socket of one container."""
+
+    stdout: list = field(default_factory=list)
+    stderr: list = field(default_factory=list)
+    kept: dict = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
+    truncated: bool = False
+    result: Optional[dict] = None
+    runner_stderr: bytearray = field(default_factory=bytearray)
+    host_timeout: bool = False
+    overflow: bool = False
+    protocol_error: str = ""
+
+
+class _FrameReader:
+    """Parses the runner's stdout: lines ``<nonce> <json>``; anything else is ignored and logged."""
+
+    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int):
+        self.prefix = (nonce + " ").encode("ascii")
+        self.exchange = exchange
+        self.cap = output_cap
+        self.pending = bytearray()
+        self.stray = 0
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+        while True:
+            end = self.pending.find(b"\n")
+            if end < 0:
+                if len(self.pending) > MAX_FRAME_BYTES:
+                    self.exchange.protocol_error = "a frame from the runner exceeded the size cap"
+                    self.pending.clear()
+                return
+            line = bytes(self.pending[:end])
+            del self.pending[: end + 1]
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if not line.startswith(self.prefix):
+            self.stray += 1
+            return
+        try:
+            frame = json.loads(line[len(self.prefix):])
+        except ValueError:
+            self.exchange.protocol_error = "the runner sent a frame that is not JSON"
+            return
+        if not isinstance(frame, dict):
+            self.exchange.protocol_error = "the runner sent a frame that is not an object"
+            return
+        kind = frame.get("type")
+        if kind == "output" and frame.get("stream") in ("stdout", "stderr") and isinstance(
+            frame.get("data"), str
+        ):
+            self._output(frame["stream"], frame["data"])
+        elif kind == "result" and self.exchange.result is None:
+            self.exchange.result = frame
+
+    def _output(self, stream: str, text: str) -> None:
+        # The runner caps output already; the host keeps its own cap so a broken runner cannot flood it.
+        room = self.cap - self.exchange.kept[stream]
+        encoded = text.encode("utf-8", "replace")
+        if len(encoded) > room:
+            text = encoded[: max(room, 0)].decode("utf-8", "ignore")
+            encoded = text.encode("utf-8")
+            self.exchange.truncated = True
+        self.exchange.kept[stream] += len(encoded)
+        getattr(self.exchange, stream).append(text)
+
+
+class DockerSandbox:
+    """Runs one ``ExecutionRequest`` per fresh container and returns an ``ExecutionResult``.
+
+    Args:
+        config: settings; read from the ``DOCKER_EXECUTOR_*`` environment when omitted.
+        client_factory: makes a ``docker.DockerClient``; the default talks to the local engine
+            (``DOCKER_HOST`` or the Unix socket).
+    """
+
+    def __init__(
+        self,
+        config: Optional[SandboxConfig] = None,
+        client_factory: Optional[Callable[[], docker.DockerClient]] = None,
+    ):
+        self.config = config or SandboxConfig.from_env()
+        self._client_factory = client_factory or (
+            lambda: docker.DockerClient.from_env(timeout=60, max_pool_size=64)
+        )
+        self._client: Optional[docker.DockerClient] = None
+        self._lock = threading.Lock()
+
+    # -- engine connection -------------------------------------------------------------------
+
+    def _api(self) -> docker.APIClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = self._client_factory()
+                except (docker.errors.DockerException, *_UNREACHABLE) as e:
+                    raise DockerUnavailableError(_short(e)) from e
+            return self._client.api
+
+    def _forget_client(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing a broken connection may fail in many ways; it is gone either way
+                pass
+
+    def close(self) -> None:
+        """Closes the connection to the engine (a later call opens a new one)."""
+        self._forget_client()
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, request: ExecutionRequest) -> ExecutionResult:
+        """Runs the request in a new container and removes the container on every path.
+
+        Raises:
+            DockerUnavailableError: the engine cannot be reached ("Docker not available").
+            ExecutorImageMissingError: the executor image has not been built.
+            SandboxUnavailableError: the sandbox is disabled or the engine refused the container.
+        """
+        if not self.config.enabled:
+            raise SandboxUnavailableError("the sandbox is disabled by the admin (DOCKER_EXECUTOR_ENABLED)")
+        limits, _ = request.limits.clamped(self.config.max_limits)
+        if request.policy is not None:
+            violations = request.policy.check(request.code)
+            if violations:
+                return ExecutionResult(
+                    status=Status.POLICY_VIOLATION,
+                    stderr="".join(f"{v}\n" for v in violations),
+                    message=str(violations[0]),
+                    limits=limits,
+                )
+        api = self._api()
+        nonce = secrets.token_hex(16)
+        job = json.dumps(
+            {
+                "nonce": nonce,
+                "code": request.code,
+                "stdin": request.stdin,
+                "time_limit": limits.time_s,
+                "output_limit": self.config.output_limit_bytes,
+            }
+        ).encode("utf-8")
+        container_id = None
+        started = time.monotonic()
+        try:
+            container_id = self._create(api, limits)
+            exchange = self._exchange(api, container_id, job, nonce, started + limits.time_s
+                                      + self.config.startup_grace_s)
+            state = self._settle(api, container_id, exchange)
+        except _UNREACHABLE as e:
+            self._forget_client()
+            raise DockerUnavailableError(_short(e)) from e
+        except docker.errors.ImageNotFound as e:
+            raise ExecutorImageMissingError(self.config.image) from e
+        except docker.errors.APIError as e:
+            raise SandboxUnavailableError(
+                f"the Docker engine refused to run the sandbox: {e.explanation or e}"
+            ) from e
+        finally:
+            if container_id is not None:
+                self._remove(api, container_id)
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        return self._interpret(exchange, state, limits, elapsed_ms)
+
+    def _create(self, api: docker.APIClient, limits: Limits) -> str:
+        cfg = self.config
+        cpu_seconds = int(math.ceil(limits.time_s)) + 1
+        tmpfs_bytes = cfg.tmpfs_mb * 1024 * 1024
+        host_config = api.create_host_config(
+            network_mode=cfg.network,
+            read_only=True,
+            tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={cfg.tmpfs_mb}m,mode=1777"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=limits.pids,
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",
+            nano_cpus=int(limits.cpus * 1_000_000_000),
+            ulimits=[
+                Ulimit(name="cpu", soft=cpu_seconds, hard=cpu_seconds + 1),
+                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+                Ulimit(name="fsize", soft=tmpfs_bytes, hard=tmpfs_bytes),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            ipc_mode="private",
+            init=True,
+            runtime=cfg.runtime,
+            log_config=LogConfig(type=LogConfig.types.NONE),
+            privileged=False,
+        )
+        expires = int(time.time() + limits.time_s + cfg.startup_grace_s + 60)
+        created = api.create_container(
+            image=cfg.image,
+            user=cfg.user,
+            stdin_open=True,
+            network_disabled=cfg.network == "none",
+            hostname="sandbox",
+            working_dir="/tmp",
+            labels={LABEL: "true", EXPIRES_LABEL: str(expires)},
+            host_config=host_config,
+        )
+        return created["Id"]
+
+    def _exchange(self, api: docker.APIClient, container_id: str, job: bytes, nonce: str,
+                  deadline: float) -> _Exchange:
+        """Starts the container, sends the job, and reads frames until the runner is done or the
+        host deadline passes. Output received before a kill is kept."""
+        exchange = _Exchange()
+        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes)
+        # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
+        budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
+        sock = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        raw = getattr(sock, "_sock", sock)
+        try:
+            api.start(container_id)
+            raw.settimeout(max(0.5, deadline - time.monotonic()))
+            try:
+                raw.sendall(job)
+                raw.shutdown(socket.SHUT_WR)
+            except socket.timeout:
+                exchange.host_timeout = True
+                return exchange
+            except OSError:
+                pass  # the container already ended; what it said is still readable
+            pending = bytearray()
+            received = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    exchange.host_timeout = True
+                    break
+                raw.settimeout(remaining)
+                try:
+                    chunk = raw.recv(65536)
+                except socket.timeout:
+                    exchange.host_timeout = True
+                    break
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > budget:
+                    exchange.overflow = True
+                    break
+                pending += chunk
+                while len(pending) >= 8:
+                    size = int.from_bytes(pending[4:8], "big")
+                    if len(pending) < 8 + size:
+                        break
+                    stream, payload = pending[0], bytes(pending[8 : 8 + size])
+                    del pending[: 8 + size]
+                    if stream == _STREAM_STDOUT:
+                        reader.feed(payload)
+                    elif stream == _STREAM_STDERR:
+                        room = MAX_RUNNER_STDERR - len(exchange.runner_stderr)
+                        exchange.runner_stderr += payload[: max(room, 0)]
+        finally:
+            sock.close()
+        if reader.stray:
+            log.warning("container %s wrote %d unframed line(s) on the result channel",
+                        container_id[:12], reader.stray)
+        return exchange
+
+    def _settle(self, api: docker.APIClient, container_id: str, exchange: _Exchange) -> dict:
+        """Stops the container if the host gave up on it, waits for it to end, returns its State."""
+        if exchange.host_timeout or exchange.overflow:
+            try:
+                api.kill(container_id)
+            except docker.errors.APIError:
+                pass  # it ended on its own meanwhile
+        try:
+            api.wait(container_id, timeout=15)
+        except requests.exceptions.ReadTimeout:
+            api.kill(container_id)
+            api.wait(container_id, timeout=15)
+        return api.inspect_container(container_id)["State"]
+
+    def _remove(self, api: docker.APIClient, container_id: str) -> None:
+        try:
+            api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except Exception as e:  # the reaper removes it later; the run's answer must not be lost
+            log.warning("could not remove container %s: %s", container_id[:12], _short(e))
+
+    def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int) -> ExecutionResult:
+        frame = ex.result or {}
+        result = ExecutionResult(
+            status=Status.INTERNAL_ERROR,
+            stdout="".join(ex.stdout),
+            stderr="".join(ex.stderr),
+            exit_code=frame.get("exit_code") if isinstance(frame.get("exit_code"), int) else None,
+            duration_ms=frame.get("duration_ms") if isinstance(frame.get("duration_ms"), int) else elapsed_ms,
+            truncated=ex.truncated or frame.get("truncated") is True,
+            message=frame.get("message") if isinstance(frame.get("message"), str) else "",
+            limits=limits,
+        )
+        reported = frame.get("status") if frame.get("status") in _KNOWN_STATUSES else None
+        if state.get("OOMKilled") and reported != Status.OK.value:
+            result.status = Status.MEMORY_LIMIT
+            result.message = f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
+        elif ex.overflow:
+            result.status = Status.OUTPUT_LIMIT
+            result.truncated = True
+            result.message = "output limit exceeded; the rest was cut"
+        elif reported is not None:
+            result.status = Status(reported)
+        elif ex.host_timeout:
+            result.status = Status.TIMEOUT
+            result.duration_ms = elapsed_ms
+            result.message = f"time limit of {limits.time_s:g} s exceeded; the sandbox was stopped"
+        elif ex.protocol_error or ex.runner_stderr:
+            result.message = "the sandbox runner failed; the admin can find details in the server log"
+            log.error("runner failure: %s; runner stderr: %s", ex.protocol_error or "no result frame",
+                      ex.runner_stderr.decode("utf-8", "replace")[-4000:])
+        else:
+            # The runner vanished without a word: the only process able to kill it silently is the
+            # student's own (same uid), so this is the program's doing, not the sandbox's.
+            result.status = Status.RUNTIME_ERROR
+            result.exit_code = state.get("ExitCode")
+            result.message = "the program stopped the sandbox runner before it could report"
+        if result.status is Status.OK and state.get("OOMKilled"):
+            result.message = "a process of the program was stopped at the memory limit"
+        return result
+
+    # -- engine state ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Engine reachable, its version, the executor image and its id. Never raises."""
+        info: dict[str, Any] = {
+            "enabled": self.config.enabled,
+            "reachable": False,
+            "engine_version": None,
+            "api_version": None,
+            "image": self.config.image,
+            "image_present": False,
+            "image_id": None,
+            "runtime": self.config.runtime,
+            "error": None,
+        }
+        try:
+            api = self._api()
+            version = api.version()
+            info.update(reachable=True, engine_version=version.get("Version"),
+                        api_version=version.get("ApiVersion"))
+            try:
+                info["image_id"] = api.inspect_image(self.config.image)["Id"]
+                info["image_present"] = True
+            except docker.errors.ImageNotFound:
+                info["error"] = str(ExecutorImageMissingError(self.config.image))
+        except DockerUnavailableError as e:
+            info["error"] = str(e)
+        except _UNREACHABLE as e:
+            self._forget_client()
+            info["error"] = str(DockerUnavailableError(_short(e)))
+        except docker.errors.APIError as e:
+            info["error"] = f"the Docker engine answered with an error: {e.explanation or e}"
+        return info
+
+    def reap(self, *, everything: bool = False) -> list[str]:
+        """Removes our abandoned containers: ended ones, and any past its expiry label.
+
+        Containers of runs still in progress (in this or another server) are left alone unless
+        ``everything`` is set. Returns the ids removed.
+
+        Raises:
+            DockerUnavailableError: the engine cannot be reached.
+        """
+        api = self._api()
+        now = time.time()
+        removed = []
+        try:
+            containers = api.containers(all=True, filters={"label": LABEL})
+        except _UNREACHABLE as e:
+            self._forget_client()
+            raise DockerUnavailableError(_short(e)) from e
+        for c in containers:
+            try:
+                expires = float((c.get("Labels") or {}).get(EXPIRES_LABEL, 0))
+            except ValueError:
+                expires = 0.0
+            if everything or c.get("State") in ("exited", "dead") or expires < now:
+                self._remove(api, c["Id"])
+                removed.append(c["Id"])
+        if removed:
+            log.info("reaper removed %d abandoned sandbox container(s)", len(removed))
+        return removed
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 300 else text[:300] + "…"

@@ -1,0 +1,122 @@
+"""Builds the executor image (and, with no registry at hand, its Debian base) idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable, Optional
+
+import docker
+import docker.errors
+
+from .config import LABEL
+from .errors import ImageBuildError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_IMAGE = "python:3.12-slim"
+OFFLINE_BASE_IMAGE = "jupyter-exec-ext-base:bookworm"
+#: Image label holding the fingerprint of the Dockerfile, runner and base the image was built from.
+FINGERPRINT_LABEL = "jupyter-exec-ext.fingerprint"
+
+
+def executor_image_dir() -> Path:
+    """The build context: shipped inside the wheel, or the repository's ``executor_image/``."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "executor_image", here.parent / "executor_image"):
+        if (candidate / "Dockerfile").is_file() and (candidate / "runner.py").is_file():
+            return candidate
+    raise ImageBuildError("the executor image sources (Dockerfile, runner.py) are missing from the install")
+
+
+def fingerprint(context: Path, base_image_id: str) -> str:
+    """Hash of everything that goes into the image, so an unchanged image is not rebuilt."""
+    h = hashlib.sha256()
+    for name in ("Dockerfile", "runner.py"):
+        h.update(name.encode() + b"\0" + (context / name).read_bytes() + b"\0")
+    h.update(base_image_id.encode())
+    return h.hexdigest()
+
+
+def make_offline_base(name: str = OFFLINE_BASE_IMAGE, say: Callable[[str], None] = print) -> None:
+    """Makes a Debian bookworm + python3 base image with debootstrap and ``docker import``.
+
+    Raises:
+        ImageBuildError: the script failed (not root, no debootstrap, mirror unreachable …).
+    """
+    script = executor_image_dir() / "make-offline-base.sh"
+    if shutil.which("bash") is None:
+        raise ImageBuildError("bash is needed to make the offline base image")
+    proc = subprocess.run(["bash", str(script), name], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout.splitlines():
+        say(line)
+    if proc.returncode != 0:
+        raise ImageBuildError(f"making the offline base image {name} failed (exit code {proc.returncode})")
+
+
+def build_executor_image(
+    client: docker.DockerClient,
+    tag: str,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    *,
+    force: bool = False,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Builds the executor image ``tag`` from ``base_image`` unless an identical one exists.
+
+    Returns:
+        The image id.
+
+    Raises:
+        ImageBuildError: the base image is absent and cannot be pulled, or the build failed.
+    """
+    api = client.api
+    context = executor_image_dir()
+    base_id = _ensure_base(api, base_image, say)
+    wanted = fingerprint(context, base_id)
+    existing = _inspect(api, tag)
+    if existing and not force and (existing["Config"].get("Labels") or {}).get(FINGERPRINT_LABEL) == wanted:
+        say(f"executor image {tag} is up to date ({existing['Id'][:19]})")
+        return existing["Id"]
+    say(f"building executor image {tag} from {base_image} ...")
+    image_id: Optional[str] = None
+    for chunk in api.build(
+        path=str(context), tag=tag, buildargs={"BASE_IMAGE": base_image}, pull=False, rm=True,
+        forcerm=True, decode=True, labels={LABEL: "true", FINGERPRINT_LABEL: wanted},
+    ):
+        if "error" in chunk:
+            raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}")
+        if "stream" in chunk and chunk["stream"].strip():
+            log.debug("%s", chunk["stream"].rstrip())
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+    image_id = image_id or _inspect(api, tag)["Id"]
+    say(f"executor image {tag} built ({image_id[:19]})")
+    return image_id
+
+
+def _inspect(api: docker.APIClient, name: str) -> Optional[dict]:
+    try:
+        return api.inspect_image(name)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _ensure_base(api: docker.APIClient, base_image: str, say: Callable[[str], None]) -> str:
+    found = _inspect(api, base_image)
+    if found:
+        return found["Id"]
+    say(f"base image {base_image} is not present; trying to pull it ...")
+    try:
+        repository, _, tag = base_image.partition(":")
+        api.pull(repository, tag=tag or "latest")
+    except docker.errors.APIError as e:
+        raise ImageBuildError(
+            f"base image {base_image} is not present and cannot be pulled ({e.explanation or e}); "
+            "without a registry, use --offline-base to make a Debian base with debootstrap"
+        ) from None
+    return api.inspect_image(base_image)["Id"]

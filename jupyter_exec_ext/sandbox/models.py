@@ -1,0 +1,96 @@
+"""The one request shape and the one result shape of the sandbox."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .limits import Limits
+from .policy import CodePolicy
+
+
+class Status(str, enum.Enum):
+    """How a run ended. Student code failing is a status, never an exception."""
+
+    OK = "ok"
+    RUNTIME_ERROR = "runtime_error"
+    SYNTAX_ERROR = "syntax_error"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    POLICY_VIOLATION = "policy_violation"
+    INTERNAL_ERROR = "internal_error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    """One piece of Python source to run, with what it reads on stdin and what it may use.
+
+    Args:
+        code: the Python source.
+        stdin: text the program reads on standard input.
+        limits: resource limits; the sandbox clamps them to its admin maxima.
+        policy: an optional code policy checked before anything runs (pedagogical, not security).
+    """
+
+    code: str
+    stdin: str = ""
+    limits: Limits = field(default_factory=Limits)
+    policy: Optional[CodePolicy] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str):
+            raise TypeError(f"code must be a string, got {type(self.code).__name__}")
+        if not isinstance(self.stdin, str):
+            raise TypeError(f"stdin must be a string, got {type(self.stdin).__name__}")
+
+
+@dataclass
+class ExecutionResult:
+    """What happened: status, the output that was kept, and the limits the run actually had.
+
+    ``message`` explains a status other than ``ok`` in words a student can act on; ``truncated`` says
+    that output was cut at the per-stream cap.
+    """
+
+    status: Status
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: Optional[int] = None
+    duration_ms: int = 0
+    truncated: bool = False
+    message: str = ""
+    limits: Optional[Limits] = None
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "exit_code": self.exit_code,
+            "duration_ms": self.duration_ms,
+            "truncated": self.truncated,
+            "message": self.message,
+            "cached": self.cached,
+            "limits": self.limits.to_dict() if self.limits else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExecutionResult:
+        limits = data.get("limits")
+        return cls(
+            status=Status(data["status"]),
+            stdout=data.get("stdout", ""),
+            stderr=data.get("stderr", ""),
+            exit_code=data.get("exit_code"),
+            duration_ms=int(data.get("duration_ms", 0)),
+            truncated=bool(data.get("truncated", False)),
+            message=data.get("message", ""),
+            limits=Limits.from_mapping(limits) if limits else None,
+            cached=bool(data.get("cached", False)),
+        )

@@ -1,0 +1,158 @@
+"""AST-based code policy: which modules a student may import and which calls an exercise forbids.
+
+The policy is pedagogical (it keeps an exercise on topic and gives a clear message early); it is not
+a security boundary, because Python offers endless ways around any static check. The container
+is the boundary.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping, Optional
+
+#: The seed's safe-module list, the modules most beginner exercises need.
+SAFE_MODULES = frozenset(
+    {"math", "random", "datetime", "collections", "itertools", "functools", "operator", "string",
+     "re", "json"}
+)
+#: Builtins that reach around the exercise (dynamic code, files, introspection of globals).
+RISKY_CALLS = frozenset(
+    {"eval", "exec", "compile", "__import__", "open", "breakpoint", "globals", "locals", "vars"}
+)
+
+
+@dataclass(frozen=True)
+class PolicyViolation:
+    """One thing the policy forbids, at one line."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CodePolicy:
+    """What student code may import and call.
+
+    Args:
+        allowed_modules: if set, only these top-level modules may be imported.
+        forbidden_imports: top-level modules that may never be imported.
+        forbidden_calls: builtin names that may not be called (``eval``, ``open`` …); matched on the
+            bare name (and ``builtins.NAME``), so ``re.compile`` is not ``compile``.
+        forbid_dunder_access: forbid attributes like ``__class__``/``__subclasses__``/``__globals__``.
+    """
+
+    allowed_modules: Optional[frozenset] = None
+    forbidden_imports: frozenset = frozenset()
+    forbidden_calls: frozenset = frozenset()
+    forbid_dunder_access: bool = False
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> CodePolicy:
+        """Builds a policy from exercise metadata or config.
+
+        Accepts ``{"profile": "safe"}`` or the fields ``allowed_modules``, ``forbidden_imports``,
+        ``forbidden_calls``, ``forbid_dunder_access``; fields given next to a profile refine it.
+
+        Raises:
+            ValueError: an unknown profile or field, or a field of the wrong type, named.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"policy must be an object, got {type(data).__name__}")
+        data = dict(data)
+        profile = data.pop("profile", None)
+        if profile is None:
+            base = cls()
+        elif profile in PROFILES:
+            base = PROFILES[profile]
+        else:
+            raise ValueError(f"unknown policy profile {profile!r}; known: {', '.join(PROFILES)}")
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("allowed_modules", "forbidden_imports", "forbidden_calls"):
+                if value is None and key == "allowed_modules":
+                    changes[key] = None
+                    continue
+                if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+                    isinstance(v, str) for v in value
+                ):
+                    raise ValueError(f"policy.{key} must be a list of names, got {value!r}")
+                changes[key] = frozenset(value)
+            elif key == "forbid_dunder_access":
+                if not isinstance(value, bool):
+                    raise ValueError(f"policy.{key} must be true or false, got {value!r}")
+                changes[key] = value
+            else:
+                raise ValueError(f"unknown policy field {key!r}")
+        return replace(base, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "allowed_modules": sorted(self.allowed_modules) if self.allowed_modules is not None else None,
+            "forbidden_imports": sorted(self.forbidden_imports),
+            "forbidden_calls": sorted(self.forbidden_calls),
+            "forbid_dunder_access": self.forbid_dunder_access,
+        }
+
+    def check(self, code: str) -> list[PolicyViolation]:
+        """Lists every violation in ``code``, in line order.
+
+        Code that does not parse yields no violations here: the sandbox reports the syntax error
+        itself, in the same words as any other run.
+        """
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return []
+        found = []
+        for node in ast.walk(tree):
+            found.extend(self._check_node(node))
+        return sorted(found, key=lambda v: v.line)
+
+    def _check_module(self, name: str, line: int) -> Iterable[PolicyViolation]:
+        top = name.split(".", 1)[0]
+        if top in self.forbidden_imports:
+            yield PolicyViolation(line, f"importing '{name}' is not allowed in this exercise")
+        elif self.allowed_modules is not None and top not in self.allowed_modules:
+            allowed = ", ".join(sorted(self.allowed_modules)) or "none"
+            yield PolicyViolation(
+                line, f"importing '{name}' is not allowed in this exercise (allowed modules: {allowed})"
+            )
+
+    def _check_node(self, node: ast.AST) -> Iterable[PolicyViolation]:
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield from self._check_module(alias.name, line)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                yield PolicyViolation(line, "relative imports are not allowed in this exercise")
+            elif node.module:
+                yield from self._check_module(node.module, line)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = None
+            if isinstance(func, ast.Name):
+                name = func.id
+            elif (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                  and func.value.id in ("builtins", "__builtins__")):
+                name = func.attr
+            if name in self.forbidden_calls:
+                yield PolicyViolation(line, f"calling '{name}()' is not allowed in this exercise")
+        elif isinstance(node, ast.Attribute) and self.forbid_dunder_access:
+            if node.attr.startswith("__") and node.attr.endswith("__"):
+                yield PolicyViolation(line, f"using '{node.attr}' is not allowed in this exercise")
+        elif isinstance(node, ast.Name) and self.forbid_dunder_access:
+            if node.id in ("__builtins__", "__loader__", "__spec__"):
+                yield PolicyViolation(line, f"using '{node.id}' is not allowed in this exercise")
+
+
+#: Ready-made policies by name; "none" allows everything (the default for plain execution).
+PROFILES: dict[str, CodePolicy] = {
+    "none": CodePolicy(),
+    "safe": CodePolicy(allowed_modules=SAFE_MODULES, forbidden_calls=RISKY_CALLS,
+                       forbid_dunder_access=True),
+}
