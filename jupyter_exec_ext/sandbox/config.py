@@ -52,10 +52,9 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.user.split(":", 1)[0] in ("0", "root", ""):
             raise ValueError("the sandbox user must not be root")
-        # An explicit default above the maxima is the admin's intent: the maxima follow it.
-        top = {f.name: max(getattr(self.default_limits, f.name), getattr(self.max_limits, f.name))
-               for f in fields(Limits)}
-        object.__setattr__(self, "max_limits", Limits(**top))
+        # Defaults never exceed the maxima (from_env raises the maxima instead when the admin sets
+        # a default above them through the environment).
+        object.__setattr__(self, "default_limits", self.default_limits.clamped(self.max_limits)[0])
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
@@ -90,6 +89,11 @@ class SandboxConfig:
                 raise LimitError(f"{ENV_PREFIX}{key.upper()}: {e}") from None
             limit_values[key] = value
         if limit_values:
-            changes["default_limits"] = Limits.from_mapping(limit_values)
+            defaults = Limits.from_mapping(limit_values)
+            changes["default_limits"] = defaults
+            # A default set above the built-in maxima is the admin's intent: the maxima follow it.
+            changes["max_limits"] = Limits(**{
+                f.name: max(getattr(defaults, f.name), getattr(config.max_limits, f.name))
+                for f in fields(Limits)})
         changes.update(overrides)
         return replace(config, **changes)

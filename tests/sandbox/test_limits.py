@@ -1,0 +1,98 @@
+"""Limits: the seed's defaults, parsing of sizes, rejection of nonsense, clamping, env config."""
+
+import pytest
+
+from jupyter_exec_ext.sandbox import LimitError, Limits, SandboxConfig
+
+
+def test_defaults_are_the_seeds():
+    limits = Limits()
+    assert (limits.memory_mb, limits.cpus, limits.time_s, limits.pids, limits.nofile) == (
+        256, 0.5, 30.0, 50, 1024)
+
+
+@pytest.mark.parametrize("value, mb", [
+    ("256m", 256), ("1g", 1024), ("1G", 1024), (512, 512), ("512", 512), ("64MiB", 64),
+    ("2gb", 2048), ("131072k", 128), (100.2, 101),
+])
+def test_memory_sizes_parse_to_mib(value, mb):
+    assert Limits.from_mapping({"memory_limit": value}).memory_mb == mb
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("memory_limit", "-5m", "memory_limit"),
+    ("memory_limit", 0, "memory_limit must be positive"),
+    ("memory_limit", "lots", "memory_limit must be a positive size"),
+    ("memory_limit", "1m", "below the minimum of 16 MiB"),
+    ("memory_limit", True, "memory_limit must be a number"),
+    ("cpu_limit", -1, "cpu_limit must be positive"),
+    ("cpu_limit", "fast", "cpu_limit must be a positive number"),
+    ("cpu_limit", float("nan"), "cpu_limit must be positive"),
+    ("time_limit", 0, "time_limit must be positive"),
+    ("time_limit", "forever", "time_limit must be a positive number"),
+    ("pids_limit", 2.5, "pids_limit must be a positive whole number"),
+    ("pids_limit", -3, "pids_limit must be positive"),
+    ("nofile_limit", "many", "nofile_limit must be a positive whole number"),
+])
+def test_nonsense_is_rejected_naming_the_field(field, value, words):
+    with pytest.raises(LimitError) as err:
+        Limits.from_mapping({field: value})
+    assert words in str(err.value)
+
+
+def test_unknown_field_is_named():
+    with pytest.raises(LimitError, match="unknown limit 'memory'"):
+        Limits.from_mapping({"memory": "1g"})
+
+
+def test_constructor_validates_too():
+    with pytest.raises(LimitError, match="pids_limit"):
+        Limits(pids=0)
+
+
+def test_time_accepts_seconds_suffix():
+    assert Limits.from_mapping({"time_limit": "2.5s"}).time_s == 2.5
+
+
+def test_clamp_to_admin_maxima_reports_each_change():
+    maxima = Limits(memory_mb=512, cpus=1.0, time_s=60, pids=100, nofile=2048)
+    asked = Limits.from_mapping({"memory_limit": "2g", "time_limit": 10, "cpu_limit": 4})
+    clamped, notes = asked.clamped(maxima)
+    assert (clamped.memory_mb, clamped.cpus, clamped.time_s) == (512, 1.0, 10.0)
+    assert notes == [
+        "memory_limit 2048 MiB is above the admin maximum of 512 MiB; using 512",
+        "cpu_limit 4 CPU is above the admin maximum of 1 CPU; using 1",
+    ]
+
+
+def test_to_dict_round_trips():
+    limits = Limits(memory_mb=128, cpus=0.25, time_s=5, pids=20, nofile=64)
+    assert Limits.from_mapping(limits.to_dict()) == limits
+
+
+def test_config_reads_the_seeds_environment_variables():
+    config = SandboxConfig.from_env({
+        "DOCKER_EXECUTOR_ENABLED": "false",
+        "DOCKER_EXECUTOR_IMAGE": "my-executor:1",
+        "DOCKER_EXECUTOR_NETWORK": "none",
+        "DOCKER_EXECUTOR_MEMORY_LIMIT": "512m",
+        "DOCKER_EXECUTOR_CPU_LIMIT": "1.5",
+        "DOCKER_EXECUTOR_TIME_LIMIT": "10",
+    })
+    assert config.enabled is False
+    assert config.image == "my-executor:1"
+    assert config.default_limits == Limits(memory_mb=512, cpus=1.5, time_s=10)
+    # An explicit default above the built-in maxima raises the maxima with it.
+    assert config.max_limits.cpus == 1.5
+
+
+def test_config_env_error_names_the_variable():
+    with pytest.raises(LimitError, match="DOCKER_EXECUTOR_MEMORY_LIMIT: memory_limit must be positive"):
+        SandboxConfig.from_env({"DOCKER_EXECUTOR_MEMORY_LIMIT": "0"})
+    with pytest.raises(LimitError, match="DOCKER_EXECUTOR_ENABLED"):
+        SandboxConfig.from_env({"DOCKER_EXECUTOR_ENABLED": "maybe"})
+
+
+def test_config_refuses_root():
+    with pytest.raises(ValueError, match="must not be root"):
+        SandboxConfig(user="0:0")
