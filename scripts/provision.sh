@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Provisions what jupyter-exec-ext needs on a Debian machine, idempotently, saying what it does:
+# the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1),
+# the Python environment in .venv with the package installed, and the executor image.
+# Meant to be sourced or run by scripts/run.sh and scripts/test.sh; run as root.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo/.venv"
+log_dir="${JUPYTER_EXEC_EXT_LOG_DIR:-/var/log/jupyter-exec-ext}"
+say() { echo "==> $*"; }
+die() { echo "error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (it installs Debian packages and starts dockerd)"
+mkdir -p "$log_dir"
+
+# 1. Debian packages -------------------------------------------------------------------------------
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >"$log_dir/apt.log" 2>&1 || { tail -n 20 "$log_dir/apt.log"; die "apt-get update failed"; }
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log_dir/apt.log" 2>&1 \
+    || { tail -n 20 "$log_dir/apt.log"; die "apt-get install failed (log: $log_dir/apt.log)"; }
+else
+  say "Debian packages present (docker.io, debootstrap, redis-server, python3-venv)"
+fi
+
+# 2. Docker engine ---------------------------------------------------------------------------------
+if docker info >/dev/null 2>&1; then
+  say "Docker engine is running"
+else
+  if [ -d /run/systemd/system ] && systemctl start docker >/dev/null 2>&1; then
+    say "started the Docker engine with systemd"
+  else
+    say "starting dockerd in the background (log: $log_dir/dockerd.log)"
+    nohup dockerd >"$log_dir/dockerd.log" 2>&1 &
+  fi
+  for _ in $(seq 60); do
+    [ -S /var/run/docker.sock ] && docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { tail -n 20 "$log_dir/dockerd.log" 2>/dev/null; die "the Docker engine did not come up within 60 s"; }
+  say "Docker engine is up ($(docker version --format '{{.Server.Version}}'))"
+fi
+
+# 3. Redis (the result cache's production backend; the tests use a real one) ---------------------
+if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  say "Redis is answering on 127.0.0.1:6379"
+else
+  say "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --logfile "$log_dir/redis.log"
+  for _ in $(seq 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || die "redis-server did not start (log: $log_dir/redis.log)"
+fi
+
+# 4. Python environment ----------------------------------------------------------------------------
+stamp="$venv/.jupyter-exec-ext-installed"
+want="$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating the Python environment $venv"
+  python3 -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing jupyter-exec-ext and its test tools into $venv (log: $log_dir/pip.log)"
+  "$venv/bin/python" -m pip install -q --upgrade pip >"$log_dir/pip.log" 2>&1 || true
+  "$venv/bin/python" -m pip install -e "$repo[test]" >>"$log_dir/pip.log" 2>&1 \
+    || { tail -n 30 "$log_dir/pip.log"; die "pip install failed (log: $log_dir/pip.log)"; }
+  echo "$want" >"$stamp"
+else
+  say "Python environment is up to date ($venv)"
+fi
+
+# 5. Executor image --------------------------------------------------------------------------------
+# No registry is needed: the base is made with debootstrap unless BASE_IMAGE names one to use.
+if [ -n "${BASE_IMAGE:-}" ]; then
+  say "building the executor image from $BASE_IMAGE (skipped if up to date)"
+  "$venv/bin/jupyter-exec-ext" build-image --base-image "$BASE_IMAGE"
+else
+  say "building the executor image from an offline Debian base (skipped if up to date)"
+  "$venv/bin/jupyter-exec-ext" build-image --offline-base
+fi
+say "provisioning done"
