@@ -12,8 +12,11 @@ import docker
 import pytest
 
 from jupyter_exec_ext.sandbox import LABEL, DockerSandbox, SandboxConfig
+from jupyter_exec_ext.sandbox.config import OWNER_LABEL
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Containers of this test session carry this owner, so parallel sessions never see each other's.
+TEST_OWNER = os.environ.get("DOCKER_EXECUTOR_OWNER") or f"pytest-{os.getpid()}"
 
 
 def require(condition: bool, reason: str) -> None:
@@ -25,8 +28,10 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def our_containers(client: docker.DockerClient) -> list:
-    return client.api.containers(all=True, filters={"label": LABEL})
+def our_containers(client: docker.DockerClient, owner: str = TEST_OWNER) -> list:
+    """This session's sandbox containers (all sessions' with ``owner=None``)."""
+    label = LABEL if owner is None else f"{OWNER_LABEL}={owner}"
+    return client.api.containers(all=True, filters={"label": label})
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +47,7 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def executor_image(docker_client) -> str:
-    image = SandboxConfig.from_env().image
+    image = SandboxConfig.from_env(owner=TEST_OWNER).image
     try:
         docker_client.api.inspect_image(image)
     except docker.errors.ImageNotFound:
@@ -64,7 +69,7 @@ def no_leaks(docker_client):
 @pytest.fixture
 def sandbox(executor_image, no_leaks):
     """A sandbox on the real engine with the default (seed) configuration."""
-    box = DockerSandbox(SandboxConfig.from_env(environ={}))
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
     yield box
     box.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields, replace
 from typing import Mapping, Optional
 
@@ -15,6 +16,12 @@ DEFAULT_IMAGE = f"jupyter-exec-ext-executor:{__version__}"
 LABEL = "jupyter-exec-ext.managed"
 #: Epoch seconds after which a labelled container is certainly abandoned.
 EXPIRES_LABEL = "jupyter-exec-ext.expires-at"
+#: Which sandbox instance (server process, test session) made the container.
+OWNER_LABEL = "jupyter-exec-ext.owner"
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 ENV_PREFIX = "DOCKER_EXECUTOR_"
 
@@ -34,6 +41,8 @@ class SandboxConfig:
         tmpfs_mb: size of the only writable place, ``/tmp`` (also the largest file one can write).
         user: uid:gid the code runs as; never root.
         startup_grace_s: host-side slack over the time limit for container start and teardown.
+        owner: names this sandbox instance on its containers, so the reaper and leak checks of one
+            server or test session never touch another's runs in progress.
     """
 
     enabled: bool = True
@@ -48,6 +57,7 @@ class SandboxConfig:
     tmpfs_mb: int = 64
     user: str = "10001:10001"
     startup_grace_s: float = 10.0
+    owner: str = field(default_factory=_default_owner)
 
     def __post_init__(self) -> None:
         if self.user.split(":", 1)[0] in ("0", "root", ""):
@@ -60,7 +70,7 @@ class SandboxConfig:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
-        ``_NOFILE_LIMIT``, ``_RUNTIME``.
+        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -75,7 +85,8 @@ class SandboxConfig:
             if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise LimitError(f"{ENV_PREFIX}ENABLED must be true or false, got {enabled!r}")
             changes["enabled"] = lowered in ("1", "true", "yes", "on")
-        for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime")):
+        for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime"),
+                           ("OWNER", "owner")):
             if get(name):
                 changes[attr] = get(name).strip()
         limit_values = {}

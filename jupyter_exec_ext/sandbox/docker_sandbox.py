@@ -21,7 +21,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from .config import EXPIRES_LABEL, LABEL, SandboxConfig
+from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig
 from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
 from .limits import Limits
 from .models import ExecutionRequest, ExecutionResult, Status
@@ -243,7 +243,7 @@ class DockerSandbox:
             network_disabled=cfg.network == "none",
             hostname="sandbox",
             working_dir="/tmp",
-            labels={LABEL: "true", EXPIRES_LABEL: str(expires)},
+            labels={LABEL: "true", EXPIRES_LABEL: str(expires), OWNER_LABEL: cfg.owner},
             host_config=host_config,
         )
         return created["Id"]
@@ -404,10 +404,11 @@ class DockerSandbox:
         return info
 
     def reap(self, *, everything: bool = False) -> list[str]:
-        """Removes our abandoned containers: ended ones, and any past its expiry label.
+        """Removes our abandoned containers: any past its expiry label, and this instance's ended ones.
 
-        Containers of runs still in progress (in this or another server) are left alone unless
-        ``everything`` is set. Returns the ids removed.
+        Runs in progress (in this or another server) are left alone, and so are another
+        instance's ended containers until they expire, since that instance may still be reading
+        their state. With ``everything``, all of our containers go. Returns the ids removed.
 
         Raises:
             DockerUnavailableError: the engine cannot be reached.
@@ -421,11 +422,14 @@ class DockerSandbox:
             self._forget_client()
             raise DockerUnavailableError(_short(e)) from e
         for c in containers:
+            labels = c.get("Labels") or {}
             try:
-                expires = float((c.get("Labels") or {}).get(EXPIRES_LABEL, 0))
+                expires = float(labels.get(EXPIRES_LABEL, 0))
             except ValueError:
                 expires = 0.0
-            if everything or c.get("State") in ("exited", "dead") or expires < now:
+            mine = labels.get(OWNER_LABEL, "") == self.config.owner
+            ended = c.get("State") in ("exited", "dead")
+            if everything or expires < now or (mine and ended):
                 self._remove(api, c["Id"])
                 removed.append(c["Id"])
         if removed:

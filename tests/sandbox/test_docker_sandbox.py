@@ -21,9 +21,9 @@ from jupyter_exec_ext.sandbox import (
     SandboxUnavailableError,
     Status,
 )
-from jupyter_exec_ext.sandbox.config import EXPIRES_LABEL
+from jupyter_exec_ext.sandbox.config import EXPIRES_LABEL, OWNER_LABEL
 
-from ..conftest import our_containers
+from ..conftest import TEST_OWNER, our_containers
 
 pytestmark = pytest.mark.docker
 
@@ -125,7 +125,7 @@ def test_closing_stdout_does_not_escape_the_time_limit(sandbox):
 
 def test_host_timeout_kills_a_frozen_runner_and_keeps_partial_output(executor_image, no_leaks):
     # The program stops its runner with SIGSTOP, so only the host-side deadline can end the run.
-    box = DockerSandbox(SandboxConfig(image=executor_image, startup_grace_s=2))
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=2))
     code = ("import os, signal, time\nprint('before the freeze', flush=True)\ntime.sleep(0.3)\n"
             "os.kill(os.getppid(), signal.SIGSTOP)\nwhile True:\n    pass\n")
     try:
@@ -358,7 +358,7 @@ def test_policy_violation_names_the_line_and_runs_nothing(sandbox, docker_client
 
 
 def test_requested_limits_are_clamped_to_admin_maxima(executor_image, no_leaks):
-    box = DockerSandbox(SandboxConfig(image=executor_image, max_limits=Limits(time_s=2, memory_mb=64)))
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, max_limits=Limits(time_s=2, memory_mb=64)))
     try:
         result = run(box, "import time\ntime.sleep(60)\n", time_limit=100, memory_limit="1g")
     finally:
@@ -379,7 +379,7 @@ def test_docker_unreachable_raises_docker_not_available():
 
 
 def test_missing_image_is_a_clear_error(docker_client, no_leaks):
-    box = DockerSandbox(SandboxConfig(image="jupyter-exec-ext-executor:does-not-exist"))
+    box = DockerSandbox(SandboxConfig(image="jupyter-exec-ext-executor:does-not-exist", owner=TEST_OWNER))
     try:
         with pytest.raises(ExecutorImageMissingError, match="jupyter exec-ext build-image"):
             box.run(ExecutionRequest(code="print(1)"))
@@ -420,7 +420,7 @@ def test_container_removed_when_the_host_side_fails_mid_run(sandbox, docker_clie
 
 
 def test_unknown_runtime_is_sandbox_unavailable(executor_image, no_leaks):
-    box = DockerSandbox(SandboxConfig(image=executor_image, runtime="no-such-runtime"))
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, runtime="no-such-runtime"))
     try:
         with pytest.raises(SandboxUnavailableError, match="refused"):
             box.run(ExecutionRequest(code="print(1)"))
@@ -429,10 +429,11 @@ def test_unknown_runtime_is_sandbox_unavailable(executor_image, no_leaks):
 
 
 def test_reaper_removes_planted_leftovers_and_spares_live_runs(sandbox, docker_client, executor_image):
-    def plant(expires_in, start):
+    def plant(expires_in, start, owner=TEST_OWNER):
         c = docker_client.api.create_container(
             executor_image, command=["python3", "-c", "import time; time.sleep(120)"],
-            labels={LABEL: "true", EXPIRES_LABEL: str(int(time.time() + expires_in))},
+            labels={LABEL: "true", EXPIRES_LABEL: str(int(time.time() + expires_in)),
+                    OWNER_LABEL: owner},
             host_config=docker_client.api.create_host_config(network_mode="none"))
         if start:
             docker_client.api.start(c["Id"])
@@ -442,16 +443,20 @@ def test_reaper_removes_planted_leftovers_and_spares_live_runs(sandbox, docker_c
     exited = plant(3600, start=True)
     docker_client.api.kill(exited)
     live = plant(3600, start=True)
+    # Another instance's container that just ended: that instance may still be reading its state.
+    others_exited = plant(3600, start=True, owner=TEST_OWNER + "-other")
+    docker_client.api.kill(others_exited)
+    planted = (expired_running, exited, live, others_exited)
     try:
         removed = sandbox.reap()
         assert set(removed) >= {expired_running, exited}
-        assert live not in removed
+        assert live not in removed and others_exited not in removed
         assert docker_client.api.inspect_container(live)["State"]["Running"] is True
-        assert set(sandbox.reap(everything=True)) >= {live}
-        remaining = {c["Id"] for c in our_containers(docker_client)}
-        assert not remaining & {expired_running, exited, live}
+        assert set(sandbox.reap(everything=True)) >= {live, others_exited}
+        remaining = {c["Id"] for c in our_containers(docker_client, owner=None)}
+        assert not remaining & set(planted)
     finally:
-        for cid in (expired_running, exited, live):
+        for cid in planted:
             try:
                 docker_client.api.remove_container(cid, force=True)
             except docker.errors.NotFound:
