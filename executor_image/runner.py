@@ -1,24 +1,39 @@
 """Runs one job of student code inside the executor container (stdlib only).
 
 Protocol. The host writes one JSON job on this process's stdin and closes it:
-    {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int}
+    {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
+     "checks": [{"code": str, "timeout": float}, ...]}            (checks: optional, for grading)
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
+    {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
+     "error": {"type", "message", "traceback", "assertion"} | null, "duration_ms": int}
     {"type": "result", "status": str, "exit_code": int | null, "duration_ms": int,
      "truncated": bool, "message": str}                                exactly once, last
+
 Student code runs in a child process whose stdin, stdout and stderr are pipes held here, so it
-never holds this process's stdout. The runner also makes itself non-dumpable, so the child (same
-uid) cannot reach the runner's file descriptors or memory through /proc, and does not know the
-nonce. Output is streamed as it comes, so what was printed survives even if the host has to kill
-the whole container.
+never holds this process's stdout. The runner makes itself non-dumpable, so the child (same uid)
+cannot reach the runner's file descriptors or memory through /proc, and does not know the nonce.
+Output is streamed as it comes, so what was printed survives even if the host kills the container.
+
+Checks (grading). The student's code runs once. Only then does the runner send each check's code,
+one at a time, over a socket to the child, which forks a copy of its state for the check. The
+copy gets its own stdout/stderr pipes and a result pipe (passed as file descriptors), its own
+process group and its own timeout, so one check's crash or endless loop does not sink the others.
+The copy sees pristine builtins and a fresh sys.stdout: redefining ``print`` or ``AssertionError``
+does not reach the check's code. A check only counts as completed when the copy writes a result
+carrying a fresh per-check token after the check's code returned; exiting early (``sys.exit``,
+``os._exit``, a crash) leaves no such result. Expected outputs never enter the container: the host
+compares them.
 """
 
 import codecs
 import ctypes
 import json
 import os
+import secrets
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,43 +41,145 @@ import time
 
 MAX_JOB_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 65536
-# After the child exits, grandchildren that still hold its pipes get this long before we stop reading.
+# After the program exits, processes it left behind that still hold its pipes get this long.
 DRAIN_SECONDS = 0.5
 PR_SET_DUMPABLE = 4
+CHECK_OUTPUT_LIMIT = 64 * 1024
+OOM_CONTROL = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
 
-# Runs in the child: reads the code from a pipe, then executes it as __main__ of "main.py" with
-# tracebacks that show the student's lines and none of this bootstrap.
+# Runs in the child: reads the code from a pipe and executes it as __main__ of "main.py" with
+# tracebacks that show the student's lines and none of this bootstrap. With a control socket
+# (grading), it then serves checks: each one in a forked copy of the state the code left.
 CHILD_BOOTSTRAP = r"""
-import linecache, os, sys, traceback, types
-try:
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write("1000")
-except OSError:
-    pass
-fd = int(sys.argv[1])
-parts = []
-while True:
-    b = os.read(fd, 65536)
-    if not b:
-        break
-    parts.append(b)
-os.close(fd)
-src = b"".join(parts).decode("utf-8")
-del parts, b, fd
-linecache.cache["main.py"] = (len(src), None, src.splitlines(True), "main.py")
-code = compile(src, "main.py", "exec")
-main = types.ModuleType("__main__")
-main.__file__ = "main.py"
-sys.modules["__main__"] = main
-sys.argv[:] = ["main.py"]
-try:
-    exec(code, main.__dict__)
-except SystemExit:
-    raise
-except BaseException as e:
-    traceback.print_exception(type(e), e, e.__traceback__.tb_next)
-    sys.stderr.flush()
-    os._exit(1)
+import builtins, io, json, linecache, os, socket, sys, traceback, types
+
+# Names whose meaning a check relies on: the student's own definitions of these are hidden from
+# the checks' code (their functions keep seeing them).
+PROTECTED = {
+    "print", "repr", "str", "isinstance", "issubclass", "type", "AssertionError", "Exception",
+    "BaseException", "len", "abs", "round", "int", "float", "bool", "list", "dict", "set",
+    "tuple", "sorted", "range", "enumerate", "zip", "all", "any", "min", "max", "sum", "hash",
+    "id", "format", "getattr", "hasattr", "iter", "next", "object", "callable", "open",
+}
+
+
+def main(code_fd, ctl_fd):
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    parts = []
+    while True:
+        b = os.read(code_fd, 65536)
+        if not b:
+            break
+        parts.append(b)
+    os.close(code_fd)
+    src = b"".join(parts).decode("utf-8")
+    linecache.cache["main.py"] = (len(src), None, src.splitlines(True), "main.py")
+    code = compile(src, "main.py", "exec")
+    module = types.ModuleType("__main__")
+    module.__file__ = "main.py"
+    sys.modules["__main__"] = module
+    sys.argv[:] = ["main.py"]
+    grading = ctl_fd >= 0
+    if grading:
+        # Taken before the student's code runs, so what it redefines cannot reach the checks.
+        saved = dict(
+            pristine=dict(builtins.__dict__), fork=os.fork, dup2=os.dup2, close=os.close,
+            exit=os._exit, write=os.write, setpgid=os.setpgid, waitpid=os.waitpid,
+            open=os.open, recv_fds=socket.recv_fds, dumps=json.dumps, loads=json.loads,
+            TextIOWrapper=io.TextIOWrapper, FileIO=io.FileIO, format_exception=traceback.format_exception,
+            AssertionError=AssertionError, BaseException=BaseException, compile=compile,
+            exec=exec, dict=dict, str=str, isinstance=isinstance, type=type, sys=sys,
+        )
+        ctl = socket.socket(fileno=ctl_fd)
+    try:
+        exec(code, module.__dict__)
+    except SystemExit as e:
+        if not grading or e.code not in (None, 0):
+            raise
+    except BaseException as e:
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        sys.stderr.flush()
+        os._exit(1)
+    if grading:
+        serve_checks(ctl, module, saved)
+
+
+def serve_checks(ctl, module, s):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    ctl.send(b'{"ready": true}')
+    while True:
+        try:
+            msg, fds, _, _ = s["recv_fds"](ctl, 1 << 22, 3)
+        except OSError:
+            s["exit"](0)
+        if not msg or len(fds) != 3:
+            s["exit"](0)
+        pid = s["fork"]()
+        if pid == 0:
+            ctl.close()
+            run_check(s["loads"](msg), fds, module, s)
+        for fd in fds:
+            s["close"](fd)
+        ctl.send(s["dumps"]({"pid": pid}).encode())
+        try:
+            _, status = s["waitpid"](pid, 0)
+        except OSError:
+            status = None
+        ctl.send(s["dumps"]({"exited": pid, "status": status}).encode())
+
+
+def run_check(job, fds, module, s):
+    out_w, err_w, res_w = fds
+    try:
+        s["setpgid"](0, 0)
+        s["dup2"](out_w, 1)
+        s["dup2"](err_w, 2)
+        s["dup2"](s["open"]("/dev/null", os.O_RDONLY), 0)
+        s["close"](out_w)
+        s["close"](err_w)
+        wrap = lambda fd: s["TextIOWrapper"](s["FileIO"](fd, "w", closefd=False), encoding="utf-8",
+                                            errors="backslashreplace", write_through=True)
+        out, err = wrap(1), wrap(2)
+        sysmod = s["sys"]
+        sysmod.stdout, sysmod.stderr = out, err
+        sysmod.stdin = s["TextIOWrapper"](s["FileIO"](0, "r", closefd=False), encoding="utf-8")
+        namespace = {k: v for k, v in module.__dict__.items() if k not in PROTECTED}
+        namespace["__builtins__"] = s["dict"](s["pristine"])
+        namespace["__name__"] = "__main__"
+        check = s["compile"](job["code"], "check", "exec")
+    except BaseException:
+        s["exit"](70)
+    report = {"token": job["token"], "ok": True}
+    try:
+        s["exec"](check, namespace)
+    except BaseException as e:
+        report = {"token": job["token"], "ok": False}
+        try:
+            report["type"] = s["str"](s["type"](e).__name__)
+            report["assertion"] = s["isinstance"](e, s["AssertionError"])
+            report["message"] = s["str"](e)[:2000]
+            report["traceback"] = "".join(
+                s["format_exception"](s["type"](e), e, e.__traceback__.tb_next))[-8000:]
+        except BaseException:
+            report.setdefault("message", "")
+    for stream in (out, err):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    s["write"](res_w, s["dumps"](report).encode())
+    s["exit"](0)
+
+
+main(int(sys.argv[1]), int(sys.argv[2]))
 """
 
 
@@ -98,41 +215,33 @@ def read_job():
     job = json.loads(data.decode("utf-8"))
     if not isinstance(job, dict) or not isinstance(job.get("code"), str):
         raise ValueError("job must be an object with a string 'code'")
+    checks = job.get("checks") or []
+    if not isinstance(checks, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("code"), str) for c in checks):
+        raise ValueError("checks must be a list of objects with a string 'code'")
     return job
 
 
-def feed(fd_or_file, data):
+def feed(fd, data):
     """Writes data to a pipe from a thread, so a child that never reads cannot block the runner."""
     def run():
         try:
-            if isinstance(fd_or_file, int):
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd_or_file, view)
-                    view = view[n:]
-            else:
-                fd_or_file.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         except OSError:
             pass  # the child closed its end or died; it simply did not read everything
         finally:
-            try:
-                fd_or_file.close() if not isinstance(fd_or_file, int) else os.close(fd_or_file)
-            except OSError:
-                pass
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+            os.close(fd)
+    threading.Thread(target=run, daemon=True).start()
 
 
-def kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
+def kill_group(pid):
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except OSError:
+            pass
 
 
 def describe_signal(num):
@@ -142,11 +251,103 @@ def describe_signal(num):
         return "signal %d" % num
 
 
+def oom_kills():
+    for path in OOM_CONTROL:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class Pump:
+    """Reads pipes with a byte cap per stream, decoding UTF-8 incrementally.
+
+    ``on_text(name, text)`` receives what was read; ``over`` names the first stream that passed
+    its cap (what fit is kept, the rest is dropped).
+    """
+
+    def __init__(self, pipes, cap, on_text):
+        self.sel = selectors.DefaultSelector()
+        self.names = {}
+        self.cap = cap
+        self.on_text = on_text
+        self.counts = {}
+        self.decoders = {}
+        self.over = None
+        self.truncated = False
+        self.owned = set(pipes.values())
+        for name, fd in pipes.items():
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ)
+            self.names[fd] = name
+            self.counts[name] = 0
+            self.decoders[name] = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def open_count(self):
+        return len(self.sel.get_map())
+
+    def add(self, fd, name):
+        """Watches a descriptor the pump does not own (poll() returns it when it is readable)."""
+        self.sel.register(fd, selectors.EVENT_READ)
+        self.names[fd] = name
+
+    def watching(self, fd):
+        return fd in self.sel.get_map()
+
+    def poll(self, timeout):
+        """Reads what is ready within ``timeout``; returns the extra (non-output) fds that are ready."""
+        extra = []
+        for key, _ in self.sel.select(timeout=max(0.0, timeout)):
+            fd = key.fd
+            name = self.names[fd]
+            if name not in self.decoders:
+                extra.append(fd)
+                continue
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                self.remove(fd)
+                continue
+            room = self.cap - self.counts[name]
+            if len(chunk) > room:
+                chunk = chunk[:max(room, 0)]
+                self.truncated = True
+                self.over = self.over or name
+            self.counts[name] += len(chunk)
+            text = self.decoders[name].decode(chunk)
+            if text:
+                self.on_text(name, text)
+        return extra
+
+    def remove(self, fd):
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        if fd in self.owned:
+            self.owned.discard(fd)
+            os.close(fd)
+
+    def finish(self):
+        for name, dec in self.decoders.items():
+            tail = dec.decode(b"", final=True)
+            if tail:
+                self.on_text(name, tail)
+        for fd in list(self.sel.get_map()):
+            self.remove(fd)
+
+
 def run_job(job, reporter):
     code = job["code"]
-    stdin_text = job.get("stdin") or ""
     time_limit = float(job.get("time_limit", 30))
     output_limit = int(job.get("output_limit", 1024 * 1024))
+    checks = job.get("checks") or []
 
     # Compiling here (it runs nothing) lets the runner, not student code, decide what a syntax error is.
     try:
@@ -159,109 +360,261 @@ def run_job(job, reporter):
         return
 
     code_r, code_w = os.pipe()
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    ctl_runner = ctl_child = None
+    passed = [code_r, in_r, out_w, err_w]
+    if checks:
+        ctl_runner, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        passed.append(ctl_child.fileno())
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-B", "-u", "-X", "utf8", "-c", CHILD_BOOTSTRAP, str(code_r)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        pass_fds=(code_r,), start_new_session=True, cwd="/tmp", env=env)
-    os.close(code_r)
+        [sys.executable, "-I", "-B", "-u", "-X", "utf8", "-c", CHILD_BOOTSTRAP, str(code_r),
+         str(ctl_child.fileno() if ctl_child else -1)],
+        stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=tuple(passed),
+        start_new_session=True, cwd="/tmp", env=env)
+    for fd in (code_r, in_r, out_w, err_w):
+        os.close(fd)
+    if ctl_child:
+        ctl_child.close()
     feed(code_w, code.encode("utf-8"))
-    feed(proc.stdin, stdin_text.encode("utf-8"))
+    feed(in_w, (job.get("stdin") or "").encode("utf-8"))
 
-    sel = selectors.DefaultSelector()
-    streams = {proc.stdout: "stdout", proc.stderr: "stderr"}
-    decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in streams.values()}
-    counts = {"stdout": 0, "stderr": 0}
-    for f in streams:
-        os.set_blocking(f.fileno(), False)
-        sel.register(f, selectors.EVENT_READ)
-
-    deadline = started + time_limit
-    drain_until = None
-    status = None
-    message = ""
-    truncated = False
-
-    while True:
-        now = time.monotonic()
-        if drain_until is None and proc.poll() is not None:
-            # The program is done; stop whatever it left behind, then take what is still buffered.
-            kill_group(proc)
-            drain_until = now + DRAIN_SECONDS
-        if not sel.get_map():
-            if drain_until is not None:
-                break
-            # The program closed its output but is still running: it still gets its time limit.
-            try:
-                proc.wait(timeout=max(0.0, deadline - now))
-            except subprocess.TimeoutExpired:
-                status = "timeout"
-                message = "time limit of %g s exceeded; the program was stopped" % time_limit
-                kill_group(proc)
-                break
-            continue
-        limit = drain_until if drain_until is not None else deadline
-        if now >= limit:
-            if drain_until is None:
-                status = "timeout"
-                message = "time limit of %g s exceeded; the program was stopped" % time_limit
-                kill_group(proc)
-                drain_until = now + DRAIN_SECONDS
-                continue
-            break
-        for key, _ in sel.select(timeout=min(0.05, limit - now)):
-            f = key.fileobj
-            name = streams[f]
-            try:
-                chunk = os.read(f.fileno(), READ_CHUNK)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                sel.unregister(f)
-                continue
-            room = output_limit - counts[name]
-            if len(chunk) > room:
-                chunk = chunk[:max(room, 0)]
-                truncated = True
-                if status is None:
-                    status = "output_limit"
-                    message = "output limit of %d bytes exceeded on %s; the rest was cut" % (
-                        output_limit, name)
-                    kill_group(proc)
-                    drain_until = time.monotonic() + DRAIN_SECONDS
-            counts[name] += len(chunk)
-            text = decoders[name].decode(chunk)
-            if text:
-                reporter.frame({"type": "output", "stream": name, "data": text})
-
-    if proc.poll() is None:
-        kill_group(proc)
+    pump = Pump({"stdout": out_r, "stderr": err_r}, output_limit,
+                lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
+    if ctl_runner:
+        ctl_runner.setblocking(False)
+        pump.add(ctl_runner.fileno(), "ctl")
+    status, message, ready = run_program(proc, pump, ctl_runner, started + time_limit, time_limit,
+                                         output_limit)
+    duration_ms = (time.monotonic() - started) * 1000
+    if ready:
+        # The program's own pipes stay with it; the checks get pipes of their own.
+        pump.finish()
+        for index, check in enumerate(checks):
+            reporter.frame(run_check(index, check, ctl_runner, proc))
+        if proc.poll() is None:
+            kill_group(proc.pid)
+    else:
+        pump.finish()
+        for index in range(len(checks)):
+            reporter.frame(check_frame(index, "not_run"))
+    if ctl_runner:
+        ctl_runner.close()
     try:
         returncode = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         returncode = None
-    duration_ms = (time.monotonic() - started) * 1000
-    for name, dec in decoders.items():
-        tail = dec.decode(b"", final=True)
-        if tail:
-            reporter.frame({"type": "output", "stream": name, "data": tail})
-
+    if ready and status is None:
+        status, returncode = "ok", 0
     if status is None:
-        if returncode == 0:
-            status = "ok"
-        elif returncode is not None and returncode > 0:
+        status, message = exit_status(returncode)
+        if checks and status == "ok":
+            # It ended "successfully" without handing over to the tests: os._exit() or similar.
             status = "runtime_error"
-            message = "the program exited with code %d" % returncode
-        elif returncode == -signal.SIGXCPU:
-            status = "timeout"
-            message = "CPU time limit exceeded; the program was stopped"
-        else:
-            status = "runtime_error"
-            message = "the program was killed by %s" % (
-                describe_signal(-returncode) if returncode is not None else "an unknown cause")
+            message = "the program ended before the tests could run (did it call os._exit()?)"
     reporter.result(status, exit_code=returncode, duration_ms=duration_ms,
-                    truncated=truncated, message=message)
+                    truncated=pump.truncated, message=message)
+
+
+def exit_status(returncode):
+    if returncode == 0:
+        return "ok", ""
+    if returncode is not None and returncode > 0:
+        return "runtime_error", "the program exited with code %d" % returncode
+    if returncode == -signal.SIGXCPU:
+        return "timeout", "CPU time limit exceeded; the program was stopped"
+    return "runtime_error", "the program was killed by %s" % (
+        describe_signal(-returncode) if returncode is not None else "an unknown cause")
+
+
+def run_program(proc, pump, ctl, deadline, time_limit, output_limit):
+    """Streams the program's output until it exits (or, when grading, reports that it is ready).
+
+    Returns (status or None, message, ready).
+    """
+    drain_until = None
+    status, message = None, ""
+    timeout_msg = "time limit of %g s exceeded; the program was stopped" % time_limit
+    while True:
+        now = time.monotonic()
+        if drain_until is None and proc.poll() is not None:
+            # The program is done; stop whatever it left behind, then take what is still buffered.
+            kill_group(proc.pid)
+            drain_until = now + DRAIN_SECONDS
+        outputs_open = pump.open_count() - (1 if ctl and pump.watching(ctl.fileno()) else 0)
+        if outputs_open == 0 and not (ctl and drain_until is None):
+            if drain_until is not None:
+                return status, message, False
+            # The program closed its output but is still running: it still gets its time limit.
+            try:
+                proc.wait(timeout=max(0.0, deadline - now))
+            except subprocess.TimeoutExpired:
+                kill_group(proc.pid)
+                return "timeout", timeout_msg, False
+            continue
+        limit = drain_until if drain_until is not None else deadline
+        if now >= limit:
+            if drain_until is None:
+                status, message = "timeout", timeout_msg
+                kill_group(proc.pid)
+                drain_until = now + DRAIN_SECONDS
+                continue
+            return status, message, False
+        for fd in pump.poll(min(0.05, limit - now)):
+            info = receive(ctl)
+            if info is None:
+                pump.sel.unregister(fd)
+            elif info.get("ready") is True and status is None:
+                pump.sel.unregister(fd)
+                # What the program printed before it finished is already in the pipes: take it.
+                for _ in range(64):
+                    if not pump.open_count() or not pump.sel.select(timeout=0):
+                        break
+                    pump.poll(0)
+                return None, "", True
+        if pump.over and status is None:
+            status = "output_limit"
+            message = "output limit of %d bytes exceeded on %s; the rest was cut" % (
+                output_limit, pump.over)
+            kill_group(proc.pid)
+            drain_until = time.monotonic() + DRAIN_SECONDS
+
+
+def check_frame(index, outcome, stdout="", stderr="", error=None, duration_ms=0):
+    return {"type": "check", "index": index, "outcome": outcome, "stdout": stdout, "stderr": stderr,
+            "error": error, "duration_ms": int(duration_ms)}
+
+
+def run_check(index, check, ctl, proc):
+    """Runs one check in a forked copy of the program's state and says how it ended.
+
+    Outcomes: completed, raised (with the error), timeout, memory_limit, output_limit, exited (the
+    copy ended without finishing the check), not_run (the program's process is gone).
+    """
+    if proc.poll() is not None:
+        return check_frame(index, "not_run")
+    timeout = float(check.get("timeout") or 10)
+    token = secrets.token_hex(16)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    oom_before = oom_kills()
+    started = time.monotonic()
+    try:
+        socket.send_fds(ctl, [json.dumps({"code": check["code"], "token": token}).encode()],
+                        [out_w, err_w, res_w])
+    except OSError:
+        for fd in (out_r, out_w, err_r, err_w, res_r, res_w):
+            os.close(fd)
+        return check_frame(index, "not_run")
+    for fd in (out_w, err_w, res_w):
+        os.close(fd)
+    texts = {"stdout": [], "stderr": [], "result": []}
+    pump = Pump({"stdout": out_r, "stderr": err_r, "result": res_r}, CHECK_OUTPUT_LIMIT,
+                lambda name, text: texts[name].append(text))
+    pump.add(ctl.fileno(), "ctl")
+    pid = None
+    exited = False
+    deadline = started + timeout
+    timed_out = False
+    drain_until = None
+    while True:
+        now = time.monotonic()
+        outputs_open = pump.open_count() - (1 if pump.watching(ctl.fileno()) else 0)
+        if exited and (outputs_open == 0 or now >= drain_until):
+            break
+        if drain_until is not None and now >= drain_until:
+            break  # killed, but the program's process has not reported the end yet
+        if drain_until is None and (now >= deadline or pump.over):
+            # Stop the check (and whatever it started); keep what it printed.
+            timed_out = now >= deadline
+            if pid:
+                kill_group(pid)
+            drain_until = now + DRAIN_SECONDS
+            continue
+        limit = drain_until if drain_until is not None else deadline
+        for fd in pump.poll(min(0.05, limit - now)):
+            info = receive(ctl)
+            if info is None:
+                pump.sel.unregister(fd)
+                exited = True
+            elif isinstance(info.get("pid"), int) and pid is None:
+                pid = info["pid"]
+            elif pid is not None and info.get("exited") == pid:
+                exited = True
+            if exited and drain_until is None:
+                # Whatever the check left running may still hold its pipes; do not wait on it.
+                if pid:
+                    kill_group(pid)
+                drain_until = time.monotonic() + DRAIN_SECONDS
+    if pump.watching(ctl.fileno()):
+        pump.sel.unregister(ctl.fileno())
+    pump.finish()
+    duration_ms = (time.monotonic() - started) * 1000
+    if pid and not exited:
+        kill_group(pid)
+        wait_exit_message(ctl, pid)
+    report = parse_report("".join(texts["result"]), token)
+    stdout, stderr = "".join(texts["stdout"]), "".join(texts["stderr"])
+    if timed_out:
+        outcome = "timeout"
+    elif pump.over in ("stdout", "stderr"):
+        outcome = "output_limit"
+    elif report is not None:
+        outcome = "completed" if report.get("ok") is True else "raised"
+    elif oom_before is not None and (oom_kills() or 0) > oom_before:
+        outcome = "memory_limit"
+    else:
+        outcome = "exited"
+    error = None
+    if outcome == "raised":
+        error = {k: report.get(k) for k in ("type", "message", "traceback", "assertion")}
+    return check_frame(index, outcome, stdout, stderr, error, duration_ms)
+
+
+def receive(ctl):
+    """One message from the program's process: a dict, {} for noise, None when it is gone."""
+    try:
+        msg = ctl.recv(65536)
+    except BlockingIOError:
+        return {}
+    except OSError:
+        return None
+    if not msg:
+        return None
+    try:
+        info = json.loads(msg)
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def wait_exit_message(ctl, pid, seconds=2.0):
+    """After killing a check, waits until the program's process has reaped it, so that the next
+    check does not read this one's messages."""
+    sel = selectors.DefaultSelector()
+    sel.register(ctl.fileno(), selectors.EVENT_READ)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not sel.select(timeout=max(0.0, end - time.monotonic())):
+            break
+        info = receive(ctl)
+        if info is None or info.get("exited") == pid:
+            break
+    sel.close()
+
+
+def parse_report(text, token):
+    try:
+        report = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(report, dict) or report.get("token") != token:
+        return None
+    return report
 
 
 def main():

@@ -95,6 +95,91 @@ def cmd_reap(args) -> int:
     return 0
 
 
+def _notebooks(paths: Sequence[str]) -> list:
+    from pathlib import Path
+
+    found = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise OSError(f"{path}: no such file or directory")
+    return found
+
+
+def cmd_validate(args) -> int:
+    from .grading import ExerciseError, Grader, load_exercise
+
+    failures = 0
+    exercises = []
+    seen: dict = {}
+    for path in _notebooks(args.paths):
+        try:
+            exercise = load_exercise(path)
+        except ExerciseError as e:
+            print(f"FAIL  {e}")
+            failures += 1
+            continue
+        if exercise.id in seen:
+            print(f"FAIL  {path}: exercise id {exercise.id!r} is also used by {seen[exercise.id]}")
+            failures += 1
+            continue
+        seen[exercise.id] = path
+        exercises.append(exercise)
+    if not exercises and not failures:
+        print("no exercise notebooks found")
+        return 1
+    sandbox = None if args.schema_only else _sandbox()
+    grader = Grader(sandbox, sandbox.config.default_limits) if sandbox else None
+    for exercise in exercises:
+        where = f"{exercise.path} ({exercise.id})"
+        if grader is None or exercise.student_copy:
+            print(f"ok    {where}: metadata valid" + (" (student copy)" if exercise.student_copy else ""))
+            continue
+        if not exercise.solution_code:
+            print(f"FAIL  {where}: no reference solution (a code cell with role 'solution')")
+            failures += 1
+            continue
+        # The instructor sees everything, hidden tests included.
+        solution = grader.grade(exercise, exercise.solution_code, reveal_hidden=True)
+        passed = sum(t.status == "passed" for t in solution.tests)
+        if not solution.all_passed:
+            failures += 1
+            print(f"FAIL  {where}: the reference solution fails {len(solution.tests) - passed} of "
+                  f"{len(solution.tests)} tests (status {solution.status})")
+            for test in solution.tests:
+                if test.status != "passed":
+                    print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
+                          + test.message.replace("\n", "\n        "))
+            if solution.stderr.strip():
+                print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
+            continue
+        starter = grader.grade(exercise, exercise.starter_code)
+        line = (f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
+                f"({solution.score:g}/{solution.max_score:g} points); the starter code scores {starter.score:g}")
+        print(line)
+        if starter.all_passed:
+            print(f"WARN  {where}: the starter code already passes every test")
+    print(f"{len(exercises)} exercise(s) checked, {failures} problem(s)")
+    return 1 if failures else 0
+
+
+def cmd_release(args) -> int:
+    from .grading import ExerciseError, release
+
+    try:
+        written = release(args.src, args.dst, force=args.force)
+    except ExerciseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_build_image(args) -> int:
     import docker
 
@@ -125,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="image tag (default: DOCKER_EXECUTOR_IMAGE or the versioned tag)")
     p.add_argument("--force", action="store_true", help="rebuild even if the image is up to date")
     p.set_defaults(func=cmd_build_image)
+
+    p = sub.add_parser("validate", help="check exercise notebooks and run their reference solutions")
+    p.add_argument("paths", nargs="+", help="exercise notebooks or directories of them")
+    p.add_argument("--schema-only", action="store_true", help="check the metadata only; run nothing")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("release", help="write student copies (no hidden tests, no solutions)")
+    p.add_argument("src", help="an exercise notebook or a directory of them")
+    p.add_argument("dst", help="destination file or directory")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("run", help="run a Python file in the sandbox")
     p.add_argument("file", help="a .py file, or - for standard input")

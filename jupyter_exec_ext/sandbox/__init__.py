@@ -14,11 +14,11 @@ from .errors import (
     SandboxUnavailableError,
 )
 from .limits import Limits
-from .models import ExecutionRequest, ExecutionResult, Status
+from .models import Check, CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
 from .policy import PROFILES, SAFE_MODULES, CodePolicy, PolicyViolation
 
 __all__ = [
-    "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES", "CodePolicy", "DockerSandbox",
+    "Check", "CheckOutcome", "CheckResult", "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES", "CodePolicy", "DockerSandbox",
     "DockerUnavailableError", "ExecutionRequest", "ExecutionResult", "ExecutorImageMissingError",
     "ImageBuildError", "LimitError", "Limits", "PolicyViolation", "SandboxConfig", "SandboxError",
     "SandboxUnavailableError", "Status",

@@ -24,7 +24,7 @@ from docker.types import LogConfig, Ulimit
 from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig
 from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
 from .limits import Limits
-from .models import ExecutionRequest, ExecutionResult, Status
+from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class _Exchange:
     kept: dict = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
     truncated: bool = False
     result: Optional[dict] = None
+    checks: dict = field(default_factory=dict)
     runner_stderr: bytearray = field(default_factory=bytearray)
     host_timeout: bool = False
     overflow: bool = False
@@ -94,6 +95,8 @@ class _FrameReader:
             frame.get("data"), str
         ):
             self._output(frame["stream"], frame["data"])
+        elif kind == "check" and isinstance(frame.get("index"), int):
+            self.exchange.checks.setdefault(frame["index"], frame)
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
 
@@ -175,6 +178,7 @@ class DockerSandbox:
                     stderr="".join(f"{v}\n" for v in violations),
                     message=str(violations[0]),
                     limits=limits,
+                    checks=[CheckResult(outcome=CheckOutcome.NOT_RUN) for _ in request.checks],
                 )
         api = self._api()
         nonce = secrets.token_hex(16)
@@ -185,14 +189,16 @@ class DockerSandbox:
                 "stdin": request.stdin,
                 "time_limit": limits.time_s,
                 "output_limit": self.config.output_limit_bytes,
+                "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
             }
         ).encode("utf-8")
         container_id = None
         started = time.monotonic()
         try:
             container_id = self._create(api, limits)
-            exchange = self._exchange(api, container_id, job, nonce, started + limits.time_s
-                                      + self.config.startup_grace_s)
+            budget_s = limits.time_s + sum(c.timeout_s for c in request.checks)
+            exchange = self._exchange(api, container_id, job, nonce,
+                                      started + budget_s + self.config.startup_grace_s)
             state = self._settle(api, container_id, exchange)
         except _UNREACHABLE as e:
             self._forget_client()
@@ -207,7 +213,9 @@ class DockerSandbox:
             if container_id is not None:
                 self._remove(api, container_id)
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        return self._interpret(exchange, state, limits, elapsed_ms)
+        result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
+        result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
+        return result
 
     def _create(self, api: docker.APIClient, limits: Limits) -> str:
         cfg = self.config
@@ -329,7 +337,8 @@ class DockerSandbox:
         except Exception as e:  # the reaper removes it later; the run's answer must not be lost
             log.warning("could not remove container %s: %s", container_id[:12], _short(e))
 
-    def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int) -> ExecutionResult:
+    def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int,
+                   has_checks: bool = False) -> ExecutionResult:
         frame = ex.result or {}
         result = ExecutionResult(
             status=Status.INTERNAL_ERROR,
@@ -365,7 +374,8 @@ class DockerSandbox:
             result.status = Status.RUNTIME_ERROR
             result.exit_code = state.get("ExitCode")
             result.message = "the program stopped the sandbox runner before it could report"
-        if result.status is Status.OK and state.get("OOMKilled"):
+        # With checks, an out-of-memory check is that check's outcome, not the program's.
+        if result.status is Status.OK and state.get("OOMKilled") and not has_checks:
             result.message = "a process of the program was stopped at the memory limit"
         return result
 
@@ -435,6 +445,28 @@ class DockerSandbox:
         if removed:
             log.info("reaper removed %d abandoned sandbox container(s)", len(removed))
         return removed
+
+
+def _check_result(frame: Optional[dict]) -> CheckResult:
+    """A check frame from the runner, validated; a missing one means the check never ran."""
+    if not frame:
+        return CheckResult(outcome=CheckOutcome.NOT_RUN)
+    try:
+        outcome = CheckOutcome(frame.get("outcome"))
+    except ValueError:
+        return CheckResult(outcome=CheckOutcome.NOT_RUN)
+    error = frame.get("error") if isinstance(frame.get("error"), dict) else None
+    if error is not None:
+        error = {
+            "type": str(error.get("type") or "Exception"),
+            "message": str(error.get("message") or ""),
+            "traceback": str(error.get("traceback") or ""),
+            "assertion": error.get("assertion") is True,
+        }
+    text = lambda key: frame.get(key) if isinstance(frame.get(key), str) else ""  # noqa: E731
+    duration = frame.get("duration_ms")
+    return CheckResult(outcome=outcome, stdout=text("stdout"), stderr=text("stderr"), error=error,
+                       duration_ms=duration if isinstance(duration, int) else 0)
 
 
 def _short(error: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from .limits import Limits
 from .policy import CodePolicy
@@ -27,6 +27,51 @@ class Status(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Check:
+    """A snippet run after the program, in a forked copy of the state the program left.
+
+    Args:
+        code: Python source run with the program's globals visible (as a test would).
+        timeout_s: wall-clock limit of this snippet alone.
+    """
+
+    code: str
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str):
+            raise TypeError(f"check code must be a string, got {type(self.code).__name__}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"check timeout must be positive, got {self.timeout_s!r}")
+
+
+class CheckOutcome(str, enum.Enum):
+    """How one check ended, as observed by the runner (never as claimed by the checked code)."""
+
+    COMPLETED = "completed"        # its code returned normally
+    RAISED = "raised"              # its code raised; see ``error``
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    EXITED = "exited"              # the copy ended before its code finished (sys.exit, os._exit, crash)
+    NOT_RUN = "not_run"            # the program never got ready, or its process is gone
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class CheckResult:
+    """What one check did. ``error`` has ``type``, ``message``, ``traceback``, ``assertion``."""
+
+    outcome: CheckOutcome
+    stdout: str = ""
+    stderr: str = ""
+    error: Optional[dict] = None
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
 class ExecutionRequest:
     """One piece of Python source to run, with what it reads on stdin and what it may use.
 
@@ -35,12 +80,14 @@ class ExecutionRequest:
         stdin: text the program reads on standard input.
         limits: resource limits; the sandbox clamps them to its admin maxima.
         policy: an optional code policy checked before anything runs (pedagogical, not security).
+        checks: snippets to run after the program, each in its own forked copy of its state.
     """
 
     code: str
     stdin: str = ""
     limits: Limits = field(default_factory=Limits)
     policy: Optional[CodePolicy] = None
+    checks: Tuple[Check, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str):
@@ -66,6 +113,7 @@ class ExecutionResult:
     message: str = ""
     limits: Optional[Limits] = None
     cached: bool = False
+    checks: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {

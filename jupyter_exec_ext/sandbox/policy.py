@@ -41,7 +41,8 @@ class CodePolicy:
         allowed_modules: if set, only these top-level modules may be imported.
         forbidden_imports: top-level modules that may never be imported.
         forbidden_calls: builtin names that may not be called (``eval``, ``open`` …); matched on the
-            bare name (and ``builtins.NAME``), so ``re.compile`` is not ``compile``.
+            bare name (and ``builtins.NAME``), so ``re.compile`` is not ``compile``. A name with a
+            leading dot (``.sort``) forbids that method on any object (``xs.sort()``).
         forbid_dunder_access: forbid attributes like ``__class__``/``__subclasses__``/``__globals__``.
     """
 
@@ -55,7 +56,8 @@ class CodePolicy:
         """Builds a policy from exercise metadata or config.
 
         Accepts ``{"profile": "safe"}`` or the fields ``allowed_modules``, ``forbidden_imports``,
-        ``forbidden_calls``, ``forbid_dunder_access``; fields given next to a profile refine it.
+        ``forbidden_calls``, ``forbid_dunder_access``; fields given next to a profile refine it:
+        ``allowed_modules`` replaces the profile's list, the forbidden lists add to the profile's.
 
         Raises:
             ValueError: an unknown profile or field, or a field of the wrong type, named.
@@ -80,7 +82,8 @@ class CodePolicy:
                     isinstance(v, str) for v in value
                 ):
                     raise ValueError(f"policy.{key} must be a list of names, got {value!r}")
-                changes[key] = frozenset(value)
+                extra = frozenset(value)
+                changes[key] = extra if key == "allowed_modules" else getattr(base, key) | extra
             elif key == "forbid_dunder_access":
                 if not isinstance(value, bool):
                     raise ValueError(f"policy.{key} must be true or false, got {value!r}")
@@ -142,6 +145,8 @@ class CodePolicy:
                 name = func.attr
             if name in self.forbidden_calls:
                 yield PolicyViolation(line, f"calling '{name}()' is not allowed in this exercise")
+            elif isinstance(func, ast.Attribute) and "." + func.attr in self.forbidden_calls:
+                yield PolicyViolation(line, f"calling '.{func.attr}()' is not allowed in this exercise")
         elif isinstance(node, ast.Attribute) and self.forbid_dunder_access:
             if node.attr.startswith("__") and node.attr.endswith("__"):
                 yield PolicyViolation(line, f"using '{node.attr}' is not allowed in this exercise")

@@ -56,10 +56,16 @@ def test_syntax_errors_are_left_to_the_sandbox():
 
 
 def test_from_mapping_profile_refined_by_fields():
-    policy = CodePolicy.from_mapping({"profile": "safe", "forbidden_calls": ["sorted"]})
+    policy = CodePolicy.from_mapping({"profile": "safe", "forbidden_calls": ["sorted", ".sort"]})
     assert policy.allowed_modules == SAFE_MODULES
-    assert messages(policy, "sorted([2, 1])\n") == [
-        "line 1: calling 'sorted()' is not allowed in this exercise"]
+    assert messages(policy, "sorted([2, 1])\nxs = [3, 1]\nxs.sort()\neval('1')\n") == [
+        "line 1: calling 'sorted()' is not allowed in this exercise",
+        "line 3: calling '.sort()' is not allowed in this exercise",
+        "line 4: calling 'eval()' is not allowed in this exercise",
+    ]
+    # Only the forbidden lists add up; an allowlist given replaces the profile's.
+    narrowed = CodePolicy.from_mapping({"profile": "safe", "allowed_modules": ["math"]})
+    assert narrowed.allowed_modules == {"math"} and "eval" in narrowed.forbidden_calls
 
 
 @pytest.mark.parametrize("data, words", [

@@ -1,0 +1,24 @@
+"""Exercise notebooks -> tests -> scored results.
+
+Imports the sandbox, never the server: the REST API and the CLI both stand on this package.
+"""
+
+from .exercise import (
+    METADATA_KEY,
+    Exercise,
+    ExerciseError,
+    ExerciseNotFound,
+    ExerciseTest,
+    exercise_from_notebook,
+    load_exercise,
+    schema,
+)
+from .grader import GradeResult, Grader, TestResult
+from .registry import ExerciseRegistry
+from .release import release, student_copy
+
+__all__ = [
+    "METADATA_KEY", "Exercise", "ExerciseError", "ExerciseNotFound", "ExerciseRegistry",
+    "ExerciseTest", "GradeResult", "Grader", "TestResult", "exercise_from_notebook",
+    "load_exercise", "release", "schema", "student_copy",
+]

@@ -1,0 +1,255 @@
+"""Exercise notebooks <-> the exercise model: metadata ``jupyter_exec`` and cell roles.
+
+A notebook's metadata ``jupyter_exec`` holds ``exercise_id``, ``title``, ``limits``, ``policy`` and
+``tests``; cell metadata ``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution``
+(the reference, stripped on release) and ``student`` cells. The JSON schema shipped next to this
+module is the authority on the metadata's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import jsonschema
+import nbformat
+
+from ..sandbox.errors import LimitError
+from ..sandbox.limits import Limits
+from ..sandbox.policy import CodePolicy
+
+METADATA_KEY = "jupyter_exec"
+ROLES = ("prompt", "starter", "solution", "student")
+COMPARE_MODES = ("exact", "strip", "float", "regex")
+DEFAULT_TEST_TIMEOUT = 5.0
+DEFAULT_TOLERANCE = 1e-6
+SCHEMA_PATH = Path(__file__).with_name("exercise.schema.json")
+
+
+class ExerciseError(ValueError):
+    """An exercise notebook is unusable; the message names the notebook, the test and the field."""
+
+
+class ExerciseNotFound(KeyError):
+    """No exercise has the requested id."""
+
+    def __init__(self, exercise_id: str):
+        self.exercise_id = exercise_id
+        super().__init__(exercise_id)
+
+    def __str__(self) -> str:
+        return f"no exercise with id {self.exercise_id!r}"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The JSON schema of the ``jupyter_exec`` notebook metadata."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class ExerciseTest:
+    """One test: code run after the student's code, and what it must print (or not raise).
+
+    ``expected_output`` None means an assert-style test: it passes when its code raises nothing.
+    """
+
+    name: str
+    test_code: str
+    expected_output: Optional[str] = None
+    points: float = 1.0
+    hidden: bool = False
+    timeout: float = DEFAULT_TEST_TIMEOUT
+    compare: str = "strip"
+    tolerance: float = DEFAULT_TOLERANCE
+
+    def to_metadata(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "test_code": self.test_code,
+                                "expected_output": self.expected_output, "points": self.points,
+                                "hidden": self.hidden, "timeout": self.timeout, "compare": self.compare}
+        if self.compare == "float":
+            data["tolerance"] = self.tolerance
+        return data
+
+    def public_dict(self) -> dict[str, Any]:
+        """What a student may see of a visible test."""
+        return {"name": self.name, "test_code": self.test_code, "expected_output": self.expected_output,
+                "points": self.points, "compare": self.compare}
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """An exercise as the grader and the REST API see it."""
+
+    id: str
+    title: str
+    prompt: str = ""
+    starter_code: str = ""
+    solution_code: Optional[str] = None
+    limits: dict = field(default_factory=dict)
+    policy: Optional[CodePolicy] = None
+    tests: Tuple[ExerciseTest, ...] = ()
+    path: Optional[Path] = None
+    student_copy: bool = False
+
+    @property
+    def max_score(self) -> float:
+        return _points(sum(t.points for t in self.tests))
+
+    @property
+    def visible_tests(self) -> list[ExerciseTest]:
+        return [t for t in self.tests if not t.hidden]
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "max_score": self.max_score}
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything a student may see: never hidden tests (beyond their count) or the solution."""
+        hidden = [t for t in self.tests if t.hidden]
+        return {
+            "id": self.id,
+            "title": self.title,
+            "prompt": self.prompt,
+            "starter_code": self.starter_code,
+            "limits": dict(self.limits),
+            "policy": self.policy.to_dict() if self.policy else None,
+            "max_score": self.max_score,
+            "tests": [t.public_dict() for t in self.visible_tests],
+            "hidden_tests": len(hidden),
+            "hidden_points": _points(sum(t.points for t in hidden)),
+        }
+
+    def resolved_limits(self, base: Optional[Limits] = None) -> Limits:
+        return Limits.from_mapping(self.limits, base=base)
+
+
+def _points(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _cell_role(cell: Any) -> Optional[str]:
+    meta = cell.get("metadata", {}).get(METADATA_KEY)
+    return meta.get("role") if isinstance(meta, dict) else None
+
+
+def _describe(path: Union[Path, str], error: jsonschema.ValidationError, tests: Sequence[Any]) -> str:
+    location = list(error.absolute_path)
+    where = f"metadata {METADATA_KEY}"
+    if len(location) >= 2 and location[0] == "tests" and isinstance(location[1], int):
+        index = location[1]
+        test = tests[index] if index < len(tests) and isinstance(tests[index], dict) else {}
+        name = test.get("name") if isinstance(test.get("name"), str) else None
+        where = f"test {name!r} (tests[{index}])" if name else f"tests[{index}]"
+        location = location[2:]
+    elif location:
+        where += f" field {'.'.join(str(p) for p in location)!r}"
+        location = []
+    if error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        detail = f"missing required field {missing[0]!r}" if missing else error.message
+    elif error.validator == "additionalProperties":
+        detail = error.message.replace("Additional properties are not allowed", "unknown field(s)")
+    else:
+        detail = error.message
+    field_name = f" field {'.'.join(str(p) for p in location)!r}" if location else ""
+    return f"{path}: {where}{field_name}: {detail}"
+
+
+def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Exercise:
+    """Builds an exercise from a loaded notebook.
+
+    Raises:
+        ExerciseError: the metadata is missing or invalid; the message names the notebook,
+            the test and the field.
+    """
+    meta = nb.get("metadata", {}).get(METADATA_KEY)
+    if meta is None:
+        raise ExerciseError(f"{path}: not an exercise notebook (no '{METADATA_KEY}' in the notebook metadata)")
+    meta = json.loads(json.dumps(meta))  # plain dicts and lists, whatever nbformat wrapped them in
+    tests_raw = meta.get("tests") if isinstance(meta, dict) and isinstance(meta.get("tests"), list) else []
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(meta),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ExerciseError(_describe(path, errors[0], tests_raw))
+
+    tests = []
+    seen = set()
+    for index, raw in enumerate(tests_raw):
+        where = f"{path}: test {raw['name']!r} (tests[{index}])"
+        if raw["name"] in seen:
+            raise ExerciseError(f"{where}: field 'name': another test has the same name")
+        seen.add(raw["name"])
+        try:
+            compile(raw["test_code"], raw["name"], "exec")
+        except SyntaxError as e:
+            raise ExerciseError(f"{where}: field 'test_code': not valid Python ({e.msg}, line {e.lineno})") from None
+        compare = raw.get("compare", "strip")
+        if compare == "regex":
+            if raw.get("expected_output") is None:
+                raise ExerciseError(f"{where}: field 'expected_output': compare 'regex' needs a pattern")
+            try:
+                re.compile(raw["expected_output"])
+            except re.error as e:
+                raise ExerciseError(f"{where}: field 'expected_output': not a valid regular expression ({e})") from None
+        tests.append(ExerciseTest(
+            name=raw["name"], test_code=raw["test_code"], expected_output=raw.get("expected_output"),
+            points=float(raw.get("points", 1)), hidden=bool(raw.get("hidden", False)),
+            timeout=float(raw.get("timeout", DEFAULT_TEST_TIMEOUT)), compare=compare,
+            tolerance=float(raw.get("tolerance", DEFAULT_TOLERANCE)),
+        ))
+
+    limits = meta.get("limits") or {}
+    try:
+        Limits.from_mapping(limits)
+    except LimitError as e:
+        raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'limits': {e}") from None
+    policy = None
+    if meta.get("policy"):
+        try:
+            policy = CodePolicy.from_mapping(meta["policy"])
+        except ValueError as e:
+            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'policy': {e}") from None
+
+    cells = nb.get("cells", [])
+    by_role: dict[str, list[str]] = {role: [] for role in ROLES}
+    for cell in cells:
+        role = _cell_role(cell)
+        if role is not None and role not in ROLES:
+            raise ExerciseError(f"{path}: a cell has unknown role {role!r} (known roles: {', '.join(ROLES)})")
+        if role:
+            by_role[role].append(cell.get("source", ""))
+    prompt_cells = by_role["prompt"] or [c.get("source", "") for c in cells if c.get("cell_type") == "markdown"]
+    starter = "\n\n".join(by_role["starter"] or by_role["student"])
+    solution = "\n\n".join(by_role["solution"]) if by_role["solution"] else None
+    return Exercise(
+        id=meta["exercise_id"],
+        title=meta.get("title") or meta["exercise_id"],
+        prompt="\n\n".join(prompt_cells).strip(),
+        starter_code=starter,
+        solution_code=solution,
+        limits=dict(limits),
+        policy=policy,
+        tests=tuple(tests),
+        path=Path(path) if not isinstance(path, Path) else path,
+        student_copy=bool(meta.get("student_copy", False)),
+    )
+
+
+def load_exercise(path: Union[Path, str]) -> Exercise:
+    """Reads an exercise notebook from disk.
+
+    Raises:
+        ExerciseError: the file is not a readable notebook or not a valid exercise.
+    """
+    path = Path(path)
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except FileNotFoundError:
+        raise ExerciseError(f"{path}: no such file") from None
+    except Exception as e:  # nbformat raises many kinds for a file that is not a notebook
+        raise ExerciseError(f"{path}: not a readable notebook ({type(e).__name__}: {e})") from None
+    return exercise_from_notebook(nb, path)

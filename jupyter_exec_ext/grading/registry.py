@@ -1,0 +1,108 @@
+"""The directory of authoritative exercise notebooks, looked up by exercise id."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Union
+
+from .exercise import Exercise, ExerciseError, ExerciseNotFound, load_exercise
+
+log = logging.getLogger(__name__)
+
+
+class ExerciseRegistry:
+    """Exercise notebooks under a directory, kept current without a restart.
+
+    Each lookup rescans (at most every ``rescan_interval`` seconds): new and changed notebooks are
+    loaded, removed ones dropped. A notebook that fails to load, or two notebooks with the same id,
+    are problems: they are logged, listed by :meth:`problems`, and a lookup of a duplicated id
+    raises an error naming both files. Thread-safe.
+    """
+
+    def __init__(self, directory: Union[str, Path], rescan_interval: float = 1.0):
+        self.directory = Path(directory)
+        self.rescan_interval = rescan_interval
+        self._lock = threading.Lock()
+        self._files: dict[Path, tuple] = {}  # path -> (mtime_ns, size, Exercise | ExerciseError)
+        self._by_id: dict[str, Exercise] = {}
+        self._duplicates: dict[str, list[Path]] = {}
+        self._scanned_at = float("-inf")
+
+    def _notebooks(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for root, dirs, files in os.walk(self.directory):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skips .ipynb_checkpoints
+            found.extend(Path(root) / f for f in sorted(files) if f.endswith(".ipynb"))
+        return found
+
+    def refresh(self, force: bool = False) -> None:
+        """Rescans the directory (done by every lookup; call it to force one)."""
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._scanned_at < self.rescan_interval:
+                return
+            self._scanned_at = now
+            files: dict[Path, tuple] = {}
+            for path in self._notebooks():
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                key = (st.st_mtime_ns, st.st_size)
+                old = self._files.get(path)
+                if old and old[:2] == key:
+                    files[path] = old
+                    continue
+                try:
+                    loaded: Union[Exercise, ExerciseError] = load_exercise(path)
+                except ExerciseError as e:
+                    loaded = e
+                    log.warning("exercise notebook skipped: %s", e)
+                files[path] = (*key, loaded)
+            by_path: dict[str, list[Path]] = {}
+            for path, (_, _, loaded) in files.items():
+                if isinstance(loaded, Exercise):
+                    by_path.setdefault(loaded.id, []).append(path)
+            self._files = files
+            self._duplicates = {i: paths for i, paths in by_path.items() if len(paths) > 1}
+            for exercise_id, paths in self._duplicates.items():
+                log.warning("duplicate exercise id %r in %s", exercise_id, " and ".join(map(str, paths)))
+            self._by_id = {i: files[paths[0]][2] for i, paths in by_path.items() if len(paths) == 1}
+
+    def list(self) -> list[Exercise]:
+        """The usable exercises, ordered by id."""
+        self.refresh()
+        with self._lock:
+            return [self._by_id[i] for i in sorted(self._by_id)]
+
+    def get(self, exercise_id: str) -> Exercise:
+        """The exercise with this id.
+
+        Raises:
+            ExerciseNotFound: no notebook has this id.
+            ExerciseError: several notebooks have it (the message names them).
+        """
+        self.refresh()
+        with self._lock:
+            if exercise_id in self._duplicates:
+                paths = " and ".join(str(p) for p in self._duplicates[exercise_id])
+                raise ExerciseError(f"exercise id {exercise_id!r} is used by more than one notebook: {paths}")
+            try:
+                return self._by_id[exercise_id]
+            except KeyError:
+                raise ExerciseNotFound(exercise_id) from None
+
+    def problems(self) -> list[str]:
+        """Notebooks that could not be loaded, and duplicated ids, as messages."""
+        self.refresh()
+        with self._lock:
+            found = [str(loaded) for _, _, loaded in self._files.values() if isinstance(loaded, ExerciseError)]
+            found += [f"exercise id {i!r} is used by more than one notebook: {' and '.join(map(str, p))}"
+                      for i, p in self._duplicates.items()]
+            return found

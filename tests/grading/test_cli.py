@@ -1,0 +1,76 @@
+"""`jupyter exec-ext validate` and `release`, run as an instructor would."""
+
+import pytest
+
+from jupyter_exec_ext.cli import main
+
+from ..conftest import TEST_OWNER
+
+from .notebooks import exercise_notebook, write_notebook
+
+
+@pytest.mark.docker
+def test_validate_passes_a_good_exercise_and_shows_failing_tests_of_a_bad_one(
+        tmp_path, capsys, executor_image, no_leaks, monkeypatch):
+    monkeypatch.setenv("DOCKER_EXECUTOR_IMAGE", executor_image)
+    monkeypatch.setenv("DOCKER_EXECUTOR_OWNER", TEST_OWNER)
+    good = write_notebook(tmp_path / "good.ipynb", exercise_notebook("good"))
+    assert main(["validate", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "ok    " in out and "the reference solution passes 3/3 tests (4/4 points)" in out
+    assert "1 exercise(s) checked, 0 problem(s)" in out
+
+    bad = write_notebook(tmp_path / "bad.ipynb", exercise_notebook(
+        "bad", solution="def add(a, b):\n    return a - b\n"))
+    easy = write_notebook(tmp_path / "easy.ipynb", exercise_notebook(
+        "easy", starter="def add(a, b):\n    return a + b\n"))
+    breaks_policy = write_notebook(tmp_path / "policy.ipynb", exercise_notebook(
+        "policy", policy={"profile": "safe", "forbidden_calls": ["sum"]},
+        solution="def add(a, b):\n    return sum([a, b])\n"))
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  " in out and "the reference solution fails 3 of 3 tests" in out
+    assert f"FAIL  {breaks_policy} (policy): the reference solution fails 3 of 3 tests (status policy_violation)" in out
+    assert "test 'small numbers' [failed]: expected '5' but got '-1'" in out
+    # The instructor sees hidden tests' details too.
+    assert "test 'big numbers' [failed] (hidden): expected '1000000000001' but got '999999999999'" in out
+    assert f"WARN  {easy} (easy): the starter code already passes every test" in out
+    assert "4 exercise(s) checked, 2 problem(s)" in out
+    assert str(bad) in out
+
+
+def test_validate_schema_only_names_the_problem(tmp_path, capsys):
+    write_notebook(tmp_path / "a.ipynb", exercise_notebook("same"))
+    write_notebook(tmp_path / "b.ipynb", exercise_notebook("same"))
+    write_notebook(tmp_path / "c.ipynb", exercise_notebook("c", tests=[{"name": "t", "test_code": "x", "points": "1"}]))
+    assert main(["validate", "--schema-only", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "b.ipynb: exercise id 'same' is also used by" in out and "a.ipynb" in out
+    assert "c.ipynb: test 't' (tests[0]) field 'points': '1' is not of type 'number'" in out
+
+
+def test_validate_missing_path_is_a_clear_error(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_release_command(tmp_path, capsys):
+    src = write_notebook(tmp_path / "add.ipynb", exercise_notebook())
+    assert main(["release", str(src), str(tmp_path / "student")]) == 0
+    assert "wrote " in capsys.readouterr().out
+    assert "return a + b" not in (tmp_path / "student" / "add.ipynb").read_text()
+    assert main(["release", str(src), str(tmp_path / "student")]) == 2
+    assert "pass --force" in capsys.readouterr().err
+
+
+@pytest.mark.docker
+def test_every_sample_exercise_validates_in_the_real_sandbox(capsys, executor_image, no_leaks, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("DOCKER_EXECUTOR_IMAGE", executor_image)
+    monkeypatch.setenv("DOCKER_EXECUTOR_OWNER", TEST_OWNER)
+    exercises = Path(__file__).resolve().parents[2] / "exercises"
+    assert main(["validate", str(exercises)]) == 0
+    out = capsys.readouterr().out
+    assert "12 exercise(s) checked, 0 problem(s)" in out
+    assert "WARN" not in out

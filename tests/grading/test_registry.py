@@ -1,0 +1,61 @@
+"""The exercise registry: lookup by id, live reloading, duplicates named."""
+
+import os
+
+import pytest
+
+from jupyter_exec_ext.grading import ExerciseError, ExerciseNotFound, ExerciseRegistry
+
+from .notebooks import exercise_notebook, write_notebook
+
+
+def test_lookup_list_and_live_changes(tmp_path):
+    write_notebook(tmp_path / "a.ipynb", exercise_notebook("alpha"))
+    registry = ExerciseRegistry(tmp_path, rescan_interval=0)
+    assert [e.id for e in registry.list()] == ["alpha"]
+    assert registry.get("alpha").title == "Alpha"
+    with pytest.raises(ExerciseNotFound, match="beta"):
+        registry.get("beta")
+
+    # Added without a restart.
+    write_notebook(tmp_path / "sub" / "b.ipynb", exercise_notebook("beta"))
+    assert registry.get("beta").id == "beta"
+
+    # Changed without a restart (a new title), even within the same second.
+    nb = exercise_notebook("alpha")
+    nb.metadata["jupyter_exec"]["title"] = "Alpha, revised"
+    path = write_notebook(tmp_path / "a.ipynb", nb)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert registry.get("alpha").title == "Alpha, revised"
+
+    # Removed.
+    (tmp_path / "sub" / "b.ipynb").unlink()
+    with pytest.raises(ExerciseNotFound):
+        registry.get("beta")
+
+
+def test_duplicate_ids_name_both_files(tmp_path):
+    write_notebook(tmp_path / "one.ipynb", exercise_notebook("same"))
+    write_notebook(tmp_path / "two.ipynb", exercise_notebook("same"))
+    write_notebook(tmp_path / "other.ipynb", exercise_notebook("other"))
+    registry = ExerciseRegistry(tmp_path, rescan_interval=0)
+    with pytest.raises(ExerciseError) as err:
+        registry.get("same")
+    assert "one.ipynb" in str(err.value) and "two.ipynb" in str(err.value)
+    assert [e.id for e in registry.list()] == ["other"]
+    assert any("'same'" in p for p in registry.problems())
+
+
+def test_broken_notebooks_are_problems_not_crashes(tmp_path):
+    write_notebook(tmp_path / "good.ipynb", exercise_notebook("good"))
+    (tmp_path / "broken.ipynb").write_text("{")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    write_notebook(tmp_path / ".ipynb_checkpoints" / "good-checkpoint.ipynb", exercise_notebook("good"))
+    registry = ExerciseRegistry(tmp_path, rescan_interval=0)
+    assert [e.id for e in registry.list()] == ["good"]
+    assert len(registry.problems()) == 1 and "broken.ipynb" in registry.problems()[0]
+
+
+def test_missing_directory_is_empty(tmp_path):
+    assert ExerciseRegistry(tmp_path / "nope").list() == []
