@@ -76,15 +76,17 @@ def main(code_fd, ctl_fd):
             break
         parts.append(b)
     os.close(code_fd)
-    src = b"".join(parts).decode("utf-8")
+    mode, _, src = b"".join(parts).decode("utf-8").partition("\n")
     linecache.cache["main.py"] = (len(src), None, src.splitlines(True), "main.py")
     code = compile(src, "main.py", "exec")
     module = types.ModuleType("__main__")
     module.__file__ = "main.py"
     sys.modules["__main__"] = module
     sys.argv[:] = ["main.py"]
-    grading = ctl_fd >= 0
-    if grading:
+    grading = mode == "grade"
+    if not grading:
+        os.close(ctl_fd)
+    else:
         # Taken before the student's code runs, so what it redefines cannot reach the checks.
         saved = dict(
             pristine=dict(builtins.__dict__), fork=os.fork, dup2=os.dup2, close=os.close,
@@ -106,6 +108,25 @@ def main(code_fd, ctl_fd):
         os._exit(1)
     if grading:
         serve_checks(ctl, module, saved)
+    else:
+        quick_exit()
+
+
+def quick_exit():
+    # Tearing the interpreter down takes longer than most student programs run. With no other
+    # thread to wait for, do what a normal exit does that a student can observe (atexit handlers,
+    # flushed output) and leave at once.
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    import atexit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(0)
 
 
 def serve_checks(ctl, module, s):
@@ -343,7 +364,45 @@ class Pump:
             self.remove(fd)
 
 
-def run_job(job, reporter):
+class Child:
+    """The interpreter that will run the student's code, started before the job arrives.
+
+    Starting Python costs tens of milliseconds; doing it while the container waits (warm pool)
+    takes that off the request's path. It blocks reading its code pipe: first line "run" or
+    "grade", then the source.
+    """
+
+    def __init__(self):
+        code_r, self.code_w = os.pipe()
+        in_r, self.in_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.ctl, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", "-u", "-X", "utf8", "-c", CHILD_BOOTSTRAP, str(code_r),
+             str(ctl_child.fileno())],
+            stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(code_r, ctl_child.fileno()),
+            start_new_session=True, cwd="/tmp", env=env)
+        for fd in (code_r, in_r, out_w, err_w):
+            os.close(fd)
+        ctl_child.close()
+
+    def discard(self):
+        kill_group(self.proc.pid)
+        for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.ctl.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run_job(job, reporter, child):
     code = job["code"]
     time_limit = float(job.get("time_limit", 30))
     output_limit = int(job.get("output_limit", 1024 * 1024))
@@ -357,30 +416,18 @@ def run_job(job, reporter):
         text = "".join(traceback.format_exception_only(type(e), e))
         reporter.frame({"type": "output", "stream": "stderr", "data": text})
         reporter.result("syntax_error", exit_code=1, message="the code is not valid Python")
+        child.discard()
         return
 
-    code_r, code_w = os.pipe()
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    ctl_runner = ctl_child = None
-    passed = [code_r, in_r, out_w, err_w]
-    if checks:
-        ctl_runner, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        passed.append(ctl_child.fileno())
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    ctl_runner = child.ctl if checks else None
+    if not checks:
+        child.ctl.close()
+    proc = child.proc
+    oom_before = oom_kills()
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-B", "-u", "-X", "utf8", "-c", CHILD_BOOTSTRAP, str(code_r),
-         str(ctl_child.fileno() if ctl_child else -1)],
-        stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=tuple(passed),
-        start_new_session=True, cwd="/tmp", env=env)
-    for fd in (code_r, in_r, out_w, err_w):
-        os.close(fd)
-    if ctl_child:
-        ctl_child.close()
-    feed(code_w, code.encode("utf-8"))
-    feed(in_w, (job.get("stdin") or "").encode("utf-8"))
+    feed(child.code_w, (("grade" if checks else "run") + "\n" + code).encode("utf-8"))
+    feed(child.in_w, (job.get("stdin") or "").encode("utf-8"))
+    out_r, err_r = child.out_r, child.err_r
 
     pump = Pump({"stdout": out_r, "stderr": err_r}, output_limit,
                 lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
@@ -409,6 +456,10 @@ def run_job(job, reporter):
         returncode = None
     if ready and status is None:
         status, returncode = "ok", 0
+    if status is None and returncode == -signal.SIGKILL and oom_before is not None \
+            and (oom_kills() or 0) > oom_before:
+        # The kernel's own count says the kill was the OOM killer's, so the host need not ask Docker.
+        status, message = "memory_limit", "memory limit exceeded; the program was stopped"
     if status is None:
         status, message = exit_status(returncode)
         if checks and status == "ok":
@@ -619,17 +670,20 @@ def parse_report(text, token):
 
 def main():
     non_dumpable = make_non_dumpable()
+    child = Child()
     try:
         job = read_job()
     except (ValueError, UnicodeDecodeError) as e:
         # Without a valid job there is no nonce either; the host treats an unframed answer as an error.
         sys.stderr.write("runner: bad job: %s\n" % e)
+        child.discard()
         return 2
     reporter = Reporter(str(job.get("nonce", "")))
     if not non_dumpable:
         reporter.result("internal_error", message="the runner could not protect its output channel")
+        child.discard()
         return 3
-    run_job(job, reporter)
+    run_job(job, reporter, child)
     return 0
 
 

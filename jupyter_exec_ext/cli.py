@@ -58,16 +58,21 @@ def cmd_run(args) -> int:
         stdin = open(args.stdin_file, encoding="utf-8").read()
     requested = {k: v for k, v in (("time_limit", args.time_limit), ("memory_limit", args.memory_limit),
                                    ("cpu_limit", args.cpu_limit)) if v is not None}
-    sandbox = _sandbox()
-    limits = Limits.from_mapping(requested, base=sandbox.config.default_limits)
     policy = PROFILES[args.policy] if args.policy else None
-    result = sandbox.run(ExecutionRequest(code=code, stdin=stdin, limits=limits, policy=policy))
+    with _sandbox() as sandbox:
+        limits = Limits.from_mapping(requested, base=sandbox.config.default_limits)
+        result = sandbox.run(ExecutionRequest(code=code, stdin=stdin, limits=limits, policy=policy))
     _print_result(result, args.json)
     return 0 if result.status is Status.OK else 1
 
 
 def cmd_demo(args) -> int:
-    sandbox = _sandbox()
+    with _sandbox() as sandbox:
+        _demo(sandbox)
+    return 0
+
+
+def _demo(sandbox: DockerSandbox) -> None:
     for title, code, limits in DEMO_PROGRAMS:
         print(f"\n=== {title} ===\n{code}\n---")
         stdin = "student" if "input()" in code else ""
@@ -76,11 +81,11 @@ def cmd_demo(args) -> int:
         sys.stderr.flush()
         _print_result(result, False)
         sys.stdout.flush()
-    return 0
 
 
 def cmd_status(args) -> int:
-    info = _sandbox().status()
+    with _sandbox() as sandbox:
+        info = sandbox.status()
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -90,7 +95,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_reap(args) -> int:
-    removed = _sandbox().reap(everything=args.all)
+    with _sandbox() as sandbox:
+        removed = sandbox.reap(everything=args.all)
     print(f"removed {len(removed)} container(s)")
     return 0
 
@@ -133,36 +139,40 @@ def cmd_validate(args) -> int:
         print("no exercise notebooks found")
         return 1
     sandbox = None if args.schema_only else _sandbox()
-    grader = Grader(sandbox, sandbox.config.default_limits) if sandbox else None
-    for exercise in exercises:
-        where = f"{exercise.path} ({exercise.id})"
-        if grader is None or exercise.student_copy:
-            print(f"ok    {where}: metadata valid" + (" (student copy)" if exercise.student_copy else ""))
-            continue
-        if not exercise.solution_code:
-            print(f"FAIL  {where}: no reference solution (a code cell with role 'solution')")
-            failures += 1
-            continue
-        # The instructor sees everything, hidden tests included.
-        solution = grader.grade(exercise, exercise.solution_code, reveal_hidden=True)
-        passed = sum(t.status == "passed" for t in solution.tests)
-        if not solution.all_passed:
-            failures += 1
-            print(f"FAIL  {where}: the reference solution fails {len(solution.tests) - passed} of "
-                  f"{len(solution.tests)} tests (status {solution.status})")
-            for test in solution.tests:
-                if test.status != "passed":
-                    print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
-                          + test.message.replace("\n", "\n        "))
-            if solution.stderr.strip():
-                print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
-            continue
-        starter = grader.grade(exercise, exercise.starter_code)
-        line = (f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
-                f"({solution.score:g}/{solution.max_score:g} points); the starter code scores {starter.score:g}")
-        print(line)
-        if starter.all_passed:
-            print(f"WARN  {where}: the starter code already passes every test")
+    try:
+        grader = Grader(sandbox, sandbox.config.default_limits) if sandbox else None
+        for exercise in exercises:
+            where = f"{exercise.path} ({exercise.id})"
+            if grader is None or exercise.student_copy:
+                print(f"ok    {where}: metadata valid" + (" (student copy)" if exercise.student_copy else ""))
+                continue
+            if not exercise.solution_code:
+                print(f"FAIL  {where}: no reference solution (a code cell with role 'solution')")
+                failures += 1
+                continue
+            # The instructor sees everything, hidden tests included.
+            solution = grader.grade(exercise, exercise.solution_code, reveal_hidden=True)
+            passed = sum(t.status == "passed" for t in solution.tests)
+            if not solution.all_passed:
+                failures += 1
+                print(f"FAIL  {where}: the reference solution fails {len(solution.tests) - passed} of "
+                      f"{len(solution.tests)} tests (status {solution.status})")
+                for test in solution.tests:
+                    if test.status != "passed":
+                        print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
+                              + test.message.replace("\n", "\n        "))
+                if solution.stderr.strip():
+                    print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
+                continue
+            starter = grader.grade(exercise, exercise.starter_code)
+            line = (f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
+                    f"({solution.score:g}/{solution.max_score:g} points); the starter code scores {starter.score:g}")
+            print(line)
+            if starter.all_passed:
+                print(f"WARN  {where}: the starter code already passes every test")
+    finally:
+        if sandbox is not None:
+            sandbox.close()
     print(f"{len(exercises)} exercise(s) checked, {failures} problem(s)")
     return 1 if failures else 0
 

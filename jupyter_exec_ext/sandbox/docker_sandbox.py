@@ -10,10 +10,12 @@ import json
 import logging
 import math
 import secrets
+import select
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 import docker
@@ -53,6 +55,48 @@ class _Exchange:
     host_timeout: bool = False
     overflow: bool = False
     protocol_error: str = ""
+
+
+class _Live:
+    """A started container with its attach socket; its runner waits for (or works on) one job."""
+
+    def __init__(self, container_id: str, sock: Any, limits: Limits, started: float):
+        self.container_id = container_id
+        self.sock = sock
+        self.raw = getattr(sock, "_sock", sock)
+        self.limits = limits
+        self.started = started
+        self.closed = False
+
+    def alive(self) -> bool:
+        """An idle runner sends nothing: a readable socket means the container ended (EOF)."""
+        if self.closed:
+            return False
+        try:
+            readable, _, _ = select.select([self.raw], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def _needs_engine_state(exchange: "_Exchange") -> bool:
+    """Whether the run's end must be read from Docker (kill, wait, inspect) rather than the runner.
+
+    A result frame says everything, except when the program died by SIGKILL and the runner could
+    not tell whether the OOM killer did it: then ``State.OOMKilled`` decides.
+    """
+    frame = exchange.result
+    if frame is None or exchange.host_timeout or exchange.overflow:
+        return True
+    return frame.get("status") == Status.RUNTIME_ERROR.value and frame.get("exit_code") == -9
 
 
 class _FrameReader:
@@ -132,6 +176,9 @@ class DockerSandbox:
         )
         self._client: Optional[docker.DockerClient] = None
         self._lock = threading.Lock()
+        self._remover: Optional[ThreadPoolExecutor] = None
+        self._removals: set = set()
+        self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
 
     # -- engine connection -------------------------------------------------------------------
 
@@ -154,8 +201,58 @@ class DockerSandbox:
                 pass
 
     def close(self) -> None:
-        """Closes the connection to the engine (a later call opens a new one)."""
+        """Drains the warm pool, finishes pending removals, closes the connection to the engine.
+
+        The sandbox stays usable: a later call opens a new connection (without a pool).
+        """
+        if self.pool is not None:
+            self.pool.drain()
+            self.pool = None
+        self.flush()
         self._forget_client()
+
+    def __enter__(self) -> "DockerSandbox":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Waits until every container this sandbox handed to the background remover is gone."""
+        with self._lock:
+            remover, self._remover = self._remover, None
+        if remover is not None:
+            remover.shutdown(wait=True)
+
+    def _remove_later(self, api: docker.APIClient, container_id: str) -> None:
+        with self._lock:
+            if self._remover is None:
+                self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
+            remover = self._remover
+        try:
+            remover.submit(self._remove, api, container_id)
+        except RuntimeError:  # shut down meanwhile by close(): remove it here and now
+            self._remove(api, container_id)
+
+    # -- warm pool -------------------------------------------------------------------------------
+
+    def start_pool(self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0) -> None:
+        """Keeps ``size`` started containers for ``profile`` (default limits) waiting for jobs.
+
+        A run whose limits fit the profile gets a pooled container, which serves that one job and
+        is then destroyed; other runs start cold. 0 disables the pool.
+        """
+        if self.pool is not None:
+            self.pool.drain()
+            self.pool = None
+        if size > 0:
+            from .pool import WarmPool
+
+            self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s)
+            self.pool.start()
+
+    def _take_warm(self, limits: Limits) -> Optional[_Live]:
+        return self.pool.take(limits) if self.pool is not None else None
 
     # -- running -------------------------------------------------------------------------------
 
@@ -192,14 +289,14 @@ class DockerSandbox:
                 "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
             }
         ).encode("utf-8")
-        container_id = None
+        budget_s = limits.time_s + sum(c.timeout_s for c in request.checks)
+        live: Optional[_Live] = None
         started = time.monotonic()
         try:
-            container_id = self._create(api, limits)
-            budget_s = limits.time_s + sum(c.timeout_s for c in request.checks)
-            exchange = self._exchange(api, container_id, job, nonce,
-                                      started + budget_s + self.config.startup_grace_s)
-            state = self._settle(api, container_id, exchange)
+            live = self._take_warm(limits) or self._launch(api, limits)
+            started = time.monotonic()
+            exchange = self._converse(live, job, nonce, started + budget_s + self.config.startup_grace_s)
+            state = self._settle(api, live.container_id, exchange) if _needs_engine_state(exchange) else {}
         except _UNREACHABLE as e:
             self._forget_client()
             raise DockerUnavailableError(_short(e)) from e
@@ -210,14 +307,33 @@ class DockerSandbox:
                 f"the Docker engine refused to run the sandbox: {e.explanation or e}"
             ) from e
         finally:
-            if container_id is not None:
-                self._remove(api, container_id)
+            if live is not None:
+                live.close()
+                # The answer is complete; removing the container need not delay it.
+                self._remove_later(api, live.container_id)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
         result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
         return result
 
-    def _create(self, api: docker.APIClient, limits: Limits) -> str:
+    def _launch(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> _Live:
+        """Creates, attaches to and starts one hardened container; its runner then waits for a job."""
+        container_id = self._create(api, limits, idle_s)
+        try:
+            sock = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        except BaseException:
+            self._remove(api, container_id)
+            raise
+        live = _Live(container_id, sock, limits, time.monotonic())
+        try:
+            api.start(container_id)
+        except BaseException:
+            live.close()
+            self._remove(api, container_id)
+            raise
+        return live
+
+    def _create(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> str:
         cfg = self.config
         cpu_seconds = int(math.ceil(limits.time_s)) + 1
         tmpfs_bytes = cfg.tmpfs_mb * 1024 * 1024
@@ -243,7 +359,8 @@ class DockerSandbox:
             log_config=LogConfig(type=LogConfig.types.NONE),
             privileged=False,
         )
-        expires = int(time.time() + limits.time_s + cfg.startup_grace_s + 60)
+        # Generous: checks add their own timeouts to a run, and a pooled container may idle first.
+        expires = int(time.time() + idle_s + 2 * limits.time_s + cfg.startup_grace_s + 600)
         created = api.create_container(
             image=cfg.image,
             user=cfg.user,
@@ -256,18 +373,16 @@ class DockerSandbox:
         )
         return created["Id"]
 
-    def _exchange(self, api: docker.APIClient, container_id: str, job: bytes, nonce: str,
-                  deadline: float) -> _Exchange:
-        """Starts the container, sends the job, and reads frames until the runner is done or the
+    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float) -> _Exchange:
+        """Sends the job to a started container and reads frames until the runner is done or the
         host deadline passes. Output received before a kill is kept."""
         exchange = _Exchange()
         reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes)
         # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
         budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
-        sock = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        raw = getattr(sock, "_sock", sock)
+        raw = live.raw
+        container_id = live.container_id
         try:
-            api.start(container_id)
             raw.settimeout(max(0.5, deadline - time.monotonic()))
             try:
                 raw.sendall(job)
@@ -308,8 +423,10 @@ class DockerSandbox:
                     elif stream == _STREAM_STDERR:
                         room = MAX_RUNNER_STDERR - len(exchange.runner_stderr)
                         exchange.runner_stderr += payload[: max(room, 0)]
+                if exchange.result is not None:
+                    break  # the last frame: no need to wait for the container to exit
         finally:
-            sock.close()
+            live.close()
         if reader.stray:
             log.warning("container %s wrote %d unframed line(s) on the result channel",
                         container_id[:12], reader.stray)
@@ -360,6 +477,8 @@ class DockerSandbox:
             result.message = "output limit exceeded; the rest was cut"
         elif reported is not None:
             result.status = Status(reported)
+            if result.status is Status.MEMORY_LIMIT:
+                result.message = f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
         elif ex.host_timeout:
             result.status = Status.TIMEOUT
             result.duration_ms = elapsed_ms
@@ -392,6 +511,7 @@ class DockerSandbox:
             "image_present": False,
             "image_id": None,
             "runtime": self.config.runtime,
+            "pool": self.pool.status() if self.pool is not None else None,
             "error": None,
         }
         try:

@@ -407,14 +407,15 @@ def test_status_reports_engine_and_image(sandbox, docker_client, executor_image)
 def test_container_removed_when_the_host_side_fails_mid_run(sandbox, docker_client, monkeypatch):
     seen = []
 
-    def broken_exchange(api, container_id, *args, **kwargs):
-        seen.append(container_id)
-        raise RuntimeError("host failure after the container was created")
+    def broken_converse(live, *args, **kwargs):
+        seen.append(live.container_id)
+        raise RuntimeError("host failure after the container was started")
 
-    monkeypatch.setattr(sandbox, "_exchange", broken_exchange)
+    monkeypatch.setattr(sandbox, "_converse", broken_converse)
     with pytest.raises(RuntimeError):
         sandbox.run(ExecutionRequest(code="print(1)"))
     assert seen
+    sandbox.flush()
     with pytest.raises(docker.errors.NotFound):
         docker_client.api.inspect_container(seen[0])
 

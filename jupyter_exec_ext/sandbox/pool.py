@@ -1,0 +1,153 @@
+"""The warm pool: started, hardened containers whose runner already waits for a job.
+
+A pooled container serves exactly one job (of one user) and is then destroyed, like a cold one; it
+just skips the ~150 ms of create and start on the request's path. The pool refills in the
+background, discards containers that died or idled too long, and is drained on shutdown.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from .limits import Limits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .docker_sandbox import DockerSandbox, _Live
+
+log = logging.getLogger(__name__)
+
+
+class WarmPool:
+    """Keeps ``size`` containers of one limit profile started and waiting.
+
+    Args:
+        sandbox: the sandbox whose containers (flags, image, owner) the pool makes.
+        size: containers kept waiting.
+        profile: their limits. A run fits when memory, CPU, processes and open files are equal
+            and its time limit is not above the profile's (the runner enforces the run's own).
+        max_idle_s: a container waiting longer is replaced (images change, engines restart).
+        workers: threads starting containers in parallel when the pool runs low.
+        refill_delay_s: while some containers still wait, a refill starts this much later, so it
+            does not compete for the CPU with the run that just took one.
+    """
+
+    def __init__(self, sandbox: "DockerSandbox", size: int, profile: Limits, max_idle_s: float = 300.0,
+                 workers: int = 2, refill_delay_s: float = 0.1):
+        self.sandbox = sandbox
+        self.size = size
+        self.profile = profile
+        self.max_idle_s = max_idle_s
+        self.workers = workers
+        self.refill_delay_s = refill_delay_s
+        self._idle: collections.deque = collections.deque()
+        self._starting = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._failing_since: Optional[float] = None
+        self.counters = {"served": 0, "created": 0, "discarded": 0, "misses": 0, "errors": 0}
+
+    def fits(self, limits: Limits) -> bool:
+        p = self.profile
+        return ((limits.memory_mb, limits.cpus, limits.pids, limits.nofile)
+                == (p.memory_mb, p.cpus, p.pids, p.nofile) and limits.time_s <= p.time_s)
+
+    def start(self) -> None:
+        for i in range(self.workers):
+            t = threading.Thread(target=self._refill, name=f"sandbox-pool-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def take(self, limits: Limits) -> Optional["_Live"]:
+        """A live container for a run with these limits, or None (the caller starts one cold)."""
+        if not self.fits(limits):
+            return None
+        with self._cond:
+            while self._idle:
+                live = self._idle.popleft()
+                self._cond.notify()
+                if self._usable(live):
+                    self.counters["served"] += 1
+                    return live
+                self._discard(live)
+            self.counters["misses"] += 1
+            return None
+
+    def _usable(self, live: "_Live") -> bool:
+        return time.monotonic() - live.started < self.max_idle_s and live.alive()
+
+    def _discard(self, live: "_Live") -> None:
+        self.counters["discarded"] += 1
+        live.close()
+        try:
+            self.sandbox._remove_later(self.sandbox._api(), live.container_id)
+        except Exception as e:  # engine gone: the reaper removes it once it is back
+            log.warning("could not discard pooled container %s: %s", live.container_id[:12], e)
+
+    def _refill(self) -> None:
+        backoff = 1.0
+        while True:
+            with self._cond:
+                while not self._stopping and len(self._idle) + self._starting >= self.size:
+                    self._cond.wait(timeout=min(5.0, self.max_idle_s))
+                    for live in [x for x in self._idle if not self._usable(x)]:
+                        self._idle.remove(live)
+                        self._discard(live)
+                if self._stopping:
+                    return
+                if self._idle and self.refill_delay_s > 0:
+                    # Starting a container loads both cores for a moment; a run that just took a
+                    # pooled container finishes first (it needs only milliseconds).
+                    self._cond.wait(timeout=self.refill_delay_s)
+                    if self._stopping:
+                        return
+                    if len(self._idle) + self._starting >= self.size:
+                        continue
+                self._starting += 1
+            live = None
+            try:
+                live = self.sandbox._launch(self.sandbox._api(), self.profile, idle_s=self.max_idle_s)
+                self.counters["created"] += 1
+                if self._failing_since is not None:
+                    log.info("warm pool is filling again")
+                self._failing_since, backoff = None, 1.0
+            except Exception as e:  # engine down, image missing …: runs fall back to cold starts
+                self.counters["errors"] += 1
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                    log.warning("warm pool cannot start containers (%s); retrying in the background", e)
+            with self._cond:
+                self._starting -= 1
+                if live is not None and not self._stopping:
+                    self._idle.append(live)
+                    live = None
+                elif live is None and not self._stopping:
+                    self._cond.wait(timeout=backoff)
+                    backoff = min(backoff * 2, 30.0)
+            if live is not None:  # stopped while it was starting
+                self._discard(live)
+
+    def drain(self) -> None:
+        """Stops refilling and removes every waiting container; leaves nothing behind."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=30)
+        with self._cond:
+            idle, self._idle = list(self._idle), collections.deque()
+        for live in idle:
+            live.close()
+            try:
+                self.sandbox._remove(self.sandbox._api(), live.container_id)
+            except Exception as e:  # the reaper removes it once the engine is back
+                log.warning("could not remove pooled container %s: %s", live.container_id[:12], e)
+
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            return {"size": self.size, "idle": len(self._idle), "starting": self._starting,
+                    "profile": self.profile.to_dict(), **self.counters}

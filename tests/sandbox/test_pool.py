@@ -1,0 +1,137 @@
+"""The warm pool against the real engine: refill, discard, drain, no leaks, same limits, isolation."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from jupyter_exec_ext.sandbox import DockerSandbox, ExecutionRequest, Limits, SandboxConfig, Status
+
+from ..conftest import TEST_OWNER, our_containers
+
+pytestmark = pytest.mark.docker
+
+
+def wait_for(predicate, what, seconds=60.0):
+    """Polls until ``predicate()`` holds; a bounded wait, not a timing assertion."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def pooled(executor_image, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    box.start_pool(2)
+    wait_for(lambda: box.pool.status()["idle"] == 2, "the pool to fill")
+    yield box
+    box.close()
+
+
+def run(box, code, **limits):
+    return box.run(ExecutionRequest(code=code, limits=Limits.from_mapping(limits)))
+
+
+def test_pooled_run_is_served_and_the_pool_refills(pooled):
+    result = run(pooled, "print('warm')")
+    assert (result.status, result.stdout) == (Status.OK, "warm\n")
+    assert pooled.pool.status()["served"] == 1
+    wait_for(lambda: pooled.pool.status()["idle"] == 2, "the pool to refill")
+    assert pooled.pool.status()["created"] >= 3
+
+
+def test_a_dead_pooled_container_is_discarded_never_handed_out(pooled, docker_client):
+    idle_ids = [live.container_id for live in list(pooled.pool._idle)]
+    for cid in idle_ids:
+        docker_client.api.kill(cid)
+    wait_for(lambda: all(not live.alive() for live in list(pooled.pool._idle)
+                         if live.container_id in idle_ids), "the kills to be seen")
+    result = run(pooled, "print('still answered')")
+    assert (result.status, result.stdout) == (Status.OK, "still answered\n")
+    assert pooled.pool.status()["discarded"] >= 1
+
+
+def test_runs_with_other_limits_start_cold(pooled):
+    result = run(pooled, "print('cold')", memory_limit="128m")
+    assert result.stdout == "cold\n" and result.limits.memory_mb == 128
+    assert pooled.pool.status()["served"] == 0
+
+
+def test_drain_on_shutdown_leaves_nothing(executor_image, docker_client, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    box.start_pool(3)
+    wait_for(lambda: box.pool.status()["idle"] == 3, "the pool to fill")
+    assert len(our_containers(docker_client)) >= 3
+    box.close()
+    assert our_containers(docker_client) == []
+
+
+LIMITS_PROBE = (
+    "import os, resource\n"
+    "print('nofile', resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    "print('core', resource.getrlimit(resource.RLIMIT_CORE))\n"
+    "print('fsize', resource.getrlimit(resource.RLIMIT_FSIZE))\n"
+    "print('cpu', resource.getrlimit(resource.RLIMIT_CPU))\n"
+    "for p in ('memory/memory.limit_in_bytes', 'memory.max', 'pids/pids.max', 'pids.max',\n"
+    "          'cpu/cpu.cfs_quota_us', 'cpu.max'):\n"
+    "    try:\n"
+    "        print(p, open('/sys/fs/cgroup/' + p).read().strip())\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "print('uid', os.getuid(), 'caps', [l for l in open('/proc/self/status') if l.startswith('CapEff')])\n"
+    "print('ro', os.statvfs('/').f_flag & os.ST_RDONLY)\n"
+)
+
+
+def test_pooled_run_has_exactly_the_limits_of_a_cold_run(pooled):
+    warm = run(pooled, LIMITS_PROBE)
+    assert pooled.pool.status()["served"] == 1
+    cold_box = DockerSandbox(SandboxConfig(image=pooled.config.image, owner=TEST_OWNER))
+    try:
+        cold = run(cold_box, LIMITS_PROBE)
+    finally:
+        cold_box.close()
+    assert warm.status is Status.OK and cold.status is Status.OK
+    assert warm.stdout == cold.stdout
+    assert "memory/memory.limit_in_bytes 268435456" in warm.stdout or "memory.max 268435456" in warm.stdout
+
+
+def test_no_state_survives_from_one_run_to_the_next(pooled):
+    first = run(pooled, (
+        "import os, subprocess\n"
+        "open('/tmp/left-behind', 'w').write('secret')\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    import time\n"
+        "    time.sleep(60)\n"
+        "print('planted')\n"))
+    assert first.stdout == "planted\n"
+    second = run(pooled, (
+        "import os\n"
+        "print(os.path.exists('/tmp/left-behind'))\n"
+        "cmds = sorted(open(f'/proc/{p}/cmdline', 'rb').read().split(b'\\0')[0].decode()\n"
+        "              for p in os.listdir('/proc') if p.isdigit())\n"
+        "print(len(cmds))\n"))
+    assert pooled.pool.status()["served"] == 2
+    lines = second.stdout.splitlines()
+    assert lines[0] == "False"
+    assert int(lines[1]) == 3  # init, the runner and this program: nothing of the first run
+
+
+def test_no_leaks_after_200_pooled_runs(executor_image, docker_client, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    box.start_pool(4)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as workers:
+            results = list(workers.map(lambda i: run(box, f"print({i} * {i})"), range(200)))
+        assert [r.stdout for r in results] == [f"{i * i}\n" for i in range(200)]
+        assert all(r.status is Status.OK for r in results)
+        assert box.pool.status()["served"] > 0
+    finally:
+        box.close()
+    assert our_containers(docker_client) == []
