@@ -417,8 +417,11 @@ class ResultStore:
             now = self._clock()
             if now < self._retry_at:
                 return False
-            # Claim this try; a failure moves the next one further out.
+            # Claim this try, and schedule the next one further out should this one fail too.
+            # Doubling here, per try, rather than per failure: requests that were already talking
+            # to Redis when it died all fail at once and must not inflate the backoff.
             self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.config.retry_max_s)
             return True
 
     def _answered(self) -> None:
@@ -437,14 +440,11 @@ class ResultStore:
         with self._lock:
             self.errors += 1
             self._last_error = f"{type(error).__name__}: {error}"[:300]
-            now = self._clock()
             first = self._down_since is None
             if first:
-                self._down_since = now
+                self._down_since = self._clock()
                 self._backoff = self.config.retry_initial_s
-            else:
-                self._backoff = min(self._backoff * 2, self.config.retry_max_s)
-            self._retry_at = now + self._backoff
+                self._retry_at = self._down_since + self._backoff
         if first:
             log.warning("Redis at %s failed (%s); the result cache is in memory until Redis answers "
                         "again (retried with a backoff of up to %g s)", redact_url(self.config.redis_url),
@@ -560,7 +560,8 @@ class CachingSandbox:
         return info
 
     def cache_status(self) -> dict[str, Any]:
-        """``enabled``, ``backend`` (``redis`` | ``memory``), ``hits``, ``misses``, ``bypassed``
+        """``enabled``, ``backend`` (``redis`` | ``memory``), ``hits`` (with requests that waited
+        for an identical run in progress), ``misses``, ``bypassed``
         (not looked up: ``use_cache`` off or non-deterministic code), ``errors`` (failed Redis
         calls and unreadable entries), ``entries`` (memory backend only), ``max_entries``,
         ``ttl_s``, ``redis_url`` (password hidden), ``redis_error`` (while Redis is down)."""

@@ -258,6 +258,26 @@ def test_redis_down_falls_back_to_memory_and_says_so_once(redis_server, caplog):
 
 
 @pytest.mark.redis
+def test_a_down_redis_is_retried_with_a_doubling_backoff(redis_server):
+    clock = FakeClock()
+    store = ResultStore(CacheConfig(redis_url=redis_server.url, retry_initial_s=1, retry_max_s=4),
+                        clock=clock)
+    start = clock.now
+    redis_server.kill()
+    tried = []
+    # Requests every 0.25 s for 13 s: Redis is tried at 0 (the failure that starts the outage),
+    # then 1, 2, 4, 8, 12 s later: waits of 1, 1, 2, 4, 4 (capped) seconds.
+    for step in range(53):
+        clock.now = start + step * 0.25
+        before = store.errors
+        store.get("k")
+        if store.errors > before:
+            tried.append(clock.now - start)
+    assert tried == [0, 1, 2, 4, 8, 12]
+    store.close()
+
+
+@pytest.mark.redis
 def test_redis_is_used_again_when_it_comes_back(redis_server, caplog):
     caplog.set_level(logging.INFO, logger=CACHE_LOGGER)
     config = outage_config(redis_server.url)
