@@ -1,15 +1,25 @@
-"""Shared fixtures: the real Docker engine, and a check that no test leaves a container behind.
+"""Shared fixtures: the real Docker engine, a check that no test leaves a container behind, and
+redis-server instances of a test's own.
 
-Tests that need Docker fail, never skip, under ``CI=true`` when the engine or the executor image is
-missing: a skipped safety test would be a hidden failure. Elsewhere they skip with the reason.
+Tests that need Docker or Redis fail, never skip, under ``CI=true`` when the engine, the executor
+image or redis-server is missing: a skipped safety test would be a hidden failure. Elsewhere they
+skip with the reason.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
 
 import docker
 import pytest
+import redis
 
 from jupyter_exec_ext.sandbox import LABEL, DockerSandbox, SandboxConfig
 from jupyter_exec_ext.sandbox.config import OWNER_LABEL
@@ -89,3 +99,77 @@ def pytest_sessionfinish(session, exitstatus):
         for c in left:
             client.api.remove_container(c["Id"], force=True)
         session.exitstatus = 1
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """A redis-server of one test on a free loopback port, which the test may kill, freeze and
+    restart on the same port. Never the shared one on 6379."""
+
+    def __init__(self, workdir: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.process: Optional[subprocess.Popen] = None
+        self.frozen = False
+
+    def start(self) -> None:
+        """Starts the server (no persistence: a restart comes back empty) and waits until it answers."""
+        log_file = self.workdir / f"redis-{self.port}.log"
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(log_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        probe = redis.Redis.from_url(self.url, socket_timeout=1)
+        try:
+            for _ in range(100):
+                try:
+                    probe.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None:
+                        break
+                    time.sleep(0.05)
+        finally:
+            probe.close()
+        self.kill()
+        log = log_file.read_text() if log_file.exists() else ""
+        raise RuntimeError(f"redis-server on port {self.port} did not start: {log[-2000:]}")
+
+    def kill(self) -> None:
+        """Kills the server at once (SIGKILL), as a crash would."""
+        if self.process is not None:
+            if self.frozen:
+                self.thaw()
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def freeze(self) -> None:
+        """Stops the process (SIGSTOP): connections are accepted, nothing is answered."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+        self.frozen = False
+
+    def client(self) -> redis.Redis:
+        """A plain client, to look at what the cache wrote."""
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running redis-server of this test alone; killed afterwards."""
+    require(os.access(REDIS_SERVER, os.X_OK),
+            "redis-server is not installed (Debian package redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -1,8 +1,10 @@
-"""Framework-free Docker sandbox: limits, request/result models, the Docker backend, code policy.
+"""Framework-free Docker sandbox: limits, request/result models, the Docker backend, code policy,
+result cache.
 
 Nothing here imports Jupyter; the server, the CLI and the kernel client all stand on this package.
 """
 
+from .cache import CacheConfig, CachingSandbox
 from .config import DEFAULT_IMAGE, LABEL, SandboxConfig
 from .docker_sandbox import DockerSandbox
 from .errors import (
@@ -18,7 +20,8 @@ from .models import Check, CheckOutcome, CheckResult, ExecutionRequest, Executio
 from .policy import PROFILES, SAFE_MODULES, CodePolicy, PolicyViolation
 
 __all__ = [
-    "Check", "CheckOutcome", "CheckResult", "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES", "CodePolicy", "DockerSandbox",
+    "Check", "CheckOutcome", "CheckResult", "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES",
+    "CacheConfig", "CachingSandbox", "CodePolicy", "DockerSandbox",
     "DockerUnavailableError", "ExecutionRequest", "ExecutionResult", "ExecutorImageMissingError",
     "ImageBuildError", "LimitError", "Limits", "PolicyViolation", "SandboxConfig", "SandboxError",
     "SandboxUnavailableError", "Status",

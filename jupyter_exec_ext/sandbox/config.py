@@ -24,6 +24,19 @@ def _default_owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 ENV_PREFIX = "DOCKER_EXECUTOR_"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_env_bool(value: str, name: str) -> bool:
+    """Reads an on/off environment variable (``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``).
+
+    Raises:
+        LimitError: the value is none of these; the message names the variable.
+    """
+    lowered = value.strip().lower()
+    if lowered not in _TRUE + _FALSE:
+        raise LimitError(f"{name} must be true or false, got {value!r}")
+    return lowered in _TRUE
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,7 @@ class SandboxConfig:
         changes: dict = {}
         enabled = get("ENABLED")
         if enabled is not None:
-            lowered = enabled.strip().lower()
-            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise LimitError(f"{ENV_PREFIX}ENABLED must be true or false, got {enabled!r}")
-            changes["enabled"] = lowered in ("1", "true", "yes", "on")
+            changes["enabled"] = parse_env_bool(enabled, ENV_PREFIX + "ENABLED")
         for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime"),
                            ("OWNER", "owner")):
             if get(name):
