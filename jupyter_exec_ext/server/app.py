@@ -17,7 +17,14 @@ from traitlets import Bool, Float, Integer, TraitError, Unicode, default, valida
 from .. import __version__
 from ..sandbox import DockerSandbox, LimitError, Limits, SandboxConfig, SandboxError
 from ..sandbox.limits import parse_memory_mb
-from .handlers import NAMESPACE, ROUTES
+from .handlers import (
+    BOUNDS_KEY,
+    EXERCISES_DIR_KEY,
+    NAMESPACE,
+    ROUTES,
+    SANDBOX_KEY,
+    SCHEDULER_KEY,
+)
 from .payloads import RequestBounds
 from .scheduler import RunScheduler
 
@@ -26,13 +33,6 @@ log = logging.getLogger(__name__)
 #: Environment variables the extension sets for kernels started after it (documented in README).
 KERNEL_URL_ENV = "JUPYTER_EXEC_EXT_URL"
 KERNEL_TOKEN_ENV = "JUPYTER_EXEC_EXT_TOKEN"
-
-#: Keys of the tornado settings the handlers read. The sandbox is looked up per request, so a
-#: wrapper with the same ``run()`` (the result cache) replaces it by setting one key.
-SANDBOX_KEY = "exec_ext_sandbox"
-SCHEDULER_KEY = "exec_ext_scheduler"
-BOUNDS_KEY = "exec_ext_bounds"
-EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
 
 
 class _ForwardToServerLog(logging.Handler):

@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
 NAMESPACE = "api/exec/v1"
+#: Keys of the tornado settings the handlers read (ExecExtApp fills them). The sandbox is looked up
+#: per request, so a wrapper with the same ``run()`` (the result cache) replaces it by one key.
+SANDBOX_KEY = "exec_ext_sandbox"
+SCHEDULER_KEY = "exec_ext_scheduler"
+BOUNDS_KEY = "exec_ext_bounds"
+EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
 
@@ -48,15 +54,15 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def sandbox(self) -> Any:
         """What runs code: a DockerSandbox, or a wrapper with the same ``run()`` (the cache)."""
-        return self.settings["exec_ext_sandbox"]
+        return self.settings[SANDBOX_KEY]
 
     @property
     def scheduler(self) -> RunScheduler:
-        return self.settings["exec_ext_scheduler"]
+        return self.settings[SCHEDULER_KEY]
 
     @property
     def bounds(self) -> RequestBounds:
-        return self.settings["exec_ext_bounds"]
+        return self.settings[BOUNDS_KEY]
 
     @property
     def user_name(self) -> str:
@@ -103,7 +109,9 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
             message = "Docker not available" if isinstance(error, DockerUnavailableError) else str(error)
             return status, message
         if isinstance(error, tornado.web.HTTPError):
-            message = error.log_message % error.args if error.log_message and error.args else error.log_message
+            message = error.log_message
+            if message and error.args:
+                message = message % error.args
             return error.status_code, message or responses.get(error.status_code, "error")
         if error is not None:
             return 500, INTERNAL_ERROR_MESSAGE

@@ -19,7 +19,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (fixtures and ho
 from traitlets.config import Config
 
 from jupyter_exec_ext.sandbox import SandboxConfig
-from jupyter_exec_ext.server.app import SANDBOX_KEY, SCHEDULER_KEY
+from jupyter_exec_ext.server.handlers import SANDBOX_KEY, SCHEDULER_KEY
 from ..conftest import TEST_OWNER
 
 API = ("api", "exec", "v1")

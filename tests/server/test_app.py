@@ -18,7 +18,7 @@ from traitlets.config import Config
 from jupyter_exec_ext.sandbox import LABEL
 from jupyter_exec_ext.sandbox.config import EXPIRES_LABEL, OWNER_LABEL
 from jupyter_exec_ext.server import KERNEL_TOKEN_ENV, KERNEL_URL_ENV, ExecExtApp
-from jupyter_exec_ext.server.app import EXERCISES_DIR_KEY
+from jupyter_exec_ext.server.handlers import EXERCISES_DIR_KEY
 
 from ..conftest import TEST_OWNER, our_containers
 
