@@ -21,6 +21,7 @@ from jupyter_exec_ext.server import KERNEL_TOKEN_ENV, KERNEL_URL_ENV, ExecExtApp
 from jupyter_exec_ext.server.handlers import EXERCISES_DIR_KEY
 
 from ..conftest import TEST_OWNER, our_containers
+from .conftest import wait_until
 
 
 def test_the_extension_is_enabled_on_install() -> None:
@@ -174,3 +175,19 @@ async def wait_until_async(step, condition, what: str, timeout: float = 30.0) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def engine_unreachable(monkeypatch):
+    """Points the Docker client at a socket that does not exist, before the server starts."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+
+
+async def test_start_up_does_not_wait_for_an_unreachable_engine(engine_unreachable, api, caplog):
+    # The server came up (the fixture chain started it); the first sweep failed in its thread.
+    status, body, _ = await api("GET", "health")
+    assert status == 200 and body == {"status": "down"}
+    status, reply, _ = await api("POST", "execute", {"code": "print(1)"})
+    assert status == 503 and reply["message"] == "Docker not available"
+    await wait_until(lambda: any(r.getMessage().startswith("reaper: Docker not available")
+                                 for r in caplog.records), "the start-up sweep reported the engine")
