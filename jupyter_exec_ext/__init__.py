@@ -1,3 +1,13 @@
 """jupyter-exec-ext: run and grade students' Python code in hardened Docker containers from Jupyter."""
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Tells jupyter_server where the extension app is (imported only when the server loads it,
+    so the sandbox and the command line stay free of Jupyter imports)."""
+    from .server.app import ExecExtApp
+
+    return [{"module": "jupyter_exec_ext.server.app", "app": ExecExtApp}]

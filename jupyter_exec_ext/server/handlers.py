@@ -1,0 +1,208 @@
+"""Thin REST handlers under ``{base_url}api/exec/v1/`` and the one route table.
+
+Handlers parse, delegate and answer; the rules live in ``payloads``, the blocking work in the
+scheduler, and every error becomes a JSON answer in one place (``ExecAPIHandler.write_error``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Optional
+
+import tornado.web
+from tornado.httputil import responses
+from jupyter_server.auth import IdentityProvider
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from ..sandbox import DockerUnavailableError, LimitError, SandboxUnavailableError
+from .errors import ApiError, PayloadTooLargeError, RateLimitedError
+from .payloads import RequestBounds, execute_reply, health_status, parse_execute, parse_json_object
+from .scheduler import RunScheduler
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("jupyter_exec_ext.security")
+
+NAMESPACE = "api/exec/v1"
+#: Keys of the tornado settings the handlers read (ExecExtApp fills them). The sandbox is looked up
+#: per request, so a wrapper with the same ``run()`` (the result cache) replaces it by one key.
+SANDBOX_KEY = "exec_ext_sandbox"
+SCHEDULER_KEY = "exec_ext_scheduler"
+BOUNDS_KEY = "exec_ext_bounds"
+EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
+#: What a client sees for an error we did not foresee; the traceback goes to the server log only.
+INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
+
+
+class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
+    """Base of every route: access to the shared parts, JSON errors, one log line per request."""
+
+    auth_resource = "exec"
+    #: Short route name for the request log.
+    route = ""
+    #: Successful answers are logged at this level (health probes would flood INFO).
+    ok_log_level = logging.INFO
+    #: Domain errors and the status they answer (first match wins); None means the error's own.
+    error_statuses: tuple[tuple[type, Optional[int]], ...] = (
+        (ApiError, None),
+        (LimitError, 400),
+        (SandboxUnavailableError, 503),
+    )
+
+    @property
+    def sandbox(self) -> Any:
+        """What runs code: a DockerSandbox, or a wrapper with the same ``run()`` (the cache)."""
+        return self.settings[SANDBOX_KEY]
+
+    @property
+    def scheduler(self) -> RunScheduler:
+        return self.settings[SCHEDULER_KEY]
+
+    @property
+    def bounds(self) -> RequestBounds:
+        return self.settings[BOUNDS_KEY]
+
+    @property
+    def user_name(self) -> str:
+        """The authenticated user's name, ``-`` before or without authentication."""
+        try:
+            user = self.current_user
+        except RuntimeError:  # jupyter_server raises when asked before prepare() ran (e.g. a 405)
+            return "-"
+        return getattr(user, "username", None) or "-"
+
+    @property
+    def principal(self) -> str:
+        """Whom the per-user cap counts: the user, except that with jupyter_server's own token
+        auth every token holder is one principal. Its identity providers give each cookie-less
+        token request a fresh anonymous user; counting those apart would void the cap."""
+        standard = type(self.identity_provider).get_user is IdentityProvider.get_user
+        if standard and self.token_authenticated:
+            return "token-holder"
+        return self.user_name
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object (400/413 otherwise)."""
+        return parse_json_object(self.request.body, self.bounds.max_body_bytes)
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this route implements."""
+        return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+                if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
+
+    # -- errors: one place --------------------------------------------------------------------
+
+    def _domain_status(self, error: Optional[BaseException]) -> Optional[int]:
+        for kind, status in self.error_statuses:
+            if isinstance(error, kind):
+                return status if status is not None else getattr(error, "status", 400)
+        return None
+
+    def _describe(self, status_code: int, error: Optional[BaseException]) -> tuple[int, str]:
+        """The status and the message a client may see for ``error``."""
+        status = self._domain_status(error)
+        if status is not None:
+            # The detail of an unreachable engine (socket paths, library words) is for the log.
+            message = "Docker not available" if isinstance(error, DockerUnavailableError) else str(error)
+            return status, message
+        if isinstance(error, tornado.web.HTTPError):
+            message = error.log_message
+            if message and error.args:
+                message = message % error.args
+            return error.status_code, message or responses.get(error.status_code, "error")
+        if error is not None:
+            return 500, INTERNAL_ERROR_MESSAGE
+        return status_code, responses.get(status_code, "error")
+
+    def log_exception(self, typ: Any, value: Optional[BaseException], tb: Any) -> None:
+        """Domain errors are expected answers: logged in a line, without a traceback."""
+        status = self._domain_status(value)
+        if status is None:
+            super().log_exception(typ, value, tb)  # tracebacks of real bugs go to the server log
+        elif isinstance(value, SandboxUnavailableError):
+            log.warning("%s: %s", self.route, value)
+        elif isinstance(value, PayloadTooLargeError):
+            security_log.warning("security: user %r sent an oversized request to %s: %s",
+                                 self.principal, self.route, value)
+        else:
+            log.debug("%s refused with %d: %s", self.route, status, value)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answers every error as ``{"message", "reason"}`` JSON with the right status."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        status, message = self._describe(status_code, error)
+        self.set_status(status)
+        if isinstance(error, RateLimitedError):
+            self.set_header("Retry-After", str(error.retry_after_s))
+        if status == 405:  # RFC 9110: say which methods the route has
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if status == 403:
+            security_log.warning("security: refused %s %s (not authenticated or not authorized)",
+                                 self.request.method, self.route)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message, "reason": responses.get(status, "error")}))
+
+    def on_finish(self) -> None:
+        """One line per request: method, route, user (as the per-user cap counts them), status,
+        duration; never the body."""
+        status = self.get_status()
+        level = self.ok_log_level if status < 400 else logging.INFO
+        log.log(level, "%s %s user=%s status=%d duration_ms=%d", self.request.method, self.route,
+                self.principal, status, round(1000 * self.request.request_time()))
+
+
+class ExecuteHandler(ExecAPIHandler):
+    """``POST execute``: run code in the sandbox, answer its result (200 also when the code fails)."""
+
+    route = "execute"
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        payload = parse_execute(self.json_body(), self.bounds)
+        sandbox = self.sandbox
+        result = await self.scheduler.run(self.principal, lambda: sandbox.run(payload.request))
+        self.finish(execute_reply(result, payload.notes))
+
+
+class DockerStatusHandler(ExecAPIHandler):
+    """``GET docker/status``: engine, executor image, runs in flight and queued, counters."""
+
+    route = "docker/status"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        engine = await self.scheduler.query(self.sandbox.status)
+        bounds = self.bounds
+        self.finish({
+            "docker": engine,
+            "runs": self.scheduler.snapshot(),
+            "limits": {"default": bounds.default_limits.to_dict(), "max": bounds.max_limits.to_dict()},
+            "max_code_bytes": bounds.max_code_bytes,
+            "max_stdin_bytes": bounds.max_stdin_bytes,
+        })
+
+
+class HealthHandler(ExecAPIHandler):
+    """``GET health``: ``ok``, ``degraded`` or ``down`` and nothing else; open to probes."""
+
+    route = "health"
+    ok_log_level = logging.DEBUG
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        engine = await self.scheduler.query(self.sandbox.status)
+        self.finish({"status": health_status(engine, self.scheduler.saturated)})
+
+
+#: The route table, relative to the server's base_url. The exercise routes (GET exercises,
+#: GET exercises/{id}, POST exercises/{id}/submit) join here with the grading package.
+ROUTES: list[tuple[str, type[ExecAPIHandler]]] = [
+    (f"{NAMESPACE}/execute", ExecuteHandler),
+    (f"{NAMESPACE}/docker/status", DockerStatusHandler),
+    (f"{NAMESPACE}/health", HealthHandler),
+]

@@ -1,0 +1,148 @@
+"""Runs blocking sandbox work off the tornado event loop: a bounded pool, queueing, per-user caps.
+
+Docker's API is blocking HTTP over a socket, so every call into the sandbox goes through here. Runs
+take a slot of a fixed-size thread pool (the global cap on runs in flight); the rest wait in the
+pool's queue. A user who already has ``max_per_user`` runs in flight or queued is refused at once
+(HTTP 429), so one student cannot fill the queue for everyone. Short engine queries (status, reaper)
+use a separate small pool, so they are never stuck behind long runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from ..sandbox import SandboxUnavailableError
+from .errors import RateLimitedError
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("jupyter_exec_ext.security")
+
+T = TypeVar("T")
+
+
+class RunScheduler:
+    """Admits, queues and runs blocking sandbox work on threads, and counts how runs ended.
+
+    Args:
+        max_in_flight: runs executing at once (threads of the run pool); more wait in a queue.
+        max_per_user: runs one user may have in flight or queued at once.
+    """
+
+    def __init__(self, max_in_flight: int, max_per_user: int) -> None:
+        if max_in_flight < 1 or max_per_user < 1:
+            raise ValueError("max_in_flight and max_per_user must be at least 1")
+        self.max_in_flight = max_in_flight
+        self.max_per_user = max_per_user
+        self._runs = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="exec-ext-run")
+        # Engine queries (status, health, reaper) are short; two threads keep them independent of runs.
+        self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exec-ext-query")
+        # Counters are touched from the event loop (admission) and from worker threads (start, end).
+        self._lock = threading.Lock()
+        self._per_user: Counter[str] = Counter()
+        self._queued = 0
+        self._in_flight = 0
+        self._by_status: Counter[str] = Counter()
+        self._rate_limited = 0
+
+    async def run(self, user: str, work: Callable[[], T]) -> T:
+        """Runs ``work`` on the run pool once a slot is free, on behalf of ``user``.
+
+        Args:
+            user: who asked; the per-user cap counts their runs in flight and queued.
+            work: a blocking call, e.g. ``lambda: sandbox.run(request)``.
+
+        Returns:
+            What ``work`` returned. A result with a ``status`` attribute is counted by status.
+
+        Raises:
+            RateLimitedError: ``user`` is at the per-user cap; nothing was queued.
+            Exception: whatever ``work`` raised (e.g. SandboxUnavailableError), counted.
+        """
+        with self._lock:
+            if self._per_user[user] >= self.max_per_user:
+                self._rate_limited += 1
+                refused = True
+            else:
+                refused = False
+                self._per_user[user] += 1
+                self._queued += 1
+        if refused:
+            security_log.warning("security: user %r refused a run: already %d in flight or queued",
+                                 user, self.max_per_user)
+            raise RateLimitedError(
+                f"you already have {self.max_per_user} run(s) in progress; wait for one to finish")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._runs, self._execute, user, work)
+        finally:
+            with self._lock:
+                self._per_user[user] -= 1
+                if self._per_user[user] <= 0:
+                    del self._per_user[user]
+
+    def _execute(self, user: str, work: Callable[[], T]) -> T:
+        """Worker-thread side of ``run``: moves the run from queued to in flight and counts its end."""
+        with self._lock:
+            self._queued -= 1
+            self._in_flight += 1
+        outcome = "error"
+        try:
+            result = work()
+            status = getattr(result, "status", None)
+            outcome = str(status) if status is not None else "done"
+            if outcome == "policy_violation":
+                # The message names the rule and the line, never the code itself.
+                security_log.warning("security: code policy violation by user %r: %s", user,
+                                     getattr(result, "message", ""))
+            return result
+        except SandboxUnavailableError:
+            outcome = "sandbox_unavailable"
+            raise
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._by_status[outcome] += 1
+
+    async def query(self, work: Callable[[], T]) -> T:
+        """Runs a short blocking engine query (status, reaper) on the query pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._queries, work)
+
+    def submit_query(self, work: Callable[[], Any]) -> None:
+        """Starts a blocking engine query without waiting for it (works before the loop runs)."""
+        self._queries.submit(work)
+
+    @property
+    def busy(self) -> bool:
+        """True while any run is in flight or queued."""
+        with self._lock:
+            return self._in_flight > 0 or self._queued > 0
+
+    @property
+    def saturated(self) -> bool:
+        """True when every slot is busy and runs are waiting for one."""
+        with self._lock:
+            return self._queued > 0 and self._in_flight >= self.max_in_flight
+
+    def snapshot(self) -> dict[str, Any]:
+        """Runs in flight and queued, the caps, and counts of ended runs by status."""
+        with self._lock:
+            return {
+                "in_flight": self._in_flight,
+                "queued": self._queued,
+                "max_in_flight": self.max_in_flight,
+                "max_per_user": self.max_per_user,
+                "users_with_runs": len(self._per_user),
+                "by_status": dict(self._by_status),
+                "completed": sum(self._by_status.values()),
+                "rate_limited": self._rate_limited,
+            }
+
+    def shutdown(self) -> None:
+        """Stops accepting work; queued runs are dropped, runs in progress finish in their threads."""
+        self._runs.shutdown(wait=False, cancel_futures=True)
+        self._queries.shutdown(wait=False, cancel_futures=True)
