@@ -107,15 +107,20 @@ class Exercise:
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "max_score": self.max_score}
 
-    def public_dict(self) -> dict[str, Any]:
-        """Everything a student may see: never hidden tests (beyond their count) or the solution."""
+    def public_dict(self, limits: Optional[Limits] = None) -> dict[str, Any]:
+        """Everything a student may see: never hidden tests (beyond their count) or the solution.
+
+        Args:
+            limits: the limits a submission actually gets (the server's defaults and maxima
+                applied); without it, the exercise's own limits as written.
+        """
         hidden = [t for t in self.tests if t.hidden]
         return {
             "id": self.id,
             "title": self.title,
             "prompt": self.prompt,
             "starter_code": self.starter_code,
-            "limits": dict(self.limits),
+            "limits": limits.to_dict() if limits is not None else dict(self.limits),
             "policy": self.policy.to_dict() if self.policy else None,
             "max_score": self.max_score,
             "tests": [t.public_dict() for t in self.visible_tests],

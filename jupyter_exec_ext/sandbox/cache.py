@@ -577,8 +577,12 @@ class CachingSandbox:
         """
         return self.sandbox.reap(everything=everything)
 
+    def flush(self) -> None:
+        """``DockerSandbox.flush``: waits until containers of finished runs are removed."""
+        self.sandbox.flush()
+
     def close(self) -> None:
-        """Closes the sandbox's engine connection and the Redis connections."""
+        """Closes the sandbox (drains its pool, finishes removals) and the Redis connections."""
         self.sandbox.close()
         self.store.close()
 

@@ -179,6 +179,7 @@ class DockerSandbox:
         self._remover: Optional[ThreadPoolExecutor] = None
         self._removals: set = set()
         self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
+        self._closed = False
 
     # -- engine connection -------------------------------------------------------------------
 
@@ -203,11 +204,14 @@ class DockerSandbox:
     def close(self) -> None:
         """Drains the warm pool, finishes pending removals, closes the connection to the engine.
 
-        The sandbox stays usable: a later call opens a new connection (without a pool).
+        The sandbox stays usable: a later call opens a new connection; a pool is never started
+        again (a start_pool() still on its way, say from a server's start-up, does nothing).
         """
-        if self.pool is not None:
-            self.pool.drain()
-            self.pool = None
+        with self._lock:
+            self._closed = True
+            pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.drain()
         self.flush()
         self._forget_client()
 
@@ -242,14 +246,17 @@ class DockerSandbox:
         A run whose limits fit the profile gets a pooled container, which serves that one job and
         is then destroyed; other runs start cold. 0 disables the pool.
         """
-        if self.pool is not None:
-            self.pool.drain()
-            self.pool = None
-        if size > 0:
-            from .pool import WarmPool
+        from .pool import WarmPool
 
-            self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s)
-            self.pool.start()
+        with self._lock:
+            if self._closed:
+                return
+            old, self.pool = self.pool, None
+            if size > 0:
+                self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s)
+                self.pool.start()
+        if old is not None:
+            old.drain()
 
     def _take_warm(self, limits: Limits) -> Optional[_Live]:
         return self.pool.take(limits) if self.pool is not None else None

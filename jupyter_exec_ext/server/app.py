@@ -15,11 +15,22 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
 
 from .. import __version__
-from ..sandbox import DockerSandbox, LimitError, Limits, SandboxConfig, SandboxError
+from ..grading import ExerciseRegistry, Grader
+from ..sandbox import (
+    CacheConfig,
+    CachingSandbox,
+    DockerSandbox,
+    LimitError,
+    Limits,
+    SandboxConfig,
+    SandboxError,
+)
 from ..sandbox.limits import parse_memory_mb
 from .handlers import (
     BOUNDS_KEY,
     EXERCISES_DIR_KEY,
+    GRADER_KEY,
+    REGISTRY_KEY,
     NAMESPACE,
     ROUTES,
     SANDBOX_KEY,
@@ -118,6 +129,19 @@ class ExecExtApp(ExtensionApp):
                             "`exercises/` under the server's root_dir if it exists, else none."
                             ).tag(config=True)
 
+    # -- warm pool and result cache -------------------------------------------------------------
+    pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
+                        "(each serves one run, then is destroyed); 0 turns the pool off. "
+                        "Default: DOCKER_EXECUTOR_POOL_SIZE, else 2.").tag(config=True)
+    cache_enabled = Bool(help="Answer repeated runs of the same deterministic code from the result "
+                         "cache (submissions never are). Default: DOCKER_EXECUTOR_CACHE_ENABLED, "
+                         "else true.").tag(config=True)
+    redis_url = Unicode(None, allow_none=True, help="Redis for the result cache, e.g. "
+                        "redis://127.0.0.1:6379/0; None keeps the cache in this process. "
+                        "Default: DOCKER_EXECUTOR_REDIS_URL.").tag(config=True)
+    cache_ttl = Float(help="Seconds a cached result lives. Default: DOCKER_EXECUTOR_CACHE_TTL, "
+                      "else 3600.").tag(config=True)
+
     # -- defaults from the environment ----------------------------------------------------------
 
     def _env_config(self) -> SandboxConfig:
@@ -191,6 +215,37 @@ class ExecExtApp(ExtensionApp):
     def _default_max_nofile_limit(self) -> int:
         return self._env_config().max_limits.nofile
 
+    def _env_cache_config(self) -> CacheConfig:
+        cached: Optional[CacheConfig] = getattr(self, "_env_cache_cache", None)
+        if cached is None:
+            try:
+                cached = CacheConfig.from_env()
+            except (LimitError, ValueError) as e:
+                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
+            self._env_cache_cache = cached
+        return cached
+
+    @default("pool_size")
+    def _default_pool_size(self) -> int:
+        raw = os.environ.get("DOCKER_EXECUTOR_POOL_SIZE")
+        if raw is None or not raw.strip():
+            return 2
+        if not raw.strip().isdigit():
+            raise TraitError(f"DOCKER_EXECUTOR_POOL_SIZE must be a whole number, got {raw!r}")
+        return int(raw)
+
+    @default("cache_enabled")
+    def _default_cache_enabled(self) -> bool:
+        return self._env_cache_config().enabled
+
+    @default("redis_url")
+    def _default_redis_url(self) -> Optional[str]:
+        return self._env_cache_config().redis_url
+
+    @default("cache_ttl")
+    def _default_cache_ttl(self) -> float:
+        return self._env_cache_config().ttl_s
+
     @default("exercises_dir")
     def _default_exercises_dir(self) -> str:
         root = getattr(self.serverapp, "root_dir", "") or os.getcwd()
@@ -217,6 +272,18 @@ class ExecExtApp(ExtensionApp):
         if proposal["value"] < 1:
             raise TraitError(f"ExecExtApp.{proposal['trait'].name} must be at least 1, "
                              f"got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("pool_size")
+    def _valid_pool_size(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"ExecExtApp.pool_size must be 0 (off) or more, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("cache_ttl")
+    def _valid_cache_ttl(self, proposal: Any) -> float:
+        if not proposal["value"] > 0:
+            raise TraitError(f"ExecExtApp.cache_ttl must be positive, got {proposal['value']!r}")
         return proposal["value"]
 
     @validate("reap_interval")
@@ -256,12 +323,18 @@ class ExecExtApp(ExtensionApp):
         self._forward_logs()
         config = self.sandbox_config()
         self.docker_sandbox = DockerSandbox(config)
+        # Executions go through the cache; submissions always run fresh, so the grader gets the
+        # sandbox itself.
+        self.caching_sandbox = CachingSandbox(self.docker_sandbox, CacheConfig.from_env(
+            enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl))
         self.scheduler = RunScheduler(self.max_concurrent_runs, self.max_runs_per_user)
         exercises = Path(self.exercises_dir) if self.exercises_dir else None
         if exercises is not None and not exercises.is_dir():
             log.warning("exercise directory %s does not exist", exercises)
         self.settings.update({
-            SANDBOX_KEY: self.docker_sandbox,
+            SANDBOX_KEY: self.caching_sandbox,
+            REGISTRY_KEY: ExerciseRegistry(exercises) if exercises is not None else None,
+            GRADER_KEY: Grader(self.docker_sandbox, config.default_limits),
             SCHEDULER_KEY: self.scheduler,
             BOUNDS_KEY: RequestBounds(
                 max_code_bytes=self.max_code_bytes, max_stdin_bytes=self.max_stdin_bytes,
@@ -270,6 +343,9 @@ class ExecExtApp(ExtensionApp):
         })
         self._publish_for_kernels()
         self._start_reaper()
+        if self.pool_size > 0:
+            # Starting containers talks to Docker: never on the event loop, never delaying start-up.
+            self.scheduler.submit_query(lambda: self.docker_sandbox.start_pool(self.pool_size))
         log.info("jupyter_exec_ext %s: image %s, %d run(s) at once, %d per user, exercises in %s",
                  __version__, config.image, self.max_concurrent_runs, self.max_runs_per_user,
                  exercises or "(none)")
@@ -290,9 +366,9 @@ class ExecExtApp(ExtensionApp):
         scheduler: Optional[RunScheduler] = getattr(self, "scheduler", None)
         if scheduler is not None:
             scheduler.shutdown()
-        sandbox: Optional[DockerSandbox] = getattr(self, "docker_sandbox", None)
+        sandbox: Optional[CachingSandbox] = getattr(self, "caching_sandbox", None)
         if sandbox is not None:
-            sandbox.close()
+            sandbox.close()  # drains the warm pool and finishes container removals
         for name, value in getattr(self, "_environ_before", {}).items():
             if value is None:
                 os.environ.pop(name, None)

@@ -17,9 +17,17 @@ from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
-from ..sandbox import DockerUnavailableError, LimitError, SandboxUnavailableError
+from ..grading import Exercise, ExerciseError, ExerciseNotFound, ExerciseRegistry, Grader
+from ..sandbox import CachingSandbox, DockerUnavailableError, LimitError, SandboxUnavailableError
 from .errors import ApiError, PayloadTooLargeError, RateLimitedError
-from .payloads import RequestBounds, execute_reply, health_status, parse_execute, parse_json_object
+from .payloads import (
+    RequestBounds,
+    execute_reply,
+    health_status,
+    parse_execute,
+    parse_json_object,
+    parse_submit,
+)
 from .scheduler import RunScheduler
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,8 @@ SANDBOX_KEY = "exec_ext_sandbox"
 SCHEDULER_KEY = "exec_ext_scheduler"
 BOUNDS_KEY = "exec_ext_bounds"
 EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
+REGISTRY_KEY = "exec_ext_registry"
+GRADER_KEY = "exec_ext_grader"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
 
@@ -47,6 +57,7 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
     #: Domain errors and the status they answer (first match wins); None means the error's own.
     error_statuses: tuple[tuple[type, Optional[int]], ...] = (
         (ApiError, None),
+        (ExerciseNotFound, 404),
         (LimitError, 400),
         (SandboxUnavailableError, 503),
     )
@@ -63,6 +74,28 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def bounds(self) -> RequestBounds:
         return self.settings[BOUNDS_KEY]
+
+    @property
+    def registry(self) -> Optional[ExerciseRegistry]:
+        """The authoritative exercise notebooks; None when the server has no exercise directory."""
+        return self.settings.get(REGISTRY_KEY)
+
+    async def exercise(self, exercise_id: str) -> Exercise:
+        """Looks an exercise up (reading notebooks off the event loop).
+
+        Raises:
+            ExerciseNotFound: no such exercise (404).
+            ApiError: several notebooks claim the id (409; the files are named in the log only).
+        """
+        registry = self.registry
+        if registry is None:
+            raise ExerciseNotFound(exercise_id)
+        try:
+            return await self.scheduler.query(lambda: registry.get(exercise_id))
+        except ExerciseError as e:
+            log.warning("%s", e)
+            raise ApiError(f"exercise {exercise_id!r} is defined twice on the server; "
+                           "the instructor must fix it (details in the server log)", status=409) from None
 
     @property
     def user_name(self) -> str:
@@ -107,6 +140,8 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
         if status is not None:
             # The detail of an unreachable engine (socket paths, library words) is for the log.
             message = "Docker not available" if isinstance(error, DockerUnavailableError) else str(error)
+            if isinstance(error, ExerciseNotFound):
+                message = f"unknown exercise {error.exercise_id!r}"
             return status, message
         if isinstance(error, tornado.web.HTTPError):
             message = error.log_message
@@ -164,7 +199,11 @@ class ExecuteHandler(ExecAPIHandler):
     async def post(self) -> None:
         payload = parse_execute(self.json_body(), self.bounds)
         sandbox = self.sandbox
-        result = await self.scheduler.run(self.principal, lambda: sandbox.run(payload.request))
+        if isinstance(sandbox, CachingSandbox):
+            run = lambda: sandbox.run(payload.request, use_cache=payload.use_cache)  # noqa: E731
+        else:
+            run = lambda: sandbox.run(payload.request)  # noqa: E731
+        result = await self.scheduler.run(self.principal, run)
         self.finish(execute_reply(result, payload.notes))
 
 
@@ -199,10 +238,56 @@ class HealthHandler(ExecAPIHandler):
         self.finish({"status": health_status(engine, self.scheduler.saturated)})
 
 
-#: The route table, relative to the server's base_url. The exercise routes (GET exercises,
-#: GET exercises/{id}, POST exercises/{id}/submit) join here with the grading package.
+class ExercisesHandler(ExecAPIHandler):
+    """``GET exercises``: ``{id, title, max_score}`` of every usable exercise, ordered by id."""
+
+    route = "exercises"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        registry = self.registry
+        exercises = await self.scheduler.query(registry.list) if registry is not None else []
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps([e.summary() for e in exercises]))
+
+
+class ExerciseHandler(ExecAPIHandler):
+    """``GET exercises/{id}``: the student's view: prompt, starter code, visible tests, limits."""
+
+    route = "exercises/{id}"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, exercise_id: str) -> None:
+        exercise = await self.exercise(exercise_id)
+        limits, _ = exercise.resolved_limits(self.bounds.default_limits).clamped(self.bounds.max_limits)
+        self.finish(exercise.public_dict(limits))
+
+
+class SubmitHandler(ExecAPIHandler):
+    """``POST exercises/{id}/submit``: grade code against every test (never from the cache)."""
+
+    route = "exercises/{id}/submit"
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, exercise_id: str) -> None:
+        exercise = await self.exercise(exercise_id)
+        code = parse_submit(self.json_body(), self.bounds)
+        grader: Grader = self.settings[GRADER_KEY]
+        result = await self.scheduler.run(self.principal, lambda: grader.grade(exercise, code))
+        log.info("submission user=%s exercise=%s status=%s score=%g/%g", self.principal, exercise.id,
+                 result.status, result.score, result.max_score)
+        self.finish(result.to_dict())
+
+
+#: The route table, relative to the server's base_url.
 ROUTES: list[tuple[str, type[ExecAPIHandler]]] = [
     (f"{NAMESPACE}/execute", ExecuteHandler),
     (f"{NAMESPACE}/docker/status", DockerStatusHandler),
     (f"{NAMESPACE}/health", HealthHandler),
+    (f"{NAMESPACE}/exercises", ExercisesHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitHandler),
 ]

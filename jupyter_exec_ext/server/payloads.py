@@ -16,6 +16,8 @@ from .errors import BadRequestError, PayloadTooLargeError
 
 #: Fields ``POST execute`` accepts; anything else is a 400, so a typo never passes silently.
 EXECUTE_FIELDS = ("code", "stdin", "time_limit", "memory_limit", "use_cache")
+#: Fields ``POST exercises/{id}/submit`` accepts.
+SUBMIT_FIELDS = ("code",)
 #: Limits a request may ask for (the others are the admin's alone).
 REQUESTABLE_LIMITS = ("time_limit", "memory_limit")
 _TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
@@ -183,6 +185,17 @@ def parse_execute(data: Mapping[str, Any], bounds: RequestBounds) -> ExecutePayl
     use_cache = bool_field(data, "use_cache", default=True)
     limits, notes = requested_limits(data, bounds)
     return ExecutePayload(ExecutionRequest(code=code, stdin=stdin, limits=limits), notes, use_cache)
+
+
+def parse_submit(data: Mapping[str, Any], bounds: RequestBounds) -> str:
+    """Validates a ``POST exercises/{id}/submit`` body and returns its ``code``.
+
+    Raises:
+        BadRequestError: unknown field, missing ``code``, or not a string.
+        PayloadTooLargeError: ``code`` over its size limit.
+    """
+    reject_unknown_fields(data, SUBMIT_FIELDS)
+    return text_field(data, "code", bounds.max_code_bytes, required=True)
 
 
 def execute_reply(result: ExecutionResult, notes: tuple[str, ...]) -> dict[str, Any]:

@@ -41,12 +41,25 @@ def jp_server_config(exec_ext_config: dict[str, Any]) -> Config:
         "time_limit": 10.0,
         "max_time_limit": 10.0,
         "reap_interval": 0.0,
+        # Most tests want every run cold and fresh; the pool and cache tests turn them on.
+        "pool_size": 0,
+        "cache_enabled": False,
         **exec_ext_config,
     }
     return Config({
         "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
         "ExecExtApp": traits,
     })
+
+
+@pytest.fixture
+def no_leaks(no_leaks, jp_serverapp):
+    """The root leak check, after the server's sandbox removed what it handed to its background
+    remover (a run answers before its container is gone)."""
+    yield
+    sandbox = jp_serverapp.web_app.settings.get(SANDBOX_KEY)
+    if hasattr(sandbox, "flush"):
+        sandbox.flush()
 
 
 @pytest.fixture
