@@ -426,7 +426,8 @@ def run_job(job, reporter, child):
     oom_before = oom_kills()
     started = time.monotonic()
     feed(child.code_w, (("grade" if checks else "run") + "\n" + code).encode("utf-8"))
-    feed(child.in_w, (job.get("stdin") or "").encode("utf-8"))
+    # Text that is not valid Unicode (a lone surrogate) reaches the program as "?", never a crash.
+    feed(child.in_w, (job.get("stdin") or "").encode("utf-8", "replace"))
     out_r, err_r = child.out_r, child.err_r
 
     pump = Pump({"stdout": out_r, "stderr": err_r}, output_limit,

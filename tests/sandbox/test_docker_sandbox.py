@@ -477,3 +477,9 @@ def test_concurrent_runs_are_each_answered_correctly(sandbox):
         t.join()
     assert {i: (r.status, r.stdout) for i, r in results.items()} == {
         i: (Status.OK, f"{i * 2}\n") for i in range(8)}
+
+
+def test_stdin_that_is_not_valid_unicode_does_not_break_the_runner(sandbox):
+    result = run(sandbox, "print(repr(input()))", stdin="a\ud800b")
+    assert result.status is Status.OK
+    assert result.stdout == "'a?b'\n"
