@@ -114,14 +114,17 @@ class ExecClient:
         source: where URL and token came from, named in error messages.
         timeout_margin_s: added to the longest a run may take in the sandbox to get the HTTP
             timeout of ``execute`` and ``submit``.
+        query_timeout_s: HTTP timeout of calls that run nothing (status, exercises).
     """
 
     def __init__(self, base_url: str, token: str = "", *, source: str = "arguments",
-                 timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S) -> None:
+                 timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S,
+                 query_timeout_s: float = QUERY_TIMEOUT_S) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.token = token
         self.source = source
         self.timeout_margin_s = timeout_margin_s
+        self.query_timeout_s = query_timeout_s
         self._server_limits: Optional[dict[str, Any]] = None
 
     def __repr__(self) -> str:
@@ -238,11 +241,11 @@ class ExecClient:
 
     def status(self) -> dict[str, Any]:
         """``GET docker/status``: engine, image, pool, cache, runs in flight, limits."""
-        return self._request("GET", "docker/status", timeout=QUERY_TIMEOUT_S)
+        return self._request("GET", "docker/status", timeout=self.query_timeout_s)
 
     def exercises(self) -> list[dict[str, Any]]:
         """``GET exercises``: ``[{id, title, max_score}]``."""
-        return self._request("GET", "exercises", timeout=QUERY_TIMEOUT_S)
+        return self._request("GET", "exercises", timeout=self.query_timeout_s)
 
     def exercise(self, exercise_id: str) -> dict[str, Any]:
         """``GET exercises/{id}``: prompt, starter code, visible tests, limits.
@@ -251,7 +254,7 @@ class ExecClient:
             ExerciseNotFoundError: no such exercise.
         """
         return self._request("GET", f"exercises/{urllib.parse.quote(exercise_id, safe='')}",
-                             timeout=QUERY_TIMEOUT_S)
+                             timeout=self.query_timeout_s)
 
     def submit(self, exercise_id: str, code: str,
                exercise: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
