@@ -189,6 +189,15 @@ def kernel(live_server: LiveServer, tmp_path_factory) -> Iterator[LiveKernel]:
 
 
 @pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A socket that accepts connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/exec/v1/"
+
+
+@pytest.fixture
 def no_leaks(no_leaks, docker_client):
     """The root leak check, after the server removed its containers: it answers before a
     container is gone, so wait (bounded) for the removals first."""

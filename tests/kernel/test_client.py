@@ -3,9 +3,7 @@ environment, and every error mapped to a readable exception."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -84,17 +82,8 @@ def test_client_errors_are_readable(live_server: LiveServer) -> None:
         client.execute("#" * 70000)
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A socket that accepts connections and never answers (a hung server)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/exec/v1/"
-
-
-def test_no_answer_ends_in_a_timeout_error(silent_server: str) -> None:
-    client = ExecClient(silent_server, query_timeout_s=0.3, timeout_margin_s=0.2)
+def test_no_answer_ends_in_a_timeout_error(silent_url: str) -> None:
+    client = ExecClient(silent_url, query_timeout_s=0.3, timeout_margin_s=0.2)
     # The server's limits cannot be read either, so the run's own limit sizes the wait.
     with pytest.raises(RequestTimeoutError, match=r"did not answer POST execute within 1.2 s"):
         client.execute("print(1)", time_limit=1)
