@@ -18,7 +18,8 @@ from typing import Any, Mapping, Optional
 
 log = logging.getLogger(__name__)
 
-#: Set by the server extension for the kernels it starts (``server/app.py`` writes them).
+#: Set by the server extension for the kernels it starts (``server/app.py`` writes them; not
+#: imported from there, so a kernel never loads jupyter_server for two names; a test checks they agree).
 URL_ENV = "JUPYTER_EXEC_EXT_URL"
 TOKEN_ENV = "JUPYTER_EXEC_EXT_TOKEN"
 API_PATH = "api/exec/v1/"

@@ -23,6 +23,14 @@ from .conftest import LiveServer, free_port
 pytestmark = pytest.mark.docker
 
 
+def test_client_reads_the_variables_the_server_writes() -> None:
+    # Defined twice on purpose (the kernel side must not import the server); they must agree.
+    from jupyter_exec_ext.kernel import client
+    from jupyter_exec_ext.server import app
+
+    assert (client.URL_ENV, client.TOKEN_ENV) == (app.KERNEL_URL_ENV, app.KERNEL_TOKEN_ENV)
+
+
 def test_found_from_the_variables_the_extension_sets(live_server: LiveServer) -> None:
     client = ExecClient.discover(live_server.kernel_env())
     assert client.base_url == live_server.api and "JUPYTER_EXEC_EXT_URL" in client.source
