@@ -11,3 +11,16 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .server.app import ExecExtApp
 
     return [{"module": "jupyter_exec_ext.server.app", "app": ExecExtApp}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_exec_ext``: registers ``%%sandbox``, ``%%submit`` and ``%sandbox_status``.
+
+    Imports the magics only now, so importing the package stays light.
+
+    Args:
+        ipython: the running InteractiveShell.
+    """
+    from .kernel.magics import SandboxMagics
+
+    ipython.register_magics(SandboxMagics)

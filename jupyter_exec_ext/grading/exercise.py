@@ -115,6 +115,7 @@ class Exercise:
                 applied); without it, the exercise's own limits as written.
         """
         hidden = [t for t in self.tests if t.hidden]
+        run_limits = limits if limits is not None else self.resolved_limits()
         return {
             "id": self.id,
             "title": self.title,
@@ -126,6 +127,9 @@ class Exercise:
             "tests": [t.public_dict() for t in self.visible_tests],
             "hidden_tests": len(hidden),
             "hidden_points": _points(sum(t.points for t in hidden)),
+            # The longest a grading can run in the sandbox (the code's time limit, then each test's
+            # own timeout): clients size their HTTP timeouts by it. Hidden tests count only here.
+            "grading_time_limit": round(run_limits.time_s + sum(t.timeout for t in self.tests), 3),
         }
 
     def resolved_limits(self, base: Optional[Limits] = None) -> Limits:

@@ -39,6 +39,8 @@ def test_public_view_has_no_hidden_tests_and_no_solution(tmp_path):
     data = ex.public_dict()
     assert [t["name"] for t in data["tests"]] == ["small numbers", "negatives"]
     assert data["hidden_tests"] == 1 and data["hidden_points"] == 1 and data["max_score"] == 4
+    # The default 30 s for the code plus 5 s per test, the hidden one counted without being named.
+    assert data["grading_time_limit"] == 45.0
 
 
 @pytest.mark.parametrize("tests, words", [

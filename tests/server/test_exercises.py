@@ -59,6 +59,8 @@ async def test_exercise_view_has_visible_tests_only(api):
     assert body["hidden_tests"] == 1 and body["max_score"] == 4.0
     # The limits a submission really gets: the exercise's time, the server's other defaults.
     assert body["limits"]["time_limit"] == 5.0 and body["limits"]["memory_limit"] == "256m"
+    # 5 s for the code, then three tests of 5 s each (the hidden one too): clients wait that long.
+    assert body["grading_time_limit"] == 20.0
     text = json.dumps(body)
     assert "return a + b" not in text
     assert not any(secret in text for secret in HIDDEN_SECRETS)

@@ -1,0 +1,208 @@
+"""A live ``jupyter server`` process with the extension and a real IPython kernel that reaches it
+through the environment the extension documents (``JUPYTER_EXEC_EXT_URL`` / ``_TOKEN``).
+
+Docker-needing fixtures request ``executor_image``, so under CI=true they fail when Docker or the
+image is missing. One server serves the whole folder and one kernel a module, to keep start-ups and
+containers few on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from ..conftest import TEST_OWNER, our_containers
+
+REPO = Path(__file__).resolve().parents[2]
+EXERCISES = REPO / "exercises"
+
+
+@dataclass
+class LiveServer:
+    """A ``jupyter server`` subprocess with the extension."""
+
+    process: subprocess.Popen
+    base: str  # http://127.0.0.1:PORT/BASE_URL/
+    token: str
+    base_url: str
+    port: int
+    runtime_dir: Path
+    log_path: Path
+
+    @property
+    def api(self) -> str:
+        return self.base + "api/exec/v1/"
+
+    def kernel_env(self) -> dict[str, str]:
+        """What the extension puts into the environment of kernels its server starts."""
+        return {"JUPYTER_EXEC_EXT_URL": self.api, "JUPYTER_EXEC_EXT_TOKEN": self.token}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(workdir: Path, image: str, *, env: Optional[dict[str, str]] = None,
+                 **traits: Any) -> LiveServer:
+    """Starts ``jupyter server`` with the extension serving the repository's sample exercises and
+    waits (bounded) until its ``health`` route answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, token, base_url = free_port(), "kernel-test-token", "/k%40/"
+    (workdir / "root").mkdir(exist_ok=True)
+    config = workdir / "jupyter_server_config.json"
+    config.write_text(json.dumps({
+        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+        "ExecExtApp": {"image": image, "owner": TEST_OWNER, "time_limit": 5.0, "max_time_limit": 10.0,
+                       "reap_interval": 0.0, "exercises_dir": str(EXERCISES), "pool_size": 0,
+                       "cache_enabled": False, **traits},
+    }))
+    runtime_dir = workdir / "runtime"
+    server_env = dict(os.environ, JUPYTER_CONFIG_DIR=str(workdir / "config"),
+                      JUPYTER_RUNTIME_DIR=str(runtime_dir), JUPYTER_DATA_DIR=str(workdir / "data"),
+                      **(env or {}))
+    for name in ("JUPYTER_EXEC_EXT_URL", "JUPYTER_EXEC_EXT_TOKEN"):
+        server_env.pop(name, None)
+    log_path = workdir / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", f"--config={config}", f"--port={port}",
+             "--ip=127.0.0.1", "--no-browser", "--allow-root", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
+             f"--ServerApp.root_dir={workdir / 'root'}"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=server_env)
+    server = LiveServer(process, f"http://127.0.0.1:{port}{base_url}", token, base_url, port,
+                        runtime_dir, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(server.api + "health", timeout=5) as response:
+                if response.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise AssertionError("the server did not start:\n" + log_path.read_text()[-4000:])
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="package")
+def live_server(tmp_path_factory, executor_image: str) -> Iterator[LiveServer]:
+    """The module's server: pool off, cache off, 5 s runs, one run per user at a time."""
+    server = start_server(tmp_path_factory.mktemp("server"), executor_image, max_runs_per_user=1)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+def docker_down_server(tmp_path_factory, executor_image: str) -> Iterator[LiveServer]:
+    """A server whose Docker engine is unreachable (a socket path that does not exist)."""
+    server = start_server(tmp_path_factory.mktemp("down"), executor_image,
+                          env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    yield server
+    server.stop()
+
+
+@dataclass
+class CellOutput:
+    """What one executed cell showed."""
+
+    stdout: str = ""
+    stderr: str = ""
+    displays: list = field(default_factory=list)  # data bundles of display_data / execute_result
+    error: Optional[dict] = None
+
+    def text(self, mime: str = "text/plain") -> str:
+        return "\n".join(d.get(mime, "") for d in self.displays)
+
+
+class LiveKernel:
+    """A real IPython kernel (ipykernel) driven by jupyter_client."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env, cwd=str(cwd))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 120) -> CellOutput:
+        """Executes one cell and collects its outputs (bounded by ``timeout``)."""
+        out = CellOutput()
+
+        def hook(msg: dict) -> None:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    out.stdout += content["text"]
+                else:
+                    out.stderr += content["text"]
+            elif kind in ("display_data", "execute_result"):
+                out.displays.append(content["data"])
+            elif kind == "error":
+                out.error = content
+
+        self.client.execute_interactive(code, output_hook=hook, timeout=timeout)
+        return out
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def kernel_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The test process's environment without any exec-ext or hub variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("JUPYTER_EXEC_EXT_", "JUPYTERHUB_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def kernel(live_server: LiveServer, tmp_path_factory) -> Iterator[LiveKernel]:
+    """A kernel started as the server would start it: with the extension's variables."""
+    live = LiveKernel(kernel_environment(live_server.kernel_env()), tmp_path_factory.mktemp("kernel"))
+    yield live
+    live.shutdown()
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A socket that accepts connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/exec/v1/"
+
+
+@pytest.fixture
+def no_leaks(no_leaks, docker_client):
+    """The root leak check, after the server removed its containers: it answers before a
+    container is gone, so wait (bounded) for the removals first."""
+    before = {c["Id"] for c in our_containers(docker_client)}
+    yield
+    deadline = time.monotonic() + 30
+    while {c["Id"] for c in our_containers(docker_client)} - before and time.monotonic() < deadline:
+        time.sleep(0.1)

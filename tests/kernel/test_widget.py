@@ -1,0 +1,117 @@
+"""``ExerciseWidget`` in-process against the live server: its button handlers called directly, the
+busy state while a request is in flight, and errors shown as messages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from jupyter_exec_ext.kernel.client import ExecClient, ExerciseNotFoundError
+from jupyter_exec_ext.kernel.widget import BUSY_RUN, BUSY_SUBMIT, ExerciseWidget
+from .conftest import LiveServer
+from .test_magics import PALINDROME, role_source
+
+pytestmark = pytest.mark.docker
+
+SOLUTION = role_source(PALINDROME, "solution")
+
+
+@pytest.fixture
+def widget(live_server: LiveServer) -> ExerciseWidget:
+    return ExerciseWidget("strings-palindrome", client=ExecClient(live_server.api, live_server.token))
+
+
+def watch(widget: ExerciseWidget) -> list[tuple[str, Any]]:
+    """Records every change of the buttons' ``disabled`` and of the busy indicator, in order."""
+    changes: list[tuple[str, Any]] = []
+    widget.run_button.observe(lambda c: changes.append(("run disabled", c["new"])), "disabled")
+    widget.submit_button.observe(lambda c: changes.append(("submit disabled", c["new"])), "disabled")
+    widget.busy.observe(lambda c: changes.append(("busy", c["new"])), "value")
+    return changes
+
+
+def test_shows_prompt_starter_code_and_max_score(widget: ExerciseWidget) -> None:
+    prompt = widget.prompt.outputs[0]["data"]["text/markdown"]
+    assert prompt.startswith("# Strings: palindromes") and "is_palindrome(text)" in prompt
+    assert widget.code.value == role_source(PALINDROME, "starter")
+    assert "max score: 7" in widget.score.value
+    assert widget.run_button in widget.children[3].children and widget.submit_button in widget.children[3].children
+
+
+def test_run_shows_output_and_is_busy_while_in_flight(widget: ExerciseWidget, no_leaks) -> None:
+    widget.code.value = SOLUTION + "print(is_palindrome('Abba'))\nimport sys\nprint('note', file=sys.stderr)\n"
+    changes = watch(widget)
+    widget.on_run()
+    assert "<pre class='stdout'>True\n</pre>" in widget.output.value
+    assert "<pre class='stderr'" in widget.output.value and "note" in widget.output.value
+    assert "[ran in the sandbox: ok" in widget.output.value
+    # Disabled and busy before the request, enabled and idle after it.
+    assert changes == [("run disabled", True), ("submit disabled", True), ("busy", BUSY_RUN),
+                       ("busy", ""), ("run disabled", False), ("submit disabled", False)]
+
+
+def test_run_of_code_using_kernel_variables_gets_the_hint(widget: ExerciseWidget, no_leaks) -> None:
+    widget.code.value = "print(undefined_here)"
+    widget.on_run()
+    assert "NameError" in widget.output.value
+    assert "the sandbox does not see variables defined in your kernel" in widget.output.value
+    assert "runtime_error" in widget.output.value
+
+
+def test_submit_wrong_then_right(widget: ExerciseWidget, no_leaks) -> None:
+    changes = watch(widget)
+    widget.on_submit()  # the starter code: every test fails
+    assert "score: 0 / 7" in widget.score.value and "#cf222e" in widget.score.value
+    assert widget.results.value.count("font-weight:bold'>failed<") == 6
+    assert ("busy", BUSY_SUBMIT) in changes and changes[-1] == ("submit disabled", False)
+
+    widget.code.value = SOLUTION
+    widget.on_submit()
+    assert "score: 7 / 7" in widget.score.value and "#1a7f37" in widget.score.value
+    assert widget.results.value.count("font-weight:bold'>passed<") == 6
+    assert "punctuation is ignored <em>(hidden)</em>" in widget.results.value
+
+
+def test_unknown_exercise_is_refused_at_once(live_server: LiveServer) -> None:
+    with pytest.raises(ExerciseNotFoundError, match="unknown exercise 'nope'"):
+        ExerciseWidget("nope", client=ExecClient(live_server.api, live_server.token))
+
+
+def test_docker_down_shows_sandbox_unavailable(docker_down_server: LiveServer) -> None:
+    # The exercise is served without Docker; running it is what fails.
+    widget = ExerciseWidget("strings-palindrome",
+                            client=ExecClient(docker_down_server.api, docker_down_server.token))
+    widget.on_run()
+    assert "Sandbox unavailable: Docker is not running" in widget.output.value
+    widget.on_submit()
+    assert "Sandbox unavailable: Docker is not running" in widget.output.value
+    assert not widget.run_button.disabled and widget.busy.value == ""
+
+
+def test_rate_limit_shows_a_message(widget: ExerciseWidget, live_server: LiveServer, no_leaks) -> None:
+    """The server allows one run per user: a Run while another is in flight gets 429."""
+    client = ExecClient(live_server.api, live_server.token)
+    first: dict[str, Any] = {}
+    blocker = threading.Thread(target=lambda: first.update(
+        client.execute("while True:\n    pass", time_limit=8, use_cache=False)))
+    blocker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while client.status()["runs"]["in_flight"] < 1:
+            assert time.monotonic() < deadline, "the first run never started"
+            time.sleep(0.05)
+        widget.on_run()
+        assert "too many runs at once: you already have 1 run(s) in progress" in widget.output.value
+    finally:
+        blocker.join(timeout=60)
+    assert first["status"] == "timeout"
+
+
+def test_no_answer_shows_a_timeout_message(widget: ExerciseWidget, silent_url: str) -> None:
+    widget.client = ExecClient(silent_url, query_timeout_s=0.3, timeout_margin_s=-4.5)
+    widget.on_run()  # the exercise's 5 s limit minus 4.5 s: the wait ends after half a second
+    assert "did not answer POST execute within 0.5 s" in widget.output.value
+    assert not widget.submit_button.disabled
