@@ -12,13 +12,14 @@ from typing import Callable, Optional
 import docker
 import docker.errors
 
-from .config import LABEL
 from .errors import ImageBuildError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
 OFFLINE_BASE_IMAGE = "jupyter-exec-ext-base:bookworm"
+#: Marks the images this project builds.
+IMAGE_LABEL = "jupyter-exec-ext.image"
 #: Image label holding the fingerprint of the Dockerfile, runner and base the image was built from.
 FINGERPRINT_LABEL = "jupyter-exec-ext.fingerprint"
 
@@ -35,6 +36,8 @@ def executor_image_dir() -> Path:
 def fingerprint(context: Path, base_image_id: str) -> str:
     """Hash of everything that goes into the image, so an unchanged image is not rebuilt."""
     h = hashlib.sha256()
+    # Bumped when what the build sets besides these files changes (labels, build arguments).
+    h.update(b"image-format 2\0")
     for name in ("Dockerfile", "runner.py"):
         h.update(name.encode() + b"\0" + (context / name).read_bytes() + b"\0")
     h.update(base_image_id.encode())
@@ -86,7 +89,9 @@ def build_executor_image(
     image_id: Optional[str] = None
     for chunk in api.build(
         path=str(context), tag=tag, buildargs={"BASE_IMAGE": base_image}, pull=False, rm=True,
-        forcerm=True, decode=True, labels={LABEL: "true", FINGERPRINT_LABEL: wanted},
+        # Not the containers' "managed" label: containers inherit image labels, and the reaper must
+        # not take a container someone started from this image by hand for one of its own.
+        forcerm=True, decode=True, labels={IMAGE_LABEL: "executor", FINGERPRINT_LABEL: wanted},
     ):
         if "error" in chunk:
             raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}")

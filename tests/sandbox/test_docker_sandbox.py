@@ -483,3 +483,9 @@ def test_stdin_that_is_not_valid_unicode_does_not_break_the_runner(sandbox):
     result = run(sandbox, "print(repr(input()))", stdin="a\ud800b")
     assert result.status is Status.OK
     assert result.stdout == "'a?b'\n"
+
+
+def test_the_image_does_not_mark_hand_started_containers_as_ours(docker_client, executor_image):
+    labels = docker_client.api.inspect_image(executor_image)["Config"]["Labels"] or {}
+    assert LABEL not in labels  # containers inherit image labels; the reaper must not take those
+    assert labels.get("jupyter-exec-ext.image") == "executor"
