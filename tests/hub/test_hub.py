@@ -355,6 +355,29 @@ def test_an_unauthenticated_call_to_the_service_is_refused(hub: Hub) -> None:
     assert set(hub.service_api("GET", "health", None).json()) == {"status"}
 
 
+def test_the_service_exposes_metrics_to_admins_only(hub: Hub, no_leaks) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert hub.user_api("alice", "POST", "execute", {"code": "print(1)"}).json()["status"] == "ok"
+    assert hub.user_api("alice", "POST", "execute", {"code": "1/0"}).json()["status"] == "runtime_error"
+    assert hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION}).status_code == 200
+
+    assert hub.service_api("GET", "metrics", hub.tokens["alice"]).status_code == 403
+    scraped = hub.service_api("GET", "metrics", ADMIN_TOKEN)
+    assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    assert samples[("exec_executions_total", (("status", "ok"),))] >= 1
+    assert samples[("exec_executions_total", (("status", "runtime_error"),))] >= 1
+    assert samples[("exec_execution_seconds_count", ())] >= 2
+    assert samples[("exec_submissions_total", (("exercise", "add"), ("status", "ok")))] >= 1
+    # Each execution and each submission's run started a container (the pool is off here).
+    assert samples[("exec_containers_created_total", ())] >= 3
+    assert ("exec_containers_removed_total", ()) in samples
+    assert ("exec_cache_hits_total", ()) in samples and ("exec_cache_misses_total", ()) in samples
+    assert samples[("exec_pool_size", ())] == 0
+
+
 def test_a_users_server_has_no_access_to_the_docker_socket(hub: Hub) -> None:
     state = hub.hub_api("GET", "users/alice").json()["servers"][""]["state"]
     pid = state["pid"]
