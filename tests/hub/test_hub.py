@@ -83,6 +83,8 @@ c.Spawner.cmd = settings["singleuser"]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
+# As the admin guide says (docs/hub.md): remote mode, the service through the hub's proxy.
+c.Spawner.args = ["--ExecExtApp.backend=remote"]
 c.Spawner.environment = {{
     "JUPYTER_CONFIG_DIR": settings["dir"] + "/user-config",
     "JUPYTER_EXEC_SERVICE_URL": settings["service_api"],
@@ -214,7 +216,6 @@ def hub(executor_image: str):
     write_notebook(exercises / "add.ipynb", exercise_notebook("add", solution=SOLUTION))
     (root / "user-config" / "jupyter_server_config.json").write_text(json.dumps({
         "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-        "ExecExtApp": {"backend": "remote"},
     }))
     (root / "exec_service_config.py").write_text(SERVICE_CONFIG.format(
         image=executor_image, owner=TEST_OWNER, exercises=str(exercises),
