@@ -119,11 +119,16 @@ class ForwardRoute(ExecAPIHandler):
 
 
 class OpenForwardRoute(ForwardRoute):
-    """``GET health`` forwarded: open to probes, like the local route."""
+    """``GET health`` forwarded: open to probes, like the local route. With the service out of
+    reach it answers ``down`` as the local route does with the engine out of reach, so a probe
+    reads one shape whichever way this server runs code."""
 
     @allow_unauthenticated
     async def get(self, **_: Any) -> None:
-        await self._forward()
+        try:
+            await self._forward()
+        except ServiceUnavailableError:
+            self.finish({"status": "down"})
 
 
 def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:

@@ -224,7 +224,9 @@ def hub(executor_image: str):
     settings = {
         "port": port, "hub_port": _free_port(), "proxy_api_port": _free_port(),
         "service_port": service_port, "dir": str(root), "chp": chp, "owner": TEST_OWNER,
-        "singleuser": [str(python), "-c", "import site, sys; site.addsitedir(sys.argv.pop(1)); "
+        # -S: none of the system's site-packages (Debian's python3-* modules would shadow the
+        # venv's), only the venv's, with its .pth files (the editable install).
+        "singleuser": [str(python), "-S", "-c", "import site, sys; site.addsitedir(sys.argv.pop(1)); "
                        "from jupyterhub.singleuser import main; sys.exit(main())",
                        sysconfig.get_paths()["purelib"]],
         "service": str(VENV_BIN / "jupyter-exec-service"), "admin_token": ADMIN_TOKEN,
