@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provisions what jupyter-exec-ext needs on a Debian machine, idempotently, saying what it does:
 # the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1),
-# the Python environment in .venv with the package installed, and the executor image.
+# the Python environment in .venv with the package installed, configurable-http-proxy (npm; the
+# JupyterHub tests start a real hub) and the executor image.
 # Meant to be sourced or run by scripts/run.sh and scripts/test.sh; run as root.
 set -euo pipefail
 
@@ -20,6 +21,8 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v python3 >/dev/null || missing+=(python3)
+command -v npm >/dev/null || missing+=(npm)
+command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml in the tests
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
@@ -28,7 +31,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log_dir/apt.log" 2>&1 \
     || { tail -n 20 "$log_dir/apt.log"; die "apt-get install failed (log: $log_dir/apt.log)"; }
 else
-  say "Debian packages present (docker.io, debootstrap, redis-server, python3-venv)"
+  say "Debian packages present (docker.io, debootstrap, redis-server, python3-venv, npm, docker-compose)"
 fi
 
 # 2. Docker engine ---------------------------------------------------------------------------------
@@ -77,7 +80,16 @@ else
   say "Python environment is up to date ($venv)"
 fi
 
-# 5. Executor image --------------------------------------------------------------------------------
+# 5. JupyterHub's proxy (the hub tests run a real hub; jupyterhub itself comes with the test extra)
+if command -v configurable-http-proxy >/dev/null; then
+  say "configurable-http-proxy is installed ($(command -v configurable-http-proxy))"
+else
+  say "installing configurable-http-proxy from npm (log: $log_dir/npm.log)"
+  npm install -g configurable-http-proxy >"$log_dir/npm.log" 2>&1 \
+    || { tail -n 20 "$log_dir/npm.log"; die "npm install -g configurable-http-proxy failed"; }
+fi
+
+# 6. Executor image --------------------------------------------------------------------------------
 # No registry is needed: the base is made with debootstrap unless BASE_IMAGE names one to use.
 if [ -n "${BASE_IMAGE:-}" ]; then
   say "building the executor image from $BASE_IMAGE (skipped if up to date)"

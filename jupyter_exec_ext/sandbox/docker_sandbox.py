@@ -180,6 +180,10 @@ class DockerSandbox:
         self._removals: set = set()
         self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
         self._closed = False
+        #: Containers this instance created and removed (metrics read them; never reset).
+        self.containers_created = 0
+        self.containers_removed = 0
+        self._counts_lock = threading.Lock()
 
     # -- engine connection -------------------------------------------------------------------
 
@@ -378,6 +382,8 @@ class DockerSandbox:
             labels={LABEL: "true", EXPIRES_LABEL: str(expires), OWNER_LABEL: cfg.owner},
             host_config=host_config,
         )
+        with self._counts_lock:
+            self.containers_created += 1
         return created["Id"]
 
     def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float) -> _Exchange:
@@ -460,6 +466,9 @@ class DockerSandbox:
             pass
         except Exception as e:  # the reaper removes it later; the run's answer must not be lost
             log.warning("could not remove container %s: %s", container_id[:12], _short(e))
+        else:
+            with self._counts_lock:
+                self.containers_removed += 1
 
     def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int,
                    has_checks: bool = False) -> ExecutionResult:

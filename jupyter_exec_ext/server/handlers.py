@@ -1,7 +1,10 @@
 """Thin REST handlers under ``{base_url}api/exec/v1/`` and the one route table.
 
 Handlers parse, delegate and answer; the rules live in ``payloads``, the blocking work in the
-scheduler, and every error becomes a JSON answer in one place (``ExecAPIHandler.write_error``).
+scheduler, and every error becomes a JSON answer in one place (``ExecRouteBase.write_error``).
+Each route is written once, as a ``…Route`` class on ``ExecRouteBase`` that knows nothing of who
+authenticates; ``ExecAPIHandler`` (jupyter_server) and the executor service's hub-authenticated
+base each supply the authentication (``current_user``, ``authorizer``).
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ BOUNDS_KEY = "exec_ext_bounds"
 EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
 REGISTRY_KEY = "exec_ext_registry"
 GRADER_KEY = "exec_ext_grader"
+#: Optional: an ``ExecMetrics`` that routes report executions and submissions to.
+METRICS_KEY = "exec_ext_metrics"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
 
 
-class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
-    """Base of every route: access to the shared parts, JSON errors, one log line per request."""
+class ExecRouteBase(tornado.web.RequestHandler):
+    """Base of every route, whoever authenticates: access to the shared parts, JSON errors, one
+    log line per request."""
 
     auth_resource = "exec"
     #: Short route name for the request log.
@@ -108,13 +114,16 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
 
     @property
     def principal(self) -> str:
-        """Whom the per-user cap counts: the user, except that with jupyter_server's own token
-        auth every token holder is one principal. Its identity providers give each cookie-less
-        token request a fresh anonymous user; counting those apart would void the cap."""
-        standard = type(self.identity_provider).get_user is IdentityProvider.get_user
-        if standard and self.token_authenticated:
-            return "token-holder"
+        """Whom the per-user cap counts and submissions are recorded for."""
         return self.user_name
+
+    @property
+    def metrics(self) -> Any:
+        """The ``ExecMetrics`` of this server, or None."""
+        return self.settings.get(METRICS_KEY)
+
+    async def submission_graded(self, exercise: Exercise, result: Any) -> None:
+        """Called after each graded submission; the executor service records it."""
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object (400/413 otherwise)."""
@@ -189,7 +198,22 @@ class ExecAPIHandler(ExtensionHandlerMixin, APIHandler):
                 self.principal, status, round(1000 * self.request.request_time()))
 
 
-class ExecuteHandler(ExecAPIHandler):
+class ExecAPIHandler(ExecRouteBase, ExtensionHandlerMixin, APIHandler):
+    """The routes as a jupyter_server extension serves them: jupyter_server authenticates and
+    authorizes (resource ``exec``)."""
+
+    @property
+    def principal(self) -> str:
+        """The user, except that with jupyter_server's own token auth every token holder is one
+        principal. Its identity providers give each cookie-less token request a fresh anonymous
+        user; counting those apart would void the per-user cap."""
+        standard = type(self.identity_provider).get_user is IdentityProvider.get_user
+        if standard and self.token_authenticated:
+            return "token-holder"
+        return self.user_name
+
+
+class ExecuteRoute(ExecRouteBase):
     """``POST execute``: run code in the sandbox, answer its result (200 also when the code fails)."""
 
     route = "execute"
@@ -204,10 +228,12 @@ class ExecuteHandler(ExecAPIHandler):
         else:
             run = lambda: sandbox.run(payload.request)  # noqa: E731
         result = await self.scheduler.run(self.principal, run)
+        if self.metrics is not None:
+            self.metrics.execution(result)
         self.finish(execute_reply(result, payload.notes))
 
 
-class DockerStatusHandler(ExecAPIHandler):
+class DockerStatusRoute(ExecRouteBase):
     """``GET docker/status``: engine, executor image, runs in flight and queued, counters."""
 
     route = "docker/status"
@@ -226,7 +252,7 @@ class DockerStatusHandler(ExecAPIHandler):
         })
 
 
-class HealthHandler(ExecAPIHandler):
+class HealthRoute(ExecRouteBase):
     """``GET health``: ``ok``, ``degraded`` or ``down`` and nothing else; open to probes."""
 
     route = "health"
@@ -238,7 +264,7 @@ class HealthHandler(ExecAPIHandler):
         self.finish({"status": health_status(engine, self.scheduler.saturated)})
 
 
-class ExercisesHandler(ExecAPIHandler):
+class ExercisesRoute(ExecRouteBase):
     """``GET exercises``: ``{id, title, max_score}`` of every usable exercise, ordered by id."""
 
     route = "exercises"
@@ -252,7 +278,7 @@ class ExercisesHandler(ExecAPIHandler):
         self.finish(json.dumps([e.summary() for e in exercises]))
 
 
-class ExerciseHandler(ExecAPIHandler):
+class ExerciseRoute(ExecRouteBase):
     """``GET exercises/{id}``: the student's view: prompt, starter code, visible tests, limits."""
 
     route = "exercises/{id}"
@@ -265,7 +291,7 @@ class ExerciseHandler(ExecAPIHandler):
         self.finish(exercise.public_dict(limits))
 
 
-class SubmitHandler(ExecAPIHandler):
+class SubmitRoute(ExecRouteBase):
     """``POST exercises/{id}/submit``: grade code against every test (never from the cache)."""
 
     route = "exercises/{id}/submit"
@@ -279,15 +305,30 @@ class SubmitHandler(ExecAPIHandler):
         result = await self.scheduler.run(self.principal, lambda: grader.grade(exercise, code))
         log.info("submission user=%s exercise=%s status=%s score=%g/%g", self.principal, exercise.id,
                  result.status, result.score, result.max_score)
+        if self.metrics is not None:
+            self.metrics.submission(exercise.id, result.status)
+        await self.submission_graded(exercise, result)
         self.finish(result.to_dict())
 
 
-#: The route table, relative to the server's base_url.
-ROUTES: list[tuple[str, type[ExecAPIHandler]]] = [
-    (f"{NAMESPACE}/execute", ExecuteHandler),
-    (f"{NAMESPACE}/docker/status", DockerStatusHandler),
-    (f"{NAMESPACE}/health", HealthHandler),
-    (f"{NAMESPACE}/exercises", ExercisesHandler),
-    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseHandler),
-    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitHandler),
+#: Every route's pattern, relative to the server's base_url, and its logic.
+ROUTE_LOGIC: list[tuple[str, type[ExecRouteBase]]] = [
+    (f"{NAMESPACE}/execute", ExecuteRoute),
+    (f"{NAMESPACE}/docker/status", DockerStatusRoute),
+    (f"{NAMESPACE}/health", HealthRoute),
+    (f"{NAMESPACE}/exercises", ExercisesRoute),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseRoute),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitRoute),
 ]
+
+
+def bind_routes(base: type, suffix: str) -> list[tuple[str, type]]:
+    """The route table with each route's logic on ``base``, which supplies the authentication
+    (``ExecuteRoute`` on ``ExecAPIHandler`` becomes ``ExecuteHandler``)."""
+    return [(pattern, type(logic.__name__[:-len("Route")] + suffix, (logic, base),
+                           {"__doc__": logic.__doc__, "__module__": base.__module__}))
+            for pattern, logic in ROUTE_LOGIC]
+
+
+#: The route table of the jupyter_server extension (local mode).
+ROUTES: list[tuple[str, type[ExecAPIHandler]]] = bind_routes(ExecAPIHandler, "Handler")

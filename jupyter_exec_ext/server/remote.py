@@ -1,0 +1,143 @@
+"""Remote mode of the extension: every route of the REST API forwarded to the hub's executor
+service with the user's token, so a single-user server never needs the Docker socket.
+
+Clients (magics, widget, lab extension) keep calling this server's API; only this module knows the
+service exists. Requests go out through tornado's AsyncHTTPClient and never block the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import tornado.web
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
+from jupyter_server.utils import url_path_join
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from .errors import ApiError
+from .handlers import NAMESPACE, ROUTE_LOGIC, ExecAPIHandler, HealthRoute
+
+log = logging.getLogger(__name__)
+
+REMOTE_KEY = "exec_ext_remote"
+#: Answer headers worth passing back to the client; the rest belong to the hop.
+_PASSED_HEADERS = ("Content-Type", "Retry-After", "Allow")
+
+
+class ServiceUnavailableError(ApiError):
+    """The executor service cannot be reached (503) or did not answer in time (504)."""
+
+    status = 503
+
+
+class RemoteService:
+    """Where the executor service is and how this server proves whose request it forwards.
+
+    Args:
+        url: base URL of the service's REST API (``…/api/exec/v1/``).
+        token: the user's hub token (the server's ``JUPYTERHUB_API_TOKEN``).
+        timeout_s: longest a forwarded request may take.
+    """
+
+    def __init__(self, url: str, token: str, timeout_s: float) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.token = token
+        self.timeout_s = timeout_s
+
+    async def forward(self, method: str, route: str, query: str,
+                      body: Optional[bytes]) -> tuple[int, dict[str, str], bytes]:
+        """Sends one request to the service and returns its status, passed headers and body.
+
+        Raises:
+            ServiceUnavailableError: the service is down or too slow.
+        """
+        url = self.url + route + (f"?{query}" if query else "")
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"token {self.token}"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = HTTPRequest(url, method=method, headers=headers, body=body,
+                              request_timeout=self.timeout_s, connect_timeout=10,
+                              follow_redirects=False)
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as e:
+            log.warning("executor service at %s unreachable: %s", self.url, e)
+            raise ServiceUnavailableError(
+                "the code execution service is not reachable right now; try again in a minute, "
+                "and tell the course admin if it persists") from None
+        if response.code == 599:  # tornado's code for no HTTP answer: timeout or connection lost
+            log.warning("executor service at %s: %s", self.url, response.error)
+            timed_out = "timeout" in str(response.error).lower()
+            raise ServiceUnavailableError(
+                "the code execution service did not answer in time; try again later"
+                if timed_out else "the code execution service is not reachable right now; try "
+                "again in a minute, and tell the course admin if it persists",
+                status=504 if timed_out else 503) from None
+        passed = {name: response.headers[name] for name in _PASSED_HEADERS if name in response.headers}
+        return response.code, passed, response.body or b""
+
+
+class ForwardRoute(ExecAPIHandler):
+    """One route of the API, answered by the executor service. jupyter_server authenticates the
+    caller here first; the service then checks the token it receives."""
+
+    #: The methods the route has (the service's), set per route by ``remote_routes``.
+    forwarded_methods: tuple[str, ...] = ()
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        return list(cls.forwarded_methods)
+
+    async def _forward(self) -> None:
+        if self.request.method not in self.forwarded_methods:
+            raise tornado.web.HTTPError(405)
+        remote: RemoteService = self.settings[REMOTE_KEY]
+        prefix = url_path_join(self.base_url, NAMESPACE) + "/"
+        route = self.request.path[len(prefix):]
+        body = self.request.body if self.request.method == "POST" else None
+        if body is not None and len(body) > self.bounds.max_body_bytes:
+            self.json_body()  # raises the same 413 the service would, without the upload
+        status, headers, answer = await remote.forward(self.request.method, route,
+                                                       self.request.query, body)
+        self.set_status(status)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.finish(answer)
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, **_: Any) -> None:
+        await self._forward()
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, **_: Any) -> None:
+        await self._forward()
+
+
+class OpenForwardRoute(ForwardRoute):
+    """``GET health`` forwarded: open to probes, like the local route. With the service out of
+    reach it answers ``down`` as the local route does with the engine out of reach, so a probe
+    reads one shape whichever way this server runs code."""
+
+    @allow_unauthenticated
+    async def get(self, **_: Any) -> None:
+        try:
+            await self._forward()
+        except ServiceUnavailableError:
+            self.finish({"status": "down"})
+
+
+def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:
+    """The route table of remote mode: the same patterns and methods as local mode."""
+    table = []
+    for pattern, logic in ROUTE_LOGIC:
+        base = OpenForwardRoute if logic is HealthRoute else ForwardRoute
+        name = "Remote" + logic.__name__[:-len("Route")] + "Handler"
+        table.append((pattern, type(name, (base,), {
+            "route": logic.route, "forwarded_methods": tuple(logic.allowed_methods()),
+            "__doc__": f"{logic.__doc__} (forwarded to the executor service)"})))
+    return table

@@ -1,0 +1,379 @@
+"""The settings and parts shared by the jupyter_server extension and the executor service: every
+sandbox and REST API knob as a ``config=True`` trait, and the one place the sandbox, cache,
+scheduler, registry and grader are built, swept and stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from tornado.ioloop import PeriodicCallback
+from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from ..grading import ExerciseRegistry, Grader
+from ..sandbox import (
+    CacheConfig,
+    CachingSandbox,
+    DockerSandbox,
+    LimitError,
+    Limits,
+    SandboxConfig,
+    SandboxError,
+)
+from ..sandbox.limits import parse_memory_mb
+from .handlers import (
+    BOUNDS_KEY,
+    EXERCISES_DIR_KEY,
+    GRADER_KEY,
+    REGISTRY_KEY,
+    SANDBOX_KEY,
+    SCHEDULER_KEY,
+)
+from .payloads import RequestBounds
+from .scheduler import RunScheduler
+
+log = logging.getLogger(__name__)
+
+
+class ExecSettings(LoggingConfigurable):
+    """Sandbox, limits, scheduling, pool and cache settings, and the parts they describe.
+
+    Mixed into ``ExecExtApp`` (``c.ExecExtApp.…``) and ``ExecServiceApp`` (``c.ExecServiceApp.…``);
+    ``c.ExecSettings.…`` sets both. Sandbox settings default to the seed's ``DOCKER_EXECUTOR_*``
+    environment variables, then to built-in values.
+    """
+
+    # -- sandbox (seed variables) ---------------------------------------------------------------
+    enabled = Bool(help="Run code at all. When false every run answers 503. "
+                        "Default: DOCKER_EXECUTOR_ENABLED, else true.").tag(config=True)
+    image = Unicode(help="Executor image (built by `jupyter exec-ext build-image`). "
+                         "Default: DOCKER_EXECUTOR_IMAGE, else jupyter-exec-ext-executor:<version>."
+                    ).tag(config=True)
+    network = Unicode(help="Docker network of the containers; keep 'none' (no network). "
+                           "Default: DOCKER_EXECUTOR_NETWORK, else none.").tag(config=True)
+    runtime = Unicode(None, allow_none=True,
+                      help="OCI runtime, e.g. 'runsc' (gVisor); None for the engine's default. "
+                           "Default: DOCKER_EXECUTOR_RUNTIME.").tag(config=True)
+    owner = Unicode(help="Names this server on its containers (label jupyter-exec-ext.owner), so "
+                         "its reaper never touches another server's runs in progress. "
+                         "Default: DOCKER_EXECUTOR_OWNER, else <hostname>-<pid>.").tag(config=True)
+    memory_limit = Unicode(help="Memory of a run that asks for none: '256m', '1g' or MiB. "
+                                "Default: DOCKER_EXECUTOR_MEMORY_LIMIT, else 256m.").tag(config=True)
+    cpu_limit = Float(help="CPUs of a run that asks for none. "
+                           "Default: DOCKER_EXECUTOR_CPU_LIMIT, else 0.5.").tag(config=True)
+    time_limit = Float(help="Wall-clock seconds of a run that asks for none. "
+                            "Default: DOCKER_EXECUTOR_TIME_LIMIT, else 30.").tag(config=True)
+    pids_limit = Integer(help="Processes and threads of a run. "
+                              "Default: DOCKER_EXECUTOR_PIDS_LIMIT, else 50.").tag(config=True)
+    nofile_limit = Integer(help="Open files of a run. "
+                                "Default: DOCKER_EXECUTOR_NOFILE_LIMIT, else 1024.").tag(config=True)
+    max_memory_limit = Unicode(help="Admin maximum of memory_limit; requests above it are clamped. "
+                                    "Default: 1g, or the default memory if higher.").tag(config=True)
+    max_cpu_limit = Float(help="Admin maximum of cpu_limit. Default: 1, or the default if higher."
+                          ).tag(config=True)
+    max_time_limit = Float(help="Admin maximum of time_limit in seconds; requests above it are "
+                                "clamped. Default: 120, or the default if higher.").tag(config=True)
+    max_pids_limit = Integer(help="Admin maximum of pids_limit. Default: 256, or the default if "
+                                  "higher.").tag(config=True)
+    max_nofile_limit = Integer(help="Admin maximum of nofile_limit. Default: 4096, or the default "
+                                    "if higher.").tag(config=True)
+    output_limit_bytes = Integer(1024 * 1024, help="Cap on stdout and on stderr of a run, in bytes; "
+                                 "beyond it the status is output_limit.").tag(config=True)
+
+    # -- REST API -------------------------------------------------------------------------------
+    max_code_bytes = Integer(64 * 1024, help="Largest `code` a request may send, in UTF-8 bytes "
+                             "(413 above it).").tag(config=True)
+    max_stdin_bytes = Integer(64 * 1024, help="Largest `stdin` a request may send, in UTF-8 bytes "
+                              "(413 above it).").tag(config=True)
+    max_concurrent_runs = Integer(4, help="Runs executing at once on this server; more wait in a "
+                                  "queue. Each run holds one thread and one container."
+                                  ).tag(config=True)
+    max_runs_per_user = Integer(2, help="Runs one user may have executing or queued at once; "
+                                "one more is answered 429.").tag(config=True)
+    reap_interval = Float(300.0, help="Seconds between sweeps that remove abandoned sandbox "
+                          "containers (one also runs at start-up); 0 turns the periodic sweep off."
+                          ).tag(config=True)
+    exercises_dir = Unicode(help="Directory of the authoritative exercise notebooks; empty for none. "
+                            "The extension's default: `exercises/` under the server's root_dir if "
+                            "it exists.").tag(config=True)
+
+    # -- warm pool and result cache -------------------------------------------------------------
+    pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
+                        "(each serves one run, then is destroyed); 0 turns the pool off. "
+                        "Default: DOCKER_EXECUTOR_POOL_SIZE, else 2.").tag(config=True)
+    cache_enabled = Bool(help="Answer repeated runs of the same deterministic code from the result "
+                         "cache (submissions never are). Default: DOCKER_EXECUTOR_CACHE_ENABLED, "
+                         "else true.").tag(config=True)
+    redis_url = Unicode(None, allow_none=True, help="Redis for the result cache, e.g. "
+                        "redis://127.0.0.1:6379/0; None keeps the cache in this process. "
+                        "Default: DOCKER_EXECUTOR_REDIS_URL.").tag(config=True)
+    cache_ttl = Float(help="Seconds a cached result lives. Default: DOCKER_EXECUTOR_CACHE_TTL, "
+                      "else 3600.").tag(config=True)
+
+    # -- defaults from the environment ----------------------------------------------------------
+
+    def _env_config(self) -> SandboxConfig:
+        """The sandbox settings the ``DOCKER_EXECUTOR_*`` variables describe (read once)."""
+        cached: Optional[SandboxConfig] = getattr(self, "_env_config_cache", None)
+        if cached is None:
+            try:
+                cached = SandboxConfig.from_env()
+            except LimitError as e:
+                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
+            self._env_config_cache = cached
+        return cached
+
+    @default("enabled")
+    def _default_enabled(self) -> bool:
+        return self._env_config().enabled
+
+    @default("image")
+    def _default_image(self) -> str:
+        return self._env_config().image
+
+    @default("network")
+    def _default_network(self) -> str:
+        return self._env_config().network
+
+    @default("runtime")
+    def _default_runtime(self) -> Optional[str]:
+        return self._env_config().runtime
+
+    @default("owner")
+    def _default_owner(self) -> str:
+        return self._env_config().owner
+
+    @default("memory_limit")
+    def _default_memory_limit(self) -> str:
+        return f"{self._env_config().default_limits.memory_mb}m"
+
+    @default("cpu_limit")
+    def _default_cpu_limit(self) -> float:
+        return self._env_config().default_limits.cpus
+
+    @default("time_limit")
+    def _default_time_limit(self) -> float:
+        return self._env_config().default_limits.time_s
+
+    @default("pids_limit")
+    def _default_pids_limit(self) -> int:
+        return self._env_config().default_limits.pids
+
+    @default("nofile_limit")
+    def _default_nofile_limit(self) -> int:
+        return self._env_config().default_limits.nofile
+
+    @default("max_memory_limit")
+    def _default_max_memory_limit(self) -> str:
+        return f"{self._env_config().max_limits.memory_mb}m"
+
+    @default("max_cpu_limit")
+    def _default_max_cpu_limit(self) -> float:
+        return self._env_config().max_limits.cpus
+
+    @default("max_time_limit")
+    def _default_max_time_limit(self) -> float:
+        return self._env_config().max_limits.time_s
+
+    @default("max_pids_limit")
+    def _default_max_pids_limit(self) -> int:
+        return self._env_config().max_limits.pids
+
+    @default("max_nofile_limit")
+    def _default_max_nofile_limit(self) -> int:
+        return self._env_config().max_limits.nofile
+
+    def _env_cache_config(self) -> CacheConfig:
+        cached: Optional[CacheConfig] = getattr(self, "_env_cache_cache", None)
+        if cached is None:
+            try:
+                cached = CacheConfig.from_env()
+            except (LimitError, ValueError) as e:
+                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
+            self._env_cache_cache = cached
+        return cached
+
+    @default("pool_size")
+    def _default_pool_size(self) -> int:
+        raw = os.environ.get("DOCKER_EXECUTOR_POOL_SIZE")
+        if raw is None or not raw.strip():
+            return 2
+        if not raw.strip().isdigit():
+            raise TraitError(f"DOCKER_EXECUTOR_POOL_SIZE must be a whole number, got {raw!r}")
+        return int(raw)
+
+    @default("cache_enabled")
+    def _default_cache_enabled(self) -> bool:
+        return self._env_cache_config().enabled
+
+    @default("redis_url")
+    def _default_redis_url(self) -> Optional[str]:
+        return self._env_cache_config().redis_url
+
+    @default("cache_ttl")
+    def _default_cache_ttl(self) -> float:
+        return self._env_cache_config().ttl_s
+
+    # -- validation: a bad value stops the server with a message naming the trait ---------------
+
+    @validate("memory_limit", "max_memory_limit")
+    def _valid_memory(self, proposal: Any) -> str:
+        parse_memory_mb(proposal["value"], f"{type(self).__name__}.{proposal['trait'].name}")
+        return proposal["value"]
+
+    @validate("cpu_limit", "time_limit", "max_cpu_limit", "max_time_limit")
+    def _valid_positive_float(self, proposal: Any) -> float:
+        if not proposal["value"] > 0:
+            raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be positive, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("pids_limit", "nofile_limit", "max_pids_limit", "max_nofile_limit", "output_limit_bytes",
+              "max_code_bytes", "max_stdin_bytes", "max_concurrent_runs", "max_runs_per_user")
+    def _valid_positive_int(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be at least 1, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("pool_size")
+    def _valid_pool_size(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"{type(self).__name__}.pool_size must be 0 (off) or more, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("cache_ttl")
+    def _valid_cache_ttl(self, proposal: Any) -> float:
+        if not proposal["value"] > 0:
+            raise TraitError(f"{type(self).__name__}.cache_ttl must be positive, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("reap_interval")
+    def _valid_reap_interval(self, proposal: Any) -> float:
+        if proposal["value"] < 0:
+            raise TraitError(f"{type(self).__name__}.reap_interval must be 0 (off) or positive, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
+    # -- assembling the parts -------------------------------------------------------------------
+
+    def sandbox_config(self) -> SandboxConfig:
+        """The sandbox settings the traits describe.
+
+        Raises:
+            LimitError: a limit trait holds a value that is not a sensible limit.
+        """
+        defaults = Limits.from_mapping({
+            "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
+            "time_limit": self.time_limit, "pids_limit": self.pids_limit,
+            "nofile_limit": self.nofile_limit})
+        maxima = Limits.from_mapping({
+            "memory_limit": self.max_memory_limit, "cpu_limit": self.max_cpu_limit,
+            "time_limit": self.max_time_limit, "pids_limit": self.max_pids_limit,
+            "nofile_limit": self.max_nofile_limit})
+        _, lowered = defaults.clamped(maxima)
+        for note in lowered:
+            log.warning("default %s (set a max_* trait to raise the maximum)", note)
+        return SandboxConfig(
+            enabled=self.enabled, image=self.image, network=self.network,
+            runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
+            output_limit_bytes=self.output_limit_bytes, owner=self.owner)
+
+    # -- assembling the parts -------------------------------------------------------------------
+
+    def sandbox_config(self) -> SandboxConfig:
+        """The sandbox settings the traits describe.
+
+        Raises:
+            LimitError: a limit trait holds a value that is not a sensible limit.
+        """
+        defaults = Limits.from_mapping({
+            "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
+            "time_limit": self.time_limit, "pids_limit": self.pids_limit,
+            "nofile_limit": self.nofile_limit})
+        maxima = Limits.from_mapping({
+            "memory_limit": self.max_memory_limit, "cpu_limit": self.max_cpu_limit,
+            "time_limit": self.max_time_limit, "pids_limit": self.max_pids_limit,
+            "nofile_limit": self.max_nofile_limit})
+        _, lowered = defaults.clamped(maxima)
+        for note in lowered:
+            log.warning("default %s (set a max_* trait to raise the maximum)", note)
+        return SandboxConfig(
+            enabled=self.enabled, image=self.image, network=self.network,
+            runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
+            output_limit_bytes=self.output_limit_bytes, owner=self.owner)
+
+    def request_bounds(self, config: SandboxConfig) -> RequestBounds:
+        return RequestBounds(
+            max_code_bytes=self.max_code_bytes, max_stdin_bytes=self.max_stdin_bytes,
+            default_limits=config.default_limits, max_limits=config.max_limits)
+
+    def build_parts(self) -> dict[str, Any]:
+        """Builds the sandbox, cache, scheduler, registry, grader and request bounds (the one place
+        they are made) and returns them as the tornado settings the handlers read."""
+        config = self.sandbox_config()
+        self.docker_sandbox = DockerSandbox(config)
+        # Executions go through the cache; submissions always run fresh, so the grader gets the
+        # sandbox itself.
+        self.caching_sandbox = CachingSandbox(self.docker_sandbox, CacheConfig.from_env(
+            enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl))
+        self.scheduler = RunScheduler(self.max_concurrent_runs, self.max_runs_per_user)
+        exercises = Path(self.exercises_dir) if self.exercises_dir else None
+        if exercises is not None and not exercises.is_dir():
+            log.warning("exercise directory %s does not exist", exercises)
+        return {
+            SANDBOX_KEY: self.caching_sandbox,
+            REGISTRY_KEY: ExerciseRegistry(exercises) if exercises is not None else None,
+            GRADER_KEY: Grader(self.docker_sandbox, config.default_limits),
+            SCHEDULER_KEY: self.scheduler,
+            BOUNDS_KEY: self.request_bounds(config),
+            EXERCISES_DIR_KEY: exercises,
+        }
+
+    def start_background(self) -> None:
+        """Starts the reaper and fills the warm pool, both off the event loop (start-up never
+        waits for Docker)."""
+        self._start_reaper()
+        if self.pool_size > 0:
+            self.scheduler.submit_query(lambda: self.docker_sandbox.start_pool(self.pool_size))
+
+    def stop_parts(self) -> None:
+        """Stops the reaper and the pools and closes the engine connection."""
+        reaper: Optional[PeriodicCallback] = getattr(self, "_reaper", None)
+        if reaper is not None:
+            reaper.stop()
+        scheduler: Optional[RunScheduler] = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            scheduler.shutdown()
+        sandbox: Optional[CachingSandbox] = getattr(self, "caching_sandbox", None)
+        if sandbox is not None:
+            sandbox.close()  # drains the warm pool and finishes container removals
+
+    def _start_reaper(self) -> None:
+        """Sweeps abandoned containers now, in a thread, and then every ``reap_interval`` seconds."""
+        self.scheduler.submit_query(self._reap)
+        if self.reap_interval > 0:
+            self._reaper = PeriodicCallback(lambda: self.scheduler.submit_query(self._reap),
+                                            self.reap_interval * 1000)
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        """One sweep, on a worker thread; a failure is logged, never raised into the server."""
+        if self.scheduler.busy:
+            # reap() also removes this server's *ended* containers, and a run in flight may have one
+            # it is still reading. Runs remove their own containers; crash leftovers carry an expiry
+            # and wait for a quiet moment.
+            log.debug("reaper: runs in progress, sweep postponed")
+            return
+        try:
+            removed = self.docker_sandbox.reap()  # logs at INFO what it removed
+        except SandboxError as e:
+            log.warning("reaper: %s", e)
+        except Exception:  # a sweep must never take the server down; the next one retries
+            log.exception("reaper failed")
+        else:
+            log.debug("reaper: %d container(s) removed", len(removed))

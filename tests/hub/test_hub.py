@@ -1,0 +1,416 @@
+"""The hub deployment end to end: a real JupyterHub (DummyAuthenticator, configurable-http-proxy),
+the executor service as a hub-managed service on the real Docker engine, and single-user servers
+in remote mode running as ``nobody``, who cannot open the Docker socket.
+
+One hub per module (starting it and two user servers is slow on a small machine). Under CI=true a
+missing jupyterhub, configurable-http-proxy, Docker engine or executor image fails these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from ..conftest import TEST_OWNER, our_containers, require
+from ..grading.notebooks import exercise_notebook, write_notebook
+
+pytestmark = [pytest.mark.docker, pytest.mark.hub]
+
+VENV_BIN = Path(sys.executable).parent
+SERVICE = "exec"
+ADMIN_TOKEN = "pytest-hub-admin-token-0123456789"
+USERS = ("alice", "bob")
+SOLUTION = "def add(a, b):\n    return a + b\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+HUB_CONFIG = '''
+import os
+from jupyterhub.spawner import SimpleLocalProcessSpawner, set_user_setuid
+
+class NobodySpawner(SimpleLocalProcessSpawner):
+    """Local servers run as nobody, as a student's server would run as an unprivileged user:
+    not root and not in the docker group."""
+
+    def make_preexec_fn(self, name):
+        home = self.home_dir
+        drop = set_user_setuid("nobody", chdir=False)
+
+        def preexec():
+            os.makedirs(home, 0o700, exist_ok=True)
+            os.chown(home, 65534, 65534)
+            os.chdir(home)
+            drop()
+
+        return preexec
+
+settings = {settings!r}
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = settings["port"]
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = settings["hub_port"]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%d" % settings["proxy_api_port"]
+c.ConfigurableHTTPProxy.command = [settings["chp"]]
+c.ConfigurableHTTPProxy.auth_token = "pytest-proxy-token"
+c.JupyterHub.db_url = "sqlite:///" + settings["dir"] + "/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = settings["dir"] + "/cookie_secret"
+c.JupyterHub.pid_file = settings["dir"] + "/jupyterhub.pid"
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+
+c.JupyterHub.spawner_class = NobodySpawner
+c.SimpleLocalProcessSpawner.home_dir_template = settings["dir"] + "/home/{{username}}"
+c.Spawner.cmd = settings["singleuser"]
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+# As the admin guide says (docs/hub.md): remote mode, the service through the hub's proxy.
+c.Spawner.args = ["--ExecExtApp.backend=remote"]
+c.Spawner.environment = {{
+    "JUPYTER_CONFIG_DIR": settings["dir"] + "/user-config",
+    "JUPYTER_EXEC_SERVICE_URL": settings["service_api"],
+}}
+
+# From the admin guide (docs/hub.md): users may reach the service, and so may their servers'
+# tokens (which kernels inherit as JUPYTERHUB_API_TOKEN).
+c.Spawner.server_token_scopes = [
+    "access:servers!server", "users:activity!user", "access:services!service=exec",
+]
+c.JupyterHub.load_roles = [
+    {{"name": "user", "scopes": ["self", "access:services!service=exec"]}},
+    {{"name": "admin", "services": ["pytest-admin"]}},
+    {{"name": "pytest-admin-exec", "services": ["pytest-admin"],
+      "scopes": ["access:services!service=exec"]}},
+]
+c.JupyterHub.services = [
+    {{"name": "exec", "url": "http://127.0.0.1:%d" % settings["service_port"],
+      "command": [settings["service"], "--config", settings["dir"] + "/exec_service_config.py"],
+      "environment": {{"DOCKER_EXECUTOR_OWNER": settings["owner"]}}}},
+    {{"name": "pytest-admin", "api_token": settings["admin_token"]}},
+]
+'''
+
+SERVICE_CONFIG = '''
+c.ExecServiceApp.image = {image!r}
+c.ExecServiceApp.owner = {owner!r}
+c.ExecServiceApp.exercises_dir = {exercises!r}
+c.ExecServiceApp.db_path = {db!r}
+c.ExecServiceApp.time_limit = 10.0
+c.ExecServiceApp.max_time_limit = 10.0
+c.ExecServiceApp.pool_size = 0
+c.ExecServiceApp.reap_interval = 0.0
+'''
+
+
+class Hub:
+    """The running hub of this module and the HTTP calls the tests make through its proxy."""
+
+    def __init__(self, root: Path, port: int, process: subprocess.Popen, log: Path) -> None:
+        import requests
+
+        self.root, self.port, self.process, self.log = root, port, process, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = requests.Session()
+        self.tokens: dict[str, str] = {}
+
+    def hub_api(self, method: str, path: str, **kwargs: Any):
+        return self.http.request(method, f"{self.url}/hub/api/{path}", timeout=60,
+                                 headers={"Authorization": f"token {ADMIN_TOKEN}"}, **kwargs)
+
+    def call(self, method: str, url: str, token: Optional[str], body: Any = None):
+        headers = {"Authorization": f"token {token}"} if token else {}
+        return self.http.request(method, self.url + url, headers=headers, timeout=120,
+                                 data=None if body is None else json.dumps(body),
+                                 allow_redirects=False)
+
+    def user_api(self, user: str, method: str, route: str, body: Any = None, token: str = ""):
+        """A route of ``user``'s own single-user server (remote mode)."""
+        return self.call(method, f"/user/{user}/api/exec/v1/{route}",
+                         token if token else self.tokens[user], body)
+
+    def service_api(self, method: str, route: str, token: Optional[str], body: Any = None):
+        """A route of the executor service, through the hub's proxy."""
+        return self.call(method, f"/services/{SERVICE}/api/exec/v1/{route}", token, body)
+
+    def wait(self, ready, what: str, limit_s: float = 180) -> Any:
+        deadline = time.monotonic() + limit_s
+        while True:
+            value = ready()
+            if value:
+                return value
+            assert self.process.poll() is None, f"the hub exited:\n{self.log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"{what}:\n{self.log.read_text()[-4000:]}"
+            time.sleep(0.5)
+
+
+def _others_can_run(path: Path) -> bool:
+    """Whether a user outside root's groups can execute ``path`` (every folder on the way open)."""
+    path = path.resolve()
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents])
+
+
+def python_for_nobody() -> Optional[Path]:
+    """An interpreter of this Python version that ``nobody`` may run: the venv's own may live in
+    root's private folder (pyenv under /root), then the system's of the same version will do,
+    loading the venv's packages (same ABI)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (Path(sys.executable), Path("/usr/bin") / version, Path("/usr/local/bin") / version):
+        if candidate.exists() and _others_can_run(candidate):
+            return candidate
+    return None
+
+
+def service_pid(config: Path) -> Optional[int]:
+    """The executor service's process (started by the hub with this config file)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(config).encode() in cmdline and any(b"jupyter-exec-service" in a for a in cmdline):
+                return int(entry.name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def hub(executor_image: str):
+    try:
+        import jupyterhub  # noqa: F401
+    except ImportError:
+        require(False, "jupyterhub is not installed (pip install -e '.[test]')")
+    chp = shutil.which("configurable-http-proxy")
+    require(chp is not None, "configurable-http-proxy is not installed "
+                             "(npm install -g configurable-http-proxy; scripts/provision.sh does)")
+    require(os.geteuid() == 0, "the hub test runs user servers as nobody, which needs root")
+    pwd.getpwnam("nobody")
+    python = python_for_nobody()
+    require(python is not None, "no Python interpreter that the user nobody may run")
+
+    # Not under pytest's tmp folder: that one is private to root, and nobody must read the
+    # config and own its home here.
+    root = Path(tempfile.mkdtemp(prefix="exec-hub-"))
+    root.chmod(0o755)
+    (root / "home").mkdir(mode=0o755)
+    (root / "user-config").mkdir(mode=0o755)
+    exercises = root / "exercises"
+    write_notebook(exercises / "add.ipynb", exercise_notebook("add", solution=SOLUTION))
+    (root / "user-config" / "jupyter_server_config.json").write_text(json.dumps({
+        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+    }))
+    (root / "exec_service_config.py").write_text(SERVICE_CONFIG.format(
+        image=executor_image, owner=TEST_OWNER, exercises=str(exercises),
+        db=str(root / "submissions.sqlite")))
+    port, service_port = _free_port(), _free_port()
+    settings = {
+        "port": port, "hub_port": _free_port(), "proxy_api_port": _free_port(),
+        "service_port": service_port, "dir": str(root), "chp": chp, "owner": TEST_OWNER,
+        # -S: none of the system's site-packages (Debian's python3-* modules would shadow the
+        # venv's), only the venv's, with its .pth files (the editable install).
+        "singleuser": [str(python), "-S", "-c", "import site, sys; site.addsitedir(sys.argv.pop(1)); "
+                       "from jupyterhub.singleuser import main; sys.exit(main())",
+                       sysconfig.get_paths()["purelib"]],
+        "service": str(VENV_BIN / "jupyter-exec-service"), "admin_token": ADMIN_TOKEN,
+        # Through the proxy, as a user's server on another machine would reach it.
+        "service_api": f"http://127.0.0.1:{port}/services/{SERVICE}/api/exec/v1/",
+    }
+    config = root / "jupyterhub_config.py"
+    config.write_text(HUB_CONFIG.format(settings=settings))
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    log = root / "jupyterhub.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", str(config)], cwd=root,
+                                   stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    hub = Hub(root, port, process, log)
+    hub.service_config = root / "exec_service_config.py"
+    try:
+        try:
+            hub.wait(lambda: _answers(hub, "/hub/api/"), "the hub did not answer")
+            for user in USERS:
+                assert hub.hub_api("POST", f"users/{user}").status_code in (201, 409)
+                started = hub.hub_api("POST", f"users/{user}/server")
+                assert started.status_code in (201, 202), started.text
+            for user in USERS:
+                hub.wait(lambda: hub.hub_api("GET", f"users/{user}").json()["servers"]
+                         .get("", {}).get("ready"), f"{user}'s server did not start")
+                made = hub.hub_api("POST", f"users/{user}/tokens",
+                                   json={"note": "pytest", "expires_in": 3600})
+                assert made.status_code == 201, made.text
+                hub.tokens[user] = made.json()["token"]
+            hub.wait(lambda: _answers(hub, f"/services/{SERVICE}/api/exec/v1/health"),
+                     "the executor service did not answer")
+        except BaseException:
+            print(log.read_text()[-8000:])  # shown with the failure: why the hub did not come up
+            raise
+        yield hub
+    finally:
+        for user in USERS:
+            try:
+                hub.hub_api("DELETE", f"users/{user}/server")
+            except Exception:  # the hub may already be gone; the process group goes below
+                pass
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        print(log.read_text()[-20000:])  # the hub's and the servers' log, shown when a test failed
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def no_leaks(no_leaks, docker_client):
+    """The root leak check, once the service removed the containers of the test's runs: it
+    answers before its background remover is done, and runs in another process, so the test
+    cannot flush it as the in-process server tests do."""
+    before = {c["Id"] for c in our_containers(docker_client)}
+    yield
+    deadline = time.monotonic() + 60
+    while (any(c["Id"] not in before for c in our_containers(docker_client))
+           and time.monotonic() < deadline):
+        time.sleep(0.5)
+
+
+def _answers(hub: Hub, path: str) -> bool:
+    import requests
+
+    try:
+        return hub.http.get(hub.url + path, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_a_user_runs_and_submits_through_their_own_server(hub: Hub, no_leaks) -> None:
+    ran = hub.user_api("alice", "POST", "execute", {"code": "print(6 * 7)"})
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["status"] == "ok" and ran.json()["stdout"] == "42\n"
+
+    listed = hub.user_api("alice", "GET", "exercises")
+    assert listed.status_code == 200 and [e["id"] for e in listed.json()] == ["add"]
+    view = hub.user_api("alice", "GET", "exercises/add")
+    assert view.status_code == 200 and "return a + b" not in json.dumps(view.json())
+
+    graded = hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION})
+    assert graded.status_code == 200, graded.text
+    result = graded.json()
+    assert result["score"] == result["max_score"] > 0
+    assert all(t["status"] == "passed" for t in result["tests"])
+
+    status = hub.user_api("alice", "GET", "docker/status")
+    assert status.status_code == 200 and status.json()["docker"]["reachable"] is True
+
+    # The service recorded the submission for alice, with each test's status.
+    mine = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()
+    assert mine[0]["user"] == "alice" and mine[0]["exercise_id"] == "add"
+    assert mine[0]["score"] == result["score"]
+    assert [t["status"] for t in mine[0]["tests"]] == [t["status"] for t in result["tests"]]
+
+
+def test_a_user_cannot_read_another_users_submissions(hub: Hub, no_leaks) -> None:
+    wrong = hub.user_api("bob", "POST", "exercises/add/submit", {"code": "def add(a, b):\n    return 0\n"})
+    assert wrong.status_code == 200 and wrong.json()["score"] < wrong.json()["max_score"]
+
+    bobs = hub.service_api("GET", "submissions", hub.tokens["bob"]).json()
+    assert bobs and {s["user"] for s in bobs} == {"bob"}
+    alices = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()
+    assert {s["user"] for s in alices} <= {"alice"}
+
+    peek = hub.service_api("GET", "submissions?user=bob", hub.tokens["alice"])
+    assert peek.status_code == 403 and "your own" in peek.json()["message"]
+    everyone = hub.service_api("GET", "submissions?user=*", hub.tokens["alice"])
+    assert everyone.status_code == 403
+
+    # An admin (here the hub's admin service) sees everyone's.
+    admin = hub.service_api("GET", "submissions?user=*", ADMIN_TOKEN)
+    assert admin.status_code == 200 and {"bob"} <= {s["user"] for s in admin.json()}
+
+
+def test_an_unauthenticated_call_to_the_service_is_refused(hub: Hub) -> None:
+    for token in (None, "not-a-hub-token"):
+        run = hub.service_api("POST", "execute", token, {"code": "print(1)"})
+        assert run.status_code == 403, run.text
+        assert hub.service_api("GET", "submissions", token).status_code == 403
+        assert hub.service_api("GET", "exercises", token).status_code == 403
+        assert hub.service_api("GET", "metrics", token).status_code == 403
+    # Probes need no token and learn nothing but the state.
+    assert set(hub.service_api("GET", "health", None).json()) == {"status"}
+
+
+def test_the_service_exposes_metrics_to_admins_only(hub: Hub, no_leaks) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert hub.user_api("alice", "POST", "execute", {"code": "print(1)"}).json()["status"] == "ok"
+    assert hub.user_api("alice", "POST", "execute", {"code": "1/0"}).json()["status"] == "runtime_error"
+    assert hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION}).status_code == 200
+
+    assert hub.service_api("GET", "metrics", hub.tokens["alice"]).status_code == 403
+    scraped = hub.service_api("GET", "metrics", ADMIN_TOKEN)
+    assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    assert samples[("exec_executions_total", (("status", "ok"),))] >= 1
+    assert samples[("exec_executions_total", (("status", "runtime_error"),))] >= 1
+    assert samples[("exec_execution_seconds_count", ())] >= 2
+    assert samples[("exec_submissions_total", (("exercise", "add"), ("status", "ok")))] >= 1
+    # Each execution and each submission's run started a container (the pool is off here).
+    assert samples[("exec_containers_created_total", ())] >= 3
+    assert ("exec_containers_removed_total", ()) in samples
+    assert ("exec_cache_hits_total", ()) in samples and ("exec_cache_misses_total", ()) in samples
+    assert samples[("exec_pool_size", ())] == 0
+
+
+def test_a_users_server_has_no_access_to_the_docker_socket(hub: Hub) -> None:
+    state = hub.hub_api("GET", "users/alice").json()["servers"][""]["state"]
+    pid = state["pid"]
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == ["65534"] * 4, uid_line  # nobody, real and effective
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not any(v.startswith(b"DOCKER_HOST=") for v in environ)
+
+    # As that user, connecting to the engine's socket is refused by the kernel.
+    probe = subprocess.run(
+        [str(python_for_nobody()), "-c", "import socket; s = socket.socket(socket.AF_UNIX); "
+         "s.connect('/var/run/docker.sock')"], user=65534, group=65534, extra_groups=[],
+        capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe.stderr
+
+
+def test_the_service_keeps_the_submission_records_across_a_restart(hub: Hub, no_leaks) -> None:
+    graded = hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION})
+    assert graded.status_code == 200
+    before = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()
+
+    old = service_pid(hub.service_config)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)  # a crash: nothing is flushed on the way out
+    # The hub restarts a managed service that exits.
+    hub.wait(lambda: (service_pid(hub.service_config) not in (None, old)
+                      and _answers(hub, f"/services/{SERVICE}/api/exec/v1/health")),
+             "the hub did not restart the executor service")
+
+    after = hub.service_api("GET", "submissions", hub.tokens["alice"])
+    assert after.status_code == 200 and after.json() == before
+    assert after.json()[0]["score"] == graded.json()["score"]
