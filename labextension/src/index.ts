@@ -32,24 +32,16 @@ export const CommandIDs = {
 /** Often enough to notice Docker going away, rare enough to cost nothing. */
 const STATUS_POLL_MS = 10_000;
 
-/** The sandbox output box under one cell; a later run of the cell replaces its content. */
-class SandboxOutput extends Widget {
-  constructor() {
+/**
+ * A box the extension fills: the sandbox output under one cell (a later run of the cell replaces
+ * its content) or the results panel of one notebook's submissions.
+ */
+class ResultBox extends Widget {
+  constructor(className: string) {
     super();
-    this.addClass('jp-ExecExt-cellOutput');
+    this.addClass(className);
   }
-  show_(content: HTMLElement): void {
-    this.node.replaceChildren(content);
-  }
-}
-
-/** The results panel of one notebook's submissions. */
-class ResultsPanel extends Widget {
-  constructor() {
-    super();
-    this.addClass('jp-ExecExt-resultsPanel');
-  }
-  show_(content: HTMLElement): void {
+  setContent(content: HTMLElement): void {
     this.node.replaceChildren(content);
   }
 }
@@ -75,10 +67,10 @@ class SandboxStatus extends Widget {
   }
 }
 
-function outputOf(cell: Cell, outputs: WeakMap<Cell, SandboxOutput>): SandboxOutput {
+function outputOf(cell: Cell, outputs: WeakMap<Cell, ResultBox>): ResultBox {
   let output = outputs.get(cell);
   if (!output || output.isDisposed) {
-    output = new SandboxOutput();
+    output = new ResultBox('jp-ExecExt-cellOutput');
     // The cell's own layout: the box sits right under the cell and moves with it.
     (cell.layout as PanelLayout).addWidget(output);
     outputs.set(cell, output);
@@ -101,8 +93,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const { commands, shell } = app;
     // Requests in flight, per notebook and action: a second click while busy sends nothing.
     const busy = new Set<string>();
-    const outputs = new WeakMap<Cell, SandboxOutput>();
-    const panels = new Map<string, MainAreaWidget<ResultsPanel>>();
+    const outputs = new WeakMap<Cell, ResultBox>();
+    const panels = new Map<string, MainAreaWidget<ResultBox>>();
     const status = new SandboxStatus();
 
     const current = (): NotebookPanel | null => tracker.currentWidget;
@@ -144,16 +136,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         const output = outputOf(cell, outputs);
-        output.show_(renderPending(document, 'Sandbox output', 'running…'));
+        output.setContent(renderPending(document, 'Sandbox output', 'running…'));
         setBusy(key, true);
         try {
           const result = await requestAPI<IExecutionResult>('execute', {
             method: 'POST',
             body: JSON.stringify({ code: cell.model.sharedModel.getSource() })
           });
-          output.show_(renderExecution(document, result));
+          output.setContent(renderExecution(document, result));
         } catch (error) {
-          output.show_(renderError(document, 'Sandbox output', (error as Error).message));
+          output.setContent(renderError(document, 'Sandbox output', (error as Error).message));
         } finally {
           setBusy(key, false);
           void status.refresh();
@@ -187,7 +179,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         let results = panels.get(panel.id);
         if (!results || results.isDisposed) {
-          results = new MainAreaWidget({ content: new ResultsPanel() });
+          results = new MainAreaWidget({ content: new ResultBox('jp-ExecExt-resultsPanel') });
           results.id = `jp-ExecExt-results-${panel.id}`;
           results.title.label = `Results: ${panel.title.label}`;
           results.title.closable = true;
@@ -197,16 +189,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
           shell.add(results, 'main', { mode: 'split-right', ref: panel.id });
         }
         const code = collectSubmission(panel.model);
-        results.content.show_(renderPending(document, `Results: ${id}`, 'grading…'));
+        results.content.setContent(renderPending(document, `Results: ${id}`, 'grading…'));
         setBusy(key, true);
         try {
           const result = await requestAPI<ISubmissionResult>(
             `exercises/${encodeURIComponent(id)}/submit`,
             { method: 'POST', body: JSON.stringify({ code }) }
           );
-          results.content.show_(renderSubmission(document, result));
+          results.content.setContent(renderSubmission(document, result));
         } catch (error) {
-          results.content.show_(renderError(document, `Results: ${id}`, (error as Error).message));
+          results.content.setContent(renderError(document, `Results: ${id}`, (error as Error).message));
         } finally {
           setBusy(key, false);
           void status.refresh();
@@ -224,6 +216,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker.widgetAdded.connect((_, panel) => {
       void panel.context.ready.then(refreshCommands);
       panel.context.model.metadataChanged.connect(refreshCommands);
+      panel.disposed.connect(() => {
+        panels.get(panel.id)?.dispose();
+        panels.delete(panel.id);
+      });
     });
 
     if (statusBar) {
