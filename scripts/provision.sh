@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Provisions what jupyter-exec-ext needs on a Debian machine, idempotently, saying what it does:
-# the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1),
-# the Python environment in .venv with the package installed, configurable-http-proxy (npm; the
-# JupyterHub tests start a real hub) and the executor image.
+# the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1), Node.js
+# and npm (the lab extension's build), chromium (the browser tests), docker-compose (validates
+# docker-compose.yml), the Python environment in .venv with the package and its lab extension
+# installed, the lab extension's node packages, configurable-http-proxy (npm; the JupyterHub tests
+# start a real hub), and the executor image.
 # Meant to be sourced or run by scripts/run.sh and scripts/test.sh; run as root.
 set -euo pipefail
 
@@ -21,9 +23,13 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v python3 >/dev/null || missing+=(python3)
-command -v npm >/dev/null || missing+=(npm)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml in the tests
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+# The wheel's build hook compiles the lab extension with npm; the e2e test drives Debian's chromium
+# (Playwright cannot download a browser here).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,7 +37,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log_dir/apt.log" 2>&1 \
     || { tail -n 20 "$log_dir/apt.log"; die "apt-get install failed (log: $log_dir/apt.log)"; }
 else
-  say "Debian packages present (docker.io, debootstrap, redis-server, python3-venv, npm, docker-compose)"
+  say "Debian packages present (docker.io, debootstrap, redis-server, python3-venv, nodejs, npm, chromium, docker-compose)"
 fi
 
 # 2. Docker engine ---------------------------------------------------------------------------------
@@ -65,13 +71,16 @@ fi
 
 # 4. Python environment ----------------------------------------------------------------------------
 stamp="$venv/.jupyter-exec-ext-installed"
-want="$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
+# The install also builds the lab extension, so a change to its sources reinstalls too.
+want="$(cd "$repo" && find pyproject.toml labextension/package.json labextension/package-lock.json \
+  labextension/tsconfig.json labextension/src labextension/schema labextension/style -type f \
+  | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ]; then
   say "creating the Python environment $venv"
   python3 -m venv "$venv"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing jupyter-exec-ext and its test tools into $venv (log: $log_dir/pip.log)"
+  say "installing jupyter-exec-ext (building its lab extension with npm) and its test tools into $venv (log: $log_dir/pip.log)"
   "$venv/bin/python" -m pip install -q --upgrade pip >"$log_dir/pip.log" 2>&1 || true
   "$venv/bin/python" -m pip install -e "$repo[test]" >>"$log_dir/pip.log" 2>&1 \
     || { tail -n 30 "$log_dir/pip.log"; die "pip install failed (log: $log_dir/pip.log)"; }
@@ -80,7 +89,20 @@ else
   say "Python environment is up to date ($venv)"
 fi
 
-# 5. JupyterHub's proxy (the hub tests run a real hub; jupyterhub itself comes with the test extra)
+# The editable install copies the built extension into $venv/share/jupyter/labextensions (hatch
+# shared-data), so JupyterLab finds it with no `jupyter labextension develop` step.
+labextensions="$("$venv/bin/jupyter" labextension list 2>&1 || true)"
+grep -q "jupyter-exec-ext.*enabled.*OK" <<<"$labextensions" \
+  || die "JupyterLab does not list the jupyter-exec-ext lab extension after the install (log: $log_dir/pip.log)"
+say "lab extension jupyter-exec-ext is installed and enabled"
+
+# 5. Node packages of the browser tests (playwright-core; the build installed them already unless
+# the Python environment was up to date, so this is normally a no-op) -----------------------------
+(cd "$repo/labextension" && npm install --no-audit --no-fund >"$log_dir/npm.log" 2>&1) \
+  || { tail -n 20 "$log_dir/npm.log"; die "npm install in labextension/ failed (log: $log_dir/npm.log)"; }
+say "node packages of labextension/ are installed"
+
+# 6. JupyterHub's proxy (the hub tests run a real hub; jupyterhub itself comes with the test extra)
 if command -v configurable-http-proxy >/dev/null; then
   say "configurable-http-proxy is installed ($(command -v configurable-http-proxy))"
 else
@@ -89,7 +111,7 @@ else
     || { tail -n 20 "$log_dir/npm.log"; die "npm install -g configurable-http-proxy failed"; }
 fi
 
-# 6. Executor image --------------------------------------------------------------------------------
+# 7. Executor image --------------------------------------------------------------------------------
 # No registry is needed: the base is made with debootstrap unless BASE_IMAGE names one to use.
 if [ -n "${BASE_IMAGE:-}" ]; then
   say "building the executor image from $BASE_IMAGE (skipped if up to date)"

@@ -443,6 +443,9 @@ def test_reaper_removes_planted_leftovers_and_spares_live_runs(sandbox, docker_c
     expired_running = plant(-10, start=True)
     exited = plant(3600, start=True)
     docker_client.api.kill(exited)
+    # kill returns once the signal is sent; under load the state may still read "running" when
+    # the reaper lists containers, and it only removes this instance's containers once ended.
+    docker_client.api.wait(exited, timeout=30)
     live = plant(3600, start=True)
     # Another instance's container that just ended: that instance may still be reading its state.
     others_exited = plant(3600, start=True, owner=TEST_OWNER + "-other")

@@ -1,0 +1,103 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { JSDOM } from 'jsdom';
+
+import { describeDockerStatus, renderError, renderExecution, renderSubmission } from '../src/render';
+import { collectSubmission, exerciseId } from '../src/notebook';
+
+const doc = new JSDOM('<!doctype html><body></body>').window.document;
+const text = (node: Element | null) => (node ? node.textContent ?? '' : '');
+
+test('a run shows it is sandbox output, its status, output and message', () => {
+  const node = renderExecution(doc, {
+    status: 'runtime_error', stdout: 'before\n', stderr: 'Traceback …\nZeroDivisionError: division by zero\n',
+    exit_code: 1, duration_ms: 42, truncated: false, cached: false, message: 'the program raised ZeroDivisionError'
+  });
+  assert.equal(text(node.querySelector('.jp-ExecExt-title')), 'Sandbox output');
+  assert.equal(text(node.querySelector('.jp-ExecExt-badge')), 'runtime error');
+  assert.equal(node.dataset.status, 'runtime_error');
+  assert.equal(text(node.querySelector('.jp-ExecExt-stdout pre')), 'before\n');
+  assert.match(text(node.querySelector('.jp-ExecExt-stderr pre')), /ZeroDivisionError/);
+  assert.equal(text(node.querySelector('.jp-ExecExt-message')), 'the program raised ZeroDivisionError');
+  assert.match(text(node.querySelector('.jp-ExecExt-facts')), /42 ms · exit code 1/);
+});
+
+test('output is shown as text, never parsed as HTML', () => {
+  const node = renderExecution(doc, {
+    status: 'ok', stdout: '<img src=x onerror=alert(1)>', stderr: '', exit_code: 0,
+    duration_ms: 1, truncated: false, cached: true
+  });
+  assert.equal(node.querySelector('img'), null);
+  assert.equal(text(node.querySelector('.jp-ExecExt-stdout pre')), '<img src=x onerror=alert(1)>');
+  assert.match(text(node.querySelector('.jp-ExecExt-facts')), /from cache/);
+});
+
+test('a failed request shows its message', () => {
+  const node = renderError(doc, 'Sandbox output', 'Sandbox unavailable: Docker is not running');
+  assert.equal(text(node.querySelector('.jp-ExecExt-message')), 'Sandbox unavailable: Docker is not running');
+});
+
+test('a submission lists each test with points, expected vs actual for visible ones, and the score', () => {
+  const node = renderSubmission(doc, {
+    exercise_id: 'add', status: 'failed', score: 3, max_score: 7, stdout: '', stderr: '', duration_ms: 90,
+    tests: [
+      { name: 'small numbers', status: 'passed', points: 1, max_points: 1, hidden: false, message: '' },
+      { name: 'negatives', status: 'failed', points: 0, max_points: 2, hidden: false,
+        message: 'wrong output', expected: '-5', actual: '5' },
+      { name: 'big numbers', status: 'failed', points: 0, max_points: 2, hidden: true, message: '' },
+      { name: 'floats', status: 'passed', points: 2, max_points: 2, hidden: true }
+    ]
+  });
+  assert.equal(text(node.querySelector('.jp-ExecExt-score')), 'Score: 3 / 7');
+  assert.equal(node.dataset.status, 'partial');
+  const rows = [...node.querySelectorAll('.jp-ExecExt-test')];
+  assert.deepEqual(rows.map(r => (r as HTMLElement).dataset.status), ['passed', 'failed', 'failed', 'passed']);
+  assert.equal(text(rows[1].querySelector('.jp-ExecExt-points')), '0 / 2 pt');
+  assert.equal(text(rows[1].querySelector('.jp-ExecExt-expected pre')), '-5');
+  assert.equal(text(rows[1].querySelector('.jp-ExecExt-actual pre')), '5');
+  assert.match(text(rows[2]), /big numbers \(hidden\)/);
+  assert.equal(rows[2].querySelector('.jp-ExecExt-expected'), null);
+  assert.equal(text(node.querySelector('.jp-ExecExt-badge')), '2 of 4 tests pass');
+});
+
+test('full marks are shown as such', () => {
+  const node = renderSubmission(doc, {
+    exercise_id: 'add', status: 'passed', score: 7, max_score: 7, stdout: '', stderr: '', duration_ms: 90,
+    tests: [{ name: 't', status: 'passed', points: 7, max_points: 7, hidden: false }]
+  });
+  assert.equal(node.dataset.status, 'full');
+  assert.equal(text(node.querySelector('.jp-ExecExt-badge')), 'all tests pass');
+});
+
+test('the status item reads ready, Docker unavailable, or runs in flight', () => {
+  const base = { docker: { enabled: true, reachable: true, image_present: true, image: 'img' }, runs: { in_flight: 0, queued: 0 } };
+  assert.equal(describeDockerStatus(base).text, 'Sandbox: ready');
+  assert.equal(describeDockerStatus({ ...base, docker: { ...base.docker, reachable: false, error: 'Docker not available' } }).text, 'Sandbox: Docker unavailable');
+  assert.equal(describeDockerStatus({ ...base, docker: { ...base.docker, image_present: false } }).text, 'Sandbox: image missing');
+  assert.equal(describeDockerStatus({ ...base, runs: { in_flight: 2, queued: 1 } }).text, 'Sandbox: 3 runs in flight');
+  assert.equal(describeDockerStatus(null, 'Cannot reach').state, 'unknown');
+});
+
+function notebook(meta: any, cells: Array<[string, string | undefined, string]>) {
+  return {
+    getMetadata: (key: string) => (key === 'jupyter_exec' ? meta : undefined),
+    cells: cells.map(([type, role, source]) => ({
+      type,
+      getMetadata: (key: string) => (key === 'jupyter_exec' && role ? { role } : undefined),
+      sharedModel: { getSource: () => source }
+    }))
+  };
+}
+
+test('an exercise notebook is known by its exercise_id; Submit sends its student cells', () => {
+  const nb = notebook({ exercise_id: 'add' }, [
+    ['markdown', 'prompt', 'Write add'],
+    ['code', 'student', 'def add(a, b):\n    return a + b'],
+    ['code', undefined, 'add(1, 2)  # scratch'],
+    ['code', 'student', 'X = 1']
+  ]);
+  assert.equal(exerciseId(nb), 'add');
+  assert.equal(collectSubmission(nb), 'def add(a, b):\n    return a + b\n\nX = 1');
+  assert.equal(exerciseId(notebook(undefined, [])), null);
+  assert.equal(collectSubmission(notebook({ exercise_id: 'add' }, [['code', 'starter', 'S'], ['code', 'solution', 'R']])), 'R');
+});

@@ -1,0 +1,141 @@
+"""The lab extension in a real browser: Debian's chromium, driven by Playwright, against a real
+JupyterLab whose server runs code in the real Docker sandbox.
+
+Under ``CI=true`` a missing chromium, node, lab extension build or node package fails these tests
+instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from jupyter_exec_ext.grading.release import release
+from ..conftest import TEST_OWNER, require
+
+REPO = Path(__file__).resolve().parents[2]
+LABEXT = REPO / "labextension"
+E2E_SCRIPT = LABEXT / "ui-tests" / "e2e.mjs"
+#: Kept after the run (gitignored): one screenshot per step, the failure screenshot, report.json.
+ARTIFACTS = LABEXT / "ui-tests" / "artifacts"
+CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
+EXERCISE = REPO / "exercises" / "02-lists-average.ipynb"
+STEP_SCREENSHOTS = ["01-run-in-sandbox.png", "02-submit-wrong.png", "03-run-fixed.png",
+                    "04-submit-passed.png", "results-panel-failing.png", "results-panel-passing.png"]
+
+
+def jupyter(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jupyter", *args], capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def test_lab_extension_is_installed_and_enabled():
+    """What `pip install` promises: JupyterLab lists the prebuilt extension, enabled and OK."""
+    listing = jupyter("labextension", "list")
+    lines = [line for line in (listing.stdout + listing.stderr).splitlines() if "jupyter-exec-ext" in line]
+    require(bool(lines), "the lab extension is not installed (pip install -e . builds it; needs node and npm)")
+    assert "enabled" in lines[0] and "OK" in lines[0], lines[0]
+    installed = Path(sys.prefix, "share", "jupyter", "labextensions", "jupyter-exec-ext")
+    schema = json.loads((installed / "schemas" / "jupyter-exec-ext" / "plugin.json").read_text())
+    # Declared in the settings schema, so an admin can hide the buttons.
+    names = {item["name"] for item in schema["jupyter.lab.toolbars"]["Notebook"]}
+    assert names == {"run-in-sandbox", "submit-exercise"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def lab_server(tmp_path, executor_image, no_leaks):
+    """JupyterLab on a random port serving a student copy of an exercise; the server grades
+    against the authoritative copy in exercises/. Its settings and workspaces live in tmp_path."""
+    root = tmp_path / "root"
+    root.mkdir()
+    release(EXERCISE, root / "lists-average.ipynb")
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    # The "get Jupyter news?" toast would cover the notebook in the screenshots.
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ,
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    log = (tmp_path / "lab.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         f"--ExecExtApp.exercises_dir={REPO / 'exercises'}", f"--ExecExtApp.owner={TEST_OWNER}",
+         "--ExecExtApp.pool_size=0", "--ExecExtApp.cache_enabled=False",
+         "--ExecExtApp.reap_interval=0"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    try:
+        while True:  # waits for the server to answer, bounded
+            try:
+                request = urllib.request.Request(url + "api/exec/v1/docker/status",
+                                                 headers={"Authorization": f"token {token}"})
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    if json.load(answer)["docker"]["reachable"]:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield {"url": url, "token": token, "notebook": "lists-average.ipynb", "log": tmp_path / "lab.log"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_run_and_submit_in_chromium(lab_server):
+    """Open the student copy, run a cell in the sandbox and see its output, submit a wrong
+    solution and see failing tests, fix it and see every test pass with the full score."""
+    node = shutil.which("node")
+    require(node is not None, "node is not installed (Debian package nodejs)")
+    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
+    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
+            "labextension/node_modules is missing: run `npm install` in labextension/")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    run = subprocess.run(
+        [node, str(E2E_SCRIPT)], capture_output=True, text=True, timeout=420, cwd=LABEXT,
+        env={**os.environ, "E2E_URL": lab_server["url"], "E2E_TOKEN": lab_server["token"],
+             "E2E_NOTEBOOK": lab_server["notebook"], "E2E_ARTIFACTS": str(ARTIFACTS),
+             "E2E_CHROMIUM": CHROMIUM})
+    assert run.returncode == 0, (
+        f"browser test failed (screenshots in {ARTIFACTS}):\n{run.stdout}\n{run.stderr}\n"
+        f"server log tail:\n{lab_server['log'].read_text()[-3000:]}")
+    report = json.loads((ARTIFACTS / "report.json").read_text())
+    assert report["result"] == "passed"
+    assert [s["name"] for s in report["steps"]] == [
+        "notebook open: toolbar buttons and status item shown", "run in sandbox (toolbar)",
+        "submit wrong solution", "run fixed code (shortcut)", "submit fixed solution"]
+    assert report["steps"][0]["status"] == "Sandbox: ready"
+    wrong, fixed = report["steps"][2], report["steps"][4]
+    assert wrong["failedTests"] > 0 and wrong["score"] != fixed["score"]
+    assert fixed["score"] == "Score: 7 / 7" and fixed["passed"] == fixed["total"]
+    # Two clicks on Submit while the first was in flight, then one more: two submissions sent.
+    assert len(report["submitRequests"]) == 2
+    for name in STEP_SCREENSHOTS:
+        assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} is missing or empty"
