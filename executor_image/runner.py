@@ -346,6 +346,16 @@ class Pump:
                 self.on_text(name, text)
         return extra
 
+    def read_available(self, rounds=256):
+        """Reads what the pipes already hold, without waiting: output written before a process
+        ended is kept even when the runner itself was slow to get the CPU (a loaded machine)."""
+        for _ in range(rounds):
+            ready = [key for key, _ in self.sel.select(timeout=0)
+                     if self.names.get(key.fd) in self.decoders]
+            if not ready:
+                return
+            self.poll(0)
+
     def remove(self, fd):
         try:
             self.sel.unregister(fd)
@@ -514,6 +524,7 @@ def run_program(proc, pump, ctl, deadline, time_limit, output_limit):
                 kill_group(proc.pid)
                 drain_until = now + DRAIN_SECONDS
                 continue
+            pump.read_available()
             return status, message, False
         for fd in pump.poll(min(0.05, limit - now)):
             info = receive(ctl)
@@ -522,10 +533,7 @@ def run_program(proc, pump, ctl, deadline, time_limit, output_limit):
             elif info.get("ready") is True and status is None:
                 pump.sel.unregister(fd)
                 # What the program printed before it finished is already in the pipes: take it.
-                for _ in range(64):
-                    if not pump.open_count() or not pump.sel.select(timeout=0):
-                        break
-                    pump.poll(0)
+                pump.read_available()
                 return None, "", True
         if pump.over and status is None:
             status = "output_limit"
@@ -577,8 +585,10 @@ def run_check(index, check, ctl, proc):
         now = time.monotonic()
         outputs_open = pump.open_count() - (1 if pump.watching(ctl.fileno()) else 0)
         if exited and (outputs_open == 0 or now >= drain_until):
+            pump.read_available()
             break
         if drain_until is not None and now >= drain_until:
+            pump.read_available()
             break  # killed, but the program's process has not reported the end yet
         if drain_until is None and (now >= deadline or pump.over):
             # Stop the check (and whatever it started); keep what it printed.
