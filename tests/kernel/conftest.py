@@ -8,14 +8,9 @@ containers few on a shared machine.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -24,88 +19,18 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from ..conftest import TEST_OWNER, our_containers
-
-REPO = Path(__file__).resolve().parents[2]
-EXERCISES = REPO / "exercises"
-
-
-@dataclass
-class LiveServer:
-    """A ``jupyter server`` subprocess with the extension."""
-
-    process: subprocess.Popen
-    base: str  # http://127.0.0.1:PORT/BASE_URL/
-    token: str
-    base_url: str
-    port: int
-    runtime_dir: Path
-    log_path: Path
-
-    @property
-    def api(self) -> str:
-        return self.base + "api/exec/v1/"
-
-    def kernel_env(self) -> dict[str, str]:
-        """What the extension puts into the environment of kernels its server starts."""
-        return {"JUPYTER_EXEC_EXT_URL": self.api, "JUPYTER_EXEC_EXT_TOKEN": self.token}
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from ..live_server import EXERCISES, LiveServer
+from ..live_server import start_server as start_live_server
 
 
 def start_server(workdir: Path, image: str, *, env: Optional[dict[str, str]] = None,
                  **traits: Any) -> LiveServer:
-    """Starts ``jupyter server`` with the extension serving the repository's sample exercises and
-    waits (bounded) until its ``health`` route answers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port, token, base_url = free_port(), "kernel-test-token", "/k%40/"
-    (workdir / "root").mkdir(exist_ok=True)
-    config = workdir / "jupyter_server_config.json"
-    config.write_text(json.dumps({
-        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-        "ExecExtApp": {"image": image, "owner": TEST_OWNER, "time_limit": 5.0, "max_time_limit": 10.0,
-                       "reap_interval": 0.0, "exercises_dir": str(EXERCISES), "pool_size": 0,
-                       "cache_enabled": False, **traits},
-    }))
-    runtime_dir = workdir / "runtime"
-    server_env = dict(os.environ, JUPYTER_CONFIG_DIR=str(workdir / "config"),
-                      JUPYTER_RUNTIME_DIR=str(runtime_dir), JUPYTER_DATA_DIR=str(workdir / "data"),
-                      **(env or {}))
-    for name in ("JUPYTER_EXEC_EXT_URL", "JUPYTER_EXEC_EXT_TOKEN"):
-        server_env.pop(name, None)
-    log_path = workdir / "server.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", f"--config={config}", f"--port={port}",
-             "--ip=127.0.0.1", "--no-browser", "--allow-root", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
-             f"--ServerApp.root_dir={workdir / 'root'}"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=server_env)
-    server = LiveServer(process, f"http://127.0.0.1:{port}{base_url}", token, base_url, port,
-                        runtime_dir, log_path)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(server.api + "health", timeout=5) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise AssertionError("the server did not start:\n" + log_path.read_text()[-4000:])
-        time.sleep(0.2)
+    """A ``jupyter server`` with the extension serving the repository's sample exercises: pool and
+    cache off, short runs, this session's owner label."""
+    return start_live_server(workdir, {
+        "image": image, "owner": TEST_OWNER, "time_limit": 5.0, "max_time_limit": 10.0,
+        "reap_interval": 0.0, "exercises_dir": str(EXERCISES), "pool_size": 0,
+        "cache_enabled": False, **traits}, token="kernel-test-token", base_url="/k%40/", env=env)
 
 
 @pytest.fixture(scope="package")

@@ -18,7 +18,7 @@ from jupyter_exec_ext.kernel.client import (
     ServerNotFoundError,
     ServerUnreachableError,
 )
-from .conftest import LiveServer, free_port
+from ..live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.docker
 

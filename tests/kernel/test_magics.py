@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .conftest import EXERCISES, LiveKernel, LiveServer, kernel_environment
+from .conftest import EXERCISES, LiveKernel, kernel_environment
 
 pytestmark = pytest.mark.docker
 

@@ -11,10 +11,8 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 
 from jupyter_exec_ext.grading.release import release
 from ..conftest import TEST_OWNER, require
+from ..live_server import start_server
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXT = REPO / "labextension"
@@ -52,12 +51,6 @@ def test_lab_extension_is_installed_and_enabled():
     assert names == {"run-in-sandbox", "submit-exercise"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def lab_server(tmp_path, executor_image, no_leaks):
     """JupyterLab on a random port serving a student copy of an exercise; the server grades
@@ -69,44 +62,21 @@ def lab_server(tmp_path, executor_image, no_leaks):
     settings.mkdir(parents=True)
     # The "get Jupyter news?" toast would cover the notebook in the screenshots.
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ,
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
-    log = (tmp_path / "lab.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--ExecExtApp.exercises_dir={REPO / 'exercises'}", f"--ExecExtApp.owner={TEST_OWNER}",
-         "--ExecExtApp.pool_size=0", "--ExecExtApp.cache_enabled=False",
-         "--ExecExtApp.reap_interval=0"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
+    server = start_server(tmp_path, {
+        "image": executor_image, "exercises_dir": str(REPO / "exercises"), "owner": TEST_OWNER,
+        "pool_size": 0, "cache_enabled": False, "reap_interval": 0,
+    }, app="lab", token=secrets.token_hex(16), root_dir=root,
+        env={"JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+             "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")})
     try:
-        while True:  # waits for the server to answer, bounded
-            try:
-                request = urllib.request.Request(url + "api/exec/v1/docker/status",
-                                                 headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(request, timeout=5) as answer:
-                    if json.load(answer)["docker"]["reachable"]:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield {"url": url, "token": token, "notebook": "lists-average.ipynb", "log": tmp_path / "lab.log"}
+        request = urllib.request.Request(server.api + "docker/status",
+                                         headers={"Authorization": f"token {server.token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.load(answer)["docker"]["reachable"], "the server cannot reach Docker"
+        yield {"url": server.base, "token": server.token, "notebook": "lists-average.ipynb",
+               "log": server.log_path}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        server.stop()
 
 
 def test_run_and_submit_in_chromium(lab_server):

@@ -4,12 +4,9 @@ runs code on the real engine."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +17,7 @@ import yaml
 from jupyter_exec_ext.server import NAMESPACE, OPENAPI_SPEC, ROUTES
 
 from ..conftest import TEST_OWNER
+from ..live_server import EXERCISES, start_server
 
 #: Described in the spec, served once the grading package is wired in (issue 4, second half).
 def spec() -> dict:
@@ -54,59 +52,21 @@ def test_health_is_the_only_route_open_without_a_token() -> None:
     assert open_routes == {"/health"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(tmp_path: Path, executor_image: str, no_leaks):
     """A real ``jupyter server`` process with the extension, a token and a non-default base_url."""
-    port, token, base_url = _free_port(), "schemathesis-token", "/live%40/"
-    (tmp_path / "root").mkdir()
-    config = tmp_path / "jupyter_server_config.json"
-    config.write_text(json.dumps({
-        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+    server = start_server(tmp_path, {
         # Runs short enough for a bounded fuzzing session; per-user cap high enough that a
         # sequential fuzzer never meets 429 (which is not what this run checks).
-        "ExecExtApp": {"image": executor_image, "owner": TEST_OWNER, "time_limit": 5.0,
-                       "max_time_limit": 5.0, "max_runs_per_user": 8, "reap_interval": 0.0,
-                       # The sample exercises, and a warm pool that stopping the server must drain.
-                       "exercises_dir": str(Path(__file__).resolve().parents[2] / "exercises"),
-                       "pool_size": 1},
-    }))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", f"--config={config}", f"--port={port}",
-             "--ip=127.0.0.1", "--no-browser", "--allow-root", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
-             f"--ServerApp.root_dir={tmp_path / 'root'}"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    api = f"http://127.0.0.1:{port}{base_url}api/exec/v1"
+        "image": executor_image, "owner": TEST_OWNER, "time_limit": 5.0, "max_time_limit": 5.0,
+        "max_runs_per_user": 8, "reap_interval": 0.0,
+        # The sample exercises, and a warm pool that stopping the server must drain.
+        "exercises_dir": str(EXERCISES), "pool_size": 1,
+    }, token="schemathesis-token", base_url="/live%40/")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert server.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the server did not answer within 60 s"
-            time.sleep(0.2)
-        yield api, token, log_path
+        yield server.api.rstrip("/"), server.token, server.log_path
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 
 
 def _runs(api: str, token: str) -> dict:
