@@ -92,6 +92,8 @@ def build_executor_image(
         # Not the containers' "managed" label: containers inherit image labels, and the reaper must
         # not take a container someone started from this image by hand for one of its own.
         forcerm=True, decode=True, labels={IMAGE_LABEL: "executor", FINGERPRINT_LABEL: wanted},
+        # The Dockerfile fetches nothing, so its steps need no network (nor the engine's bridge).
+        network_mode="none",
     ):
         if "error" in chunk:
             raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}")
