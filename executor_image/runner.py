@@ -1,14 +1,25 @@
 """Runs one job of student code inside the executor container (stdlib only).
 
-Protocol. The host writes one JSON job on this process's stdin and closes it:
+Protocol. The host writes a job on this process's stdin as one line of JSON:
     {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
-     "checks": [{"code": str, "timeout": float}, ...]}            (checks: optional, for grading)
+     "checks": [{"code": str, "timeout": float}, ...],            (checks: optional, for grading)
+     "keep": bool}                                                 (optional: serve another job)
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
     {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
      "error": {"type", "message", "traceback", "assertion"} | null, "duration_ms": int}
     {"type": "result", "status": str, "exit_code": int | null, "duration_ms": int,
-     "truncated": bool, "message": str}                                exactly once, last
+     "truncated": bool, "message": str}                                exactly once per job
+Without "keep" the runner ends after the result. With it, it then returns the container to the
+state of a fresh one (below) and says so with one more frame under the same nonce:
+    {"type": "ready"}              waiting for the next job line (EOF on stdin ends the runner)
+    {"type": "retired", "reason": str}   could not; the runner ends and the host discards it
+
+Reuse (one user's consecutive runs, never grading). Between jobs the runner kills every other
+process in the container (``kill(-1)`` until /proc shows none: what the code started in the
+background, whatever its session or process group), empties every writable place (/tmp, /dev/shm,
+/dev/mqueue), removes System V IPC objects, checks that all of it is gone, and starts a fresh
+interpreter for the next job. Anything it cannot verify retires the container instead.
 
 Student code runs in a child process whose stdin, stdout and stderr are pipes held here, so it
 never holds this process's stdout. The runner makes itself non-dumpable, so the child (same uid)
@@ -30,10 +41,12 @@ import codecs
 import ctypes
 import json
 import os
+import resource
 import secrets
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -46,6 +59,10 @@ DRAIN_SECONDS = 0.5
 PR_SET_DUMPABLE = 4
 CHECK_OUTPUT_LIMIT = 64 * 1024
 OOM_CONTROL = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
+# Every place in the container a program can write to (the root filesystem is read-only).
+WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
+SYSV_IPC = (("/proc/sysvipc/shm", "shmctl"), ("/proc/sysvipc/msg", "msgctl"), ("/proc/sysvipc/sem", "semctl"))
+IPC_RMID = 0
 
 # Runs in the child: reads the code from a pipe and executes it as __main__ of "main.py" with
 # tracebacks that show the student's lines and none of this bootstrap. With a control socket
@@ -69,6 +86,7 @@ def main(code_fd, ctl_fd):
             f.write("1000")
     except OSError:
         pass
+    os.write(ctl_fd, b'{"booted": true}')  # the runner says "ready" only after this
     parts = []
     while True:
         b = os.read(code_fd, 65536)
@@ -230,7 +248,10 @@ def make_non_dumpable():
 
 
 def read_job():
-    data = sys.stdin.buffer.read(MAX_JOB_BYTES + 1)
+    """The next job line; EOFError when the host closed stdin instead."""
+    data = sys.stdin.buffer.readline(MAX_JOB_BYTES + 1)
+    if not data:
+        raise EOFError
     if len(data) > MAX_JOB_BYTES:
         raise ValueError("job is larger than %d bytes" % MAX_JOB_BYTES)
     job = json.loads(data.decode("utf-8"))
@@ -372,6 +393,7 @@ class Pump:
                 self.on_text(name, tail)
         for fd in list(self.sel.get_map()):
             self.remove(fd)
+        self.sel.close()
 
 
 class Child:
@@ -397,6 +419,16 @@ class Child:
         for fd in (code_r, in_r, out_w, err_w):
             os.close(fd)
         ctl_child.close()
+
+    def wait_booted(self, seconds=10.0):
+        """Waits until the interpreter is up and waiting for its code; False if it is not."""
+        self.ctl.settimeout(seconds)
+        try:
+            return receive(self.ctl).get("booted") is True
+        except (OSError, AttributeError):
+            return False
+        finally:
+            self.ctl.setblocking(True)
 
     def discard(self):
         kill_group(self.proc.pid)
@@ -679,23 +711,146 @@ def parse_report(text, token):
     return report
 
 
+def other_processes(me):
+    """Live processes in the container other than init (pid 1) and this runner."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (1, me):
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if state not in (b"Z", b"X"):  # a zombie holds nothing; init reaps it
+            pids.append(int(name))
+    return pids
+
+
+def kill_others(seconds=2.0):
+    """Kills every process but init and this one; True once /proc shows none left."""
+    me = os.getpid()
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)  # all we may signal: the program's processes, all one uid
+        except OSError:
+            pass  # ESRCH: nothing left to signal
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        if not other_processes(me):
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.002)
+
+
+def remove_tree(path):
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode):
+        os.chmod(path, 0o700)  # the program may have taken its own permissions away
+        with os.scandir(path) as entries:
+            names = [e.path for e in entries]
+        for name in names:
+            remove_tree(name)
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def wipe(top):
+    """Removes everything under ``top`` (not ``top`` itself); True when it is empty afterwards."""
+    try:
+        with os.scandir(top) as entries:
+            names = [e.path for e in entries]
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    for name in names:
+        try:
+            remove_tree(name)
+        except (OSError, RecursionError):
+            pass  # checked below
+    try:
+        return not os.listdir(top)
+    except OSError:
+        return False
+
+
+def sysv_ids(path):
+    try:
+        with open(path) as f:
+            return [int(line.split()[1]) for line in f.readlines()[1:] if line.strip()]
+    except (OSError, ValueError, IndexError):
+        return []
+
+
+def remove_sysv_ipc():
+    """Removes System V shared memory, queues and semaphores; True when none are left."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for path, call in SYSV_IPC:
+        for ident in sysv_ids(path):
+            if call == "semctl":
+                libc.semctl(ident, 0, IPC_RMID)
+            else:
+                getattr(libc, call)(ident, IPC_RMID, None)
+    return not any(sysv_ids(path) for path, _ in SYSV_IPC)
+
+
+def reset():
+    """Returns the container to the state of a fresh one; "" or why it could not."""
+    if not kill_others():
+        return "a process of the program could not be stopped"
+    for top in WRITABLE:
+        if not wipe(top):
+            return "%s could not be emptied" % top
+    if not remove_sysv_ipc():
+        return "System V IPC objects could not be removed"
+    # The runner's own CPU time counts against the container's CPU rlimit, which it inherited.
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = resource.getrlimit(resource.RLIMIT_CPU)[0]
+    if soft != resource.RLIM_INFINITY and used.ru_utime + used.ru_stime > soft / 2:
+        return "the runner used half of its CPU time limit"
+    return ""
+
+
 def main():
     non_dumpable = make_non_dumpable()
     child = Child()
-    try:
-        job = read_job()
-    except (ValueError, UnicodeDecodeError) as e:
-        # Without a valid job there is no nonce either; the host treats an unframed answer as an error.
-        sys.stderr.write("runner: bad job: %s\n" % e)
-        child.discard()
-        return 2
-    reporter = Reporter(str(job.get("nonce", "")))
-    if not non_dumpable:
-        reporter.result("internal_error", message="the runner could not protect its output channel")
-        child.discard()
-        return 3
-    run_job(job, reporter, child)
-    return 0
+    child.wait_booted()
+    while True:
+        try:
+            job = read_job()
+        except EOFError:
+            child.discard()
+            return 0
+        except (ValueError, UnicodeDecodeError) as e:
+            # Without a valid job there is no nonce either; the host treats an unframed answer as an error.
+            sys.stderr.write("runner: bad job: %s\n" % e)
+            child.discard()
+            return 2
+        reporter = Reporter(str(job.get("nonce", "")))
+        if not non_dumpable:
+            reporter.result("internal_error", message="the runner could not protect its output channel")
+            child.discard()
+            return 3
+        run_job(job, reporter, child)
+        if job.get("keep") is not True or job.get("checks"):
+            return 0
+        reason = reset()
+        if reason:
+            reporter.frame({"type": "retired", "reason": reason})
+            return 0
+        child = Child()
+        if not child.wait_booted():
+            child.discard()
+            reporter.frame({"type": "retired", "reason": "a fresh interpreter did not start"})
+            return 0
+        reporter.frame({"type": "ready"})
 
 
 if __name__ == "__main__":

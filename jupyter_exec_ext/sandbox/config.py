@@ -56,6 +56,9 @@ class SandboxConfig:
         startup_grace_s: host-side slack over the time limit for container start and teardown.
         owner: names this sandbox instance on its containers, so the reaper and leak checks of one
             server or test session never touch another's runs in progress.
+        reuse_runs: runs one container may serve for one user (``ExecutionRequest.reuse_key``),
+            reset between them; 1 or less turns reuse off.
+        reuse_idle_s: a container kept for a user's next run is removed after this long unused.
     """
 
     enabled: bool = True
@@ -71,6 +74,8 @@ class SandboxConfig:
     user: str = "10001:10001"
     startup_grace_s: float = 10.0
     owner: str = field(default_factory=_default_owner)
+    reuse_runs: int = 50
+    reuse_idle_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.user.split(":", 1)[0] in ("0", "root", ""):
@@ -83,7 +88,7 @@ class SandboxConfig:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
-        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``.
+        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -99,6 +104,12 @@ class SandboxConfig:
                            ("OWNER", "owner")):
             if get(name):
                 changes[attr] = get(name).strip()
+        reuse = get("REUSE_RUNS")
+        if reuse is not None:
+            if not reuse.strip().isdigit():
+                raise LimitError(f"{ENV_PREFIX}REUSE_RUNS must be a whole number (0 turns reuse off), "
+                                 f"got {reuse!r}")
+            changes["reuse_runs"] = int(reuse)
         limit_values = {}
         for key in ("memory_limit", "cpu_limit", "time_limit", "pids_limit", "nofile_limit"):
             value = get(key.upper())

@@ -27,6 +27,7 @@ from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig
 from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
 from .limits import Limits
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
+from .reuse import ReuseStore
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,28 @@ class _Exchange:
     host_timeout: bool = False
     overflow: bool = False
     protocol_error: str = ""
+    #: After a job that asked to keep the container: "ready" or "retired" (with the reason).
+    after: str = ""
+    retired_reason: str = ""
 
 
 class _Live:
-    """A started container with its attach socket; its runner waits for (or works on) one job."""
+    """A started container with its attach socket; its runner waits for (or works on) a job."""
 
-    def __init__(self, container_id: str, sock: Any, limits: Limits, started: float):
+    def __init__(self, container_id: str, sock: Any, limits: Limits, started: float,
+                 expires_at: float = math.inf):
         self.container_id = container_id
         self.sock = sock
         self.raw = getattr(sock, "_sock", sock)
         self.limits = limits
         self.started = started
+        self.expires_at = expires_at  # epoch seconds of its expiry label: the reaper's deadline
         self.closed = False
+        #: Jobs it served, and (between jobs of a reused container) the attach stream's unread bytes.
+        self.runs = 0
+        self.mux = bytearray()
+        self.received = 0
+        self.last_used = started
 
     def alive(self) -> bool:
         """An idle runner sends nothing: a readable socket means the container ended (EOF)."""
@@ -97,6 +108,12 @@ def _needs_engine_state(exchange: "_Exchange") -> bool:
     if frame is None or exchange.host_timeout or exchange.overflow:
         return True
     return frame.get("status") == Status.RUNTIME_ERROR.value and frame.get("exit_code") == -9
+
+
+def _clean(exchange: "_Exchange") -> bool:
+    """Whether a run ended in an orderly way: the runner reported, the host never had to step in."""
+    return (exchange.result is not None and not exchange.host_timeout and not exchange.overflow
+            and not exchange.protocol_error)
 
 
 class _FrameReader:
@@ -143,6 +160,9 @@ class _FrameReader:
             self.exchange.checks.setdefault(frame["index"], frame)
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
+        elif kind in ("ready", "retired") and self.exchange.result is not None and not self.exchange.after:
+            self.exchange.after = kind
+            self.exchange.retired_reason = str(frame.get("reason") or "")
 
     def _output(self, stream: str, text: str) -> None:
         # The runner caps output already; the host keeps its own cap so a broken runner cannot flood it.
@@ -179,6 +199,9 @@ class DockerSandbox:
         self._remover: Optional[ThreadPoolExecutor] = None
         self._removals: set = set()
         self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
+        self.reuse: Optional[ReuseStore] = (
+            ReuseStore(self, self.config.reuse_runs, self.config.reuse_idle_s)
+            if self.config.reuse_runs > 1 else None)
         self._closed = False
         #: Containers this instance created and removed (metrics read them; never reset).
         self.containers_created = 0
@@ -216,6 +239,8 @@ class DockerSandbox:
             pool, self.pool = self.pool, None
         if pool is not None:
             pool.drain()
+        if self.reuse is not None:
+            self.reuse.drain()
         self.flush()
         self._forget_client()
 
@@ -290,24 +315,37 @@ class DockerSandbox:
                 )
         api = self._api()
         nonce = secrets.token_hex(16)
-        job = json.dumps(
-            {
-                "nonce": nonce,
-                "code": request.code,
-                "stdin": request.stdin,
-                "time_limit": limits.time_s,
-                "output_limit": self.config.output_limit_bytes,
-                "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
-            }
-        ).encode("utf-8")
+        # Only a user's plain runs share a container, one after the other; grading never does.
+        reuse_key = request.reuse_key if (self.reuse is not None and not request.checks) else None
+        job = {
+            "nonce": nonce,
+            "code": request.code,
+            "stdin": request.stdin,
+            "time_limit": limits.time_s,
+            "output_limit": self.config.output_limit_bytes,
+            "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
+        }
         budget_s = limits.time_s + sum(c.timeout_s for c in request.checks)
         live: Optional[_Live] = None
+        exchange: Optional[_Exchange] = None
+        keep = False
         started = time.monotonic()
         try:
-            live = self._take_warm(limits) or self._launch(api, limits)
+            if reuse_key is not None:
+                live = self.reuse.take(reuse_key, limits)
+            live = live or self._take_warm(limits) or self._launch(api, limits)
+            keep = reuse_key is not None and self.reuse.may_keep(live, limits)
+            job["keep"] = keep
             started = time.monotonic()
-            exchange = self._converse(live, job, nonce, started + budget_s + self.config.startup_grace_s)
-            state = self._settle(api, live.container_id, exchange) if _needs_engine_state(exchange) else {}
+            exchange = self._converse(live, (json.dumps(job) + "\n").encode("utf-8"), nonce,
+                                      started + budget_s + self.config.startup_grace_s, keep)
+            live.runs += 1
+            if _needs_engine_state(exchange):
+                keep = False
+                live.close()  # EOF on stdin: a runner that was asked to stay ends
+                state = self._settle(api, live.container_id, exchange)
+            else:
+                state = {}
         except _UNREACHABLE as e:
             self._forget_client()
             raise DockerUnavailableError(_short(e)) from e
@@ -319,9 +357,13 @@ class DockerSandbox:
             ) from e
         finally:
             if live is not None:
-                live.close()
-                # The answer is complete; removing the container need not delay it.
-                self._remove_later(api, live.container_id)
+                if keep and exchange is not None and _clean(exchange) and not live.closed:
+                    # It waits for the runner's word that the container is as new, off this path.
+                    self.reuse.recycle(live, reuse_key, nonce, exchange)
+                else:
+                    live.close()
+                    # The answer is complete; removing the container need not delay it.
+                    self._remove_later(api, live.container_id)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
         result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
@@ -329,13 +371,13 @@ class DockerSandbox:
 
     def _launch(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> _Live:
         """Creates, attaches to and starts one hardened container; its runner then waits for a job."""
-        container_id = self._create(api, limits, idle_s)
+        container_id, expires_at = self._create(api, limits, idle_s)
         try:
             sock = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         except BaseException:
             self._remove(api, container_id)
             raise
-        live = _Live(container_id, sock, limits, time.monotonic())
+        live = _Live(container_id, sock, limits, time.monotonic(), expires_at)
         try:
             api.start(container_id)
         except BaseException:
@@ -344,7 +386,8 @@ class DockerSandbox:
             raise
         return live
 
-    def _create(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> str:
+    def _create(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> tuple[str, float]:
+        """Creates (does not start) one hardened container; returns its id and expiry (epoch s)."""
         cfg = self.config
         cpu_seconds = int(math.ceil(limits.time_s)) + 1
         tmpfs_bytes = cfg.tmpfs_mb * 1024 * 1024
@@ -384,66 +427,77 @@ class DockerSandbox:
         )
         with self._counts_lock:
             self.containers_created += 1
-        return created["Id"]
+        return created["Id"], float(expires)
 
-    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float) -> _Exchange:
-        """Sends the job to a started container and reads frames until the runner is done or the
-        host deadline passes. Output received before a kill is kept."""
+    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float, keep: bool = False) -> _Exchange:
+        """Sends the job to a started container and reads frames until the runner's result or the
+        host deadline. Output received before a kill is kept. Without ``keep``, stdin is closed
+        after the job (the runner ends after it) and so is the attach socket on return."""
         exchange = _Exchange()
         reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes)
-        # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
-        budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
         raw = live.raw
-        container_id = live.container_id
+        live.received = 0
         try:
             raw.settimeout(max(0.5, deadline - time.monotonic()))
             try:
                 raw.sendall(job)
-                raw.shutdown(socket.SHUT_WR)
+                if not keep:
+                    raw.shutdown(socket.SHUT_WR)
             except socket.timeout:
                 exchange.host_timeout = True
                 return exchange
             except OSError:
                 pass  # the container already ended; what it said is still readable
-            pending = bytearray()
-            received = 0
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    exchange.host_timeout = True
-                    break
-                raw.settimeout(remaining)
-                try:
-                    chunk = raw.recv(65536)
-                except socket.timeout:
-                    exchange.host_timeout = True
-                    break
-                if not chunk:
-                    break
-                received += len(chunk)
-                if received > budget:
-                    exchange.overflow = True
-                    break
-                pending += chunk
-                while len(pending) >= 8:
-                    size = int.from_bytes(pending[4:8], "big")
-                    if len(pending) < 8 + size:
-                        break
-                    stream, payload = pending[0], bytes(pending[8 : 8 + size])
-                    del pending[: 8 + size]
-                    if stream == _STREAM_STDOUT:
-                        reader.feed(payload)
-                    elif stream == _STREAM_STDERR:
-                        room = MAX_RUNNER_STDERR - len(exchange.runner_stderr)
-                        exchange.runner_stderr += payload[: max(room, 0)]
-                if exchange.result is not None:
-                    break  # the last frame: no need to wait for the container to exit
+            self._read_frames(live, reader, deadline, lambda: exchange.result is not None)
         finally:
-            live.close()
+            if not keep:
+                live.close()
+        live.reader = reader
+        return exchange
+
+    def _read_frames(self, live: _Live, reader: _FrameReader, deadline: float,
+                     done: Callable[[], bool]) -> None:
+        """Demultiplexes the attach stream into ``reader`` until ``done()``, EOF or the deadline."""
+        exchange = reader.exchange
+        # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
+        budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
+        raw, pending = live.raw, live.mux
+        while True:
+            # Complete frames already received first: one chunk may hold the result and more.
+            while len(pending) >= 8 and not done():
+                size = int.from_bytes(pending[4:8], "big")
+                if len(pending) < 8 + size:
+                    break
+                stream, payload = pending[0], bytes(pending[8 : 8 + size])
+                del pending[: 8 + size]
+                if stream == _STREAM_STDOUT:
+                    reader.feed(payload)
+                elif stream == _STREAM_STDERR:
+                    room = MAX_RUNNER_STDERR - len(exchange.runner_stderr)
+                    exchange.runner_stderr += payload[: max(room, 0)]
+            if done():
+                break  # the frame awaited: no need to wait for more (or for the container to exit)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                exchange.host_timeout = True
+                break
+            raw.settimeout(remaining)
+            try:
+                chunk = raw.recv(65536)
+            except socket.timeout:
+                exchange.host_timeout = True
+                break
+            if not chunk:
+                break
+            live.received += len(chunk)
+            if live.received > budget:
+                exchange.overflow = True
+                break
+            pending += chunk
         if reader.stray:
             log.warning("container %s wrote %d unframed line(s) on the result channel",
-                        container_id[:12], reader.stray)
-        return exchange
+                        live.container_id[:12], reader.stray)
+            reader.stray = 0
 
     def _settle(self, api: docker.APIClient, container_id: str, exchange: _Exchange) -> dict:
         """Stops the container if the host gave up on it, waits for it to end, returns its State."""
@@ -528,6 +582,7 @@ class DockerSandbox:
             "image_id": None,
             "runtime": self.config.runtime,
             "pool": self.pool.status() if self.pool is not None else None,
+            "reuse": self.reuse.status() if self.reuse is not None else None,
             "error": None,
         }
         try:

@@ -81,6 +81,9 @@ class ExecutionRequest:
         limits: resource limits; the sandbox clamps them to its admin maxima.
         policy: an optional code policy checked before anything runs (pedagogical, not security).
         checks: snippets to run after the program, each in its own forked copy of its state.
+        reuse_key: who the run is for (a user name). Runs with the same key may run one after
+            another in one container, reset in between; None (and any run with checks) gets a
+            container that ran nothing before.
     """
 
     code: str
@@ -88,6 +91,7 @@ class ExecutionRequest:
     limits: Limits = field(default_factory=Limits)
     policy: Optional[CodePolicy] = None
     checks: Tuple[Check, ...] = ()
+    reuse_key: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str):

@@ -9,6 +9,8 @@ base each supply the authentication (``current_user``, ``authorizer``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 from typing import Any, Optional
@@ -222,11 +224,13 @@ class ExecuteRoute(ExecRouteBase):
     @authorized
     async def post(self) -> None:
         payload = parse_execute(self.json_body(), self.bounds)
+        # One user's runs may follow each other in one container (reset in between); never another's.
+        request = dataclasses.replace(payload.request, reuse_key=self.principal)
         sandbox = self.sandbox
         if isinstance(sandbox, CachingSandbox):
-            run = lambda: sandbox.run(payload.request, use_cache=payload.use_cache)  # noqa: E731
+            run = lambda: sandbox.run(request, use_cache=payload.use_cache)  # noqa: E731
         else:
-            run = lambda: sandbox.run(payload.request)  # noqa: E731
+            run = lambda: sandbox.run(request)  # noqa: E731
         result = await self.scheduler.run(self.principal, run)
         if self.metrics is not None:
             self.metrics.execution(result)

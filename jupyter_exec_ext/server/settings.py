@@ -105,6 +105,11 @@ class ExecSettings(LoggingConfigurable):
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
                         "(each serves one run, then is destroyed); 0 turns the pool off. "
                         "Default: DOCKER_EXECUTOR_POOL_SIZE, else 2.").tag(config=True)
+    reuse_runs = Integer(help="Runs one container may serve for the same user, one after another "
+                         "(reset in between: every process killed, /tmp and the other writable "
+                         "places emptied, a fresh interpreter); submissions never reuse a "
+                         "container. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
+                         "else 50.").tag(config=True)
     cache_enabled = Bool(help="Answer repeated runs of the same deterministic code from the result "
                          "cache (submissions never are). Default: DOCKER_EXECUTOR_CACHE_ENABLED, "
                          "else true.").tag(config=True)
@@ -206,6 +211,17 @@ class ExecSettings(LoggingConfigurable):
             raise TraitError(f"DOCKER_EXECUTOR_POOL_SIZE must be a whole number, got {raw!r}")
         return int(raw)
 
+    @default("reuse_runs")
+    def _default_reuse_runs(self) -> int:
+        return self._env_config().reuse_runs
+
+    @validate("reuse_runs")
+    def _valid_reuse_runs(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"{type(self).__name__}.reuse_runs must be 0 (off) or more, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
     @default("cache_enabled")
     def _default_cache_enabled(self) -> bool:
         return self._env_cache_config().enabled
@@ -281,31 +297,8 @@ class ExecSettings(LoggingConfigurable):
         return SandboxConfig(
             enabled=self.enabled, image=self.image, network=self.network,
             runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
-            output_limit_bytes=self.output_limit_bytes, owner=self.owner)
-
-    # -- assembling the parts -------------------------------------------------------------------
-
-    def sandbox_config(self) -> SandboxConfig:
-        """The sandbox settings the traits describe.
-
-        Raises:
-            LimitError: a limit trait holds a value that is not a sensible limit.
-        """
-        defaults = Limits.from_mapping({
-            "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
-            "time_limit": self.time_limit, "pids_limit": self.pids_limit,
-            "nofile_limit": self.nofile_limit})
-        maxima = Limits.from_mapping({
-            "memory_limit": self.max_memory_limit, "cpu_limit": self.max_cpu_limit,
-            "time_limit": self.max_time_limit, "pids_limit": self.max_pids_limit,
-            "nofile_limit": self.max_nofile_limit})
-        _, lowered = defaults.clamped(maxima)
-        for note in lowered:
-            log.warning("default %s (set a max_* trait to raise the maximum)", note)
-        return SandboxConfig(
-            enabled=self.enabled, image=self.image, network=self.network,
-            runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
-            output_limit_bytes=self.output_limit_bytes, owner=self.owner)
+            output_limit_bytes=self.output_limit_bytes, owner=self.owner,
+            reuse_runs=self.reuse_runs)
 
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
         return RequestBounds(

@@ -117,6 +117,8 @@ c.ExecServiceApp.db_path = {db!r}
 c.ExecServiceApp.time_limit = 10.0
 c.ExecServiceApp.max_time_limit = 10.0
 c.ExecServiceApp.pool_size = 0
+# Containers kept for a user's next run live as long as the service; each test checks for leaks.
+c.ExecServiceApp.reuse_runs = 0
 c.ExecServiceApp.reap_interval = 0.0
 '''
 

@@ -55,9 +55,13 @@ def jp_server_config(exec_ext_config: dict[str, Any]) -> Config:
 @pytest.fixture
 def no_leaks(no_leaks, jp_serverapp):
     """The root leak check, after the server's sandbox removed what it handed to its background
-    remover (a run answers before its container is gone)."""
+    remover (a run answers before its container is gone) and the containers it kept for users'
+    next runs (kept by design while the server lives; the test's server is done)."""
     yield
     sandbox = jp_serverapp.web_app.settings.get(SANDBOX_KEY)
+    inner = getattr(sandbox, "sandbox", sandbox)
+    if getattr(inner, "reuse", None) is not None:
+        inner.reuse.drain()
     if hasattr(sandbox, "flush"):
         sandbox.flush()
 

@@ -10,7 +10,10 @@ import pytest
 
 from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
 
+from jupyter_exec_ext.server.handlers import SANDBOX_KEY
+
 from ..conftest import TEST_OWNER
+from .conftest import wait_until
 
 docker_needed = pytest.mark.docker
 
@@ -31,6 +34,25 @@ async def test_execute_runs_code_in_the_sandbox(api, scheduler, executor_image, 
     assert set(body) == {"status", "stdout", "stderr", "exit_code", "duration_ms", "truncated",
                          "cached", "limits", "message", "notes"}
     assert scheduler.snapshot()["by_status"] == {"ok": 1}
+
+
+WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])"
+
+
+@docker_needed
+async def test_a_users_next_run_reuses_their_reset_container(api, settings, executor_image, no_leaks):
+    """The route passes its user to the sandbox: the second run finds the first one's container,
+    emptied. (That no state survives, and that other users never share, is tests/sandbox's.)"""
+    status, first, _ = await api("POST", "execute", {
+        "code": WHERE + "\nopen('/tmp/left', 'w').write('x')", "use_cache": False})
+    assert status == 200 and first["status"] == "ok", first
+    sandbox = settings[SANDBOX_KEY]
+    reuse = getattr(sandbox, "sandbox", sandbox).reuse  # behind the result cache, if on
+    await wait_until(lambda: reuse.status()["kept"] == 1, "the container to be reset and kept")
+    status, second, _ = await api("POST", "execute", {
+        "code": WHERE + "\nimport os\nprint(os.listdir('/tmp'))", "use_cache": False})
+    assert status == 200 and second["stdout"] == first["stdout"] + "[]\n", (first, second)
+    assert reuse.status()["served"] == 1
 
 
 @docker_needed

@@ -1,0 +1,250 @@
+"""Reuse of one user's container for that user's next runs, against the real engine.
+
+The claim under attack: a run that follows another in the same container finds nothing of it —
+no process (whatever its session, group or signal mask), no file in any writable place, no System
+V IPC object, no memory held — and only runs of the same user ever share a container, one at a
+time; grading always gets a container that ran nothing before.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from jupyter_exec_ext.sandbox import Check, DockerSandbox, ExecutionRequest, Limits, SandboxConfig, Status
+
+from ..conftest import TEST_OWNER, our_containers
+
+pytestmark = pytest.mark.docker
+
+#: Prints the id of the container it runs in (cgroup v1 and v2 paths both end in it).
+WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1].replace('docker-', '')[:12])\n"
+
+#: What the runner empties between runs (executor_image/runner.py, WRITABLE).
+WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
+
+
+@pytest.fixture
+def box(executor_image, no_leaks):
+    sandbox = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    yield sandbox
+    sandbox.close()
+
+
+def run(box, code, key="alice", **kwargs):
+    limits = Limits.from_mapping(kwargs.pop("limits", {}))
+    return box.run(ExecutionRequest(code=code, reuse_key=key, limits=limits, **kwargs))
+
+
+def container_of(result) -> str:
+    assert result.status is Status.OK, (result.status, result.message, result.stderr)
+    return result.stdout.splitlines()[0]
+
+
+def wait_until_kept(box, count=1, seconds=10.0):
+    """The reset happens after the answer; waits (bounded) until the container is back."""
+    end = time.monotonic() + seconds
+    while box.reuse.status()["kept"] < count:
+        assert time.monotonic() < end, f"no container was kept: {box.reuse.status()}"
+        time.sleep(0.01)
+
+
+def test_one_users_runs_share_a_container_and_other_users_never_do(box):
+    first = container_of(run(box, WHERE))
+    wait_until_kept(box)
+    assert container_of(run(box, WHERE)) == first
+    wait_until_kept(box)
+    bob = container_of(run(box, WHERE, key="bob"))
+    nobody = container_of(box.run(ExecutionRequest(code=WHERE)))
+    assert len({first, bob, nobody}) == 3
+    assert box.reuse.status()["served"] == 1
+
+
+def test_grading_gets_a_container_that_ran_nothing_before(box):
+    first = container_of(run(box, WHERE))
+    wait_until_kept(box)
+    graded = run(box, WHERE + "def f():\n    return 1\n",
+                 checks=(Check("print(f())"), Check(WHERE.strip())))
+    assert graded.status is Status.OK
+    assert graded.checks[1].stdout.strip() != first
+    # The kept container is still there, untouched by the grading run.
+    assert box.reuse.status()["kept"] == 1
+
+
+LEAVE_EVERYTHING_BEHIND = r'''
+import ctypes, os, signal, time, subprocess, sys
+# Files in every writable place, one of them in a directory the program locked itself out of.
+os.makedirs("/tmp/a/b/c")
+open("/tmp/a/b/c/secret", "w").write("run one")
+open("/tmp/.hidden", "w").write("run one")
+os.mkfifo("/tmp/fifo")
+os.chmod("/tmp/a/b", 0)
+open("/dev/shm/shared", "wb").write(b"x" * (40 << 20))   # 40 MB that count against the memory limit
+fd = os.open("/dev/mqueue/queue", os.O_CREAT | os.O_RDWR, 0o600)
+os.close(fd)
+# System V shared memory that outlives its creator unless removed.
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmget.restype = ctypes.c_int
+assert libc.shmget(0x5eed, 4096, 0o1600) >= 0, ctypes.get_errno()
+# A daemon in its own session that ignores every signal it can, keeps writing, and a stopped one.
+daemon = """
+import os, signal, time
+for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1):
+    signal.signal(s, signal.SIG_IGN)
+if os.fork():
+    os._exit(0)
+os.setsid()
+while True:
+    try:
+        open('/tmp/daemon-was-here', 'a').write('.')
+    except OSError:
+        pass
+    time.sleep(0.01)
+"""
+subprocess.Popen([sys.executable, "-c", daemon], start_new_session=True)
+stopped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"], start_new_session=True)
+os.kill(stopped.pid, signal.SIGSTOP)
+os.environ["LEFT_BEHIND"] = "1"
+import json
+json.left_behind = True
+time.sleep(0.1)
+print("left")
+'''
+
+LOOK_FOR_IT = WHERE + r'''
+import json, os, time
+time.sleep(0.3)  # a surviving daemon would write again meanwhile
+found = {}
+for top in %r:
+    names = []
+    for root, dirs, files in os.walk(top):
+        names += [os.path.join(root, n) for n in dirs + files]
+    found[top] = names
+found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]
+me, parent = os.getpid(), os.getppid()
+found["processes"] = sorted(open("/proc/%%s/cmdline" %% p, "rb").read().replace(b"\0", b" ").decode()[:80]
+                            for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me, parent))
+found["env"] = "LEFT_BEHIND" in os.environ
+found["module"] = hasattr(json, "left_behind")
+# 200 MB of a 256 MB limit: only possible if the 40 MB in /dev/shm were freed.
+block = bytearray(200 << 20)
+found["allocated"] = len(block) >> 20
+print(json.dumps(found))
+''' % (WRITABLE,)
+
+
+def test_nothing_a_run_leaves_behind_reaches_the_next_run_in_the_container(box):
+    first = run(box, WHERE + LEAVE_EVERYTHING_BEHIND)
+    assert first.status is Status.OK, (first.message, first.stderr)
+    wait_until_kept(box)
+    second = run(box, LOOK_FOR_IT)
+    assert container_of(second) == container_of(first), "the second run was not in the same container"
+    found = json.loads(second.stdout.splitlines()[1])
+    assert found == {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
+                     "processes": [], "env": False, "module": False, "allocated": 200}
+
+
+def test_a_fork_bomb_does_not_outlive_its_run(box):
+    bomb = run(box, WHERE + "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+               limits={"time_limit": 1})
+    assert bomb.status is Status.TIMEOUT
+    wait_until_kept(box)
+    after = run(box, LOOK_FOR_IT, limits={"time_limit": 1})  # the same limits: the same container
+    assert container_of(after) == bomb.stdout.splitlines()[0]
+    assert json.loads(after.stdout.splitlines()[1])["processes"] == []
+
+
+def test_the_runner_empties_every_place_a_program_can_write(box):
+    scan = run(box, r'''
+import os
+writable = []
+for root, dirs, files in os.walk("/"):
+    if root.startswith(("/proc", "/sys")):
+        dirs[:] = []
+        continue
+    if os.access(root, os.W_OK):
+        writable.append(root)
+print(sorted(writable))
+''')
+    assert scan.status is Status.OK, scan.stderr
+    places = eval(scan.stdout)  # a list literal printed by the program above
+    assert "/tmp" in places
+    outside = [p for p in places if not any(p == top or p.startswith(top + "/") for top in WRITABLE)]
+    assert outside == [], f"writable places the runner does not empty: {outside}"
+
+
+def test_a_run_that_kills_its_runner_is_never_reused(box):
+    first = container_of(run(box, WHERE))
+    wait_until_kept(box)
+    killer = run(box, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(5)\n")
+    assert killer.status is Status.RUNTIME_ERROR
+    after = container_of(run(box, WHERE))
+    assert after != first
+
+
+def test_a_run_that_freezes_its_runner_is_never_reused(executor_image, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=1))
+    try:
+        first = container_of(run(box, WHERE))
+        wait_until_kept(box)
+        frozen = run(box, "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\nimport time\ntime.sleep(5)\n",
+                     limits={"time_limit": 1})
+        assert frozen.status is Status.TIMEOUT
+        assert container_of(run(box, WHERE)) != first
+    finally:
+        box.close()
+
+
+def test_a_container_serves_at_most_reuse_runs(executor_image, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, reuse_runs=3))
+    try:
+        seen = []
+        for _ in range(4):
+            seen.append(container_of(run(box, WHERE)))
+            time.sleep(0.05)
+            if len(seen) < 3:
+                wait_until_kept(box)
+        assert seen[0] == seen[1] == seen[2] != seen[3]
+    finally:
+        box.close()
+
+
+def test_concurrent_runs_of_one_user_never_share_a_container(box):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run(box, WHERE + "import time\ntime.sleep(1)\n")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({container_of(r) for r in results}) == 2
+
+
+def test_a_run_with_other_limits_gets_another_container(box):
+    first = container_of(run(box, WHERE))
+    wait_until_kept(box)
+    assert container_of(run(box, WHERE, limits={"memory_limit": "128m"})) != first
+    # A shorter time limit fits the kept container: the runner enforces the run's own.
+    assert container_of(run(box, WHERE, limits={"time_limit": 5})) == first
+
+
+def test_closing_the_sandbox_removes_kept_containers(box, docker_client):
+    run(box, WHERE)
+    run(box, WHERE, key="bob")
+    wait_until_kept(box, 2)
+    assert len(our_containers(docker_client)) >= 2
+    box.close()
+    assert our_containers(docker_client) == []
+
+
+def test_reuse_can_be_turned_off(executor_image, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, reuse_runs=0))
+    try:
+        assert box.reuse is None
+        first = container_of(run(box, WHERE))
+        assert container_of(run(box, WHERE)) != first
+    finally:
+        box.close()
