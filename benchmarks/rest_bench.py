@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 from jupyter_exec_ext.sandbox import SandboxConfig  # noqa: E402
 
 OWNER = f"bench-{os.getpid()}"
-TOKEN = "bench-token"
+#: Each client is a student of its own (benchmarks/bench_identity.py maps the token to a user).
+TOKEN_PREFIX = "bench-token-"
 
 
 def pct(values: list, q: float) -> float:
@@ -82,12 +83,14 @@ class Server:
                            "exercises_dir": str(workdir / "exercises"), "reap_interval": 0},
         }))
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(workdir / "cfg"),
-                   JUPYTER_RUNTIME_DIR=str(workdir / "rt"), JUPYTER_DATA_DIR=str(workdir / "data"))
+                   JUPYTER_RUNTIME_DIR=str(workdir / "rt"), JUPYTER_DATA_DIR=str(workdir / "data"),
+                   PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
         self.log = open(workdir / "server.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", f"--config={config}", f"--port={self.port}",
              "--ip=127.0.0.1", "--no-browser", "--allow-root", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={workdir}"],
+             "--ServerApp.identity_provider_class=bench_identity.BenchIdentityProvider",
+             f"--ServerApp.root_dir={workdir}"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:
@@ -100,24 +103,29 @@ class Server:
                 raise SystemExit("the server did not start; see " + str(workdir / "server.log"))
             time.sleep(0.2)
 
-    def call(self, method: str, route: str, body=None, timeout: float = 120):
+    def call(self, method: str, route: str, body=None, timeout: float = 120, user: str = "student0"):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.api + route, data=data, method=method,
-                                         headers={"Authorization": f"token {TOKEN}"})
+                                         headers={"Authorization": f"token {TOKEN_PREFIX}{user}"})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
-    def timed(self, method: str, route: str, body=None):
+    def timed(self, method: str, route: str, body=None, user: str = "student0"):
         started = time.perf_counter()
-        status, answer = self.call(method, route, body)
+        status, answer = self.call(method, route, body, user=user)
         return (time.perf_counter() - started) * 1000, status, answer
 
     def pool_idle(self) -> int:
         pool = self.call("GET", "docker/status")[1]["docker"].get("pool") or {}
         return pool.get("idle", 0)
+
+    def resetting(self) -> int:
+        """Containers being reset after a run, before they wait for their user's next run."""
+        reuse = self.call("GET", "docker/status")[1]["docker"].get("reuse") or {}
+        return reuse.get("resetting", 0)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -142,20 +150,20 @@ def docker_run_hello(image: str) -> float:
 
 
 def throughput(work, clients: int, seconds: float) -> tuple[int, int, float]:
-    """Runs ``work()`` from ``clients`` threads for ``seconds``; returns (done, errors, per second)."""
+    """Runs ``work(client)`` from ``clients`` threads for ``seconds``; returns (done, errors, per second)."""
     stop = time.monotonic() + seconds
     done, errors = [0], [0]
     lock = threading.Lock()
 
-    def client():
+    def client(index: int):
         while time.monotonic() < stop:
-            ok = work()
+            ok = work(index)
             with lock:
                 done[0] += 1
                 errors[0] += 0 if ok else 1
 
     started = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -190,20 +198,33 @@ def main() -> None:
             # Baseline: a cold hardened docker run, sequential.
             rows["docker run (cold, CLI)"] = [docker_run_hello(image) for _ in range(max(5, n // 3))]
             # Through REST, cold: limits other than the pool's profile always start a container.
+            # Each by another student, so no container is theirs yet.
             rows["REST execute, cold"] = [server.timed("POST", "execute", {
-                "code": "print('hello')", "memory_limit": "255m", "use_cache": False})[0]
-                for _ in range(max(5, n // 3))]
-            # Warm: default limits; between requests the pool is allowed to refill, as between
-            # one student's presses of Run.
+                "code": "print('hello')", "memory_limit": "255m", "use_cache": False}, user=f"cold{i}")[0]
+                for i in range(max(5, n // 3))]
+            # Warm: default limits; between requests the pool is allowed to refill. Each run is
+            # a different student's first, so each gets a pooled container that ran nothing.
             warm = []
-            for _ in range(n):
+            for i in range(n):
                 deadline = time.monotonic() + 10
                 while server.pool_idle() < args.pool_size and time.monotonic() < deadline:
                     time.sleep(0.05)
-                ms, status, answer = server.timed("POST", "execute", {"code": "print('hello')", "use_cache": False})
+                ms, status, answer = server.timed("POST", "execute", {"code": "print('hello')", "use_cache": False},
+                                                  user=f"first{i}")
                 assert status == 200 and answer["stdout"] == "hello\n", answer
                 warm.append(ms)
             rows["REST execute, warm pool"] = warm
+            # One student pressing Run again: their container, reset since their last run.
+            again = []
+            for i in range(n):
+                deadline = time.monotonic() + 10
+                while server.resetting() > 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                ms, status, answer = server.timed("POST", "execute", {"code": f"print('hello {i}')", "use_cache": False},
+                                                  user="student0")
+                assert status == 200 and answer["stdout"] == f"hello {i}\n", answer
+                again.append(ms)
+            rows["REST execute, same student again"] = again
             server.call("POST", "execute", {"code": "print('cached hello')"})
             hits = []
             for _ in range(n * 5):
@@ -231,30 +252,32 @@ def main() -> None:
             counter = iter(range(10**9))
             lock = threading.Lock()
 
-            def cold_work() -> bool:
+            def cold_work(_client: int) -> bool:
                 try:
                     docker_run_hello(image)
                     return True
                 except subprocess.CalledProcessError:
                     return False
 
-            def rest_work() -> bool:
+            def rest_work(client: int) -> bool:
+                # Distinct code every time (no cache hit), each client a student of its own.
                 with lock:
                     i = next(counter)
-                status, answer = server.call("POST", "execute", {"code": f"print({i} * 2)", "use_cache": False})
+                status, answer = server.call("POST", "execute", {"code": f"print({i} * 2)", "use_cache": False},
+                                             user=f"student{client}")
                 return status == 200 and answer.get("stdout") == f"{i * 2}\n"
 
             cold_done, cold_err, cold_rate = throughput(cold_work, args.clients, sustain / 2)
             rest_done, rest_err, rest_rate = throughput(rest_work, args.clients, sustain)
-            print(f"\nthroughput, {args.clients} clients:")
+            print(f"\nthroughput, {args.clients} clients (each a student of its own):")
             print(f"  cold docker run     {cold_rate:6.1f} runs/s  ({cold_done} runs, {cold_err} errors, {sustain / 2:.0f} s)")
             print(f"  REST execute        {rest_rate:6.1f} runs/s  ({rest_done} runs, {rest_err} errors, {sustain:.0f} s)"
                   f"   {rest_rate / cold_rate:4.1f}x the cold saturation")
 
-            # A class submitting at once.
-            def submit(_):
+            # A class submitting at once: 100 students, each submission in a fresh container.
+            def submit(i):
                 ms, status, answer = server.timed("POST", "exercises/bench-square/submit",
-                                                  {"code": "def square(x):\n    return x * x\n"})
+                                                  {"code": "def square(x):\n    return x * x\n"}, user=f"class{i}")
                 return ms, status == 200 and answer.get("score") == 10
             with ThreadPoolExecutor(max_workers=100) as burst:
                 results = list(burst.map(submit, range(100)))
