@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -26,6 +28,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -149,6 +152,108 @@ def docker_run_hello(image: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class CpuSplit:
+    """Where the machine's CPU went during a phase, by process name, from /proc: the engine
+    (dockerd, containerd, shims), the kernel's workers, the server, the containers' Pythons.
+    Processes that ended during the phase (runc, a container's interpreter) are counted in
+    "ended processes" as the part of /proc/stat's total no live process accounts for."""
+
+    HZ = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _per_process() -> dict:
+        """pid -> (name, CPU ticks). Keyed by pid alone: a kernel worker renames itself with the
+        work it is doing, and must not look like a new process that used all its ticks now."""
+        out = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = open(f"/proc/{pid}/stat").read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[pid] = (name, int(fields[11]) + int(fields[12]))
+        return out
+
+    @staticmethod
+    def _busy() -> int:
+        values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+        return sum(values) - values[3] - values[4]  # all but idle and iowait
+
+    def __enter__(self) -> "CpuSplit":
+        self.before, self.busy_before = self._per_process(), self._busy()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        after, busy = self._per_process(), self._busy()
+        self.total = (busy - self.busy_before) / self.HZ
+        by_name: dict = {}
+        for pid, (name, ticks) in after.items():
+            name = "kernel workers (kworker)" if name.startswith("kworker") else name
+            used = ticks - self.before.get(pid, (name, 0))[1]
+            by_name[name] = by_name.get(name, 0) + max(used, 0) / self.HZ
+        self.by_name = by_name
+
+    def report(self, runs: int, top: int = 8) -> str:
+        lines = [f"  CPU busy {self.total:.1f} s = {1000 * self.total / runs:.0f} ms per run:"]
+        for name, seconds in sorted(self.by_name.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"    {name:36} {1000 * seconds / runs:6.1f} ms/run")
+        rest = self.total - sum(self.by_name.values())
+        lines.append(f"    {'ended processes (runc, containers)':36} {1000 * max(rest, 0) / runs:6.1f} ms/run")
+        return "\n".join(lines)
+
+
+class Profile:
+    """``py-spy record`` of the server process during a phase (if py-spy is installed), saved as
+    collapsed stacks; prints the functions where the server's Python spent its CPU. The profiler
+    itself costs CPU: figures of a phase that was profiled are not the ones to quote."""
+
+    def __init__(self, pid: int, path: Optional[Path]):
+        self.pid, self.path, self.proc = pid, path, None
+
+    def __enter__(self) -> "Profile":
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if self.path is not None and os.access(spy, os.X_OK):
+            # --gil: only samples of a thread holding the GIL, i.e. where the server's Python
+            # spends CPU (a thread waiting on a socket or a lock is not charged);
+            # --nonblocking: the server is not paused to be sampled.
+            self.proc = subprocess.Popen([spy, "record", "--pid", str(self.pid), "--rate", "100",
+                                          "--gil", "--nonblocking", "--format", "raw",
+                                          "--output", str(self.path)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)  # attached before the phase starts
+        elif self.path is not None:
+            print("  (py-spy is not installed: `pip install py-spy` for a profile of the server)")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=60)
+
+    def report(self, top: int = 10) -> str:
+        if self.proc is None or not self.path.exists():
+            return ""
+        leaf: dict = {}
+        total = 0
+        for line in self.path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = stack.split(";")
+            total += int(count)
+            # Charge the sample to the innermost frame of our code or of a library we call.
+            key = next((f for f in reversed(frames) if "jupyter_exec_ext" in f), frames[-1])
+            leaf[key] = leaf.get(key, 0) + int(count)
+        lines = [f"  server profile ({total} samples holding the GIL at 100 Hz = {total / 100:.1f} s of "
+                 f"the server's Python, saved to {self.path}); innermost frame of ours:"]
+        for frame, count in sorted(leaf.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"    {100 * count / max(total, 1):5.1f}%  {frame[:110]}")
+        return "\n".join(lines)
+
+
 def throughput(work, clients: int, seconds: float) -> tuple[int, int, float]:
     """Runs ``work(client)`` from ``clients`` threads for ``seconds``; returns (done, errors, per second)."""
     stop = time.monotonic() + seconds
@@ -177,6 +282,8 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=4)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--concurrent", type=int, default=6, help="the server's max_concurrent_runs")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="also record the server with py-spy during the throughput and burst phases")
     args = parser.parse_args()
     n = 10 if args.quick else 30
     sustain = 15.0 if args.quick else 60.0
@@ -268,22 +375,41 @@ def main() -> None:
                 return status == 200 and answer.get("stdout") == f"{i * 2}\n"
 
             cold_done, cold_err, cold_rate = throughput(cold_work, args.clients, sustain / 2)
-            rest_done, rest_err, rest_rate = throughput(rest_work, args.clients, sustain)
+            profile_dir = args.profile
+            if profile_dir is not None:
+                profile_dir.mkdir(parents=True, exist_ok=True)
+            with CpuSplit() as rest_cpu, Profile(server.proc.pid, profile_dir and profile_dir / "sustained.txt") as rest_prof:
+                rest_done, rest_err, rest_rate = throughput(rest_work, args.clients, sustain)
             print(f"\nthroughput, {args.clients} clients (each a student of its own):")
             print(f"  cold docker run     {cold_rate:6.1f} runs/s  ({cold_done} runs, {cold_err} errors, {sustain / 2:.0f} s)")
             print(f"  REST execute        {rest_rate:6.1f} runs/s  ({rest_done} runs, {rest_err} errors, {sustain:.0f} s)"
                   f"   {rest_rate / cold_rate:4.1f}x the cold saturation")
+            print(rest_cpu.report(rest_done))
+            if rest_prof.report():
+                print(rest_prof.report())
 
-            # A class submitting at once: 100 students, each submission in a fresh container.
+            # A class submitting at once to a server that was idle just before (its pool full):
+            # 100 students, each submission in a container that ran nothing before.
+            deadline = time.monotonic() + 120
+            while server.pool_idle() < args.pool_size and time.monotonic() < deadline:
+                time.sleep(0.2)
+            print(f"\nbefore the burst: {server.pool_idle()} pooled containers waiting")
             def submit(i):
                 ms, status, answer = server.timed("POST", "exercises/bench-square/submit",
                                                   {"code": "def square(x):\n    return x * x\n"}, user=f"class{i}")
                 return ms, status == 200 and answer.get("score") == 10
-            with ThreadPoolExecutor(max_workers=100) as burst:
+            with CpuSplit() as burst_cpu, Profile(server.proc.pid, profile_dir and profile_dir / "burst.txt") as burst_prof, \
+                    ThreadPoolExecutor(max_workers=100) as burst:
+                started = time.monotonic()
                 results = list(burst.map(submit, range(100)))
+                wall = time.monotonic() - started
             correct = sum(ok for _, ok in results)
-            print(f"\nburst of 100 concurrent submissions: {correct}/100 graded correctly, "
-                  f"{summary([ms for ms, _ in results])}")
+            print(f"burst of 100 concurrent submissions: {correct}/100 graded correctly, "
+                  f"{summary([ms for ms, _ in results])}, all done in {wall:.1f} s "
+                  f"({100 / wall:.1f} submissions/s; each needs a container that ran nothing before)")
+            print(burst_cpu.report(100))
+            if burst_prof.report():
+                print(burst_prof.report())
         finally:
             server.stop()
             left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
