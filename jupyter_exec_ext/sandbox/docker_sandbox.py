@@ -341,8 +341,12 @@ class DockerSandbox:
                                       started + budget_s + self.config.startup_grace_s, keep)
             live.runs += 1
             if _needs_engine_state(exchange):
+                if keep and not live.closed:
+                    try:
+                        live.raw.shutdown(socket.SHUT_WR)  # EOF: a runner asked to stay ends
+                    except OSError:
+                        pass
                 keep = False
-                live.close()  # EOF on stdin: a runner that was asked to stay ends
                 state = self._settle(api, live.container_id, exchange)
             else:
                 state = {}

@@ -65,7 +65,7 @@ class ReuseStore:
         self._resetting: collections.Counter = collections.Counter()
         self._cond = threading.Condition()
         self._closed = False
-        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-reuse")
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-reuse")
         self._sweeper: Optional[threading.Thread] = None
         self.counters = {"reused": 0, "kept": 0, "retired": 0}
 

@@ -157,6 +157,25 @@ def test_a_fork_bomb_does_not_outlive_its_run(box):
     assert json.loads(after.stdout.splitlines()[1])["processes"] == []
 
 
+def test_a_memory_bomb_leaves_the_next_run_its_whole_limit(box):
+    bomb = run(box, WHERE + "block = bytearray(1 << 30)\n")
+    assert bomb.status is Status.MEMORY_LIMIT, (bomb.status, bomb.message)
+    wait_until_kept(box)
+    after = run(box, LOOK_FOR_IT)
+    assert container_of(after) == bomb.stdout.splitlines()[0]
+    assert json.loads(after.stdout.splitlines()[1])["allocated"] == 200
+
+
+def test_a_run_whose_end_only_the_engine_can_explain_is_not_reused(box):
+    """A SIGKILL the runner cannot attribute is settled by asking Docker, after the container
+    ends: the runner that was asked to stay gets EOF, and the container is removed."""
+    first = container_of(run(box, WHERE))
+    wait_until_kept(box)
+    killed = run(box, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    assert (killed.status, killed.exit_code) == (Status.RUNTIME_ERROR, -9), killed
+    assert container_of(run(box, WHERE)) != first
+
+
 def test_the_runner_empties_every_place_a_program_can_write(box):
     scan = run(box, r'''
 import os
