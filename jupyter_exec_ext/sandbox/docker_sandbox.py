@@ -78,6 +78,7 @@ class _Live:
         self.mux = bytearray()
         self.received = 0
         self.last_used = started
+        self.reader: Optional["_FrameReader"] = None  # the last job's, read on for "ready"
 
     def alive(self) -> bool:
         """An idle runner sends nothing: a readable socket means the container ended (EOF)."""
@@ -363,7 +364,7 @@ class DockerSandbox:
             if live is not None:
                 if keep and exchange is not None and _clean(exchange) and not live.closed:
                     # It waits for the runner's word that the container is as new, off this path.
-                    self.reuse.recycle(live, reuse_key, nonce, exchange)
+                    self.reuse.recycle(live, reuse_key, exchange)
                 else:
                     live.close()
                     # The answer is complete; removing the container need not delay it.

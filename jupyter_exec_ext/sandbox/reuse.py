@@ -67,7 +67,7 @@ class ReuseStore:
         self._closed = False
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-reuse")
         self._sweeper: Optional[threading.Thread] = None
-        self.counters = {"reused": 0, "kept": 0, "retired": 0}
+        self.counters = {"reused": 0, "retired": 0}
 
     # -- taking and keeping ------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ class ReuseStore:
             self.counters["reused"] += 1
         return found
 
-    def recycle(self, live: "_Live", key: str, nonce: str, exchange: "_Exchange") -> None:
+    def recycle(self, live: "_Live", key: str, exchange: "_Exchange") -> None:
         """Hands over a container whose runner was asked to stay: once it says "ready", it waits
         for ``key``'s next run. Returns at once."""
         with self._cond:
@@ -131,9 +131,8 @@ class ReuseStore:
 
     def _await_reset(self, live: "_Live", key: str, exchange: "_Exchange") -> None:
         try:
-            reader = getattr(live, "reader", None)
-            if reader is not None:
-                self.sandbox._read_frames(live, reader, time.monotonic() + RESET_TIMEOUT_S,
+            if live.reader is not None:
+                self.sandbox._read_frames(live, live.reader, time.monotonic() + RESET_TIMEOUT_S,
                                           lambda: bool(exchange.after))
         except Exception as e:  # the engine went away: the container cannot be trusted again
             log.warning("container %s: no word after its run (%s)", live.container_id[:12], e)
@@ -151,7 +150,6 @@ class ReuseStore:
                 waiting = self._idle.setdefault(key, collections.deque())
                 self._idle.move_to_end(key)
                 waiting.append(live)
-                self.counters["kept"] += 1
                 while len(waiting) > self.per_key:
                     evicted.append(waiting.popleft())
                 while self._total() > self.max_total:
