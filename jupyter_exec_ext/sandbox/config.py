@@ -88,7 +88,7 @@ class SandboxConfig:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
-        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``.
+        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -110,6 +110,14 @@ class SandboxConfig:
                 raise LimitError(f"{ENV_PREFIX}REUSE_RUNS must be a whole number (0 turns reuse off), "
                                  f"got {reuse!r}")
             changes["reuse_runs"] = int(reuse)
+        idle = get("REUSE_IDLE")
+        if idle is not None:
+            try:
+                changes["reuse_idle_s"] = float(idle)
+            except ValueError:
+                changes["reuse_idle_s"] = -1.0
+            if not changes["reuse_idle_s"] > 0:
+                raise LimitError(f"{ENV_PREFIX}REUSE_IDLE must be a number of seconds above 0, got {idle!r}")
         limit_values = {}
         for key in ("memory_limit", "cpu_limit", "time_limit", "pids_limit", "nofile_limit"):
             value = get(key.upper())

@@ -110,6 +110,9 @@ class ExecSettings(LoggingConfigurable):
                          "places emptied, a fresh interpreter); submissions never reuse a "
                          "container. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
                          "else 50.").tag(config=True)
+    reuse_idle = Float(help="Seconds a container kept for its user's next run may wait unused "
+                       "before it is removed. Default: DOCKER_EXECUTOR_REUSE_IDLE, else 60."
+                       ).tag(config=True)
     cache_enabled = Bool(help="Answer repeated runs of the same deterministic code from the result "
                          "cache (submissions never are). Default: DOCKER_EXECUTOR_CACHE_ENABLED, "
                          "else true.").tag(config=True)
@@ -215,6 +218,17 @@ class ExecSettings(LoggingConfigurable):
     def _default_reuse_runs(self) -> int:
         return self._env_config().reuse_runs
 
+    @default("reuse_idle")
+    def _default_reuse_idle(self) -> float:
+        return self._env_config().reuse_idle_s
+
+    @validate("reuse_idle")
+    def _valid_reuse_idle(self, proposal: Any) -> float:
+        if not proposal["value"] > 0:
+            raise TraitError(f"{type(self).__name__}.reuse_idle must be above 0 seconds, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
     @validate("reuse_runs")
     def _valid_reuse_runs(self, proposal: Any) -> int:
         if proposal["value"] < 0:
@@ -298,7 +312,7 @@ class ExecSettings(LoggingConfigurable):
             enabled=self.enabled, image=self.image, network=self.network,
             runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
             output_limit_bytes=self.output_limit_bytes, owner=self.owner,
-            reuse_runs=self.reuse_runs)
+            reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle)
 
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
         return RequestBounds(

@@ -117,8 +117,8 @@ c.ExecServiceApp.db_path = {db!r}
 c.ExecServiceApp.time_limit = 10.0
 c.ExecServiceApp.max_time_limit = 10.0
 c.ExecServiceApp.pool_size = 0
-# Containers kept for a user's next run live as long as the service; each test checks for leaks.
-c.ExecServiceApp.reuse_runs = 0
+# Containers kept for a user's next run go soon after the test's last run; each test checks for leaks.
+c.ExecServiceApp.reuse_idle = 2.0
 c.ExecServiceApp.reap_interval = 0.0
 '''
 
@@ -328,6 +328,29 @@ def test_a_user_runs_and_submits_through_their_own_server(hub: Hub, no_leaks) ->
     assert mine[0]["user"] == "alice" and mine[0]["exercise_id"] == "add"
     assert mine[0]["score"] == result["score"]
     assert [t["status"] for t in mine[0]["tests"]] == [t["status"] for t in result["tests"]]
+
+
+WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])"
+
+
+def test_a_users_runs_reuse_their_own_container_and_never_another_users(hub: Hub, no_leaks) -> None:
+    """Through the hub, the proxy, the user's server in remote mode and the service: alice's next
+    run finds her container again, reset; bob's run never does."""
+    def where(user: str, extra: str = "") -> list:
+        answer = hub.user_api(user, "POST", "execute", {"code": WHERE + extra, "use_cache": False})
+        assert answer.status_code == 200 and answer.json()["status"] == "ok", answer.text
+        return answer.json()["stdout"].splitlines()
+
+    first = where("alice", "\nopen('/tmp/alice-was-here', 'w').write('x')")
+    deadline = time.monotonic() + 10
+    while True:  # the reset happens after the answer
+        reuse = hub.user_api("alice", "GET", "docker/status").json()["docker"]["reuse"]
+        if reuse["kept"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    again = where("alice", "\nimport os\nprint(os.listdir('/tmp'))")
+    assert again == [first[0], "[]"], (first, again)
+    assert where("bob")[0] != first[0]
 
 
 def test_a_user_cannot_read_another_users_submissions(hub: Hub, no_leaks) -> None:

@@ -30,9 +30,9 @@ def start_server(workdir: Path, image: str, *, env: Optional[dict[str, str]] = N
     return start_live_server(workdir, {
         "image": image, "owner": TEST_OWNER, "time_limit": 5.0, "max_time_limit": 10.0,
         "reap_interval": 0.0, "exercises_dir": str(EXERCISES), "pool_size": 0,
-        # Containers kept for a user's next run would live as long as this package-wide server,
-        # and each test checks for leaks; reuse is tested in tests/sandbox and tests/server.
-        "reuse_runs": 0,
+        # Containers kept for a user's next run go 2 s after a test's last run (the leak check
+        # after each test waits for them).
+        "reuse_idle": 2.0,
         "cache_enabled": False, **traits}, token="kernel-test-token", base_url="/k%40/", env=env)
 
 

@@ -93,6 +93,17 @@ def test_config_env_error_names_the_variable():
         SandboxConfig.from_env({"DOCKER_EXECUTOR_ENABLED": "maybe"})
 
 
+def test_config_reads_the_reuse_settings_and_names_a_bad_one():
+    config = SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_RUNS": "5", "DOCKER_EXECUTOR_REUSE_IDLE": "2.5"})
+    assert (config.reuse_runs, config.reuse_idle_s) == (5, 2.5)
+    assert SandboxConfig.from_env({}).reuse_runs == 50
+    with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_RUNS must be a whole number"):
+        SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_RUNS": "lots"})
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_IDLE must be a number of seconds above 0"):
+            SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_IDLE": bad})
+
+
 def test_config_refuses_root():
     with pytest.raises(ValueError, match="must not be root"):
         SandboxConfig(user="0:0")
