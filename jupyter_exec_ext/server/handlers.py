@@ -9,11 +9,14 @@ base each supply the authentication (``current_user``, ``authorizer``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import json
 import logging
-from typing import Any, Optional
+import math
+import time
+from typing import Any, Awaitable, Callable, Optional
 
 import tornado.web
 from tornado.httputil import responses
@@ -49,6 +52,7 @@ REGISTRY_KEY = "exec_ext_registry"
 GRADER_KEY = "exec_ext_grader"
 #: Optional: an ``ExecMetrics`` that routes report executions and submissions to.
 METRICS_KEY = "exec_ext_metrics"
+HEALTH_KEY = "exec_ext_health"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
 
@@ -256,6 +260,34 @@ class DockerStatusRoute(ExecRouteBase):
         })
 
 
+class EngineSnapshot:
+    """The engine's status as health probes see it: asked at most once per ``max_age_s``, and
+    shared by the probes that arrive while it is being asked. The route is open to anyone; a
+    flood of probes must not become a flood of engine calls."""
+
+    def __init__(self, max_age_s: float = 2.0) -> None:
+        self.max_age_s = max_age_s
+        self._taken = -math.inf
+        self._value: Optional[dict] = None
+        self._source: Any = None
+        self._pending: Optional[asyncio.Future] = None
+
+    async def get(self, sandbox: Any, ask: Callable[[], Awaitable[dict]]) -> dict:
+        fresh = time.monotonic() - self._taken < self.max_age_s
+        if fresh and self._source is sandbox and self._value is not None:
+            return self._value
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(ask())
+            pending = self._pending
+            try:
+                self._value = await pending
+                self._taken, self._source = time.monotonic(), sandbox
+            finally:
+                self._pending = None
+            return self._value
+        return await asyncio.shield(self._pending)
+
+
 class HealthRoute(ExecRouteBase):
     """``GET health``: ``ok``, ``degraded`` or ``down`` and nothing else; open to probes."""
 
@@ -264,7 +296,9 @@ class HealthRoute(ExecRouteBase):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        engine = await self.scheduler.query(self.sandbox.status)
+        snapshot = self.settings.setdefault(HEALTH_KEY, EngineSnapshot())
+        sandbox = self.sandbox
+        engine = await snapshot.get(sandbox, lambda: self.scheduler.query(sandbox.status))
         self.finish({"status": health_status(engine, self.scheduler.saturated)})
 
 

@@ -3,6 +3,7 @@ the real Docker engine."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import docker
@@ -152,6 +153,29 @@ async def test_health_is_open_and_reveals_only_the_status(api, executor_image):
     status, body, response = await api("GET", "health", token=False)
     assert status == 200 and body == {"status": "ok"}
     assert "Set-Cookie" not in response.headers  # no identity handed out to anonymous probes
+
+
+class CountingSandbox:
+    """Answers status() like a healthy engine and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def status(self) -> dict:
+        self.asked += 1
+        return {"enabled": True, "reachable": True, "image_present": True}
+
+
+async def test_a_flood_of_health_probes_asks_the_engine_once_per_moment(api, swap_sandbox):
+    counting = CountingSandbox()
+    swap_sandbox(counting)
+    answers = await asyncio.gather(*(api("GET", "health", token=False) for _ in range(50)))
+    assert all(status == 200 and body == {"status": "ok"} for status, body, _ in answers)
+    assert counting.asked == 1
+    # Another sandbox (as after a restart of the parts) is asked afresh, not answered from memory.
+    other = CountingSandbox()
+    swap_sandbox(other)
+    assert (await api("GET", "health", token=False))[1] == {"status": "ok"} and other.asked == 1
 
 
 # -- Docker unreachable: 503 on runs, every other route still answers -----------------------------
