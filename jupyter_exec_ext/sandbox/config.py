@@ -59,6 +59,8 @@ class SandboxConfig:
         reuse_runs: runs one container may serve for one user (``ExecutionRequest.reuse_key``),
             reset between them; 1 or less turns reuse off.
         reuse_idle_s: a container kept for a user's next run is removed after this long unused.
+        reuse_kept: containers kept for all users together (the one unused longest goes first);
+            on a hub, about the number of students working at once.
     """
 
     enabled: bool = True
@@ -76,6 +78,7 @@ class SandboxConfig:
     owner: str = field(default_factory=_default_owner)
     reuse_runs: int = 50
     reuse_idle_s: float = 60.0
+    reuse_kept: int = 64
 
     def __post_init__(self) -> None:
         if self.user.split(":", 1)[0] in ("0", "root", ""):
@@ -88,7 +91,7 @@ class SandboxConfig:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
-        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``.
+        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -104,12 +107,13 @@ class SandboxConfig:
                            ("OWNER", "owner")):
             if get(name):
                 changes[attr] = get(name).strip()
-        reuse = get("REUSE_RUNS")
-        if reuse is not None:
-            if not reuse.strip().isdigit():
-                raise LimitError(f"{ENV_PREFIX}REUSE_RUNS must be a whole number (0 turns reuse off), "
-                                 f"got {reuse!r}")
-            changes["reuse_runs"] = int(reuse)
+        for name, attr in (("REUSE_RUNS", "reuse_runs"), ("REUSE_KEPT", "reuse_kept")):
+            value = get(name)
+            if value is not None:
+                if not value.strip().isdigit():
+                    raise LimitError(f"{ENV_PREFIX}{name} must be a whole number (0 turns reuse off), "
+                                     f"got {value!r}")
+                changes[attr] = int(value)
         idle = get("REUSE_IDLE")
         if idle is not None:
             try:

@@ -201,8 +201,9 @@ class DockerSandbox:
         self._removals: set = set()
         self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
         self.reuse: Optional[ReuseStore] = (
-            ReuseStore(self, self.config.reuse_runs, self.config.reuse_idle_s)
-            if self.config.reuse_runs > 1 else None)
+            ReuseStore(self, self.config.reuse_runs, self.config.reuse_idle_s,
+                       max_total=self.config.reuse_kept)
+            if self.config.reuse_runs > 1 and self.config.reuse_kept > 0 else None)
         self._closed = False
         #: Containers this instance created and removed (metrics read them; never reset).
         self.containers_created = 0

@@ -55,7 +55,7 @@ class ReuseStore:
     """
 
     def __init__(self, sandbox: "DockerSandbox", max_runs: int, idle_s: float = 60.0,
-                 per_key: int = 2, max_total: int = 32):
+                 per_key: int = 2, max_total: int = 64):
         self.sandbox = sandbox
         self.max_runs = max_runs
         self.idle_s = idle_s
@@ -227,6 +227,6 @@ class ReuseStore:
 
     def status(self) -> dict[str, Any]:
         with self._cond:
-            return {"max_runs": self.max_runs, "idle_s": self.idle_s, "kept": self._total(),
+            return {"max_runs": self.max_runs, "idle_s": self.idle_s, "max_kept": self.max_total, "kept": self._total(),
                     "users": len(self._idle), "resetting": sum(self._resetting.values()),
                     "served": self.counters["reused"], "retired": self.counters["retired"]}

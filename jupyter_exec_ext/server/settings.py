@@ -218,6 +218,22 @@ class ExecSettings(LoggingConfigurable):
     def _default_reuse_runs(self) -> int:
         return self._env_config().reuse_runs
 
+    reuse_kept = Integer(help="Containers kept for their users' next runs, all users together (the "
+                         "one unused longest goes first; each holds about 13 MB); on a hub, about "
+                         "the number of students working at once. 0 turns reuse off. Default: "
+                         "DOCKER_EXECUTOR_REUSE_KEPT, else 64.").tag(config=True)
+
+    @default("reuse_kept")
+    def _default_reuse_kept(self) -> int:
+        return self._env_config().reuse_kept
+
+    @validate("reuse_kept")
+    def _valid_reuse_kept(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"{type(self).__name__}.reuse_kept must be 0 (off) or more, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
     @default("reuse_idle")
     def _default_reuse_idle(self) -> float:
         return self._env_config().reuse_idle_s
@@ -312,7 +328,7 @@ class ExecSettings(LoggingConfigurable):
             enabled=self.enabled, image=self.image, network=self.network,
             runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
             output_limit_bytes=self.output_limit_bytes, owner=self.owner,
-            reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle)
+            reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle, reuse_kept=self.reuse_kept)
 
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
         return RequestBounds(

@@ -231,6 +231,23 @@ def test_a_container_serves_at_most_reuse_runs(executor_image, no_leaks):
         box.close()
 
 
+def test_beyond_reuse_kept_the_container_unused_longest_goes(executor_image, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, reuse_kept=1))
+    try:
+        alice = container_of(run(box, WHERE, key="alice"))
+        wait_until_kept(box)
+        bob = container_of(run(box, WHERE, key="bob"))
+        end = time.monotonic() + 10
+        while box.reuse.status()["retired"] < 1:  # bob's container kept, alice's evicted
+            assert time.monotonic() < end, box.reuse.status()
+            time.sleep(0.01)
+        assert box.reuse.status()["kept"] == 1
+        assert container_of(run(box, WHERE, key="bob")) == bob
+        assert container_of(run(box, WHERE, key="alice")) not in (alice, bob)
+    finally:
+        box.close()
+
+
 def test_concurrent_runs_of_one_user_never_share_a_container(box):
     results = []
     threads = [threading.Thread(target=lambda: results.append(run(box, WHERE + "import time\ntime.sleep(1)\n")))
