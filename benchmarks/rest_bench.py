@@ -3,7 +3,7 @@ submissions, sustained throughput and a burst of submissions, each next to a bas
 the same run (a cold hardened ``docker run``). A measurement, not a test: it prints medians, p95
 and ratios.
 
-    .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 4] [--clients 8]
+    .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 48] [--clients 8] [--profile DIR]
 
 It starts its own ``jupyter server`` with the extension on a free loopback port and stops it at
 the end; every container it makes carries the owner label ``bench-<pid>`` and is gone afterwards.
@@ -279,7 +279,8 @@ def throughput(work, clients: int, seconds: float) -> tuple[int, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, 15 s instead of 60 s")
-    parser.add_argument("--pool-size", type=int, default=4)
+    parser.add_argument("--pool-size", type=int, default=48,
+                        help="the server's warm pool (each waiting container holds about 13 MB)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--concurrent", type=int, default=6, help="the server's max_concurrent_runs")
     parser.add_argument("--profile", type=Path, metavar="DIR",
