@@ -40,7 +40,12 @@ class _PartsCollector:
         size.add_metric([], pool["size"] if pool else 0)
         idle = GaugeMetricFamily("exec_pool_idle", "Warm pool: started containers waiting for a run")
         idle.add_metric([], pool["idle"] if pool else 0)
-        yield from (hits, misses, created, removed, size, idle)
+        reuse = docker_sandbox.reuse.status() if docker_sandbox.reuse is not None else None
+        kept = GaugeMetricFamily("exec_reuse_kept", "Containers kept, reset, for their users' next runs")
+        kept.add_metric([], reuse["kept"] if reuse else 0)
+        served = CounterMetricFamily("exec_reuse_served", "Runs served by a user's kept container")
+        served.add_metric([], reuse["served"] if reuse else 0)
+        yield from (hits, misses, created, removed, size, idle, kept, served)
 
 
 class ExecMetrics:

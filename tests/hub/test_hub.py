@@ -399,8 +399,10 @@ def test_the_service_exposes_metrics_to_admins_only(hub: Hub, no_leaks) -> None:
     assert samples[("exec_executions_total", (("status", "runtime_error"),))] >= 1
     assert samples[("exec_execution_seconds_count", ())] >= 2
     assert samples[("exec_submissions_total", (("exercise", "add"), ("status", "ok")))] >= 1
-    # Each execution and each submission's run started a container (the pool is off here).
-    assert samples[("exec_containers_created_total", ())] >= 3
+    # Each execution and each submission's run started a container (the pool is off here), or
+    # found its user's kept one.
+    assert samples[("exec_containers_created_total", ())] + samples[("exec_reuse_served_total", ())] >= 3
+    assert ("exec_reuse_kept", ()) in samples
     assert ("exec_containers_removed_total", ()) in samples
     assert ("exec_cache_hits_total", ()) in samples and ("exec_cache_misses_total", ()) in samples
     assert samples[("exec_pool_size", ())] == 0
