@@ -3,14 +3,16 @@
 Protocol. The host writes a job on this process's stdin as one line of JSON:
     {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
      "checks": [{"code": str, "timeout": float}, ...],            (checks: optional, for grading)
-     "keep": bool}                                                 (optional: serve another job)
+     "keep": bool, "linger": bool}          (optional: serve another job / wait for EOF to end)
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
     {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
      "error": {"type", "message", "traceback", "assertion"} | null, "duration_ms": int}
     {"type": "result", "status": str, "exit_code": int | null, "duration_ms": int,
      "truncated": bool, "message": str}                                exactly once per job
-Without "keep" the runner ends after the result. With it, it then returns the container to the
+Without "keep" the runner ends after the result; with "linger" it first kills every other process
+and waits for EOF on stdin (the host removes the container when the engine is less busy). With
+"keep", it then returns the container to the
 state of a fresh one (below) and says so with one more frame under the same nonce:
     {"type": "ready"}              waiting for the next job line (EOF on stdin ends the runner)
     {"type": "retired", "reason": str}   could not; the runner ends and the host discards it
@@ -840,6 +842,12 @@ def main():
             return 3
         run_job(job, reporter, child)
         if job.get("keep") is not True or job.get("checks"):
+            if job.get("linger") is True:
+                # The host removes the container later (when the engine is less busy); until
+                # then nothing of the program may go on running in it.
+                kill_others()
+                while sys.stdin.buffer.read(65536):
+                    pass
             return 0
         reason = reset()
         if reason:

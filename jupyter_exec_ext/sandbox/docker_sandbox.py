@@ -6,6 +6,7 @@ thread pool.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
@@ -37,6 +38,12 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 MAX_RUNNER_STDERR = 64 * 1024
 _STREAM_STDOUT, _STREAM_STDERR = 1, 2
 _KNOWN_STATUSES = {s.value for s in Status}
+
+#: Containers whose run is over wait this long at most, and this many at most, for their removal
+#: while runs are in flight: removing one costs the engine CPU that a busy moment (a class
+#: submitting at once) needs for new containers. Each waits with only its idle runner (~10 MB).
+MAX_LINGERING = 64
+MAX_LINGER_S = 30.0
 
 #: Everything that means "the engine is not there" rather than "the engine said no".
 _UNREACHABLE = (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)
@@ -199,6 +206,12 @@ class DockerSandbox:
         self._lock = threading.Lock()
         self._remover: Optional[ThreadPoolExecutor] = None
         self._removals: set = set()
+        # Ended runs' containers waiting for a calmer moment to be removed, and runs in flight.
+        self._lingering: collections.deque = collections.deque()
+        self._linger_cond = threading.Condition()
+        self._in_flight = 0
+        self._tearing = 0  # containers taken off _lingering whose removal is not done yet
+        self._teardown: Optional[threading.Thread] = None
         self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
         self.reuse: Optional[ReuseStore] = (
             ReuseStore(self, self.config.reuse_runs, self.config.reuse_idle_s,
@@ -253,11 +266,72 @@ class DockerSandbox:
         self.close()
 
     def flush(self) -> None:
-        """Waits until every container this sandbox handed to the background remover is gone."""
+        """Waits until every container this sandbox handed to the background remover, or kept
+        waiting for its removal, is gone."""
+        while True:
+            with self._linger_cond:
+                if not self._lingering:
+                    while self._tearing:  # the background thread's removal in progress
+                        self._linger_cond.wait(timeout=1.0)
+                    break
+                live, _ = self._lingering.popleft()
+                self._tearing += 1
+            self._tear_down(live)
         with self._lock:
             remover, self._remover = self._remover, None
         if remover is not None:
             remover.shutdown(wait=True)
+
+    def _linger(self, live: _Live) -> None:
+        """Keeps an ended run's container (its runner waits for EOF) until the engine is idle,
+        more than MAX_LINGERING wait, or one waited MAX_LINGER_S; then removes it."""
+        with self._linger_cond:
+            self._lingering.append((live, time.monotonic()))
+            self._linger_cond.notify_all()
+            if self._teardown is None or not self._teardown.is_alive():
+                self._teardown = threading.Thread(target=self._tear_down_when_calm,
+                                                  name="sandbox-teardown", daemon=True)
+                self._teardown.start()
+
+    def _tear_down_when_calm(self) -> None:
+        while True:
+            with self._linger_cond:
+                while True:
+                    if not self._lingering:
+                        if not self._linger_cond.wait(timeout=10.0) and not self._lingering:
+                            self._teardown = None
+                            return  # nothing for a while: the next _linger starts a new thread
+                        continue
+                    oldest = time.monotonic() - self._lingering[0][1]
+                    if (self._in_flight == 0 or len(self._lingering) > MAX_LINGERING
+                            or oldest >= MAX_LINGER_S):
+                        live, _ = self._lingering.popleft()
+                        self._tearing += 1
+                        break
+                    self._linger_cond.wait(timeout=max(0.05, MAX_LINGER_S - oldest))
+            self._tear_down(live)
+
+    def _tear_down(self, live: _Live) -> None:
+        """Removes a container taken off _lingering (counted in _tearing)."""
+        live.close()  # EOF: the runner ends
+        try:
+            self._remove(self._api(), live.container_id)
+        except Exception as e:  # engine gone: the reaper removes it once it is back
+            log.warning("could not remove container %s: %s", live.container_id[:12], _short(e))
+        finally:
+            with self._linger_cond:
+                self._tearing -= 1
+                self._linger_cond.notify_all()
+
+    def _run_started(self) -> None:
+        with self._linger_cond:
+            self._in_flight += 1
+
+    def _run_ended(self) -> None:
+        with self._linger_cond:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._linger_cond.notify_all()
 
     def _remove_later(self, api: docker.APIClient, container_id: str) -> None:
         with self._lock:
@@ -330,25 +404,28 @@ class DockerSandbox:
         budget_s = limits.time_s + sum(c.timeout_s for c in request.checks)
         live: Optional[_Live] = None
         exchange: Optional[_Exchange] = None
-        keep = False
+        keep = settled = False
         started = time.monotonic()
+        self._run_started()
         try:
             if reuse_key is not None:
                 live = self.reuse.take(reuse_key, limits)
             live = live or self._take_warm(limits) or self._launch(api, limits)
             keep = reuse_key is not None and self.reuse.may_keep(live, limits)
-            job["keep"] = keep
+            # A container that is not kept waits (its program's processes killed) for a calmer
+            # moment to be removed; see MAX_LINGERING.
+            job.update(keep=keep, linger=not keep)
             started = time.monotonic()
             exchange = self._converse(live, (json.dumps(job) + "\n").encode("utf-8"), nonce,
-                                      started + budget_s + self.config.startup_grace_s, keep)
+                                      started + budget_s + self.config.startup_grace_s)
             live.runs += 1
             if _needs_engine_state(exchange):
-                if keep and not live.closed:
+                if not live.closed:
                     try:
-                        live.raw.shutdown(socket.SHUT_WR)  # EOF: a runner asked to stay ends
+                        live.raw.shutdown(socket.SHUT_WR)  # EOF: the runner ends, so does the container
                     except OSError:
                         pass
-                keep = False
+                settled = True
                 state = self._settle(api, live.container_id, exchange)
             else:
                 state = {}
@@ -362,14 +439,18 @@ class DockerSandbox:
                 f"the Docker engine refused to run the sandbox: {e.explanation or e}"
             ) from e
         finally:
+            orderly = exchange is not None and _clean(exchange) and not settled
             if live is not None:
-                if keep and exchange is not None and _clean(exchange) and not live.closed:
+                if orderly and keep and not live.closed:
                     # It waits for the runner's word that the container is as new, off this path.
                     self.reuse.recycle(live, reuse_key, exchange)
+                elif orderly and not live.closed:
+                    self._linger(live)
                 else:
                     live.close()
                     # The answer is complete; removing the container need not delay it.
                     self._remove_later(api, live.container_id)
+            self._run_ended()
         elapsed_ms = int((time.monotonic() - started) * 1000)
         result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
         result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
@@ -435,29 +516,23 @@ class DockerSandbox:
             self.containers_created += 1
         return created["Id"], float(expires)
 
-    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float, keep: bool = False) -> _Exchange:
+    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float) -> _Exchange:
         """Sends the job to a started container and reads frames until the runner's result or the
-        host deadline. Output received before a kill is kept. Without ``keep``, stdin is closed
-        after the job (the runner ends after it) and so is the attach socket on return."""
+        host deadline. Output received before a kill is kept. The attach socket stays open: the
+        runner ends (or serves the next job) once the caller says so."""
         exchange = _Exchange()
         reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes)
         raw = live.raw
         live.received = 0
+        raw.settimeout(max(0.5, deadline - time.monotonic()))
         try:
-            raw.settimeout(max(0.5, deadline - time.monotonic()))
-            try:
-                raw.sendall(job)
-                if not keep:
-                    raw.shutdown(socket.SHUT_WR)
-            except socket.timeout:
-                exchange.host_timeout = True
-                return exchange
-            except OSError:
-                pass  # the container already ended; what it said is still readable
-            self._read_frames(live, reader, deadline, lambda: exchange.result is not None)
-        finally:
-            if not keep:
-                live.close()
+            raw.sendall(job)
+        except socket.timeout:
+            exchange.host_timeout = True
+            return exchange
+        except OSError:
+            pass  # the container already ended; what it said is still readable
+        self._read_frames(live, reader, deadline, lambda: exchange.result is not None)
         live.reader = reader
         return exchange
 

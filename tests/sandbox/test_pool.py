@@ -135,3 +135,28 @@ def test_no_leaks_after_200_pooled_runs(executor_image, docker_client, no_leaks)
     finally:
         box.close()
     assert our_containers(docker_client) == []
+
+
+def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(executor_image, docker_client, no_leaks):
+    """During a busy moment an ended run's container is removed later, never reused, and with
+    nothing of its program still running; once no run is in flight, it goes."""
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, reuse_runs=0))
+    try:
+        box._run_started()  # as if another run were in flight for the whole test
+        left_behind = run(box, "import subprocess, sys\n"
+                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+                               "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])\n")
+        assert left_behind.status is Status.OK, left_behind.stderr
+        cid = left_behind.stdout.strip()
+        waiting = [live for live, _ in box._lingering]
+        assert [live.container_id[:12] for live in waiting] == [cid]
+        top = docker_client.api.top(waiting[0].container_id)
+        commands = [row[-1] for row in top["Processes"]]
+        assert not any("sleep(600)" in c for c in commands), commands  # the program's are gone
+        assert run(box, "print(2)").stdout == "2\n"  # another run gets another container
+        assert len(box._lingering) == 2
+        box._run_ended()
+        wait_for(lambda: not box._lingering, "the waiting containers to be removed")
+        wait_for(lambda: not our_containers(docker_client), "their removal by the engine")
+    finally:
+        box.close()
