@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any, Callable, Optional
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .client import ExecClient
@@ -123,6 +123,16 @@ def _unquote(text: str) -> str:
     return text
 
 
+def _needs_a_cell(name: str, cell: Optional[str]) -> bool:
+    """A cell magic used on one line (``%sandbox``): says how it is meant, and does nothing.
+    (As line magics, ``%sandbox --help`` and ``%submit --help`` work without a cell body.)"""
+    if cell is not None:
+        return False
+    print(f"%%{name} works on the code of its cell: put %%{name} (two %) on the first line of a "
+          f"cell and the code below it; %{name} --help shows the options.", file=sys.stderr)
+    return True
+
+
 def _help_requested(func: Callable[..., Any], line: str) -> bool:
     """Prints the magic's usage for ``--help``/``-h`` (IPython's parsers have no help option)."""
     if any(word in ("-h", "--help") for word in line.split()):
@@ -154,15 +164,15 @@ class SandboxMagics(Magics):
               help=r"standard input of the program (\n starts a new line)")
     @argument("--no-cache", action="store_true", help="always run afresh, never a cached result")
     @argument("-h", "--help", action="store_true", help="show this help and run nothing")
-    @cell_magic
-    def sandbox(self, line: str, cell: str) -> None:
+    @line_cell_magic
+    def sandbox(self, line: str, cell: Optional[str] = None) -> None:
         """Run this cell's code in a sandboxed container, not in the kernel.
 
         The sandbox is a fresh, isolated Python process: it does NOT see variables, functions or
         imports defined in your kernel, so put everything the cell needs in the cell. Shows the
         program's stdout and stderr, then a status line.
         """
-        if _help_requested(SandboxMagics.sandbox, line):
+        if _help_requested(SandboxMagics.sandbox, line) or _needs_a_cell("sandbox", cell):
             return
         args = parse_argstring(SandboxMagics.sandbox, line)
         stdin = _unquote(args.stdin).replace("\\n", "\n") if args.stdin is not None else None
@@ -189,14 +199,14 @@ class SandboxMagics(Magics):
     @magic_arguments("%submit")
     @argument("exercise_id", nargs="?", help="the exercise's id (its notebook's jupyter_exec.exercise_id)")
     @argument("-h", "--help", action="store_true", help="show this help and grade nothing")
-    @cell_magic
-    def submit(self, line: str, cell: str) -> None:
+    @line_cell_magic
+    def submit(self, line: str, cell: Optional[str] = None) -> None:
         """Grade this cell's code against the exercise's tests, in the sandbox.
 
         Shows each test with its status, points and message, then the score. Hidden tests show
         only whether they passed. Like %%sandbox, grading does not see your kernel's variables.
         """
-        if _help_requested(SandboxMagics.submit, line):
+        if _help_requested(SandboxMagics.submit, line) or _needs_a_cell("submit", cell):
             return
         args = parse_argstring(SandboxMagics.submit, line)
         if not args.exercise_id:

@@ -69,6 +69,11 @@ def test_help_of_each_magic_runs_nothing(loaded: LiveKernel) -> None:
     assert "%%submit [-h] [exercise_id]" in submit.stdout and not submit.displays
     status = loaded.run("%sandbox_status --help")
     assert "%sandbox_status [-h]" in status.stdout and "Docker engine: " not in status.stdout
+    # Without a cell body: the one-% form shows the help, and otherwise says how the magic is meant.
+    assert "%%submit [-h] [exercise_id]" in loaded.run("%submit --help").stdout
+    assert "%%sandbox [--time-limit S]" in loaded.run("%sandbox -h").stdout
+    misuse = loaded.run("%sandbox print(1)")
+    assert "put %%sandbox (two %) on the first line of a cell" in misuse.stderr and not misuse.stdout
 
 
 def test_submit_wrong_then_right_solution(loaded: LiveKernel, no_leaks) -> None:
