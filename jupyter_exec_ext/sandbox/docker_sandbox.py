@@ -311,13 +311,22 @@ class DockerSandbox:
                     self._linger_cond.wait(timeout=max(0.05, MAX_LINGER_S - oldest))
             self._tear_down(live)
 
-    def _tear_down(self, live: _Live) -> None:
-        """Removes a container taken off _lingering (counted in _tearing)."""
-        live.close()  # EOF: the runner ends
+    def _drop(self, live: _Live, later: bool = False) -> None:
+        """Closes a started container's socket (EOF: its runner ends) and removes it, now or
+        through the background remover. Never raises: the reaper removes what is left."""
+        live.close()
         try:
-            self._remove(self._api(), live.container_id)
+            if later:
+                self._remove_later(self._api(), live.container_id)
+            else:
+                self._remove(self._api(), live.container_id)
         except Exception as e:  # engine gone: the reaper removes it once it is back
             log.warning("could not remove container %s: %s", live.container_id[:12], _short(e))
+
+    def _tear_down(self, live: _Live) -> None:
+        """Removes a container taken off _lingering (counted in _tearing)."""
+        try:
+            self._drop(live)
         finally:
             with self._linger_cond:
                 self._tearing -= 1

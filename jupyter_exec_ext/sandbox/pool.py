@@ -82,11 +82,7 @@ class WarmPool:
 
     def _discard(self, live: "_Live") -> None:
         self.counters["discarded"] += 1
-        live.close()
-        try:
-            self.sandbox._remove_later(self.sandbox._api(), live.container_id)
-        except Exception as e:  # engine gone: the reaper removes it once it is back
-            log.warning("could not discard pooled container %s: %s", live.container_id[:12], e)
+        self.sandbox._drop(live, later=True)
 
     def _refill(self) -> None:
         backoff = 1.0
@@ -141,11 +137,7 @@ class WarmPool:
         with self._cond:
             idle, self._idle = list(self._idle), collections.deque()
         for live in idle:
-            live.close()
-            try:
-                self.sandbox._remove(self.sandbox._api(), live.container_id)
-            except Exception as e:  # the reaper removes it once the engine is back
-                log.warning("could not remove pooled container %s: %s", live.container_id[:12], e)
+            self.sandbox._drop(live)
 
     def status(self) -> dict[str, Any]:
         with self._cond:

@@ -175,11 +175,7 @@ class ReuseStore:
     def _retire(self, live: "_Live", why: str) -> None:
         log.debug("retiring container %s: %s", live.container_id[:12], why)
         self.counters["retired"] += 1
-        live.close()
-        try:
-            self.sandbox._remove_later(self.sandbox._api(), live.container_id)
-        except Exception as e:  # engine gone: the reaper removes it once it is back
-            log.warning("could not retire container %s: %s", live.container_id[:12], e)
+        self.sandbox._drop(live, later=True)
 
     # -- housekeeping --------------------------------------------------------------------------
 
@@ -217,11 +213,7 @@ class ReuseStore:
             kept = [live for waiting in self._idle.values() for live in waiting]
             self._idle.clear()
         for live in kept:
-            live.close()
-            try:
-                self.sandbox._remove(self.sandbox._api(), live.container_id)
-            except Exception as e:  # the reaper removes it once the engine is back
-                log.warning("could not remove kept container %s: %s", live.container_id[:12], e)
+            self.sandbox._drop(live)
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
 
