@@ -6,6 +6,7 @@ thread pool.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import logging
@@ -15,6 +16,7 @@ import select
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
@@ -44,6 +46,17 @@ _KNOWN_STATUSES = {s.value for s in Status}
 #: submitting at once) needs for new containers. Each waits with only its idle runner (~10 MB).
 MAX_LINGERING = 64
 MAX_LINGER_S = 30.0
+
+#: Sandboxes with containers waiting for removal; a process that ends without close() still
+#: removes them (the teardown thread is a daemon and would not).
+_WAITING_REMOVAL: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@atexit.register
+def _remove_waiting_containers_at_exit() -> None:
+    for sandbox in list(_WAITING_REMOVAL):
+        sandbox.flush()
+
 
 #: Everything that means "the engine is not there" rather than "the engine said no".
 _UNREACHABLE = (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)
@@ -285,6 +298,7 @@ class DockerSandbox:
     def _linger(self, live: _Live) -> None:
         """Keeps an ended run's container (its runner waits for EOF) until the engine is idle,
         more than MAX_LINGERING wait, or one waited MAX_LINGER_S; then removes it."""
+        _WAITING_REMOVAL.add(self)
         with self._linger_cond:
             self._lingering.append((live, time.monotonic()))
             self._linger_cond.notify_all()

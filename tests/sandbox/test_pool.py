@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -160,3 +162,15 @@ def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(executor_i
         wait_for(lambda: not our_containers(docker_client), "their removal by the engine")
     finally:
         box.close()
+
+
+def test_a_process_that_ends_without_closing_the_sandbox_leaves_nothing(executor_image, docker_client, no_leaks):
+    script = (
+        "from jupyter_exec_ext.sandbox import DockerSandbox, ExecutionRequest, SandboxConfig\n"
+        f"box = DockerSandbox(SandboxConfig(image={executor_image!r}, owner={TEST_OWNER!r}))\n"
+        "box._run_started()  # another run in flight: the container waits for its removal\n"
+        "print(box.run(ExecutionRequest(code='print(1)')).stdout, end='')\n"
+        "print(len(box._lingering))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout == "1\n1\n", done.stderr
+    assert our_containers(docker_client) == []
