@@ -110,7 +110,7 @@ class ExecSettings(LoggingConfigurable):
                          "places emptied, a fresh interpreter); submissions never reuse a "
                          "container. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
                          "else 50.").tag(config=True)
-    reuse_idle = Float(help="Seconds a container kept for its user's next run may wait unused "
+    reuse_idle = Float(60.0, help="Seconds a container kept for its user's next run may wait unused "
                        "before it is removed. Default: DOCKER_EXECUTOR_REUSE_IDLE, else 60."
                        ).tag(config=True)
     cache_enabled = Bool(help="Answer repeated runs of the same deterministic code from the result "
@@ -227,30 +227,9 @@ class ExecSettings(LoggingConfigurable):
     def _default_reuse_kept(self) -> int:
         return self._env_config().reuse_kept
 
-    @validate("reuse_kept")
-    def _valid_reuse_kept(self, proposal: Any) -> int:
-        if proposal["value"] < 0:
-            raise TraitError(f"{type(self).__name__}.reuse_kept must be 0 (off) or more, "
-                             f"got {proposal['value']!r}")
-        return proposal["value"]
-
     @default("reuse_idle")
     def _default_reuse_idle(self) -> float:
         return self._env_config().reuse_idle_s
-
-    @validate("reuse_idle")
-    def _valid_reuse_idle(self, proposal: Any) -> float:
-        if not proposal["value"] > 0:
-            raise TraitError(f"{type(self).__name__}.reuse_idle must be above 0 seconds, "
-                             f"got {proposal['value']!r}")
-        return proposal["value"]
-
-    @validate("reuse_runs")
-    def _valid_reuse_runs(self, proposal: Any) -> int:
-        if proposal["value"] < 0:
-            raise TraitError(f"{type(self).__name__}.reuse_runs must be 0 (off) or more, "
-                             f"got {proposal['value']!r}")
-        return proposal["value"]
 
     @default("cache_enabled")
     def _default_cache_enabled(self) -> bool:
@@ -271,7 +250,7 @@ class ExecSettings(LoggingConfigurable):
         parse_memory_mb(proposal["value"], f"{type(self).__name__}.{proposal['trait'].name}")
         return proposal["value"]
 
-    @validate("cpu_limit", "time_limit", "max_cpu_limit", "max_time_limit")
+    @validate("cpu_limit", "time_limit", "max_cpu_limit", "max_time_limit", "cache_ttl", "reuse_idle")
     def _valid_positive_float(self, proposal: Any) -> float:
         if not proposal["value"] > 0:
             raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be positive, "
@@ -286,16 +265,11 @@ class ExecSettings(LoggingConfigurable):
                              f"got {proposal['value']!r}")
         return proposal["value"]
 
-    @validate("pool_size")
-    def _valid_pool_size(self, proposal: Any) -> int:
+    @validate("pool_size", "reuse_runs", "reuse_kept")
+    def _valid_zero_or_more(self, proposal: Any) -> int:
         if proposal["value"] < 0:
-            raise TraitError(f"{type(self).__name__}.pool_size must be 0 (off) or more, got {proposal['value']!r}")
-        return proposal["value"]
-
-    @validate("cache_ttl")
-    def _valid_cache_ttl(self, proposal: Any) -> float:
-        if not proposal["value"] > 0:
-            raise TraitError(f"{type(self).__name__}.cache_ttl must be positive, got {proposal['value']!r}")
+            raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be 0 (off) or more, "
+                             f"got {proposal['value']!r}")
         return proposal["value"]
 
     @validate("reap_interval")

@@ -69,6 +69,11 @@ def test_a_default_above_the_maximum_is_lowered(caplog) -> None:
     ({"max_concurrent_runs": 0}, "ExecExtApp.max_concurrent_runs must be at least 1"),
     ({"max_runs_per_user": 0}, "ExecExtApp.max_runs_per_user must be at least 1"),
     ({"reap_interval": -5.0}, "ExecExtApp.reap_interval must be 0"),
+    ({"pool_size": -1}, "ExecExtApp.pool_size must be 0 \\(off\\) or more"),
+    ({"reuse_runs": -1}, "ExecExtApp.reuse_runs must be 0 \\(off\\) or more"),
+    ({"reuse_kept": -2}, "ExecExtApp.reuse_kept must be 0 \\(off\\) or more"),
+    ({"reuse_idle": 0.0}, "ExecExtApp.reuse_idle must be positive"),
+    ({"cache_ttl": -1.0}, "ExecExtApp.cache_ttl must be positive"),
 ])
 def test_bad_trait_values_are_refused_naming_the_trait(traits: dict, words: str) -> None:
     with pytest.raises((TraitError, ValueError), match=words):
