@@ -131,7 +131,8 @@ class SubmissionRateLimiter:
             del self._admitted[(admission.user, admission.exercise_id)]
 
     def tracked(self) -> int:
-        """(user, exercise) pairs with submissions in memory; none older than one window."""
+        """(user, exercise) pairs in memory: those with a submission in the last window, and
+        those whose last one left it since the latest sweep (at most one window ago)."""
         return len(self._admitted)
 
     def snapshot(self) -> dict:
@@ -145,7 +146,7 @@ class SubmissionRateLimiter:
 
     def _sweep(self, now: float) -> None:
         """Drops every pair whose submissions all left the window, at most once per window, so
-        memory holds only the last window's submitters (at most ``limit`` times each)."""
+        memory holds only the submitters of the last two windows (at most ``limit`` times each)."""
         if now < self._next_sweep:
             return
         self._next_sweep = now + self.window_s
