@@ -4,6 +4,7 @@ requests refused for other reasons are not affected; 0 turns it off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -153,3 +154,10 @@ async def test_requests_refused_for_another_reason_use_up_nothing(
     code, body, _ = await submit("add", RIGHT)
     assert code == 200 and body["score"] == 4, body
     assert (await submit("add", RIGHT))[0] == 429
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("limit", [{"submit_rate_limit": 1}])
+async def test_two_submissions_at_once_cannot_both_take_the_last_one(submit, executor_image, no_leaks):
+    answers = await asyncio.gather(submit("add", RIGHT), submit("add", RIGHT))
+    assert sorted(code for code, _, _ in answers) == [200, 429], answers
