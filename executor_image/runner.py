@@ -460,7 +460,7 @@ class HarnessZygote:
         theirs.close()
         self.session = None  # (pid, socket) of a harness process waiting for checks
 
-    def _start_session(self):
+    def start_session(self):
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             send_message(self.sock, {"op": "session"}, [theirs.fileno()])
@@ -484,7 +484,7 @@ class HarnessZygote:
     def start(self, fds):
         """Hands a check to the harness (started if there is none); returns its pid."""
         if self.session is None:
-            self._start_session()
+            self.start_session()
         pid, sock = self.session
         try:
             send_message(sock, {"op": "check"}, fds)
@@ -751,8 +751,13 @@ def main():
         zygote = StudentZygote()
         hzygote = HarnessZygote()
         child = StudentProcess(zygote)
+        try:
+            # Started while the container waits (warm pool), not while a submission waits.
+            hzygote.start_session()
+        except OSError as e:
+            problem = "the harness did not start: %s" % e
         if not child.wait_booted():
-            problem = "the process for the code did not start"
+            problem = problem or "the process for the code did not start"
     while True:
         try:
             job = read_job()

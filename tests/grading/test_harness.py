@@ -169,3 +169,23 @@ def test_a_test_that_runs_out_of_time_does_not_stop_the_next(sandbox):
         Check("spin()", timeout_s=1), Check("print(ok())", timeout_s=5))))
     assert [c.outcome for c in result.checks] == [CheckOutcome.TIMEOUT, CheckOutcome.COMPLETED]
     assert result.checks[1].stdout == "1\n"
+
+
+def test_nothing_one_test_leaves_reaches_the_next(sandbox):
+    program = ("import os, subprocess, sys, time\n"
+               "def plant(secret):\n"
+               "    open('/tmp/seen', 'w').write(secret)\n"
+               "    open('/dev/shm/seen', 'w').write(secret)\n"
+               "    if os.fork() == 0:\n"
+               "        os.setsid()\n"
+               "        while True:\n"
+               "            time.sleep(0.01)\n"
+               "    return 'planted'\n"
+               "def look():\n"
+               "    found = [p for p in ('/tmp/seen', '/dev/shm/seen') if os.path.exists(p)]\n"
+               "    mine = [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()\n"
+               "            and open(f'/proc/{p}/status').read().split('Uid:')[1].split()[0] == str(os.getuid())]\n"
+               "    return found, len(mine)\n")
+    result = run_checks(sandbox, program, "print(plant('HIDDEN-5c1'))\n", "print(look())\n")
+    assert result.checks[0].stdout == "planted\n"
+    assert result.checks[1].stdout == "([], 0)\n"

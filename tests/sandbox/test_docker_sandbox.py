@@ -318,6 +318,23 @@ def test_not_root_no_capabilities_no_new_privileges(sandbox):
     assert status["Uid"].split() == ["10001"] * 4
 
 
+def test_the_program_has_no_way_back_to_root_or_to_the_harness_uid(sandbox):
+    code = ("import os\n"
+            "for uid in (0, 10002):\n"
+            "    for call in (lambda: os.setuid(uid), lambda: os.setresuid(uid, uid, uid),\n"
+            "                 lambda: os.seteuid(uid), lambda: os.setgid(uid), lambda: os.setgroups([0])):\n"
+            "        try:\n"
+            "            call()\n"
+            "            print(uid, 'allowed')\n"
+            "        except PermissionError:\n"
+            "            print(uid, 'refused')\n"
+            "print(os.getresuid(), os.getresgid(), os.getgroups())\n")
+    result = run(sandbox, code)
+    lines = result.stdout.splitlines()
+    assert lines[:-1] == ["0 refused"] * 5 + ["10002 refused"] * 5
+    assert lines[-1] == "(10001, 10001, 10001) (10001, 10001, 10001) []"
+
+
 # -- the result channel ------------------------------------------------------------------------------
 
 FORGED = json.dumps({"type": "result", "status": "ok", "exit_code": 0, "duration_ms": 1,
