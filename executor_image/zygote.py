@@ -268,11 +268,11 @@ def reap(sock, children=None):
 
 # -- the student zygote --------------------------------------------------------------------------
 
-def student_pids(uid):
-    """Live processes whose real uid is ``uid``."""
+def student_pids(uid, skip=frozenset()):
+    """Live processes whose real uid is ``uid``, not looking at those in ``skip``."""
     pids = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) in skip:
             continue
         try:
             with open("/proc/%s/status" % name) as f:
@@ -305,8 +305,10 @@ def kill_students(sock, children, seconds=2.0):
         except OSError:
             pass  # it ended and was reaped already
     pause = 0.0
+    # PID 1, the runner (this zygote's parent) and this zygote are not the student's.
+    skip = frozenset([1, os.getpid(), os.getppid()])
     while True:
-        pids = student_pids(STUDENT[0])
+        pids = student_pids(STUDENT[0], skip)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
