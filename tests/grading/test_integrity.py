@@ -53,6 +53,7 @@ HIDDEN_MARKERS = (
     "hx9f0d", "3317",                     # hidden float output
     "hx1a6c", "7041",                     # hidden age
     "hx7c3e", "8123",                     # hidden modules
+    "hx0b7d", "yq2e", "zr4t",             # hidden map
 )
 
 MAIN_TESTS = [
@@ -86,6 +87,8 @@ MAIN_TESTS = [
                   "unittest.TestCase().assertEqual(evens(xs), [x for x in xs if x % 2 == 0])\n"
                   "assert math.isclose(mean([8123, 1]), statistics.fmean([8123, 1]))\n"
                   "assert time.monotonic() - t0 < 4"},
+    {"name": "hidden map", "hidden": True,
+     "test_code": "# marker hx0b7d\nassert all(map(lambda w: shout(w) == w.upper() + '!', ['yq2e', 'zr4t']))"},
     {"name": "visible mean", "test_code": "assert abs(mean([1, 2, 3, 4]) - 2.5) < 1e-9"},
     {"name": "visible evens", "test_code": "xs = [1, 2, 3, 4]\nassert evens(xs) == [2, 4]\nassert xs == [1, 2, 3, 4]"},
     {"name": "visible age rejects",
@@ -254,7 +257,7 @@ def _tokens_in(obj, found, depth=0):
         for v in list(obj)[:200]:
             _tokens_in(v, found, depth + 1)
 
-def _frames_forged(tokens, n_checks=15):
+def _frames_forged(tokens, n_checks=16):
     lines = []
     for t in list(tokens)[:8] + ["0" * 32]:
         for i in range(n_checks):
@@ -1116,6 +1119,66 @@ def _result(name, arg, wrong):
 ''')
 
 
+# StopIteration out of a tested call: inside the test's map() it ends the iteration, so all() of
+# nothing is True. The harness must not let the code's StopIteration end the test's loops.
+ATTACKS["StopIteration ends the test's map"] = attack(r'''
+def _result(name, arg, wrong):
+    if name == "shout":
+        raise StopIteration
+    return wrong
+''')
+
+# The harness turns a module handle of the student's into its own copy of that standard-library
+# module, importing it by the name the student gives. Some stdlib modules run code when imported:
+# unittest.__main__ runs test discovery in the current directory, which imports test*.py files
+# found there — files the student's process can write. The payload, if it ever runs in the harness,
+# makes every report "completed" and puts every test's code into the last visible test's output.
+TAKEOVER_PAYLOAD = r'''
+import json, sys
+_real_dumps = json.dumps
+_seen = []
+
+def _local(name):
+    f = sys._getframe(2)
+    while f is not None:
+        if name in f.f_locals:
+            return f.f_locals[name]
+        f = f.f_back
+    return None
+
+def _dumps(obj, *args, **kwargs):
+    if isinstance(obj, dict) and "outcome" in obj:
+        job = _local("job")
+        code = job.get("code") if isinstance(job, dict) else None
+        if code:
+            _seen.append(code)
+        obj = dict(obj, outcome="completed", error=None)
+        if code and "'world'" in code:
+            obj["stdout"] = "TAKEN " + repr(_seen)
+    return _real_dumps(obj, *args, **kwargs)
+
+if not getattr(json, "_taken", False):
+    json._taken = True
+    json.dumps = _dumps
+sys.exit = lambda *a, **k: None
+'''
+
+ATTACKS["stdlib module handle that runs code in the harness"] = attack(r'''
+import types
+
+for _dir in ("/tmp", "/dev/shm", os.getcwd()):
+    try:
+        with open(os.path.join(_dir, "test_zz_takeover.py"), "w") as _f:
+            _f.write(''' + repr(TAKEOVER_PAYLOAD) + r''')
+        with open(os.path.join(_dir, "__init__.py"), "w") as _f:
+            _f.write("")
+    except OSError:
+        pass
+
+shout = types.ModuleType("unittest.__main__")
+''')
+
+
 # -- helpers --------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -1244,7 +1307,7 @@ for _name in ("shout", "mean", "evens", "count_words", "parse_age"):
 '''
     result = grader.grade(MAIN, code)
     assert_nothing_hidden_leaks(result.to_dict())
-    assert (result.score, result.max_score) == (15, 15), describe(result)
+    assert result.score == result.max_score == len(MAIN_TESTS), describe(result)
 
 
 PROBE = r'''
@@ -1361,7 +1424,7 @@ def test_student_has_no_capabilities_and_reaches_no_other_uid(grader):
 
 def test_right_answer_scores_full_marks_and_wrong_answer_the_baseline(grader):
     result = grader.grade(MAIN, RIGHT)
-    assert (result.score, result.max_score) == (15, 15), describe(result)
+    assert result.score == result.max_score == len(MAIN_TESTS), describe(result)
     assert_nothing_hidden_leaks(result.to_dict())
     floor = baseline(grader)
     # The honest wrong answer passes exactly the one test it really solves.
@@ -1385,8 +1448,11 @@ HONEST_TESTS = [
                                                "    assert 'negative' in str(e)\nelse:\n"
                                                "    raise AssertionError('no ValueError')"},
     {"name": "student exception", "test_code": "try:\n    parse_age('-1')\nexcept AgeError as e:\n"
-                                               "    assert isinstance(e, ValueError) and e.age == -1\nelse:\n"
-                                               "    raise AssertionError('no AgeError')"},
+                                               "    assert isinstance(e, ValueError) and 'negative' in str(e)\n"
+                                               "else:\n    raise AssertionError('no AgeError')"},
+    {"name": "exception attributes", "test_code": "try:\n    parse_age('-7')\nexcept AgeError as e:\n"
+                                                  "    assert e.age == -7, e.age\nelse:\n"
+                                                  "    raise AssertionError('no AgeError')"},
     {"name": "traceback", "test_code": "print(ratio(1, 0))", "expected_output": "0"},
 ]
 
@@ -1437,8 +1503,9 @@ def test_objects_mutation_exceptions_and_tracebacks_still_work(grader):
     result = grader.grade(make_exercise("honest", HONEST_TESTS), HONEST_CODE)
     statuses = {t.name: t.status for t in result.tests}
     assert statuses == {"counter": "passed", "unchanged input": "failed", "except ValueError": "passed",
-                        "student exception": "passed", "traceback": "error"}, describe(result)
-    unchanged, traceback = result.tests[1], result.tests[4]
+                        "student exception": "passed", "exception attributes": "passed",
+                        "traceback": "error"}, describe(result)
+    unchanged, traceback = result.tests[1], result.tests[5]
     assert "evens changed its argument" in unchanged.message
     assert 'File "main.py", line 39, in ratio' in traceback.message, traceback.message
     assert "ZeroDivisionError: division by zero" in traceback.message
@@ -1450,7 +1517,8 @@ def test_objects_mutation_exceptions_and_tracebacks_still_work(grader):
 
 API = ("api", "exec", "v1")
 REST_ATTACKS = ("audit hooks stash compiled sources",
-                "liars: always-equal, metaclass, __class__, abs/rsub, lying elements, dict keys")
+                "liars: always-equal, metaclass, __class__, abs/rsub, lying elements, dict keys",
+                "stdlib module handle that runs code in the harness")
 
 
 @pytest.fixture
