@@ -39,9 +39,9 @@ pytestmark = pytest.mark.docker
 
 # -- the exercise ---------------------------------------------------------------------------------
 # Five functions, six visible tests (the first and the last print, so whatever a submission smuggles
-# into a visible test's output shows up in the result) and nine hidden ones. Every hidden test
-# carries markers that appear nowhere else in this file outside its test code: a comment (only in
-# the source), its inputs and its expected values.
+# into a visible test's output shows up in the result; the hidden ones run before the last) and ten
+# hidden ones. Every hidden test carries markers that appear nowhere else in this file outside its
+# test code: a comment (only in the source), its inputs and its expected values.
 
 HIDDEN_MARKERS = (
     "hx5e1d", "7f3a",                     # hidden shout output
