@@ -147,27 +147,7 @@ def parse_age(s):
 
 # What the attacks build on: the wrong answer behind hooks, and a stash every function prints, so a
 # visible output test shows whatever an earlier (hidden) test could leave behind.
-ATTACK_BASE = r'''
-import os, sys, json
-
-def _w_shout(s):
-    return s
-
-def _w_mean(xs):
-    return 0.0
-
-def _w_evens(xs):
-    return []
-
-def _w_count_words(s):
-    return {}
-
-def _w_parse_age(s):
-    n = int(s)
-    if n < 0:
-        raise TypeError("negative")
-    return n
-
+ATTACK_BASE = "import os, sys, json\n\n" + WRONG.replace("def ", "def _w_") + r'''
 _STASH_DIRS = ("/tmp", "/dev/shm")
 
 def _stash(tag, data):
