@@ -1,5 +1,22 @@
 """Runs one job of student code inside the executor container (stdlib only).
 
+Identities. The container starts as uid 0 with only CAP_SETUID, CAP_SETGID, CAP_SETPCAP and
+CAP_KILL (no-new-privileges, read-only root); docker-init is PID 1 as uid 0. Three kinds of
+process then share it, and the student's uid reaches neither of the other two:
+    runner (this process, uid 0)  reads the job, writes the frames below on its stdout
+    student processes (uid 10001) run the submitted code; no capability, not even in the
+                                  bounding set, and no way back to another uid
+    harness processes (uid 10002) run an instructor's test code, one process per test
+Processes of another uid cannot be traced, signalled or read through /proc by the student's, so
+the frame channel, the tests' code and the verdicts are out of its reach.
+
+Two zygotes, forked before any job arrives (so they hold nothing secret), start those processes:
+the student zygote (uid 0, it never runs student code) forks a process for the program and a
+fresh one for each test, each dropping to the student's uid at once; it also kills the student's
+processes and empties every writable place between tests. The harness zygote (uid 10002) forks
+one harness process per test (harness.py), which reaches the student's process only over a socket
+(wire.py, student.py).
+
 Protocol. The host writes a job on this process's stdin as one line of JSON:
     {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
      "checks": [{"code": str, "timeout": float}, ...],            (checks: optional, for grading)
@@ -7,221 +24,56 @@ Protocol. The host writes a job on this process's stdin as one line of JSON:
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
     {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
-     "error": {"type", "message", "traceback", "assertion"} | null, "duration_ms": int}
+     "error": {"type", "message", "traceback", "assertion"} | null, "message": str,
+     "duration_ms": int}                          one per check, in order, after the program ran
     {"type": "result", "status": str, "exit_code": int | null, "duration_ms": int,
      "truncated": bool, "message": str}                                exactly once per job
-Without "keep" the runner ends after the result; with "linger" it first kills every other process
-and waits for EOF on stdin (the host removes the container when the engine is less busy). With
-"keep", it then returns the container to the
-state of a fresh one (below) and says so with one more frame under the same nonce:
+Without "keep" the runner ends after the result; with "linger" it first kills every process of
+the program and waits for EOF on stdin (the host removes the container when the engine is less
+busy). With "keep", it returns the container to the state of a fresh one and says so with one more
+frame under the same nonce:
     {"type": "ready"}              waiting for the next job line (EOF on stdin ends the runner)
     {"type": "retired", "reason": str}   could not; the runner ends and the host discards it
 
-Reuse (one user's consecutive runs, never grading). Between jobs the runner kills every other
-process in the container (``kill(-1)`` until /proc shows none: what the code started in the
-background, whatever its session or process group), empties every writable place (/tmp, /dev/shm,
-/dev/mqueue), removes System V IPC objects, checks that all of it is gone, and starts a fresh
-interpreter for the next job. Anything it cannot verify retires the container instead.
-
-Student code runs in a child process whose stdin, stdout and stderr are pipes held here, so it
-never holds this process's stdout. The runner makes itself non-dumpable, so the child (same uid)
-cannot reach the runner's file descriptors or memory through /proc, and does not know the nonce.
-Output is streamed as it comes, so what was printed survives even if the host kills the container.
-
-Checks (grading). The student's code runs once. Only then does the runner send each check's code,
-one at a time, over a socket to the child, which forks a copy of its state for the check. The
-copy gets its own stdout/stderr pipes and a result pipe (passed as file descriptors), its own
-process group and its own timeout, so one check's crash or endless loop does not sink the others.
-The copy sees pristine builtins and a fresh sys.stdout: redefining ``print`` or ``AssertionError``
-does not reach the check's code. A check only counts as completed when the copy writes a result
-carrying a fresh per-check token after the check's code returned; exiting early (``sys.exit``,
-``os._exit``, a crash) leaves no such result. Expected outputs never enter the container: the host
-compares them.
+Grading. The program runs once (its output is the answer's stdout). Each check then runs in a
+fresh student process, which runs the program again (that output is dropped) and answers the
+harness's calls; the check's stdout is what the test printed plus what the student's code printed
+during the calls. Before each check and after the last, every process of the student's uid is
+killed and /tmp, /dev/shm, /dev/mqueue and System V IPC are emptied, so a hidden check leaves
+nothing a later one could see. Expected outputs never enter the container: the host compares them.
 """
 
 import codecs
 import ctypes
+import gc
 import json
 import os
 import resource
-import secrets
 import selectors
 import signal
 import socket
-import stat
-import subprocess
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  (imported before the harness zygote forks, so it holds it ready)
+import student  # noqa: E402
+from zygote import (  # noqa: E402
+    HARNESS, close_fds_except, drop_privileges, empty_bounding_set, helper_loop, privileged, quiet_stdio, receive,
+    reset_signals, send_message, waitstatus_code)
+
+ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
+
 MAX_JOB_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 65536
+PIPE_ATOMIC = 4096  # PIPE_BUF: a write of this much to an empty pipe never blocks
 # After the program exits, processes it left behind that still hold its pipes get this long.
 DRAIN_SECONDS = 0.5
 PR_SET_DUMPABLE = 4
-CHECK_OUTPUT_LIMIT = 64 * 1024
+MAX_REPORT_BYTES = 1024 * 1024
 OOM_CONTROL = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
-# Every place in the container a program can write to (the root filesystem is read-only).
-WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
-SYSV_IPC = (("/proc/sysvipc/shm", "shmctl"), ("/proc/sysvipc/msg", "msgctl"), ("/proc/sysvipc/sem", "semctl"))
-IPC_RMID = 0
-
-# Runs in the child: reads the code from a pipe and executes it as __main__ of "main.py" with
-# tracebacks that show the student's lines and none of this bootstrap. With a control socket
-# (grading), it then serves checks: each one in a forked copy of the state the code left.
-CHILD_BOOTSTRAP = r"""
-import builtins, io, json, linecache, os, socket, sys, traceback, types
-
-# Names whose meaning a check relies on: the student's own definitions of these are hidden from
-# the checks' code (their functions keep seeing them).
-PROTECTED = {
-    "print", "repr", "str", "isinstance", "issubclass", "type", "AssertionError", "Exception",
-    "BaseException", "len", "abs", "round", "int", "float", "bool", "list", "dict", "set",
-    "tuple", "sorted", "range", "enumerate", "zip", "all", "any", "min", "max", "sum", "hash",
-    "id", "format", "getattr", "hasattr", "iter", "next", "object", "callable", "open",
-}
-
-
-def main(code_fd, ctl_fd):
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")
-    except OSError:
-        pass
-    os.write(ctl_fd, b'{"booted": true}')  # the runner says "ready" only after this
-    parts = []
-    while True:
-        b = os.read(code_fd, 65536)
-        if not b:
-            break
-        parts.append(b)
-    os.close(code_fd)
-    mode, _, src = b"".join(parts).decode("utf-8").partition("\n")
-    linecache.cache["main.py"] = (len(src), None, src.splitlines(True), "main.py")
-    code = compile(src, "main.py", "exec")
-    module = types.ModuleType("__main__")
-    module.__file__ = "main.py"
-    sys.modules["__main__"] = module
-    sys.argv[:] = ["main.py"]
-    grading = mode == "grade"
-    if not grading:
-        os.close(ctl_fd)
-    else:
-        # Taken before the student's code runs, so what it redefines cannot reach the checks.
-        saved = dict(
-            pristine=dict(builtins.__dict__), fork=os.fork, dup2=os.dup2, close=os.close,
-            exit=os._exit, write=os.write, setpgid=os.setpgid, waitpid=os.waitpid,
-            open=os.open, recv_fds=socket.recv_fds, dumps=json.dumps, loads=json.loads,
-            TextIOWrapper=io.TextIOWrapper, FileIO=io.FileIO, format_exception=traceback.format_exception,
-            AssertionError=AssertionError, BaseException=BaseException, compile=compile,
-            exec=exec, dict=dict, str=str, isinstance=isinstance, type=type, sys=sys,
-        )
-        ctl = socket.socket(fileno=ctl_fd)
-    try:
-        exec(code, module.__dict__)
-    except SystemExit as e:
-        if not grading or e.code not in (None, 0):
-            raise
-    except BaseException as e:
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
-        sys.stderr.flush()
-        os._exit(1)
-    if grading:
-        serve_checks(ctl, module, saved)
-    else:
-        quick_exit()
-
-
-def quick_exit():
-    # Tearing the interpreter down takes longer than most student programs run. With no other
-    # thread to wait for, do what a normal exit does that a student can observe (atexit handlers,
-    # flushed output) and leave at once.
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        return
-    import atexit
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    os._exit(0)
-
-
-def serve_checks(ctl, module, s):
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    ctl.send(b'{"ready": true}')
-    while True:
-        try:
-            msg, fds, _, _ = s["recv_fds"](ctl, 1 << 22, 3)
-        except OSError:
-            s["exit"](0)
-        if not msg or len(fds) != 3:
-            s["exit"](0)
-        pid = s["fork"]()
-        if pid == 0:
-            ctl.close()
-            run_check(s["loads"](msg), fds, module, s)
-        for fd in fds:
-            s["close"](fd)
-        ctl.send(s["dumps"]({"pid": pid}).encode())
-        try:
-            _, status = s["waitpid"](pid, 0)
-        except OSError:
-            status = None
-        ctl.send(s["dumps"]({"exited": pid, "status": status}).encode())
-
-
-def run_check(job, fds, module, s):
-    out_w, err_w, res_w = fds
-    try:
-        s["setpgid"](0, 0)
-        s["dup2"](out_w, 1)
-        s["dup2"](err_w, 2)
-        s["dup2"](s["open"]("/dev/null", os.O_RDONLY), 0)
-        s["close"](out_w)
-        s["close"](err_w)
-        wrap = lambda fd: s["TextIOWrapper"](s["FileIO"](fd, "w", closefd=False), encoding="utf-8",
-                                            errors="backslashreplace", write_through=True)
-        out, err = wrap(1), wrap(2)
-        sysmod = s["sys"]
-        sysmod.stdout, sysmod.stderr = out, err
-        sysmod.stdin = s["TextIOWrapper"](s["FileIO"](0, "r", closefd=False), encoding="utf-8")
-        namespace = {k: v for k, v in module.__dict__.items() if k not in PROTECTED}
-        namespace["__builtins__"] = s["dict"](s["pristine"])
-        namespace["__name__"] = "__main__"
-        check = s["compile"](job["code"], "check", "exec")
-    except BaseException:
-        s["exit"](70)
-    report = {"token": job["token"], "ok": True}
-    try:
-        s["exec"](check, namespace)
-    except BaseException as e:
-        report = {"token": job["token"], "ok": False}
-        try:
-            report["type"] = s["str"](s["type"](e).__name__)
-            report["assertion"] = s["isinstance"](e, s["AssertionError"])
-            report["message"] = s["str"](e)[:2000]
-            report["traceback"] = "".join(
-                s["format_exception"](s["type"](e), e, e.__traceback__.tb_next))[-8000:]
-        except BaseException:
-            report.setdefault("message", "")
-    for stream in (out, err):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    s["write"](res_w, s["dumps"](report).encode())
-    s["exit"](0)
-
-
-main(int(sys.argv[1]), int(sys.argv[2]))
-"""
+ZYGOTE_REPLY_SECONDS = 15.0
 
 
 class Reporter:
@@ -267,7 +119,16 @@ def read_job():
 
 
 def feed(fd, data):
-    """Writes data to a pipe from a thread, so a child that never reads cannot block the runner."""
+    """Writes data to a pipe and closes it; what does not fit in the pipe at once is written from
+    a thread, so a child that never reads cannot block the runner."""
+    if len(data) <= PIPE_ATOMIC:
+        try:
+            os.write(fd, data)  # an empty pipe takes this much whole, without blocking
+        except OSError:
+            pass
+        os.close(fd)
+        return
+
     def run():
         try:
             view = memoryview(data)
@@ -278,14 +139,6 @@ def feed(fd, data):
         finally:
             os.close(fd)
     threading.Thread(target=run, daemon=True).start()
-
-
-def kill_group(pid):
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-        except OSError:
-            pass
 
 
 def describe_signal(num):
@@ -398,55 +251,271 @@ class Pump:
         self.sel.close()
 
 
-class Child:
-    """The interpreter that will run the student's code, started before the job arrives.
-
-    Starting Python costs tens of milliseconds; doing it while the container waits (warm pool)
-    takes that off the request's path. It blocks reading its code pipe: first line "run" or
-    "grade", then the source.
-    """
+class StudentZygote:
+    """The runner's side of the student zygote."""
 
     def __init__(self):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                quiet_stdio()
+                os.set_inheritable(theirs.fileno(), True)
+                os.execv(sys.executable, [sys.executable, "-I", "-B", ZYGOTE, str(theirs.fileno())])
+            finally:
+                os._exit(70)
+        theirs.close()
+        self.exits = {}
+
+    def note(self, message):
+        if isinstance(message.get("exited"), int):
+            self.exits[message["exited"]] = message.get("status")
+            return True
+        return False
+
+    def request(self, message, fds=()):
+        send_message(self.sock, message, fds)
+        self.sock.settimeout(ZYGOTE_REPLY_SECONDS)
+        try:
+            while True:
+                reply = receive(self.sock)
+                if reply is None:
+                    raise OSError("the student zygote is gone")
+                if not self.note(reply):
+                    return reply
+        finally:
+            self.sock.setblocking(True)
+
+    def poll(self):
+        """Takes the exit notices that arrived (call when the socket is readable)."""
+        while True:
+            try:
+                msg = self.sock.recv(65536, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if not msg:
+                return
+            try:
+                self.note(json.loads(msg))
+            except (ValueError, AttributeError):
+                pass
+
+    def kill(self):
+        try:
+            return self.request({"op": "kill"}).get("killed") is True
+        except OSError:
+            return False
+
+    def clean(self):
+        """Kills the student's processes and empties the writable places; "" or why not."""
+        try:
+            reason = self.request({"op": "clean"}).get("reason")
+        except OSError as e:
+            return str(e)
+        return reason if isinstance(reason, str) else "the student zygote did not answer"
+
+    def exit_code(self, pid):
+        """None while ``pid`` runs; its exit code (negative: a signal) once it ended."""
+        if pid not in self.exits:
+            return None
+        code = waitstatus_code(self.exits[pid])
+        return code if code is not None else -signal.SIGKILL
+
+
+class StudentProcess:
+    """A process of the student's uid waiting for its code (pipes held here).
+
+    Args:
+        rpc_fd: for a test's process, its end of the harness's socket; a program's process has
+            a status socket instead, on which it says it booted and that it ran its code.
+        clean: first kill every process of the student's uid and empty the writable places.
+
+    Raises:
+        OSError: the zygote could not start it (with ``clean``: the container could not be
+            cleaned, and the message says why).
+    """
+
+    def __init__(self, zygote, rpc_fd=-1, clean=False):
         code_r, self.code_w = os.pipe()
         in_r, self.in_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
-        self.ctl, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-u", "-X", "utf8", "-c", CHILD_BOOTSTRAP, str(code_r),
-             str(ctl_child.fileno())],
-            stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(code_r, ctl_child.fileno()),
-            start_new_session=True, cwd="/tmp", env=env)
-        for fd in (code_r, in_r, out_w, err_w):
-            os.close(fd)
-        ctl_child.close()
+        null = os.open("/dev/null", os.O_RDONLY)
+        if rpc_fd < 0:
+            self.status, status_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            child_fds = [status_child.fileno(), null]
+        else:
+            self.status = status_child = None
+            child_fds = [null, rpc_fd]
+        self.zygote = zygote
+        try:
+            reply = zygote.request({"op": "spawn", "clean": clean},
+                                   [code_r, in_r, out_w, err_w] + child_fds)
+        except OSError:
+            reply = {}
+        finally:
+            for fd in (code_r, in_r, out_w, err_w, null):
+                os.close(fd)
+            if status_child is not None:
+                status_child.close()
+        self.pid = reply.get("pid")
+        if not isinstance(self.pid, int):
+            for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
+                os.close(fd)
+            if self.status is not None:
+                self.status.close()
+            raise OSError(reply.get("reason") or "the student zygote could not start a process")
 
     def wait_booted(self, seconds=10.0):
-        """Waits until the interpreter is up and waiting for its code; False if it is not."""
-        self.ctl.settimeout(seconds)
+        self.status.settimeout(seconds)
         try:
-            return receive(self.ctl).get("booted") is True
+            return receive(self.status).get("booted") is True
         except (OSError, AttributeError):
             return False
         finally:
-            self.ctl.setblocking(True)
+            self.status.setblocking(True)
+
+    def exit_code(self):
+        return self.zygote.exit_code(self.pid)
 
     def discard(self):
-        kill_group(self.proc.pid)
         for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self.ctl.close()
+        if self.status is not None:
+            self.status.close()
+        self.zygote.kill()
+
+
+# -- the harness zygote -----------------------------------------------------------------------------
+
+def harness_zygote_main(sock):
+    quiet_stdio()
+    close_fds_except([sock.fileno()])
+    empty_bounding_set()
+    drop_privileges(*HARNESS)
+    gc.freeze()  # its forks then share these objects' pages instead of copying them
+
+    def on_message(message, fds, closing):
+        if message.get("op") != "session" or len(fds) != 1:
+            return {"error": "unknown request"}
+        pid = os.fork()
+        if pid == 0:
+            try:
+                reset_signals()
+                os.setpgid(0, 0)
+                for fd in closing:
+                    os.close(fd)
+                sock.close()
+                harness_session(socket.socket(fileno=fds[0]))
+            except BaseException:
+                os._exit(70)
+            os._exit(0)
+        return {"pid": pid}
+
+    helper_loop(sock, on_message)
+    os._exit(0)
+
+
+def harness_session(sock):
+    """One job's harness: runs its checks one after the other, each with a fresh namespace and a
+    fresh connection to that check's student process (forking per check would cost a process)."""
+    while True:
         try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+            data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 8)
+        except OSError:
+            return
+        if not data:
+            return
+        if len(fds) != 5:
+            for fd in fds:
+                os.close(fd)
+            continue
+        job_r, rpc_fd, out_r, err_r, result_w = fds
+        try:
+            job = json.loads(student.read_all(job_r))
+        except (OSError, ValueError):
+            for fd in (rpc_fd, out_r, err_r, result_w):
+                os.close(fd)
+            continue
+        harness.run_check(job, rpc_fd, out_r, err_r, result_w)  # closes all four
 
 
-def run_job(job, reporter, child):
+class HarnessZygote:
+    """The runner's side of the harness zygote, and of the harness of the current job."""
+
+    def __init__(self):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.sock.close()
+            try:
+                harness_zygote_main(theirs)
+            finally:
+                os._exit(0)
+        theirs.close()
+        self.session = None  # (pid, socket) of a harness process waiting for checks
+
+    def _start_session(self):
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            send_message(self.sock, {"op": "session"}, [theirs.fileno()])
+        finally:
+            theirs.close()
+        self.sock.settimeout(ZYGOTE_REPLY_SECONDS)
+        try:
+            while True:
+                reply = receive(self.sock)
+                if reply is None:
+                    raise OSError("the harness zygote is gone")
+                if "exited" not in reply:
+                    break
+        finally:
+            self.sock.setblocking(True)
+        if not isinstance(reply.get("pid"), int):
+            mine.close()
+            raise OSError("the harness zygote could not start a harness")
+        self.session = (reply["pid"], mine)
+
+    def start(self, fds):
+        """Hands a check to the harness (started if there is none); returns its pid."""
+        if self.session is None:
+            self._start_session()
+        pid, sock = self.session
+        try:
+            send_message(sock, {"op": "check"}, fds)
+        except OSError:
+            self.stop()
+            raise
+        return pid
+
+    def stop(self):
+        """Ends the harness at once (a check ran out of time); the next check gets a new one."""
+        if self.session is None:
+            return
+        pid, sock = self.session
+        self.session = None
+        sock.close()
+        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                target()
+            except OSError:
+                pass
+
+    def drain_notices(self):
+        while True:
+            try:
+                if not self.sock.recv(65536, socket.MSG_DONTWAIT):
+                    return
+            except OSError:
+                return
+
+
+def run_job(job, reporter, zygote, hzygote, child):
     code = job["code"]
     time_limit = float(job.get("time_limit", 30))
     output_limit = int(job.get("output_limit", 1024 * 1024))
@@ -460,58 +529,45 @@ def run_job(job, reporter, child):
         text = "".join(traceback.format_exception_only(type(e), e))
         reporter.frame({"type": "output", "stream": "stderr", "data": text})
         reporter.result("syntax_error", exit_code=1, message="the code is not valid Python")
-        child.discard()
         return
 
-    ctl_runner = child.ctl if checks else None
-    if not checks:
-        child.ctl.close()
-    proc = child.proc
     oom_before = oom_kills()
     started = time.monotonic()
-    feed(child.code_w, (("grade" if checks else "run") + "\n" + code).encode("utf-8"))
+    feed(child.code_w, (("grade" if checks else "run") + "\n" + code).encode("utf-8", "surrogatepass"))
     # Text that is not valid Unicode (a lone surrogate) reaches the program as "?", never a crash.
-    feed(child.in_w, (job.get("stdin") or "").encode("utf-8", "replace"))
-    out_r, err_r = child.out_r, child.err_r
+    stdin = (job.get("stdin") or "").encode("utf-8", "replace")
+    feed(child.in_w, stdin)
 
-    pump = Pump({"stdout": out_r, "stderr": err_r}, output_limit,
+    pump = Pump({"stdout": child.out_r, "stderr": child.err_r}, output_limit,
                 lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
-    if ctl_runner:
-        ctl_runner.setblocking(False)
-        pump.add(ctl_runner.fileno(), "ctl")
-    status, message, ready = run_program(proc, pump, ctl_runner, started + time_limit, time_limit,
-                                         output_limit)
-    duration_ms = (time.monotonic() - started) * 1000
-    if ready:
-        # The program's own pipes stay with it; the checks get pipes of their own.
-        pump.finish()
-        for index, check in enumerate(checks):
-            reporter.frame(run_check(index, check, ctl_runner, proc))
-        if proc.poll() is None:
-            kill_group(proc.pid)
-    else:
-        pump.finish()
-        for index in range(len(checks)):
-            reporter.frame(check_frame(index, "not_run"))
-    if ctl_runner:
-        ctl_runner.close()
-    try:
-        returncode = proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        returncode = None
-    if ready and status is None:
-        status, returncode = "ok", 0
+    pump.add(child.status.fileno(), "status")
+    pump.add(zygote.sock.fileno(), "zygote")
+    status, message, done = run_program(child, zygote, pump, started + time_limit, time_limit,
+                                        output_limit)
+    program_ms = (time.monotonic() - started) * 1000
+    pump.finish()
+    child.status.close()
+    returncode = child.exit_code()
     if status is None and returncode == -signal.SIGKILL and oom_before is not None \
             and (oom_kills() or 0) > oom_before:
         # The kernel's own count says the kill was the OOM killer's, so the host need not ask Docker.
         status, message = "memory_limit", "memory limit exceeded; the program was stopped"
     if status is None:
         status, message = exit_status(returncode)
-        if checks and status == "ok":
-            # It ended "successfully" without handing over to the tests: os._exit() or similar.
+        if checks and status == "ok" and not done:
+            # It ended "successfully" without finishing its code: os._exit() or similar.
             status = "runtime_error"
             message = "the program ended before the tests could run (did it call os._exit()?)"
-    reporter.result(status, exit_code=returncode, duration_ms=duration_ms,
+    if checks:
+        ready = status == "ok"
+        allowance = 2 * program_ms / 1000 + 1.0
+        for index, check in enumerate(checks):
+            frame = check_frame(index, "not_run")
+            if ready:
+                frame = run_check(index, check, code, stdin, zygote, hzygote, allowance)
+                ready = frame["outcome"] != "not_run"
+            reporter.frame(frame)
+    reporter.result(status, exit_code=returncode, duration_ms=program_ms,
                     truncated=pump.truncated, message=message)
 
 
@@ -526,292 +582,154 @@ def exit_status(returncode):
         describe_signal(-returncode) if returncode is not None else "an unknown cause")
 
 
-def run_program(proc, pump, ctl, deadline, time_limit, output_limit):
-    """Streams the program's output until it exits (or, when grading, reports that it is ready).
+def run_program(child, zygote, pump, deadline, time_limit, output_limit):
+    """Streams the program's output until it exits and its output is drained.
 
-    Returns (status or None, message, ready).
+    Returns (status or None, message, done): ``done`` when it said it ran its code to the end.
     """
     drain_until = None
-    status, message = None, ""
+    status, message, done = None, "", False
     timeout_msg = "time limit of %g s exceeded; the program was stopped" % time_limit
+    status_fd, zygote_fd = child.status.fileno(), zygote.sock.fileno()
     while True:
         now = time.monotonic()
-        if drain_until is None and proc.poll() is not None:
+        if drain_until is None and child.exit_code() is not None:
             # The program is done; stop whatever it left behind, then take what is still buffered.
-            kill_group(proc.pid)
-            drain_until = now + DRAIN_SECONDS
-        outputs_open = pump.open_count() - (1 if ctl and pump.watching(ctl.fileno()) else 0)
-        if outputs_open == 0 and not (ctl and drain_until is None):
-            if drain_until is not None:
-                return status, message, False
-            # The program closed its output but is still running: it still gets its time limit.
-            try:
-                proc.wait(timeout=max(0.0, deadline - now))
-            except subprocess.TimeoutExpired:
-                kill_group(proc.pid)
-                return "timeout", timeout_msg, False
-            continue
+            zygote.kill()
+            drain_until = time.monotonic() + DRAIN_SECONDS
+        outputs_open = sum(1 for fd in (child.out_r, child.err_r) if pump.watching(fd))
+        if outputs_open == 0 and drain_until is not None:
+            return status, message, done
         limit = drain_until if drain_until is not None else deadline
         if now >= limit:
             if drain_until is None:
                 status, message = "timeout", timeout_msg
-                kill_group(proc.pid)
-                drain_until = now + DRAIN_SECONDS
+                zygote.kill()
+                drain_until = time.monotonic() + DRAIN_SECONDS
                 continue
+            if child.exit_code() is None:
+                zygote.kill()  # its output closed long ago, it still runs: it had its time
+                if status is None:
+                    status, message = "timeout", timeout_msg
             pump.read_available()
-            return status, message, False
+            return status, message, done
         for fd in pump.poll(min(0.05, limit - now)):
-            info = receive(ctl)
-            if info is None:
-                pump.sel.unregister(fd)
-            elif info.get("ready") is True and status is None:
-                pump.sel.unregister(fd)
-                # What the program printed before it finished is already in the pipes: take it.
-                pump.read_available()
-                return None, "", True
+            if fd == zygote_fd:
+                zygote.poll()
+            elif fd == status_fd:
+                info = receive(child.status)
+                if info is None:
+                    pump.sel.unregister(fd)
+                elif info.get("done") is True:
+                    done = True
         if pump.over and status is None:
             status = "output_limit"
             message = "output limit of %d bytes exceeded on %s; the rest was cut" % (
                 output_limit, pump.over)
-            kill_group(proc.pid)
+            zygote.kill()
             drain_until = time.monotonic() + DRAIN_SECONDS
 
 
-def check_frame(index, outcome, stdout="", stderr="", error=None, duration_ms=0):
-    return {"type": "check", "index": index, "outcome": outcome, "stdout": stdout, "stderr": stderr,
-            "error": error, "duration_ms": int(duration_ms)}
-
-
-def run_check(index, check, ctl, proc):
-    """Runs one check in a forked copy of the program's state and says how it ended.
+def run_check(index, check, code, stdin, zygote, hzygote, allowance):
+    """Runs one check: a fresh student process and a harness process that runs the test's code.
 
     Outcomes: completed, raised (with the error), timeout, memory_limit, output_limit, exited (the
-    copy ended without finishing the check), not_run (the program's process is gone).
+    student's process ended before the test finished), protocol_error (it answered nonsense),
+    not_run (nothing could be started).
     """
-    if proc.poll() is not None:
-        return check_frame(index, "not_run")
     timeout = float(check.get("timeout") or 10)
-    token = secrets.token_hex(16)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    rpc_student, rpc_harness = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    job_r, job_w = os.pipe()
     res_r, res_w = os.pipe()
     oom_before = oom_kills()
     started = time.monotonic()
+    proc = None
+    problem = ""
     try:
-        socket.send_fds(ctl, [json.dumps({"code": check["code"], "token": token}).encode()],
-                        [out_w, err_w, res_w])
-    except OSError:
-        for fd in (out_r, out_w, err_r, err_w, res_r, res_w):
+        # What the program or the previous test left (processes, files) goes first.
+        proc = StudentProcess(zygote, rpc_student.fileno(), clean=True)
+        hzygote.start([job_r, rpc_harness.fileno(), proc.out_r, proc.err_r, res_w])
+    except (OSError, ValueError) as e:
+        problem = str(e) or type(e).__name__
+    finally:
+        for end in (rpc_student, rpc_harness):
+            end.close()
+        for fd in (job_r, res_w):
             os.close(fd)
-        return check_frame(index, "not_run")
-    for fd in (out_w, err_w, res_w):
+    if problem:
+        os.close(res_r)
+        os.close(job_w)
+        if proc is not None:
+            proc.discard()
+        sys.stderr.write("runner: check %d not run: %s\n" % (index, problem))
+        return check_frame(index, "not_run", message=problem)
+    # The harness holds the student's output pipes now; the runner keeps none of them.
+    for fd in (proc.out_r, proc.err_r):
         os.close(fd)
-    texts = {"stdout": [], "stderr": [], "result": []}
-    pump = Pump({"stdout": out_r, "stderr": err_r, "result": res_r}, CHECK_OUTPUT_LIMIT,
-                lambda name, text: texts[name].append(text))
-    pump.add(ctl.fileno(), "ctl")
-    pid = None
-    exited = False
-    deadline = started + timeout
-    timed_out = False
-    drain_until = None
-    while True:
-        now = time.monotonic()
-        outputs_open = pump.open_count() - (1 if pump.watching(ctl.fileno()) else 0)
-        if exited and (outputs_open == 0 or now >= drain_until):
-            pump.read_available()
-            break
-        if drain_until is not None and now >= drain_until:
-            pump.read_available()
-            break  # killed, but the program's process has not reported the end yet
-        if drain_until is None and (now >= deadline or pump.over):
-            # Stop the check (and whatever it started); keep what it printed.
-            timed_out = now >= deadline
-            if pid:
-                kill_group(pid)
-            drain_until = now + DRAIN_SECONDS
-            continue
-        limit = drain_until if drain_until is not None else deadline
-        for fd in pump.poll(min(0.05, limit - now)):
-            info = receive(ctl)
-            if info is None:
-                pump.sel.unregister(fd)
-                exited = True
-            elif isinstance(info.get("pid"), int) and pid is None:
-                pid = info["pid"]
-            elif pid is not None and info.get("exited") == pid:
-                exited = True
-            if exited and drain_until is None:
-                # Whatever the check left running may still hold its pipes; do not wait on it.
-                if pid:
-                    kill_group(pid)
-                drain_until = time.monotonic() + DRAIN_SECONDS
-    if pump.watching(ctl.fileno()):
-        pump.sel.unregister(ctl.fileno())
-    pump.finish()
-    duration_ms = (time.monotonic() - started) * 1000
-    if pid and not exited:
-        kill_group(pid)
-        wait_exit_message(ctl, pid)
-    report = parse_report("".join(texts["result"]), token)
-    stdout, stderr = "".join(texts["stdout"]), "".join(texts["stderr"])
-    if timed_out:
-        outcome = "timeout"
-    elif pump.over in ("stdout", "stderr"):
-        outcome = "output_limit"
-    elif report is not None:
-        outcome = "completed" if report.get("ok") is True else "raised"
-    elif oom_before is not None and (oom_kills() or 0) > oom_before:
-        outcome = "memory_limit"
-    else:
-        outcome = "exited"
-    error = None
-    if outcome == "raised":
-        error = {k: report.get(k) for k in ("type", "message", "traceback", "assertion")}
-    return check_frame(index, outcome, stdout, stderr, error, duration_ms)
+    feed(job_w, json.dumps({"code": check["code"]}).encode("utf-8", "surrogatepass"))
+    feed(proc.code_w, ("check\n" + code).encode("utf-8", "surrogatepass"))
+    feed(proc.in_w, stdin)
 
-
-def receive(ctl):
-    """One message from the program's process: a dict, {} for noise, None when it is gone."""
-    try:
-        msg = ctl.recv(65536)
-    except BlockingIOError:
-        return {}
-    except OSError:
-        return None
-    if not msg:
-        return None
-    try:
-        info = json.loads(msg)
-    except ValueError:
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def wait_exit_message(ctl, pid, seconds=2.0):
-    """After killing a check, waits until the program's process has reaped it, so that the next
-    check does not read this one's messages."""
+    deadline = started + timeout + allowance
+    report_bytes = bytearray()
     sel = selectors.DefaultSelector()
-    sel.register(ctl.fileno(), selectors.EVENT_READ)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if not sel.select(timeout=max(0.0, end - time.monotonic())):
+    sel.register(res_r, selectors.EVENT_READ)
+    timed_out = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
             break
-        info = receive(ctl)
-        if info is None or info.get("exited") == pid:
+        if not sel.select(timeout=min(remaining, 1.0)):
+            continue
+        chunk = os.read(res_r, READ_CHUNK)
+        if not chunk:
+            break
+        report_bytes += chunk
+        if len(report_bytes) > MAX_REPORT_BYTES:
             break
     sel.close()
+    os.close(res_r)
+    duration_ms = (time.monotonic() - started) * 1000
+    if timed_out or not report_bytes:
+        hzygote.stop()  # stuck in the test's code, or gone: the next check gets a new harness
+    hzygote.drain_notices()
+    report = parse_report(bytes(report_bytes))
+    if timed_out:
+        return check_frame(index, "timeout", duration_ms=duration_ms)
+    outcome = report.get("outcome") if report else None
+    if outcome in (None, "exited") and oom_before is not None and (oom_kills() or 0) > oom_before:
+        return check_frame(index, "memory_limit", duration_ms=duration_ms)
+    if outcome not in ("completed", "raised", "exited", "output_limit", "protocol_error"):
+        # No report: the harness itself died (out of memory, or the test's code ended it).
+        return check_frame(index, "exited", duration_ms=duration_ms,
+                           message="the test stopped before it reported")
+    error = None
+    if outcome == "raised" and isinstance(report.get("error"), dict):
+        error = {k: report["error"].get(k) for k in ("type", "message", "traceback", "assertion")}
+    text = lambda key: report.get(key) if isinstance(report.get(key), str) else ""  # noqa: E731
+    return check_frame(index, outcome, text("stdout"), text("stderr"), error, duration_ms,
+                       text("message"))
 
 
-def parse_report(text, token):
+def check_frame(index, outcome, stdout="", stderr="", error=None, duration_ms=0, message=""):
+    return {"type": "check", "index": index, "outcome": outcome, "stdout": stdout, "stderr": stderr,
+            "error": error, "duration_ms": int(duration_ms), "message": message}
+
+
+def parse_report(data):
     try:
-        report = json.loads(text)
-    except ValueError:
+        report = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(report, dict) or report.get("token") != token:
-        return None
-    return report
+    return report if isinstance(report, dict) else None
 
 
-def other_processes(me):
-    """Live processes in the container other than init (pid 1) and this runner."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in (1, me):
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if state not in (b"Z", b"X"):  # a zombie holds nothing; init reaps it
-            pids.append(int(name))
-    return pids
-
-
-def kill_others(seconds=2.0):
-    """Kills every process but init and this one; True once /proc shows none left."""
-    me = os.getpid()
-    end = time.monotonic() + seconds
-    while True:
-        try:
-            os.kill(-1, signal.SIGKILL)  # all we may signal: the program's processes, all one uid
-        except OSError:
-            pass  # ESRCH: nothing left to signal
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        if not other_processes(me):
-            return True
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.002)
-
-
-def remove_tree(path):
-    info = os.lstat(path)
-    if stat.S_ISDIR(info.st_mode):
-        os.chmod(path, 0o700)  # the program may have taken its own permissions away
-        with os.scandir(path) as entries:
-            names = [e.path for e in entries]
-        for name in names:
-            remove_tree(name)
-        os.rmdir(path)
-    else:
-        os.unlink(path)
-
-
-def wipe(top):
-    """Removes everything under ``top`` (not ``top`` itself); True when it is empty afterwards."""
-    try:
-        with os.scandir(top) as entries:
-            names = [e.path for e in entries]
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    for name in names:
-        try:
-            remove_tree(name)
-        except (OSError, RecursionError):
-            pass  # checked below
-    try:
-        return not os.listdir(top)
-    except OSError:
-        return False
-
-
-def sysv_ids(path):
-    try:
-        with open(path) as f:
-            return [int(line.split()[1]) for line in f.readlines()[1:] if line.strip()]
-    except (OSError, ValueError, IndexError):
-        return []
-
-
-def remove_sysv_ipc():
-    """Removes System V shared memory, queues and semaphores; True when none are left."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for path, call in SYSV_IPC:
-        for ident in sysv_ids(path):
-            if call == "semctl":
-                libc.semctl(ident, 0, IPC_RMID)
-            else:
-                getattr(libc, call)(ident, IPC_RMID, None)
-    return not any(sysv_ids(path) for path, _ in SYSV_IPC)
-
-
-def reset():
+def reset(zygote):
     """Returns the container to the state of a fresh one; "" or why it could not."""
-    if not kill_others():
-        return "a process of the program could not be stopped"
-    for top in WRITABLE:
-        if not wipe(top):
-            return "%s could not be emptied" % top
-    if not remove_sysv_ipc():
-        return "System V IPC objects could not be removed"
+    reason = zygote.clean()
+    if reason:
+        return reason
     # The runner's own CPU time counts against the container's CPU rlimit, which it inherited.
     used = resource.getrusage(resource.RUSAGE_SELF)
     soft = resource.getrlimit(resource.RLIMIT_CPU)[0]
@@ -822,41 +740,53 @@ def reset():
 
 def main():
     non_dumpable = make_non_dumpable()
-    child = Child()
-    child.wait_booted()
+    problem = ""
+    if not non_dumpable:
+        problem = "the runner could not protect its output channel"
+    elif not privileged():
+        problem = ("the sandbox container must start as uid 0 with the capabilities SETUID, SETGID, "
+                   "SETPCAP and KILL, so that the code and the tests run under separate uids")
+    zygote = hzygote = child = None
+    if not problem:
+        zygote = StudentZygote()
+        hzygote = HarnessZygote()
+        child = StudentProcess(zygote)
+        if not child.wait_booted():
+            problem = "the process for the code did not start"
     while True:
         try:
             job = read_job()
         except EOFError:
-            child.discard()
+            if child is not None:
+                child.discard()
             return 0
         except (ValueError, UnicodeDecodeError) as e:
             # Without a valid job there is no nonce either; the host treats an unframed answer as an error.
             sys.stderr.write("runner: bad job: %s\n" % e)
-            child.discard()
+            if child is not None:
+                child.discard()
             return 2
         reporter = Reporter(str(job.get("nonce", "")))
-        if not non_dumpable:
-            reporter.result("internal_error", message="the runner could not protect its output channel")
-            child.discard()
+        if problem:
+            reporter.result("internal_error", message=problem)
             return 3
-        run_job(job, reporter, child)
+        run_job(job, reporter, zygote, hzygote, child)
         if job.get("keep") is not True or job.get("checks"):
             if job.get("linger") is True:
                 # The host removes the container later (when the engine is less busy); until
                 # then nothing of the program may go on running in it.
-                kill_others()
+                zygote.kill()
                 while sys.stdin.buffer.read(65536):
                     pass
             return 0
-        reason = reset()
+        reason = reset(zygote)
         if reason:
             reporter.frame({"type": "retired", "reason": reason})
             return 0
-        child = Child()
+        child = StudentProcess(zygote)
         if not child.wait_booted():
             child.discard()
-            reporter.frame({"type": "retired", "reason": "a fresh interpreter did not start"})
+            reporter.frame({"type": "retired", "reason": "a fresh process for the code did not start"})
             return 0
         reporter.frame({"type": "ready"})
 

@@ -65,6 +65,24 @@ def executor_image(docker_client) -> str:
     return image
 
 
+#: Run inside a container by ``signal_runner``: finds the runner by its command line.
+_SIGNAL_RUNNER = (
+    "import os, sys\n"
+    "for pid in os.listdir('/proc'):\n"
+    "    if pid.isdigit() and open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\\0')[-2:-1] == "
+    "[b'/opt/jupyter-exec-ext/runner.py']:\n"
+    "        os.kill(int(pid), int(sys.argv[1]))\n"
+)
+
+
+def signal_runner(client: docker.DockerClient, container_id: str, signum: int) -> None:
+    """Sends a signal to a container's runner from outside (the program inside cannot: the runner
+    runs as another uid): how tests make a runner die or freeze."""
+    exec_id = client.api.exec_create(container_id, ["python3", "-c", _SIGNAL_RUNNER, str(signum)],
+                                     user="0:0")
+    client.api.exec_start(exec_id)
+
+
 @pytest.fixture
 def no_leaks(docker_client):
     """Asserts that the test left none of our containers on the engine."""

@@ -1,8 +1,10 @@
 """The grader: a submission and an exercise in, a scored result out.
 
-The student's code runs once in the sandbox; each test then runs in its own forked copy of that
-state with its own timeout (the sandbox's "checks"). Expected outputs stay on the host and are
-compared here, so they never enter the container; hidden tests report only pass or fail.
+The student's code runs once in the sandbox; each test's code then runs in a trusted harness
+process (another uid) against a fresh run of the student's code, reaching it only through calls
+that return plain data, with its own timeout (the sandbox's "checks"). Expected outputs stay on the
+host and are compared here, so they never enter the container; hidden tests report only pass or
+fail.
 """
 
 from __future__ import annotations
@@ -173,7 +175,10 @@ class Grader:
         if outcome is CheckOutcome.OUTPUT_LIMIT:
             return FAILED, "the test printed more output than allowed"
         if outcome is CheckOutcome.EXITED:
-            return ERROR, ("the test ended before it finished: does the code call sys.exit(), "
-                           "os._exit() or crash the interpreter?")
+            return ERROR, check.message or ("the test ended before it finished: does the code call "
+                                            "sys.exit(), os._exit() or crash the interpreter?")
+        if outcome is CheckOutcome.PROTOCOL_ERROR:
+            return ERROR, ("the test could not be judged: the code's process broke the test's "
+                           "connection to it" + (f" ({check.message})" if check.message else ""))
         reason = f"{run.status.value}: {run.message}" if run.message else run.status.value
         return ERROR, f"not run: the submitted code did not run to the end ({reason})"

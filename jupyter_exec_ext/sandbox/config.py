@@ -52,7 +52,10 @@ class SandboxConfig:
         max_limits: admin maxima; requests above them are clamped.
         output_limit_bytes: cap per stream (stdout, stderr); beyond it the status is output_limit.
         tmpfs_mb: size of the only writable place, ``/tmp`` (also the largest file one can write).
-        user: uid:gid the code runs as; never root.
+        user: uid:gid the student's code runs as; never root.
+        harness_user: uid:gid the instructors' tests run as (grading); never root, never ``user``.
+            The container itself starts as root with only the capabilities that hand out these
+            two identities; see ``executor_image/runner.py``.
         startup_grace_s: host-side slack over the time limit for container start and teardown.
         owner: names this sandbox instance on its containers, so the reaper and leak checks of one
             server or test session never touch another's runs in progress.
@@ -74,6 +77,7 @@ class SandboxConfig:
     output_limit_bytes: int = 1024 * 1024
     tmpfs_mb: int = 64
     user: str = "10001:10001"
+    harness_user: str = "10002:10002"
     startup_grace_s: float = 10.0
     owner: str = field(default_factory=_default_owner)
     reuse_runs: int = 50
@@ -81,8 +85,13 @@ class SandboxConfig:
     reuse_kept: int = 64
 
     def __post_init__(self) -> None:
-        if self.user.split(":", 1)[0] in ("0", "root", ""):
-            raise ValueError("the sandbox user must not be root")
+        for name, value in (("user", self.user), ("harness_user", self.harness_user)):
+            uid, _, gid = value.partition(":")
+            if not (uid.isdigit() and (gid or uid).isdigit()) or int(uid) == 0 or int(gid or uid) == 0:
+                raise ValueError(f"the sandbox {name} must be a numeric uid:gid other than root, got {value!r}")
+        if self.user.partition(":")[0] == self.harness_user.partition(":")[0]:
+            raise ValueError("the sandbox user and harness_user must be different uids: the tests "
+                             "must not run as the student's code does")
         # Defaults never exceed the maxima (from_env raises the maxima instead when the admin sets
         # a default above them through the environment).
         object.__setattr__(self, "default_limits", self.default_limits.clamped(self.max_limits)[0])

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 import docker
@@ -39,6 +39,8 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 #: The runner's own diagnostics (its stderr) kept for the log.
 MAX_RUNNER_STDERR = 64 * 1024
 _STREAM_STDOUT, _STREAM_STDERR = 1, 2
+#: All the runner (uid 0) holds; the student's and the harness's processes drop them all.
+RUNNER_CAPABILITIES = ("SETUID", "SETGID", "SETPCAP", "KILL")
 _KNOWN_STATUSES = {s.value for s in Status}
 
 #: Containers whose run is over wait this long at most, and this many at most, for their removal
@@ -137,15 +139,28 @@ def _clean(exchange: "_Exchange") -> bool:
             and not exchange.protocol_error)
 
 
-class _FrameReader:
-    """Parses the runner's stdout: lines ``<nonce> <json>``; anything else is ignored and logged."""
+_CHECK_OUTCOMES = {o.value for o in CheckOutcome}
+#: Stands in the exchange for a check whose frames broke the protocol.
+_ANOMALY = {"type": "check", "outcome": CheckOutcome.PROTOCOL_ERROR.value,
+            "message": "the sandbox reported this test in a way that breaks its protocol"}
 
-    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int):
+
+class _FrameReader:
+    """Parses the runner's stdout: lines ``<nonce> <json>``; anything else is ignored and logged.
+
+    Check frames must come one per check, in order, before the result, well formed: anything else
+    (a duplicate, an unknown index, one out of order or after the result, a malformed one) makes
+    that check a protocol error, never a pass.
+    """
+
+    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0):
         self.prefix = (nonce + " ").encode("ascii")
         self.exchange = exchange
         self.cap = output_cap
         self.pending = bytearray()
         self.stray = 0
+        self.checks = checks
+        self.next_check = 0
 
     def feed(self, data: bytes) -> None:
         self.pending += data
@@ -177,13 +192,31 @@ class _FrameReader:
             frame.get("data"), str
         ):
             self._output(frame["stream"], frame["data"])
-        elif kind == "check" and isinstance(frame.get("index"), int):
-            self.exchange.checks.setdefault(frame["index"], frame)
+        elif kind == "check":
+            self._check(frame)
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
         elif kind in ("ready", "retired") and self.exchange.result is not None and not self.exchange.after:
             self.exchange.after = kind
             self.exchange.retired_reason = str(frame.get("reason") or "")
+
+    def _check(self, frame: dict) -> None:
+        index = frame.get("index")
+        checks = self.exchange.checks
+        if type(index) is not int or not 0 <= index < self.checks:
+            self.exchange.protocol_error = "the runner sent a check frame for no check"
+            return
+        well_formed = (frame.get("outcome") in _CHECK_OUTCOMES
+                       and all(isinstance(frame.get(k, ""), str) for k in ("stdout", "stderr", "message"))
+                       and (frame.get("error") is None or isinstance(frame.get("error"), dict)))
+        if (index != self.next_check or index in checks or self.exchange.result is not None
+                or not well_formed):
+            log.warning("check %d: frame out of protocol (expected check %d%s)", index,
+                        self.next_check, ", after the result" if self.exchange.result else "")
+            checks[index] = _ANOMALY
+        else:
+            checks[index] = frame
+        self.next_check = max(self.next_check, index + 1)
 
     def _output(self, stream: str, text: str) -> None:
         # The runner caps output already; the host keeps its own cap so a broken runner cannot flood it.
@@ -424,7 +457,9 @@ class DockerSandbox:
             "output_limit": self.config.output_limit_bytes,
             "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
         }
-        budget_s = limits.time_s + sum(c.timeout_s for c in request.checks)
+        # Each check may also run the program again before its test (the runner allows it twice
+        # the program's first run, plus a second); the runner enforces the real limits.
+        budget_s = limits.time_s + sum(c.timeout_s + 1.0 + 2 * limits.time_s for c in request.checks)
         live: Optional[_Live] = None
         exchange: Optional[_Exchange] = None
         keep = settled = False
@@ -440,7 +475,8 @@ class DockerSandbox:
             job.update(keep=keep, linger=not keep)
             started = time.monotonic()
             exchange = self._converse(live, (json.dumps(job) + "\n").encode("utf-8"), nonce,
-                                      started + budget_s + self.config.startup_grace_s)
+                                      started + budget_s + self.config.startup_grace_s,
+                                      len(request.checks))
             live.runs += 1
             if _needs_engine_state(exchange):
                 if not live.closed:
@@ -505,7 +541,10 @@ class DockerSandbox:
             network_mode=cfg.network,
             read_only=True,
             tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={cfg.tmpfs_mb}m,mode=1777"},
+            # The runner starts as root with just enough to hand out two identities (the code's
+            # and the tests') and to stop the code's processes; both give up every capability.
             cap_drop=["ALL"],
+            cap_add=list(RUNNER_CAPABILITIES),
             security_opt=["no-new-privileges"],
             pids_limit=limits.pids,
             mem_limit=f"{limits.memory_mb}m",
@@ -527,7 +566,8 @@ class DockerSandbox:
         expires = int(time.time() + idle_s + 2 * limits.time_s + cfg.startup_grace_s + 600)
         created = api.create_container(
             image=cfg.image,
-            user=cfg.user,
+            user="0:0",
+            environment={"EXEC_STUDENT_ID": cfg.user, "EXEC_HARNESS_ID": cfg.harness_user},
             stdin_open=True,
             network_disabled=cfg.network == "none",
             hostname="sandbox",
@@ -539,12 +579,13 @@ class DockerSandbox:
             self.containers_created += 1
         return created["Id"], float(expires)
 
-    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float) -> _Exchange:
+    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float,
+                  checks: int = 0) -> _Exchange:
         """Sends the job to a started container and reads frames until the runner's result or the
         host deadline. Output received before a kill is kept. The attach socket stays open: the
         runner ends (or serves the next job) once the caller says so."""
         exchange = _Exchange()
-        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes)
+        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks)
         raw = live.raw
         live.received = 0
         raw.settimeout(max(0.5, deadline - time.monotonic()))
@@ -662,11 +703,13 @@ class DockerSandbox:
             log.error("runner failure: %s; runner stderr: %s", ex.protocol_error or "no result frame",
                       ex.runner_stderr.decode("utf-8", "replace")[-4000:])
         else:
-            # The runner vanished without a word: the only process able to kill it silently is the
-            # student's own (same uid), so this is the program's doing, not the sandbox's.
-            result.status = Status.RUNTIME_ERROR
+            # The runner vanished without a word. The program cannot do that (the runner runs as
+            # another uid), so something outside it did: the sandbox failed, not the program.
             result.exit_code = state.get("ExitCode")
-            result.message = "the program stopped the sandbox runner before it could report"
+            result.message = ("the sandbox runner ended before it reported; the admin can find "
+                              "details in the server log")
+            log.error("runner of a run ended without a result (container exit code %s)",
+                      state.get("ExitCode"))
         # With checks, an out-of-memory check is that check's outcome, not the program's.
         if result.status is Status.OK and state.get("OOMKilled") and not has_checks:
             result.message = "a process of the program was stopped at the memory limit"
@@ -749,7 +792,7 @@ def _check_result(frame: Optional[dict]) -> CheckResult:
     try:
         outcome = CheckOutcome(frame.get("outcome"))
     except ValueError:
-        return CheckResult(outcome=CheckOutcome.NOT_RUN)
+        return CheckResult(outcome=CheckOutcome.PROTOCOL_ERROR)
     error = frame.get("error") if isinstance(frame.get("error"), dict) else None
     if error is not None:
         error = {
@@ -761,7 +804,8 @@ def _check_result(frame: Optional[dict]) -> CheckResult:
     text = lambda key: frame.get(key) if isinstance(frame.get(key), str) else ""  # noqa: E731
     duration = frame.get("duration_ms")
     return CheckResult(outcome=outcome, stdout=text("stdout"), stderr=text("stderr"), error=error,
-                       duration_ms=duration if isinstance(duration, int) else 0)
+                       duration_ms=duration if isinstance(duration, int) else 0,
+                       message=text("message")[:2000])
 
 
 def _short(error: BaseException) -> str:

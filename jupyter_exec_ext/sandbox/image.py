@@ -24,21 +24,25 @@ IMAGE_LABEL = "jupyter-exec-ext.image"
 FINGERPRINT_LABEL = "jupyter-exec-ext.fingerprint"
 
 
+#: What the build context holds besides the base: the Dockerfile and the runner's modules.
+RUNNER_FILES = ("Dockerfile", "runner.py", "zygote.py", "harness.py", "student.py", "wire.py")
+
+
 def executor_image_dir() -> Path:
     """The build context: shipped inside the wheel, or the repository's ``executor_image/``."""
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "executor_image", here.parent / "executor_image"):
-        if (candidate / "Dockerfile").is_file() and (candidate / "runner.py").is_file():
+        if all((candidate / name).is_file() for name in RUNNER_FILES):
             return candidate
-    raise ImageBuildError("the executor image sources (Dockerfile, runner.py) are missing from the install")
+    raise ImageBuildError(f"the executor image sources ({', '.join(RUNNER_FILES)}) are missing from the install")
 
 
 def fingerprint(context: Path, base_image_id: str) -> str:
     """Hash of everything that goes into the image, so an unchanged image is not rebuilt."""
     h = hashlib.sha256()
     # Bumped when what the build sets besides these files changes (labels, build arguments).
-    h.update(b"image-format 2\0")
-    for name in ("Dockerfile", "runner.py"):
+    h.update(b"image-format 3\0")
+    for name in RUNNER_FILES:
         h.update(name.encode() + b"\0" + (context / name).read_bytes() + b"\0")
     h.update(base_image_id.encode())
     return h.hexdigest()

@@ -28,10 +28,11 @@ class Status(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Check:
-    """A snippet run after the program, in a forked copy of the state the program left.
+    """A test's code, run after the program by the trusted harness against a fresh run of it.
 
     Args:
-        code: Python source run with the program's globals visible (as a test would).
+        code: Python source; names it uses but does not define are looked up in the program
+            (plain data is copied, other objects are reached through calls).
         timeout_s: wall-clock limit of this snippet alone.
     """
 
@@ -53,7 +54,8 @@ class CheckOutcome(str, enum.Enum):
     TIMEOUT = "timeout"
     MEMORY_LIMIT = "memory_limit"
     OUTPUT_LIMIT = "output_limit"
-    EXITED = "exited"              # the copy ended before its code finished (sys.exit, os._exit, crash)
+    EXITED = "exited"              # the code's process ended before the test finished (sys.exit, crash)
+    PROTOCOL_ERROR = "protocol_error"  # the code answered the test nonsense, or a frame broke the protocol
     NOT_RUN = "not_run"            # the program never got ready, or its process is gone
 
     def __str__(self) -> str:
@@ -62,13 +64,15 @@ class CheckOutcome(str, enum.Enum):
 
 @dataclass
 class CheckResult:
-    """What one check did. ``error`` has ``type``, ``message``, ``traceback``, ``assertion``."""
+    """What one check did. ``error`` has ``type``, ``message``, ``traceback``, ``assertion``;
+    ``message`` says why a check ended as it did when that is not an error of the test's code."""
 
     outcome: CheckOutcome
     stdout: str = ""
     stderr: str = ""
     error: Optional[dict] = None
     duration_ms: int = 0
+    message: str = ""
 
 
 @dataclass(frozen=True)

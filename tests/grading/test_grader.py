@@ -103,10 +103,10 @@ def test_assert_style_test_passes_when_nothing_is_raised(grader):
 
 
 def test_each_test_sees_a_fresh_copy_of_the_state(grader):
-    tests = [{"name": f"t{i}", "test_code": "items.append(1)\nprint(len(items))", "expected_output": "1"}
+    tests = [{"name": f"t{i}", "test_code": "add_item(1)\nprint(len(items))", "expected_output": "1"}
              for i in range(3)]
     exercise = exercise_from_notebook(exercise_notebook("state", tests=tests))
-    result = grader.grade(exercise, "items = []\n")
+    result = grader.grade(exercise, "items = []\ndef add_item(x):\n    items.append(x)\n")
     assert statuses(result) == {"t0": "passed", "t1": "passed", "t2": "passed"}
 
 

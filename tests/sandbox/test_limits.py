@@ -108,5 +108,5 @@ def test_config_reads_the_reuse_settings_and_names_a_bad_one():
 
 
 def test_config_refuses_root():
-    with pytest.raises(ValueError, match="must not be root"):
+    with pytest.raises(ValueError, match="other than root"):
         SandboxConfig(user="0:0")
