@@ -13,7 +13,8 @@ engine, through the Grader and through REST, and must
 
 The honesty checks at the end must keep working whatever the boundary becomes: full marks for a
 right answer, objects behind handles (a class exercise), a mutated argument caught, ``except
-ValueError`` and students' own exception classes in test code, tracebacks naming ``main.py``.
+ValueError`` and students' own exception classes (with their attributes) in test code, tracebacks
+naming ``main.py``, what the code prints during a call, generators, objects handed back to the code.
 """
 
 from __future__ import annotations
@@ -1436,6 +1437,9 @@ HONEST_TESTS = [
                                                   "    assert e.age == -7, e.age\nelse:\n"
                                                   "    raise AssertionError('no AgeError')"},
     {"name": "traceback", "test_code": "print(ratio(1, 0))", "expected_output": "0"},
+    {"name": "prints inside", "test_code": "greet('Ann')\nprint('after')", "expected_output": "Hello, Ann\nafter"},
+    {"name": "generator", "test_code": "assert list(countdown(3)) == [3, 2, 1]\nassert sum(countdown(4)) == 10"},
+    {"name": "object handed back", "test_code": "c = Counter()\nc.add(5)\nassert total_of(c) == 5"},
 ]
 
 HONEST_CODE = '''\
@@ -1478,6 +1482,20 @@ def parse_age(s):
 
 def ratio(a, b):
     return a / b
+
+
+def greet(name):
+    print("Hello, " + name)
+
+
+def countdown(n):
+    while n:
+        yield n
+        n -= 1
+
+
+def total_of(counter):
+    return counter.total()
 '''
 
 
@@ -1486,7 +1504,8 @@ def test_objects_mutation_exceptions_and_tracebacks_still_work(grader):
     statuses = {t.name: t.status for t in result.tests}
     assert statuses == {"counter": "passed", "unchanged input": "failed", "except ValueError": "passed",
                         "student exception": "passed", "exception attributes": "passed",
-                        "traceback": "error"}, describe(result)
+                        "traceback": "error", "prints inside": "passed", "generator": "passed",
+                        "object handed back": "passed"}, describe(result)
     unchanged, traceback = result.tests[1], result.tests[5]
     assert "evens changed its argument" in unchanged.message
     assert 'File "main.py", line 39, in ratio' in traceback.message, traceback.message
