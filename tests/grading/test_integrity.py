@@ -85,7 +85,8 @@ MAIN_TESTS = [
      "test_code": "# marker hx7c3e\nimport math, random, statistics, time, unittest\n"
                   "t0 = time.monotonic()\nrandom.seed(8123)\n"
                   "xs = [random.randint(1, 10**6) for _ in range(9)]\n"
-                  "unittest.TestCase().assertEqual(evens(xs), [x for x in xs if x % 2 == 0])\n"
+                  "want = [x for x in xs if x % 2 == 0]\n"
+                  "unittest.TestCase().assertEqual(evens(xs), want)\n"
                   "assert math.isclose(mean([8123, 1]), statistics.fmean([8123, 1]))\n"
                   "assert time.monotonic() - t0 < 4"},
     {"name": "hidden map", "hidden": True,
