@@ -1220,8 +1220,14 @@ def test_attack_scores_no_more_than_an_honest_wrong_answer(grader, name):
     floor = baseline(grader)
     result = grader.grade(MAIN, ATTACKS[name])
     data = result.to_dict()
-    assert_nothing_hidden_leaks(data)
-    assert_no_gain(result, floor)
+    # Both verdicts in one message: an attack that gains marks often leaks too.
+    problems = []
+    for check in (lambda: assert_nothing_hidden_leaks(data), lambda: assert_no_gain(result, floor)):
+        try:
+            check()
+        except AssertionError as e:
+            problems.append(str(e).splitlines()[0][:1500])
+    assert not problems, problems
     # Bounded, whatever was printed, returned or raised.
     assert len(json.dumps(data)) < 3 * 1024 * 1024 + 200_000
 
