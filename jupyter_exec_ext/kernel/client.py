@@ -83,7 +83,8 @@ class PayloadTooLargeError(ExecClientError):
 
 
 class RateLimitedError(ExecClientError):
-    """429: this user already has runs in flight.
+    """429: this user already has runs in flight, or used up the submissions of an exercise for
+    now; the message is the server's, which says which and when to try again.
 
     Attributes:
         retry_after_s: what the server's ``Retry-After`` header suggests, if it sent one.
@@ -334,9 +335,10 @@ class ExecClient:
     def _http_error(self, error: urllib.error.HTTPError, route: str) -> ExecClientError:
         """The exception for an error answer, with the server's message."""
         try:
-            message = json.loads(error.read().decode("utf-8")).get("message") or error.reason
+            server_message = json.loads(error.read().decode("utf-8")).get("message")
         except (ValueError, AttributeError, OSError):
-            message = error.reason
+            server_message = None
+        message = server_message or error.reason
         status = error.code
         if status in (401, 403):
             return AuthenticationError(
@@ -358,7 +360,10 @@ class ExecClient:
                 retry_s = float(retry) if retry else None
             except ValueError:
                 retry_s = None
-            return RateLimitedError(f"too many runs at once: {message}", retry_s)
+            if server_message:  # it says what limit was hit and when to try again
+                return RateLimitedError(server_message, retry_s)
+            wait = f"try again in {retry} s" if retry_s is not None else "try again in a moment"
+            return RateLimitedError(f"too many requests; {wait}", retry_s)
         if status == 503:
             detail = "Docker is not running" if message == "Docker not available" else message
             return SandboxUnavailableError(f"Sandbox unavailable: {detail}")

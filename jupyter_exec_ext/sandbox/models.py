@@ -84,7 +84,7 @@ class ExecutionRequest:
         stdin: text the program reads on standard input.
         limits: resource limits; the sandbox clamps them to its admin maxima.
         policy: an optional code policy checked before anything runs (pedagogical, not security).
-        checks: snippets to run after the program, each in its own forked copy of its state.
+        checks: tests to run after the program, each in the trusted harness against a fresh run of it.
         reuse_key: who the run is for (a user name). Runs with the same key may run one after
             another in one container, reset in between; None (and any run with checks) gets a
             container that ran nothing before.

@@ -36,6 +36,7 @@ from .payloads import (
     parse_json_object,
     parse_submit,
 )
+from .ratelimit import SubmissionLimitedError, SubmissionRateLimiter
 from .scheduler import RunScheduler
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ BOUNDS_KEY = "exec_ext_bounds"
 EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
 REGISTRY_KEY = "exec_ext_registry"
 GRADER_KEY = "exec_ext_grader"
+#: The ``SubmissionRateLimiter`` of the submit route; absent means no limit.
+SUBMIT_LIMITER_KEY = "exec_ext_submit_limiter"
 #: Optional: an ``ExecMetrics`` that routes report executions and submissions to.
 METRICS_KEY = "exec_ext_metrics"
 HEALTH_KEY = "exec_ext_health"
@@ -251,12 +254,14 @@ class DockerStatusRoute(ExecRouteBase):
     async def get(self) -> None:
         engine = await self.scheduler.query(self.sandbox.status)
         bounds = self.bounds
+        limiter: Optional[SubmissionRateLimiter] = self.settings.get(SUBMIT_LIMITER_KEY)
         self.finish({
             "docker": engine,
             "runs": self.scheduler.snapshot(),
             "limits": {"default": bounds.default_limits.to_dict(), "max": bounds.max_limits.to_dict()},
             "max_code_bytes": bounds.max_code_bytes,
             "max_stdin_bytes": bounds.max_stdin_bytes,
+            **({"submissions": limiter.snapshot()} if limiter is not None else {}),
         })
 
 
@@ -330,7 +335,8 @@ class ExerciseRoute(ExecRouteBase):
 
 
 class SubmitRoute(ExecRouteBase):
-    """``POST exercises/{id}/submit``: grade code against every test (never from the cache)."""
+    """``POST exercises/{id}/submit``: grade code against every test (never from the cache), at
+    most ``submit_rate_limit`` times per user and exercise in a window (429 beyond)."""
 
     route = "exercises/{id}/submit"
 
@@ -340,7 +346,24 @@ class SubmitRoute(ExecRouteBase):
         exercise = await self.exercise(exercise_id)
         code = parse_submit(self.json_body(), self.bounds)
         grader: Grader = self.settings[GRADER_KEY]
-        result = await self.scheduler.run(self.principal, lambda: grader.grade(exercise, code))
+        # Admitted here, on the event loop, after the checks that refuse a request outright: only
+        # submissions of a real exercise count, and two at once cannot both take the last one.
+        limiter: Optional[SubmissionRateLimiter] = self.settings.get(SUBMIT_LIMITER_KEY)
+        admission = None
+        if limiter is not None:
+            try:
+                admission = limiter.admit(self.principal, exercise.id)
+            except SubmissionLimitedError:
+                if self.metrics is not None:
+                    self.metrics.submission_limited(exercise.id)
+                raise
+        try:
+            result = await self.scheduler.run(self.principal, lambda: grader.grade(exercise, code))
+        except BaseException:
+            # Not graded (sandbox down, too many runs at once): it uses up none of the allowance.
+            if admission is not None:
+                limiter.cancel(admission)
+            raise
         log.info("submission user=%s exercise=%s status=%s score=%g/%g", self.principal, exercise.id,
                  result.status, result.score, result.max_score)
         if self.metrics is not None:

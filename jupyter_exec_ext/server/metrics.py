@@ -60,6 +60,9 @@ class ExecMetrics:
                                  "from the cache", buckets=LATENCY_BUCKETS, registry=self.registry)
         self.submissions = Counter("exec_submissions", "Graded submissions by exercise and status",
                                    ["exercise", "status"], registry=self.registry)
+        self.submissions_limited = Counter(
+            "exec_submissions_rate_limited", "Submissions refused by the per-user, per-exercise "
+            "submission limit (not graded)", ["exercise"], registry=self.registry)
         self.registry.register(_PartsCollector(sandbox))
 
     def execution(self, result: ExecutionResult) -> None:
@@ -69,6 +72,9 @@ class ExecMetrics:
 
     def submission(self, exercise_id: str, status: Any) -> None:
         self.submissions.labels(exercise=exercise_id, status=getattr(status, "value", status)).inc()
+
+    def submission_limited(self, exercise_id: str) -> None:
+        self.submissions_limited.labels(exercise=exercise_id).inc()
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -32,8 +32,10 @@ from .handlers import (
     REGISTRY_KEY,
     SANDBOX_KEY,
     SCHEDULER_KEY,
+    SUBMIT_LIMITER_KEY,
 )
 from .payloads import RequestBounds
+from .ratelimit import SubmissionRateLimiter
 from .scheduler import RunScheduler
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,15 @@ class ExecSettings(LoggingConfigurable):
     exercises_dir = Unicode(help="Directory of the authoritative exercise notebooks; empty for none. "
                             "The extension's default: `exercises/` under the server's root_dir if "
                             "it exists.").tag(config=True)
+    submit_rate_limit = Integer(20, help="Graded submissions one user may make of one exercise in any "
+                                "submit_rate_window seconds; one more is answered 429 with "
+                                "Retry-After and is not graded. Slows down learning hidden tests "
+                                "by trial. 0 turns the limit off. In remote mode the executor "
+                                "service's setting applies. Default: "
+                                "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT, else 20.").tag(config=True)
+    submit_rate_window = Float(600.0, help="Seconds of the window submit_rate_limit counts in. "
+                               "Default: DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW, else 600 (10 min)."
+                               ).tag(config=True)
 
     # -- warm pool and result cache -------------------------------------------------------------
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
@@ -205,14 +216,42 @@ class ExecSettings(LoggingConfigurable):
             self._env_cache_cache = cached
         return cached
 
+    @staticmethod
+    def _env_whole_number(name: str, fallback: int) -> int:
+        """``DOCKER_EXECUTOR_<name>`` as a whole number of 0 or more, ``fallback`` when unset."""
+        raw = os.environ.get(f"DOCKER_EXECUTOR_{name}")
+        if raw is None or not raw.strip():
+            return fallback
+        if not raw.strip().isdigit():
+            raise TraitError(f"DOCKER_EXECUTOR_{name} must be a whole number, got {raw!r}")
+        return int(raw)
+
+    @staticmethod
+    def _env_seconds(name: str, fallback: float) -> float:
+        """``DOCKER_EXECUTOR_<name>`` as a number of seconds above 0, ``fallback`` when unset."""
+        raw = os.environ.get(f"DOCKER_EXECUTOR_{name}")
+        if raw is None or not raw.strip():
+            return fallback
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise TraitError(f"DOCKER_EXECUTOR_{name} must be a finite number of seconds above 0, "
+                             f"got {raw!r}")
+        return value
+
     @default("pool_size")
     def _default_pool_size(self) -> int:
-        raw = os.environ.get("DOCKER_EXECUTOR_POOL_SIZE")
-        if raw is None or not raw.strip():
-            return 2
-        if not raw.strip().isdigit():
-            raise TraitError(f"DOCKER_EXECUTOR_POOL_SIZE must be a whole number, got {raw!r}")
-        return int(raw)
+        return self._env_whole_number("POOL_SIZE", 2)
+
+    @default("submit_rate_limit")
+    def _default_submit_rate_limit(self) -> int:
+        return self._env_whole_number("SUBMIT_RATE_LIMIT", 20)
+
+    @default("submit_rate_window")
+    def _default_submit_rate_window(self) -> float:
+        return self._env_seconds("SUBMIT_RATE_WINDOW", 600.0)
 
     @default("reuse_runs")
     def _default_reuse_runs(self) -> int:
@@ -265,11 +304,19 @@ class ExecSettings(LoggingConfigurable):
                              f"got {proposal['value']!r}")
         return proposal["value"]
 
-    @validate("pool_size", "reuse_runs", "reuse_kept")
+    @validate("pool_size", "reuse_runs", "reuse_kept", "submit_rate_limit")
     def _valid_zero_or_more(self, proposal: Any) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be 0 (off) or more, "
                              f"got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("submit_rate_window")
+    def _valid_submit_rate_window(self, proposal: Any) -> float:
+        # A window of forever would keep every submitter in memory for the server's lifetime.
+        if not 0 < proposal["value"] < float("inf"):
+            raise TraitError(f"{type(self).__name__}.submit_rate_window must be a positive, finite "
+                             f"number of seconds, got {proposal['value']!r}")
         return proposal["value"]
 
     @validate("reap_interval")
@@ -310,8 +357,9 @@ class ExecSettings(LoggingConfigurable):
             default_limits=config.default_limits, max_limits=config.max_limits)
 
     def build_parts(self) -> dict[str, Any]:
-        """Builds the sandbox, cache, scheduler, registry, grader and request bounds (the one place
-        they are made) and returns them as the tornado settings the handlers read."""
+        """Builds the sandbox, cache, scheduler, registry, grader, request bounds and submission
+        limiter (the one place they are made) and returns them as the tornado settings the
+        handlers read."""
         config = self.sandbox_config()
         self.docker_sandbox = DockerSandbox(config)
         # Executions go through the cache; submissions always run fresh, so the grader gets the
@@ -329,6 +377,7 @@ class ExecSettings(LoggingConfigurable):
             SCHEDULER_KEY: self.scheduler,
             BOUNDS_KEY: self.request_bounds(config),
             EXERCISES_DIR_KEY: exercises,
+            SUBMIT_LIMITER_KEY: SubmissionRateLimiter(self.submit_rate_limit, self.submit_rate_window),
         }
 
     def start_background(self) -> None:

@@ -35,8 +35,13 @@ export function describeHttpError(
       return 'Sandbox unavailable: Docker is not running' +
         (serverMessage ? ` (${serverMessage})` : '');
     case 429: {
-      const wait = retryAfter ? ` Try again in ${retryAfter} s.` : ' Try again in a moment.';
-      return `Too many runs at once: ${serverMessage || 'wait for your other runs to finish'}.${wait}`;
+      // The server says which limit was hit (runs at once, or submissions of this exercise) and
+      // when to try again, the same wait as its Retry-After; a proxy's 429 has only the header.
+      if (serverMessage) {
+        return serverMessage;
+      }
+      const wait = retryAfter ? `try again in ${retryAfter} s` : 'try again in a moment';
+      return `Too many requests: ${wait}.`;
     }
     case 403:
       return 'Not allowed: your session may have expired; reload the page and log in again.';

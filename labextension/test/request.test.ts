@@ -49,16 +49,43 @@ test('503 reads "Sandbox unavailable: Docker is not running"', async () => {
   });
 });
 
-test('429 keeps the server message and says when to retry', async () => {
+test('429 shows the server message, which says which limit and when', async () => {
   const { settings } = fakeServer(() =>
-    json(429, { message: 'you already have 2 run(s) in progress; wait for one to finish' }, { 'Retry-After': '3' })
+    json(429, { message: 'you already have 2 run(s) in progress; wait for one to finish' }, { 'Retry-After': '1' })
   );
   await assert.rejects(requestAPI('execute', { method: 'POST', body: '{}' }, settings), (error: unknown) => {
     assert.ok(error instanceof SandboxRequestError);
     assert.equal(error.status, 429);
-    assert.equal(error.retryAfter, '3');
-    assert.match(error.message, /you already have 2 run\(s\) in progress/);
-    assert.match(error.message, /Try again in 3 s/);
+    assert.equal(error.retryAfter, '1');
+    assert.equal(error.message, 'you already have 2 run(s) in progress; wait for one to finish');
+    return true;
+  });
+});
+
+test('429 of the submission limit shows the wait the server names, not one of its own', async () => {
+  const message = "you can submit 'strings-palindrome' again in 42 s (at most 5 submissions per 10 min)";
+  const { settings } = fakeServer(() =>
+    json(429, { message, reason: 'Too Many Requests' }, { 'Retry-After': '42' })
+  );
+  await assert.rejects(
+    requestAPI('exercises/strings-palindrome/submit', { method: 'POST', body: '{}' }, settings),
+    (error: unknown) => {
+      assert.ok(error instanceof SandboxRequestError);
+      assert.equal(error.retryAfter, '42');
+      assert.equal(error.message, message);
+      assert.doesNotMatch(error.message, /runs at once/i);
+      return true;
+    }
+  );
+});
+
+test('429 without a server message (a proxy) says when from Retry-After', async () => {
+  const { settings } = fakeServer(() =>
+    new Response('<html>slow down</html>', { status: 429, headers: { 'Retry-After': '7' } })
+  );
+  await assert.rejects(requestAPI('execute', { method: 'POST', body: '{}' }, settings), (error: unknown) => {
+    assert.ok(error instanceof SandboxRequestError);
+    assert.equal(error.message, 'Too many requests: try again in 7 s.');
     return true;
   });
 });

@@ -39,6 +39,19 @@ def test_validate_passes_a_good_exercise_and_shows_failing_tests_of_a_bad_one(
     assert str(bad) in out
 
 
+@pytest.mark.docker
+def test_validate_is_not_held_by_the_submission_limit(tmp_path, capsys, executor_image, no_leaks,
+                                                      monkeypatch):
+    """Instructors check exercises as often as they like: the limit is the submit route's."""
+    monkeypatch.setenv("DOCKER_EXECUTOR_IMAGE", executor_image)
+    monkeypatch.setenv("DOCKER_EXECUTOR_OWNER", TEST_OWNER)
+    monkeypatch.setenv("DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT", "1")
+    good = write_notebook(tmp_path / "good.ipynb", exercise_notebook("good"))
+    for _ in range(3):
+        assert main(["validate", str(good)]) == 0
+        assert "the reference solution passes 3/3 tests" in capsys.readouterr().out
+
+
 def test_validate_schema_only_names_the_problem(tmp_path, capsys):
     write_notebook(tmp_path / "a.ipynb", exercise_notebook("same"))
     write_notebook(tmp_path / "b.ipynb", exercise_notebook("same"))

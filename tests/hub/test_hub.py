@@ -34,6 +34,8 @@ SERVICE = "exec"
 ADMIN_TOKEN = "pytest-hub-admin-token-0123456789"
 USERS = ("alice", "bob")
 SOLUTION = "def add(a, b):\n    return a + b\n"
+#: Graded submissions per user and exercise per hour on the service.
+SUBMIT_LIMIT = 4
 
 
 def _free_port() -> int:
@@ -120,6 +122,10 @@ c.ExecServiceApp.pool_size = 0
 # Containers kept for a user's next run go soon after the test's last run; each test checks for leaks.
 c.ExecServiceApp.reuse_idle = 2.0
 c.ExecServiceApp.reap_interval = 0.0
+# Low enough for the limit test to reach, high enough for the other tests' submissions of 'add'
+# (at most 3 per user); the limit test adapts to what bob already used.
+c.ExecServiceApp.submit_rate_limit = {submit_limit}
+c.ExecServiceApp.submit_rate_window = 3600.0
 '''
 
 
@@ -221,7 +227,7 @@ def hub(executor_image: str):
     }))
     (root / "exec_service_config.py").write_text(SERVICE_CONFIG.format(
         image=executor_image, owner=TEST_OWNER, exercises=str(exercises),
-        db=str(root / "submissions.sqlite")))
+        db=str(root / "submissions.sqlite"), submit_limit=SUBMIT_LIMIT))
     port, service_port = _free_port(), _free_port()
     settings = {
         "port": port, "hub_port": _free_port(), "proxy_api_port": _free_port(),
@@ -423,6 +429,42 @@ def test_a_users_server_has_no_access_to_the_docker_socket(hub: Hub) -> None:
          "s.connect('/var/run/docker.sock')"], user=65534, group=65534, extra_groups=[],
         capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe.stderr
+
+
+def test_the_submission_limit_reaches_the_student_through_their_server(hub: Hub, no_leaks) -> None:
+    """The service counts bob's submissions of 'add' (whatever earlier tests used); the one over
+    the limit comes back through his server in remote mode as 429 with Retry-After and the
+    service's message, to a plain HTTP client and to the kernel's client alike."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from jupyter_exec_ext.kernel.client import ExecClient, RateLimitedError
+
+    answers = []
+    for _ in range(SUBMIT_LIMIT + 1):
+        answers.append(hub.user_api("bob", "POST", "exercises/add/submit", {"code": SOLUTION}))
+        if answers[-1].status_code != 200:
+            break
+    refused = answers[-1]
+    assert refused.status_code == 429, refused.text
+    assert all(a.status_code == 200 and a.json()["score"] == 4 for a in answers[:-1])
+    retry = int(refused.headers["Retry-After"])
+    assert 1 <= retry <= 3600
+    message = refused.json()["message"]
+    assert message.startswith("you can submit 'add' again in "), message
+    assert message.endswith(f"(at most {SUBMIT_LIMIT} submissions per 1 h)")
+
+    client = ExecClient(f"{hub.url}/user/bob/api/exec/v1/", hub.tokens["bob"])
+    with pytest.raises(RateLimitedError) as caught:
+        client.submit("add", SOLUTION, exercise={"grading_time_limit": 40})
+    assert str(caught.value).startswith("you can submit 'add' again in ")
+    assert 1 <= caught.value.retry_after_s <= retry
+
+    scraped = hub.service_api("GET", "metrics", ADMIN_TOKEN)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    assert samples[("exec_submissions_rate_limited_total", (("exercise", "add"),))] >= 2
+    status = hub.user_api("bob", "GET", "docker/status").json()
+    assert status["submissions"]["limit"] == SUBMIT_LIMIT and status["submissions"]["refused"] >= 2
 
 
 def test_the_service_keeps_the_submission_records_across_a_restart(hub: Hub, no_leaks) -> None:

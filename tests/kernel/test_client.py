@@ -3,6 +3,8 @@ environment, and every error mapped to a readable exception."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from jupyter_exec_ext.kernel.client import (
     ExecClient,
     ExerciseNotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
     RequestTimeoutError,
     SandboxUnavailableError,
     ServerNotFoundError,
@@ -103,3 +106,32 @@ def test_docker_down_is_sandbox_unavailable(docker_down_server: LiveServer) -> N
         client.execute("print(1)")
     assert str(caught.value) == "Sandbox unavailable: Docker is not running"
     assert caught.value.status == 503
+
+
+class _ProxyRateLimit(BaseHTTPRequestHandler):
+    """A proxy in front of the server that answers 429 with a page of its own, no JSON."""
+
+    def do_POST(self) -> None:
+        self.send_response(429)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Retry-After", "3")
+        self.end_headers()
+        self.wfile.write(b"<html><body>slow down</body></html>")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_429_without_the_servers_message_still_says_when() -> None:
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyRateLimit)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = ExecClient(f"http://127.0.0.1:{proxy.server_port}/api/exec/v1/")
+        with pytest.raises(RateLimitedError) as refused:
+            client.submit("add", "x = 1", exercise={"grading_time_limit": 5})
+        assert str(refused.value) == "too many requests; try again in 3 s"
+        assert refused.value.retry_after_s == 3.0
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

@@ -3,15 +3,17 @@ busy state while a request is in flight, and errors shown as messages."""
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from jupyter_exec_ext.kernel.client import ExecClient, ExerciseNotFoundError
+from jupyter_exec_ext.kernel.client import ExecClient, ExerciseNotFoundError, RateLimitedError
 from jupyter_exec_ext.kernel.widget import BUSY_RUN, BUSY_SUBMIT, ExerciseWidget
-from .conftest import LiveServer
+from jupyter_exec_ext.server.ratelimit import describe_seconds
+from .conftest import LiveServer, start_server
 from .test_magics import PALINDROME, role_source
 
 pytestmark = pytest.mark.docker
@@ -104,7 +106,7 @@ def test_rate_limit_shows_a_message(widget: ExerciseWidget, live_server: LiveSer
             assert time.monotonic() < deadline, "the first run never started"
             time.sleep(0.05)
         widget.on_run()
-        assert "too many runs at once: you already have 1 run(s) in progress" in widget.output.value
+        assert "you already have 1 run(s) in progress; wait for one to finish" in widget.output.value
     finally:
         blocker.join(timeout=60)
     assert first["status"] == "timeout"
@@ -115,3 +117,29 @@ def test_no_answer_shows_a_timeout_message(widget: ExerciseWidget, silent_url: s
     widget.on_run()  # the exercise's 5 s limit minus 4.5 s: the wait ends after half a second
     assert "did not answer POST execute within 0.5 s" in widget.output.value
     assert not widget.submit_button.disabled
+
+
+def test_a_submission_over_the_limit_shows_the_servers_message(tmp_path, executor_image, no_leaks) -> None:
+    """The server admits one submission of an exercise per user per hour: the client raises the
+    server's words and wait, and the widget shows them, not a message of its own."""
+    server = start_server(tmp_path, executor_image, submit_rate_limit=1, submit_rate_window=3600.0)
+    try:
+        client = ExecClient(server.api, server.token)
+        widget = ExerciseWidget("strings-palindrome", client=client)
+        widget.code.value = SOLUTION
+        widget.on_submit()
+        assert "7 / 7" in widget.score.value, widget.output.value
+        with pytest.raises(RateLimitedError) as refused:
+            client.submit("strings-palindrome", SOLUTION)
+        wait = refused.value.retry_after_s
+        assert wait is not None and 1 <= wait <= 3600
+        message = (f"you can submit 'strings-palindrome' again in {describe_seconds(wait)} "
+                   "(at most 1 submission per 1 h)")
+        assert str(refused.value) == message and refused.value.status == 429
+        widget.on_submit()  # a moment later: the wait may be a second shorter
+        shown = widget.output.value
+        assert html.escape("you can submit 'strings-palindrome' again in ") in shown, shown
+        assert "(at most 1 submission per 1 h)" in shown
+        assert "7 / 7" in widget.score.value  # the last graded score stays
+    finally:
+        server.stop()

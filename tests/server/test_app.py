@@ -74,6 +74,9 @@ def test_a_default_above_the_maximum_is_lowered(caplog) -> None:
     ({"reuse_kept": -2}, "ExecExtApp.reuse_kept must be 0 \\(off\\) or more"),
     ({"reuse_idle": 0.0}, "ExecExtApp.reuse_idle must be positive"),
     ({"cache_ttl": -1.0}, "ExecExtApp.cache_ttl must be positive"),
+    ({"submit_rate_limit": -1}, "ExecExtApp.submit_rate_limit must be 0 \\(off\\) or more"),
+    ({"submit_rate_window": 0.0}, "ExecExtApp.submit_rate_window must be a positive, finite number"),
+    ({"submit_rate_window": float("inf")}, "ExecExtApp.submit_rate_window must be a positive, finite"),
 ])
 def test_bad_trait_values_are_refused_naming_the_trait(traits: dict, words: str) -> None:
     with pytest.raises((TraitError, ValueError), match=words):
@@ -84,6 +87,36 @@ def test_a_bad_environment_variable_is_named(monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_EXECUTOR_TIME_LIMIT", "soon")
     with pytest.raises(TraitError, match="DOCKER_EXECUTOR_TIME_LIMIT"):
         ExecExtApp().time_limit
+
+
+def test_the_submission_limit_is_on_by_default() -> None:
+    app = ExecExtApp()
+    assert (app.submit_rate_limit, app.submit_rate_window) == (20, 600.0)
+
+
+def test_the_submission_limit_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT", "5")
+    monkeypatch.setenv("DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW", "3600")
+    app = ExecExtApp()
+    assert (app.submit_rate_limit, app.submit_rate_window) == (5, 3600.0)
+    monkeypatch.setenv("DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT", "0")
+    assert ExecExtApp().submit_rate_limit == 0  # off
+    app = ExecExtApp(config=Config({"ExecExtApp": {"submit_rate_limit": 3}}))
+    assert app.submit_rate_limit == 3  # config wins
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("SUBMIT_RATE_LIMIT", "-1", "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT must be a whole number, got '-1'"),
+    ("SUBMIT_RATE_LIMIT", "five", "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT must be a whole number, got 'five'"),
+    ("SUBMIT_RATE_WINDOW", "10min", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number of "
+                                    "seconds above 0, got '10min'"),
+    ("SUBMIT_RATE_WINDOW", "0", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number"),
+    ("SUBMIT_RATE_WINDOW", "inf", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number"),
+])
+def test_a_bad_submission_limit_variable_is_named(monkeypatch, name, value, words) -> None:
+    monkeypatch.setenv(f"DOCKER_EXECUTOR_{name}", value)
+    with pytest.raises(TraitError, match=re.escape(words)):
+        getattr(ExecExtApp(), name.lower())
 
 
 @pytest.fixture

@@ -52,6 +52,15 @@ def test_health_is_the_only_route_open_without_a_token() -> None:
     assert open_routes == {"/health"}
 
 
+def test_submit_describes_its_429_with_a_retry_after_header() -> None:
+    document = spec()
+    ref = document["paths"]["/exercises/{exercise_id}/submit"]["post"]["responses"]["429"]["$ref"]
+    answer = document["components"]["responses"][ref.rsplit("/", 1)[1]]
+    header = answer["headers"]["Retry-After"]
+    assert header["required"] is True and header["schema"] == {"type": "integer", "minimum": 1}
+    assert "submit_rate_limit" in answer["description"]
+
+
 @pytest.fixture
 def live_server(tmp_path: Path, executor_image: str, no_leaks):
     """A real ``jupyter server`` process with the extension, a token and a non-default base_url."""

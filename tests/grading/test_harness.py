@@ -1,0 +1,171 @@
+"""The trusted harness against the real engine: what a test's code can do with the student's program
+(call functions, use objects of their classes, catch their exceptions, print) now that it runs in
+a process of its own, and what it sees of the program's output."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyter_exec_ext.sandbox import Check, CheckOutcome, ExecutionRequest
+
+pytestmark = pytest.mark.docker
+
+PROGRAM = '''
+import math
+from collections import Counter, namedtuple
+
+class AgeError(ValueError):
+    pass
+
+def parse_age(x):
+    if x < 0:
+        raise AgeError(f"bad age {x}")
+    return x
+
+def divide(a, b):
+    return a / b
+
+def squares(n):
+    for i in range(n):
+        yield i * i
+
+def sort_in_place(xs):
+    xs.sort()
+    return xs
+
+def shout(text):
+    print(text.upper())
+    return len(text)
+
+def word_counts(text):
+    return Counter(text.split())
+
+Point = namedtuple("Point", "x y")
+
+class Stack:
+    def __init__(self):
+        self.items = []
+    def push(self, x):
+        self.items.append(x)
+    def pop(self):
+        return self.items.pop()
+    def __len__(self):
+        return len(self.items)
+    def __str__(self):
+        return f"Stack{self.items}"
+
+class Money:
+    def __init__(self, cents):
+        self.cents = cents
+    def __eq__(self, other):
+        return True
+    def __sub__(self, other):
+        return self
+    def __abs__(self):
+        return 0
+
+LIMIT = 150
+print("the program ran")
+'''
+
+CASES = {
+    "exception class of the program": (
+        "try:\n    parse_age(-1)\nexcept AgeError as e:\n    print('caught', e, isinstance(e, ValueError))\n",
+        "completed", "caught bad age -1 True\n"),
+    "builtin exception": (
+        "try:\n    divide(1, 0)\nexcept ZeroDivisionError as e:\n    print('caught', e)\n",
+        "completed", "caught division by zero\n"),
+    "generator": ("print(list(squares(4)), sum(squares(3)))\n", "completed", "[0, 1, 4, 9] 5\n"),
+    "argument changed in place": ("nums = [3, 1, 2]\nr = sort_in_place(nums)\nprint(nums, r is nums)\n",
+                                  "completed", "[1, 2, 3] True\n"),
+    "the program's own output": ("n = shout('hi')\nprint(n)\n", "completed", "HI\n2\n"),
+    "standard library values": ("print(word_counts('a b a') == {'a': 2, 'b': 1}, type(word_counts('')))\n",
+                                "completed", "True <class 'dict'>\n"),
+    "object of the program's class": (
+        "s = Stack()\ns.push(1)\ns.push(2)\nprint(s.pop(), len(s), s, isinstance(s, Stack), type(s) is Stack)\n",
+        "completed", "2 1 Stack[1] True True\n"),
+    "plain data of the program": ("print(LIMIT, math.sqrt(16))\n", "completed", "150 4.0\n"),
+    "namedtuple of the program": ("p = Point(1, 2)\nprint(p.x + p.y, p)\n", "completed", "3 Point(x=1, y=2)\n"),
+    "the program's __eq__ never decides": ("m = Money(5)\nprint(m == Money(5), m == m)\n",
+                                           "completed", "False True\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def ran(executor_image):
+    from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
+
+    from ..conftest import TEST_OWNER
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    try:
+        result = box.run(ExecutionRequest(code=PROGRAM, checks=tuple(
+            Check(code, timeout_s=5) for code, _, _ in CASES.values())))
+    finally:
+        box.close()
+    return result
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_what_a_test_can_do_with_the_program(ran, name):
+    index = list(CASES).index(name)
+    check = ran.checks[index]
+    _, outcome, stdout = CASES[name]
+    assert (check.outcome.value, check.stdout) == (outcome, stdout), check
+
+
+def test_the_program_runs_once_for_the_answer_and_its_output_is_not_a_tests(ran):
+    assert ran.status.value == "ok"
+    assert ran.stdout == "the program ran\n"
+    assert all("the program ran" not in c.stdout for c in ran.checks)
+
+
+def run_checks(sandbox, program, *checks):
+    return sandbox.run(ExecutionRequest(code=program, checks=tuple(Check(c, timeout_s=5) for c in checks)))
+
+
+def test_an_error_in_the_program_shows_its_line_not_the_harness(sandbox):
+    result = run_checks(sandbox, "def f(x):\n    return x[10]\n", "f([1, 2])\n")
+    check = result.checks[0]
+    assert check.outcome is CheckOutcome.RAISED
+    text = check.error["traceback"]
+    assert 'File "test", line 1' in text and 'File "main.py", line 2, in f' in text
+    assert text.rstrip().endswith("IndexError: list index out of range")
+    assert "harness" not in text and "student.py" not in text and "/opt/" not in text
+
+
+def test_operators_on_the_programs_objects_are_refused_with_a_message(sandbox):
+    result = run_checks(sandbox, "class Money:\n    def __sub__(self, o):\n        return 0\n",
+                        "abs(Money() - 2) < 1e-9\n")
+    check = result.checks[0]
+    assert check.outcome is CheckOutcome.RAISED
+    assert check.error["type"] == "TypeError"
+
+
+def test_sys_exit_in_a_call_ends_the_test_and_except_cannot_hide_it(sandbox):
+    result = run_checks(sandbox, "import sys\ndef f():\n    sys.exit(0)\ndef g():\n    return 1\n",
+                        "try:\n    f()\nexcept BaseException:\n    pass\nprint('went on')\n",
+                        "try:\n    f()\nexcept BaseException:\n    pass\nprint(g())\n")
+    # Whatever the test's code catches, a test whose program ended is not completed, and the
+    # program is not asked anything more in it.
+    assert [c.outcome for c in result.checks] == [CheckOutcome.EXITED, CheckOutcome.EXITED]
+    assert result.checks[1].stdout == ""
+
+
+def test_a_name_the_program_does_not_define_is_a_name_error(sandbox):
+    result = run_checks(sandbox, "x = 1\n", "print(y)\n")
+    assert result.checks[0].error["type"] == "NameError"
+    assert "name 'y' is not defined" in result.checks[0].error["message"]
+
+
+def test_builtins_in_a_test_are_the_real_ones_whatever_the_program_defines(sandbox):
+    program = "def sorted(x):\n    return [42]\ndef print(*a, **k):\n    pass\nlen = lambda x: 7\n"
+    result = run_checks(sandbox, program, "print(sorted([2, 1]), len('ab'))\n")
+    assert result.checks[0].stdout == "[1, 2] 2\n"
+
+
+def test_a_test_that_runs_out_of_time_does_not_stop_the_next(sandbox):
+    program = "def spin():\n    while True:\n        pass\ndef ok():\n    return 1\n"
+    result = sandbox.run(ExecutionRequest(code=program, checks=(
+        Check("spin()", timeout_s=1), Check("print(ok())", timeout_s=5))))
+    assert [c.outcome for c in result.checks] == [CheckOutcome.TIMEOUT, CheckOutcome.COMPLETED]
+    assert result.checks[1].stdout == "1\n"
