@@ -100,8 +100,10 @@ MAIN_TESTS = [
      "test_code": "import json\nprint(json.dumps(count_words('a b a'), sort_keys=True))"},
     {"name": "shout world", "test_code": "print(shout('world'))", "expected_output": "WORLD!"},
 ]
+# No test here loops on purpose, so a generous timeout costs nothing; a short one would let an
+# attack that is merely slow on a loaded machine (a harness import, a tracer) pass for contained.
 for _t in MAIN_TESTS:
-    _t["timeout"] = 2
+    _t["timeout"] = 5
 
 RIGHT = """\
 def shout(s):
@@ -536,14 +538,18 @@ def _result(name, arg, wrong):
 ATTACKS["settrace, setprofile and threading.settrace"] = attack(r'''
 import dis, threading
 
+_asserts = {}
+
 def _assert_lines(code):
-    lines, current = set(), None
-    for ins in dis.get_instructions(code):
-        if ins.starts_line is not None:
-            current = ins.starts_line
-        if ins.opname in ("LOAD_ASSERTION_ERROR", "RAISE_VARARGS"):
-            lines.add(current)
-    return lines
+    if id(code) not in _asserts:
+        lines, current = set(), None
+        for ins in dis.get_instructions(code):
+            if ins.starts_line is not None:
+                current = ins.starts_line
+            if ins.opname in ("LOAD_ASSERTION_ERROR", "RAISE_VARARGS"):
+                lines.add(current)
+        _asserts[id(code)] = lines
+    return _asserts[id(code)]
 
 def _code_lines(code):
     return sorted({l for _, _, l in code.co_lines() if l is not None})
@@ -558,25 +564,31 @@ def _steal(frame):
         _forge(tokens)
         os._exit(0)
 
+_seen_codes = set()
+
 def _tracer(frame, event, arg):
     code = frame.f_code
     if code.co_filename == __file__:
         return None
-    _stash("trace", (event, code.co_filename, code.co_name, code.co_consts))
-    if event == "line":
-        if frame.f_lineno in _assert_lines(code):
-            later = [l for l in _code_lines(code) if l > frame.f_lineno]
-            if later:
-                try:
-                    frame.f_lineno = later[0]
-                except ValueError:
-                    pass
+    if id(code) not in _seen_codes:
+        _seen_codes.add(id(code))
+        _stash("trace", (event, code.co_filename, code.co_name, code.co_consts))
+    if event == "call":
         _steal(frame)
+    if event == "line" and frame.f_lineno in _assert_lines(code):
+        later = [l for l in _code_lines(code) if l > frame.f_lineno]
+        if later:
+            try:
+                frame.f_lineno = later[0]
+            except ValueError:
+                pass
     return _tracer
 
 def _profiler(frame, event, arg):
-    if frame.f_code.co_filename != __file__:
-        _stash("profile", (event, frame.f_code.co_filename, frame.f_code.co_consts))
+    code = frame.f_code
+    if code.co_filename != __file__ and ("p", id(code)) not in _seen_codes:
+        _seen_codes.add(("p", id(code)))
+        _stash("profile", (event, code.co_filename, code.co_consts))
 
 sys.settrace(_tracer)
 threading.settrace(_tracer)
