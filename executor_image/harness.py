@@ -30,8 +30,14 @@ import wire
 
 TEST_FILENAME = "test"
 OUTPUT_LIMIT = 64 * 1024
-#: Modules the test may get in place of the student's copy: the standard library's own.
-_NOT_IMPORTED = {"this", "antigravity", "idlelib", "turtledemo", "tkinter", "turtle"}
+#: Standard modules the harness imports itself when the program hands it one of these (its own
+#: copy replaces the program's, which the program may have patched). Importing runs code, so only
+#: modules whose import does nothing but define names: never a name the program chose.
+_OWN_MODULES = frozenset({
+    "array", "bisect", "calendar", "cmath", "collections", "copy", "dataclasses", "datetime",
+    "decimal", "enum", "fractions", "functools", "heapq", "itertools", "json", "math", "numbers",
+    "operator", "random", "re", "statistics", "string", "textwrap", "time", "types", "typing",
+})
 _MAX_BASES_DEPTH = 50
 
 
@@ -336,7 +342,8 @@ class Connection:
 
     def resolve(self, data):
         if "$type" in data:
-            value = getattr(builtins, str(data["$type"])[:100], None)
+            name = data["$type"]
+            value = getattr(builtins, name, None) if type(name) is str and not name.startswith("_") else None
             if not isinstance(value, type):
                 raise wire.WireError("unknown builtin type")
             return value
@@ -368,10 +375,13 @@ class Connection:
         return proxy
 
     def own_module(self, name):
-        """The harness's own copy of a standard-library module the student's code imported."""
-        if type(name) is not str or not name or name.split(".")[0] in _NOT_IMPORTED:
-            return None
-        if name.split(".")[0] not in sys.stdlib_module_names:
+        """The harness's own copy of a standard module the student's code imported: one it has
+        loaded already, or one of _OWN_MODULES; None for any other (it stays a proxy)."""
+        if type(name) is not str or name.split(".")[0] not in sys.stdlib_module_names:
+            return None  # the harness's own modules (runner, wire …) are not the standard library
+        if name in sys.modules and not name.endswith(".__main__"):
+            return sys.modules[name]
+        if name not in _OWN_MODULES:
             return None
         try:
             return importlib.import_module(name)
@@ -430,6 +440,11 @@ class Connection:
                 # SystemExit, KeyboardInterrupt … end the test, as they would have ended the code.
                 self.fail(StudentGone("the student's code ended the test (%s)" % cls.__name__))
             self.fail(ProtocolBroken("the student's process raised something that is not an exception"))
+        if issubclass(cls, (StopIteration, StopAsyncIteration)):
+            # Raised into the test as it is, it would quietly end the test's own loop, map() or
+            # generator (all() of nothing is True): as for generators (PEP 479), it is an error.
+            cls = RuntimeError
+            data = dict(data, args=None, message="the code raised StopIteration")
         message = data.get("message") if type(data.get("message")) is str else ""
         error = None
         if data.get("args") is not None:
@@ -444,6 +459,14 @@ class Connection:
                 error = cls(message)
             except Exception:
                 error = Exception(message)
+        attrs = self.decode(data["attrs"]) if data.get("attrs") is not None else {}
+        if type(attrs) is dict:
+            for key, value in list(attrs.items())[:50]:
+                if type(key) is str and key.isidentifier() and not key.startswith("__"):
+                    try:
+                        setattr(error, key, value)  # the exception's own attributes (e.age …)
+                    except (AttributeError, TypeError):
+                        pass
         tb = data.get("tb")
         error.__student_traceback__ = tb if type(tb) is str else ""
         return error

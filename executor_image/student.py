@@ -314,8 +314,13 @@ class Server:
         except BaseException:
             args = None
         try:
+            attrs = self.encoder().encode({k: v for k, v in vars(error).items()
+                                           if isinstance(k, str) and not k.startswith("__")})
+        except BaseException:
+            attrs = None
+        try:
             cls = self.class_ref(type(error))
         except BaseException:
             cls = {"$type": "Exception"}
-        return {"raise": {"c": cls, "args": args, "message": message,
+        return {"raise": {"c": cls, "args": args, "attrs": attrs, "message": message,
                           "tb": "".join(traceback.format_list(frames))[-8000:]}}

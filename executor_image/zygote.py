@@ -1,11 +1,12 @@
 """The student zygote: starts every process of the student's code, and stops them all again.
 
-A program of its own (``python3 -I -B zygote.py FD``, started by the runner as uid 0), so that the
-processes it forks are copies of a small interpreter that never ran student code and never saw a
-test: forking a smaller process is cheaper, and there is nothing in it to find. Each fork drops to
-the student's uid before it runs anything; between a job's tests this zygote kills every process
-of that uid and empties every place it could write. It talks to the runner over FD (a
-SOCK_SEQPACKET socket): requests with descriptors in, replies and exit notices out.
+Forked by the runner (uid 0) before it loads anything else or reads a job, so the processes it
+forks are copies of a small interpreter that never ran student code and never saw a test: a
+smaller process forks faster, and there is nothing in it to find. Each fork drops to the student's
+uid before it runs anything; between a job's tests this zygote kills every process of that uid and
+empties every place it could write. It talks to the runner over a SOCK_SEQPACKET socket:
+requests with descriptors in, replies and exit notices out. Also home of the helpers both zygotes
+use (dropping privileges, their request loop).
 """
 
 import ctypes
@@ -417,11 +418,3 @@ def student_process(fds):
     student.run_as_program(code_r, status_fd, rpc_fd)
     os._exit(0)
 
-
-def main():
-    sock = socket.socket(fileno=int(sys.argv[1]))
-    student_zygote_main(sock)
-
-
-if __name__ == "__main__":
-    main()
