@@ -7,9 +7,10 @@ service exists. Requests go out through tornado's AsyncHTTPClient and never bloc
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any, Optional
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
@@ -90,6 +91,36 @@ class RemoteService:
             raise _unreachable(f"the hub's proxy answered {response.code}")
         passed = {name: response.headers[name] for name in _PASSED_HEADERS if name in response.headers}
         return response.code, passed, response.body or b""
+
+
+def _is_loopback(host: Optional[str]) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_mismatch(service_url: str, hub_api_url: str) -> Optional[str]:
+    """A warning when the service URL is a loopback address but the hub is not: under
+    DockerSpawner or KubeSpawner that address is the user's own container, where no service runs.
+
+    Args:
+        service_url: where remote mode forwards (``service_url``).
+        hub_api_url: how this server reaches the hub (``JUPYTERHUB_API_URL``), empty off a hub.
+    """
+    service_host = urlsplit(service_url).hostname
+    hub_host = urlsplit(hub_api_url).hostname if hub_api_url else None
+    if _is_loopback(service_host) and hub_host and not _is_loopback(hub_host):
+        return (f"the executor service URL {service_url} is a loopback address, but this server "
+                f"reaches the hub at {hub_host}: if this server runs in a container of its own "
+                "(DockerSpawner, KubeSpawner), nothing answers there. Set JUPYTER_EXEC_SERVICE_URL "
+                "to the proxy's internal URL, e.g. http://<hub>:8000/services/exec/api/exec/v1/ "
+                "(docs/hub.md)")
+    return None
 
 
 class ForwardRoute(ExecAPIHandler):

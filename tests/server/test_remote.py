@@ -18,6 +18,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
 from jupyter_exec_ext.server.handlers import SANDBOX_KEY, SCHEDULER_KEY
+from jupyter_exec_ext.server.remote import loopback_mismatch
 
 
 def _closed_port() -> int:
@@ -130,3 +131,19 @@ async def test_submissions_through_the_users_server_are_their_own_only(jp_fetch)
     # Without a user it is forwarded (here to a service that is down).
     status, data = await submissions(limit="5")
     assert status == 503 and data["reason"] == "service_unreachable"
+
+
+@pytest.mark.parametrize("service_url, hub_api_url, warned", [
+    # DockerSpawner: the hub is another container; 127.0.0.1 is the user's own.
+    ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "http://jupyterhub:8081/hub/api", True),
+    ("http://localhost:8000/services/exec/api/exec/v1/", "http://10.0.0.2:8081/hub/api", True),
+    # LocalProcessSpawner: the same machine; and a proper internal name.
+    ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "http://127.0.0.1:8081/hub/api", False),
+    ("http://jupyterhub:8000/services/exec/api/exec/v1/", "http://jupyterhub:8081/hub/api", False),
+    ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "", False),
+])
+def test_a_loopback_service_url_on_a_hub_elsewhere_is_named(service_url, hub_api_url, warned) -> None:
+    warning = loopback_mismatch(service_url, hub_api_url)
+    assert (warning is not None) == warned
+    if warned:
+        assert "JUPYTER_EXEC_SERVICE_URL" in warning and service_url in warning
