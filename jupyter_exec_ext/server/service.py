@@ -141,6 +141,22 @@ def client_ip(peer: str, headers: Any, trusted: tuple[Network, ...]) -> str:
         return peer
 
 
+def readable_by_others(directory: Path) -> list[Path]:
+    """The directory and the notebooks in it that any user of the machine may read (o+r): under
+    LocalProcessSpawner students are such users, and these files hold the hidden tests and the
+    reference solutions."""
+    if not directory.is_dir():
+        return []
+    found = [directory] if directory.stat().st_mode & 0o004 else []
+    for path in sorted(directory.rglob("*.ipynb")):
+        try:
+            if path.stat().st_mode & 0o004:
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
 class OpenRequests:
     """Counts the requests being answered, so a stopping service can wait for their answers."""
 
@@ -422,6 +438,14 @@ class ExecServiceApp(ExecSettings, Application):
 
     def make_app(self) -> tornado.web.Application:
         """Builds the parts and the tornado application around them."""
+        if self.exercises_dir:
+            exposed = readable_by_others(Path(self.exercises_dir))
+            if exposed:
+                security_log.warning(
+                    "security: %d of the exercise files are readable by every user of this machine "
+                    "(e.g. %s): students could read hidden tests and solutions. Run "
+                    "`chmod -R o-rwx %s` (docs/hub.md, security checklist)", len(exposed),
+                    exposed[0], self.exercises_dir)
         parts = self.build_parts()
         self.store = SubmissionStore(Path(self.db_path))
         self.metrics = ExecMetrics(self.caching_sandbox)

@@ -4,6 +4,8 @@ the loop in ``tests/hub``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tornado.httputil import HTTPHeaders
 from traitlets import TraitError
@@ -14,6 +16,7 @@ from jupyter_exec_ext.server.service import (
     check_user_name,
     client_ip,
     parse_networks,
+    readable_by_others,
 )
 
 ACCESS = ServiceAccess(admin_users=frozenset({"dana"}), admin_groups=frozenset({"instructors"}),
@@ -81,3 +84,16 @@ def test_a_bad_grant_or_proxy_stops_the_service_naming_it(trait, value, message)
     with pytest.raises(TraitError) as refused:
         setattr(app, trait, value)
     assert message in str(refused.value) and f"ExecServiceApp.{trait}" in str(refused.value)
+
+
+def test_exercise_files_any_user_may_read_are_found(tmp_path: Path) -> None:
+    exercises = tmp_path / "exercises"
+    (exercises / "week1").mkdir(parents=True)
+    notebook = exercises / "week1" / "add.ipynb"
+    notebook.write_text("{}")
+    exercises.chmod(0o755)
+    notebook.chmod(0o644)
+    assert readable_by_others(exercises) == [exercises, notebook]
+    exercises.chmod(0o750)
+    notebook.chmod(0o640)
+    assert readable_by_others(exercises) == []
