@@ -55,13 +55,13 @@ def check_user_name(name: str, what: str) -> str:
     """Returns ``name`` if the service accepts it as a user name.
 
     Raises:
-        ValueError: it is empty, or holds a reserved character, a space or a control character;
-            the message names ``what`` and the character.
+        ValueError: it is empty, or holds a reserved character or a control character (a line
+            break would forge log lines); the message names ``what`` and the character.
     """
     if not name:
         raise ValueError(f"{what} is empty")
     for char in name:
-        if char in RESERVED_NAME_CHARACTERS or not char.isprintable() or char.isspace():
+        if char in RESERVED_NAME_CHARACTERS or not char.isprintable():
             raise ValueError(f"{what} {name!r} contains {char!r}, which the exec service reserves")
     return name
 
