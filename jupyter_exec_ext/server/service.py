@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -412,6 +411,13 @@ class ExecServiceApp(ExecSettings, Application):
                 check_user_name(name, "ExecServiceApp.admin_users: user")
             except ValueError as e:
                 raise TraitError(str(e)) from None
+        return proposal["value"]
+
+    @validate("stop_timeout")
+    def _valid_stop_timeout(self, proposal: Any) -> float:
+        if proposal["value"] < 0:
+            raise TraitError(f"ExecServiceApp.stop_timeout must be 0 (no wait) or more, got "
+                             f"{proposal['value']!r}")
         return proposal["value"]
 
     @validate("trusted_proxies")

@@ -78,6 +78,7 @@ def test_the_nearest_untrusted_hop_is_the_client() -> None:
 @pytest.mark.parametrize("trait, value, message", [
     ("trusted_proxies", ["10.0.0.0/8", "proxy.local"], "'proxy.local' is not an IP address"),
     ("admin_users", ["carol", "*"], "user '*' contains '*'"),
+    ("stop_timeout", -1.0, "must be 0 (no wait) or more, got -1.0"),
 ])
 def test_a_bad_grant_or_proxy_stops_the_service_naming_it(trait, value, message) -> None:
     app = ExecServiceApp()
