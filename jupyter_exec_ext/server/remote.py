@@ -78,9 +78,10 @@ class RemoteService:
         if response.code == 599:  # tornado's code for no HTTP answer: timeout or connection lost
             log.warning("executor service at %s: %s", self.url, response.error)
             if "timeout" in str(response.error).lower():
-                raise ServiceUnavailableError(
-                    "the executor service did not answer in time; try again later",
-                    status=504) from None
+                slow = ServiceUnavailableError(
+                    "the executor service did not answer in time; try again later", status=504)
+                slow.reason = "service_timeout"
+                raise slow from None
             raise _unreachable(str(response.error) or "no answer") from None
         content_type = response.headers.get("Content-Type", "")
         if response.code >= 500 and not content_type.startswith("application/json"):
