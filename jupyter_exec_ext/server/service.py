@@ -30,7 +30,15 @@ from traitlets.config import Application, catch_config_error
 
 from .. import __version__
 from .errors import ApiError
-from .handlers import METRICS_KEY, NAMESPACE, ExecRouteBase, HealthRoute, bind_routes
+from .handlers import (
+    BOUNDS_KEY,
+    METRICS_KEY,
+    NAMESPACE,
+    REGISTRY_KEY,
+    ExecRouteBase,
+    HealthRoute,
+    bind_routes,
+)
 from .metrics import CONTENT_TYPE, ExecMetrics
 from .settings import ExecSettings
 from .submissions import SubmissionStore
@@ -377,9 +385,11 @@ class ExecServiceApp(ExecSettings, Application):
                            "front of the service, whose X-Forwarded-For and X-Real-Ip are believed "
                            "for the client's address in logs; from anyone else these headers are "
                            "ignored. Default: none.").tag(config=True)
-    stop_timeout = Float(help="On SIGTERM, seconds to wait for runs in flight to finish before "
-                         "exiting. Default: max_time_limit + 30 (a run never outlives its time "
-                         "limit; the rest is container start and removal).").tag(config=True)
+    stop_timeout = Float(None, allow_none=True, help="On SIGTERM, seconds to wait for the "
+                         "requests in progress to finish before exiting. Default: the longest a "
+                         "request can run (max_time_limit for a run; for a submission, the longest "
+                         "exercise's time limit plus its tests' timeouts) plus 30 s for starting "
+                         "and removing containers.").tag(config=True)
 
     def _service_url(self):
         return urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
@@ -400,10 +410,6 @@ class ExecServiceApp(ExecSettings, Application):
     def _default_db_path(self) -> str:
         return os.environ.get("JUPYTER_EXEC_SERVICE_DB", "exec-submissions.sqlite")
 
-    @default("stop_timeout")
-    def _default_stop_timeout(self) -> float:
-        return self.max_time_limit + 30.0
-
     @validate("admin_users")
     def _valid_admin_users(self, proposal: Any) -> list[str]:
         for name in proposal["value"]:
@@ -414,8 +420,8 @@ class ExecServiceApp(ExecSettings, Application):
         return proposal["value"]
 
     @validate("stop_timeout")
-    def _valid_stop_timeout(self, proposal: Any) -> float:
-        if proposal["value"] < 0:
+    def _valid_stop_timeout(self, proposal: Any) -> Optional[float]:
+        if proposal["value"] is not None and proposal["value"] < 0:
             raise TraitError(f"ExecServiceApp.stop_timeout must be 0 (no wait) or more, got "
                              f"{proposal['value']!r}")
         return proposal["value"]
@@ -427,6 +433,24 @@ class ExecServiceApp(ExecSettings, Application):
         except ValueError as e:
             raise TraitError(str(e)) from None
         return proposal["value"]
+
+    def longest_request_s(self, settings: dict) -> float:
+        """The longest a request in progress can still run: a run's ``max_time_limit``, or the
+        grading of the slowest exercise (its time limit as clamped, then each test's timeout), plus
+        30 s for starting and removing containers. Reads notebooks: call it off the event loop."""
+        longest = self.max_time_limit
+        registry = settings.get(REGISTRY_KEY)
+        if registry is not None:
+            bounds = settings[BOUNDS_KEY]
+            try:
+                exercises = registry.list()
+            except Exception as e:  # an unreadable directory must not stop the shutdown
+                log.warning("could not read the exercises to bound the shutdown wait: %s", e)
+                exercises = []
+            for exercise in exercises:
+                limits, _ = exercise.resolved_limits(bounds.default_limits).clamped(bounds.max_limits)
+                longest = max(longest, limits.time_s + sum(t.timeout for t in exercise.tests))
+        return longest + 30.0
 
     def access(self) -> ServiceAccess:
         """The grants the configuration names."""
@@ -488,12 +512,15 @@ class ExecServiceApp(ExecSettings, Application):
         self.scheduler.stop_admitting()
         server.stop()
         open_requests: OpenRequests = app.settings[OPEN_REQUESTS_KEY]
+        wait_s = self.stop_timeout
+        if wait_s is None:
+            wait_s = await asyncio.get_running_loop().run_in_executor(
+                None, self.longest_request_s, app.settings)
         log.info("jupyter-exec-service stopping: no new runs; waiting up to %.0f s for %d "
-                 "request(s) in progress", self.stop_timeout, open_requests.count)
-        if not await open_requests.wait_until_none(self.stop_timeout):
+                 "request(s) in progress", wait_s, open_requests.count)
+        if not await open_requests.wait_until_none(wait_s):
             log.warning("%d request(s) still in progress after %.0f s; stopping anyway (the reaper "
-                        "of the next start removes their containers)", open_requests.count,
-                        self.stop_timeout)
+                        "of the next start removes their containers)", open_requests.count, wait_s)
         try:  # idle keep-alive connections; every answer has been written
             await asyncio.wait_for(server.close_all_connections(), timeout=5)
         except asyncio.TimeoutError:

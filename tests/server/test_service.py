@@ -10,6 +10,8 @@ import pytest
 from tornado.httputil import HTTPHeaders
 from traitlets import TraitError
 
+from jupyter_exec_ext.grading import ExerciseRegistry
+from jupyter_exec_ext.server.handlers import BOUNDS_KEY, REGISTRY_KEY
 from jupyter_exec_ext.server.service import (
     ExecServiceApp,
     ServiceAccess,
@@ -18,6 +20,8 @@ from jupyter_exec_ext.server.service import (
     parse_networks,
     readable_by_others,
 )
+
+from ..grading.notebooks import exercise_notebook, write_notebook
 
 ACCESS = ServiceAccess(admin_users=frozenset({"dana"}), admin_groups=frozenset({"instructors"}),
                        admin_services=frozenset({"gradebook"}),
@@ -98,3 +102,15 @@ def test_exercise_files_any_user_may_read_are_found(tmp_path: Path) -> None:
     exercises.chmod(0o750)
     notebook.chmod(0o640)
     assert readable_by_others(exercises) == []
+
+
+def test_a_stopping_service_waits_as_long_as_the_slowest_grading_can_take(tmp_path: Path) -> None:
+    app = ExecServiceApp(time_limit=10.0, max_time_limit=20.0)
+    tests = [{"name": f"t{i}", "test_code": "assert True", "timeout": 15} for i in range(3)]
+    write_notebook(tmp_path / "slow.ipynb", exercise_notebook("slow", tests=tests,
+                                                             limits={"time_limit": 60}))
+    settings = {BOUNDS_KEY: app.request_bounds(app.sandbox_config())}
+    assert app.longest_request_s(settings) == 20 + 30  # a run: max_time_limit
+    settings[REGISTRY_KEY] = ExerciseRegistry(tmp_path)
+    # The exercise asks for 60 s, clamped to 20, then three tests of 15 s each.
+    assert app.longest_request_s(settings) == 20 + 45 + 30
