@@ -45,7 +45,10 @@ REDIS_KEY_PREFIX = "jupyter-exec-ext:result:"
 REDIS_URL_ENV = ENV_PREFIX + "REDIS_URL"
 #: Environment variable with the key that authenticates cache entries.
 CACHE_SECRET_ENV = ENV_PREFIX + "CACHE_SECRET"
-#: Length of the hex HMAC-SHA256 in front of every stored value.
+#: Every stored value is ``<key id><HMAC-SHA256><value>``, the first two in hex. The key id (a
+#: one-way digest of the cache key) tells an entry signed with another key (an earlier start's, or
+#: another deployment's: a plain miss) from one that claims this key and fails (a forgery).
+_KEY_ID_HEX = 16
 _MAC_HEX = 64
 
 #: Modules whose use makes output change from run to run: randomness, clocks, process and host
@@ -512,8 +515,10 @@ class CachingSandbox:
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._counts_lock = threading.Lock()
-        self.hits = self.misses = self.bypassed = self.rejected = 0
+        self.hits = self.misses = self.bypassed = self.rejected = self.foreign = 0
         self._secret = self.cache_config.secret or os.urandom(32)
+        self._key_id = hashlib.sha256(b"jupyter-exec-ext cache key id\n" + self._secret
+                                      ).hexdigest()[:_KEY_ID_HEX].encode("ascii")
         if self.cache_config.redis_url and self.cache_config.secret is None:
             log.debug("result cache entries are signed with a key made at start-up; set a cache "
                      "secret to keep Redis entries across restarts")
@@ -584,13 +589,14 @@ class CachingSandbox:
     def cache_status(self) -> dict[str, Any]:
         """``enabled``, ``backend`` (``redis`` | ``memory``), ``hits`` (with requests that waited
         for an identical run in progress), ``misses``, ``bypassed``
-        (not looked up: ``use_cache`` off or non-deterministic code), ``rejected`` (entries whose
-        authentication failed: written by someone without the key, ignored), ``errors`` (failed
+        (not looked up: ``use_cache`` off or non-deterministic code), ``rejected`` (entries that
+        claim this cache's key and fail its check: written by someone without the key, ignored),
+        ``foreign`` (entries signed with another key, e.g. before a restart: misses), ``errors`` (failed
         Redis calls and unreadable entries), ``entries`` (memory backend only), ``max_entries``,
         ``ttl_s``, ``redis_url`` (password hidden), ``redis_error`` (while Redis is down)."""
         with self._counts_lock:
             counts = {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed,
-                      "rejected": self.rejected}
+                      "rejected": self.rejected, "foreign": self.foreign}
         return {"enabled": self.cache_config.enabled, **counts, **self.store.status()}
 
     def reap(self, *, everything: bool = False) -> list[str]:
@@ -645,12 +651,19 @@ class CachingSandbox:
                         hashlib.sha256).hexdigest().encode("ascii")
 
     def _seal(self, key: str, value: bytes) -> bytes:
-        return self._mac(key, value) + value
+        return self._key_id + self._mac(key, value) + value
 
     def _unseal(self, key: str, raw: bytes) -> Optional[bytes]:
-        """The value of an entry this process's key signed, else None (counted and logged)."""
-        mac, value = raw[:_MAC_HEX], raw[_MAC_HEX:]
-        if len(raw) > _MAC_HEX and hmac.compare_digest(mac, self._mac(key, value)):
+        """The value of an entry this process's key signed, else None. An entry of another key
+        counts as ``foreign``; one that claims this key and fails the check as ``rejected``
+        (someone without the key wrote it), logged as a security event."""
+        head = _KEY_ID_HEX + _MAC_HEX
+        if raw[:_KEY_ID_HEX] != self._key_id:
+            self._count("foreign")
+            log.debug("result cache entry %s… was signed with another key: a miss", key[:12])
+            return None
+        mac, value = raw[_KEY_ID_HEX:head], raw[head:]
+        if len(raw) > head and hmac.compare_digest(mac, self._mac(key, value)):
             return value
         self._count("rejected")
         security_log.warning("security: ignored a result cache entry %s… that fails its "

@@ -31,8 +31,8 @@ class _PartsCollector:
         hits.add_metric([], cache["hits"])
         misses = CounterMetricFamily("exec_cache_misses", "Cache look-ups that found nothing")
         misses.add_metric([], cache["misses"])
-        rejected = CounterMetricFamily("exec_cache_rejected", "Cache entries ignored because their "
-                                       "authentication failed (written without the cache's key)")
+        rejected = CounterMetricFamily("exec_cache_rejected", "Cache entries ignored because they "
+                                       "claim the cache's key and fail its check (forged)")
         rejected.add_metric([], cache["rejected"])
         created = CounterMetricFamily("exec_containers_created", "Sandbox containers created")
         created.add_metric([], docker_sandbox.containers_created)

@@ -407,8 +407,8 @@ def test_second_run_is_a_hit_from_redis(make_cache, counting_sandbox, redis_serv
     assert replace(second, cached=False) == first
     assert len(our_keys(redis_server)) == 1
 
-    # A damaged entry fails its authentication: a miss, never a wrong answer; the fresh result
-    # replaces it.
+    # A damaged entry (no key id of this cache) is a miss, never a wrong answer; the fresh
+    # result replaces it.
     direct = redis_server.client()
     direct.set(our_keys(redis_server)[0], b"{not json")
     third = cache.run(request(SQUARES, stdin="4"))
@@ -422,9 +422,9 @@ def test_second_run_is_a_hit_from_redis(make_cache, counting_sandbox, redis_serv
 
     status = cache.status()
     assert status["reachable"] is True and status["image_id"].startswith("sha256:")
-    assert {k: status["cache"][k] for k in ("backend", "hits", "misses", "bypassed", "rejected",
+    assert {k: status["cache"][k] for k in ("backend", "hits", "misses", "bypassed", "foreign",
                                             "errors")} == {
-        "backend": "redis", "hits": 2, "misses": 2, "bypassed": 1, "rejected": 1, "errors": 0}
+        "backend": "redis", "hits": 2, "misses": 2, "bypassed": 1, "foreign": 1, "errors": 0}
 
 
 FORGED = b'{"status": "ok", "stdout": "POISONED by another kernel\\n", "stderr": "", "exit_code": 0}'
@@ -450,15 +450,18 @@ def test_an_entry_written_without_the_key_is_never_served(make_cache, counting_s
     (key,) = client.scan_iter(match=REDIS_KEY_PREFIX + "*")
     genuine = client.get(key)
 
+    sealed = 16 + 64  # key id, then the HMAC, in hex
     forgeries = [
-        FORGED,                                  # the old format: a bare result
-        genuine[:64] + FORGED,                   # a real MAC in front of another value
-        b"0" * 64 + FORGED,                      # a made-up MAC
+        genuine[:sealed] + FORGED,                # the real key id and MAC in front of another value
+        genuine[:16] + b"0" * 64 + FORGED,        # the real key id, a made-up MAC
     ]
     for forged in forgeries:
         client.set(key, forged)
         served = cache.run(request(SQUARES, stdin="3"))
         assert (served.stdout, served.cached) == ("[0, 1, 4]\n", False)
+    # A bare result (the format before entries were signed) is another key's entry: a miss too.
+    client.set(key, FORGED)
+    assert cache.run(request(SQUARES, stdin="3")).stdout == "[0, 1, 4]\n"
 
     # A genuine entry of other code, moved under this code's key, fails too: the MAC covers
     # the key.
@@ -468,13 +471,15 @@ def test_an_entry_written_without_the_key_is_never_served(make_cache, counting_s
     assert cache.run(request(SQUARES, stdin="3")).stdout == "[0, 1, 4]\n"
 
     # A cache with the same key (a second service process) serves the entry; one with another
-    # key (another deployment sharing the Redis) trusts none of it.
+    # key (an earlier start, another deployment sharing the Redis) trusts none of it and counts
+    # it as foreign, not as a forgery.
     sibling = make_cache(redis_url=server.url, secret=b"the-service-key-0123456789")
     assert sibling.run(request(SQUARES, stdin="3")).cached is True
     stranger = make_cache(redis_url=server.url, secret=b"another-key-0123456789")
     assert stranger.run(request(SQUARES, stdin="3")).cached is False
 
-    assert cache.cache_status()["rejected"] == 4 and stranger.cache_status()["rejected"] == 1
+    assert cache.cache_status()["rejected"] == 3 and cache.cache_status()["foreign"] == 1
+    assert stranger.cache_status()["rejected"] == 0 and stranger.cache_status()["foreign"] == 1
     assert cache.cache_status()["errors"] == 0
     client.close()
 
