@@ -126,11 +126,13 @@ class RedisServer:
     """A redis-server of one test on a free loopback port, which the test may kill, freeze and
     restart on the same port. Never the shared one on 6379."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, password: Optional[str] = None):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.workdir = workdir
         self.process: Optional[subprocess.Popen] = None
         self.frozen = False
@@ -140,7 +142,8 @@ class RedisServer:
         log_file = self.workdir / f"redis-{self.port}.log"
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(log_file)],
+             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(log_file),
+             "--protected-mode", "yes", *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         probe = redis.Redis.from_url(self.url, socket_timeout=1)
@@ -178,7 +181,7 @@ class RedisServer:
         self.frozen = False
 
     def client(self) -> redis.Redis:
-        """A plain client, to look at what the cache wrote."""
+        """A plain client with the password, to look at (or tamper with) what the cache wrote."""
         return redis.Redis.from_url(self.url, socket_timeout=5)
 
 
@@ -188,6 +191,18 @@ def redis_server(tmp_path):
     require(os.access(REDIS_SERVER, os.X_OK),
             "redis-server is not installed (Debian package redis-server)")
     server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def protected_redis_server(tmp_path):
+    """As ``redis_server``, with a password (``requirepass``) and protected mode on, as the admin
+    guide configures the shared cache."""
+    require(os.access(REDIS_SERVER, os.X_OK),
+            "redis-server is not installed (Debian package redis-server)")
+    server = RedisServer(tmp_path, password="pytest-redis-password")
     server.start()
     yield server
     server.kill()

@@ -33,7 +33,8 @@ def resolved(profile: str) -> dict:
     """The stack of ``profile`` as the compose binary resolves it (variables, anchors, profiles)."""
     command = compose_command()
     require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
-    env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="compose-test-token")
+    env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="compose-test-token",
+               REDIS_PASSWORD="compose-redis-password", DEMO_PASSWORD="compose-demo-password")
     run = subprocess.run([*command, "--profile", profile, "config"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -56,7 +57,8 @@ def test_the_dev_stack_validates_and_builds_from_the_repository_on_the_base_imag
     for name in ("lab", "redis", "executor-image"):
         assert stack[name]["build"]["args"]["BASE_IMAGE"] == OFFLINE_BASE
     assert Path(stack["lab"]["build"]["context"]).resolve() == REPO
-    assert stack["lab"]["environment"]["DOCKER_EXECUTOR_REDIS_URL"] == "redis://redis:6379/0"
+    assert (stack["lab"]["environment"]["DOCKER_EXECUTOR_REDIS_URL"]
+            == "redis://:compose-redis-password@redis:6379/0")
     assert sockets(stack["lab"])
 
 
@@ -76,3 +78,40 @@ def test_the_hub_config_points_user_servers_at_the_service() -> None:
     assert '"access:services!service=exec"' in text and "server_token_scopes" in text
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     assert compose["services"]["hub"]["profiles"] == ["hub"]
+
+
+def test_the_stacks_have_no_default_secrets_and_redis_asks_for_its_password() -> None:
+    """The security checklist of docs/hub.md, as the compose binary resolves the hub stack."""
+    command = compose_command()
+    require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
+    for missing in ("EXEC_SERVICE_TOKEN", "REDIS_PASSWORD", "DEMO_PASSWORD"):
+        env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="t", REDIS_PASSWORD="r",
+                   DEMO_PASSWORD="d")
+        del env[missing]
+        run = subprocess.run([*command, "--profile", "hub", "config"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and missing in run.stderr, (missing, run.stderr)
+
+    stack = in_profile(resolved("hub"), "hub")
+    redis_command = " ".join(stack["redis"]["command"])
+    assert "--protected-mode yes" in redis_command and "--requirepass" in redis_command
+    assert stack["exec-service"]["environment"]["DOCKER_EXECUTOR_REDIS_URL"].startswith(
+        "redis://:compose-redis-password@")
+    # Redis is on a network of its own that the hub container (where user servers run) is not on.
+    networks = lambda name: set(stack[name].get("networks") or {"default"})  # noqa: E731
+    assert "hub" not in {n for n in stack if networks(n) & networks("redis")} - {"redis"}
+    assert networks("redis") <= networks("exec-service")
+    # User servers reach the service through the hub's proxy by the hub's name, not 127.0.0.1.
+    assert stack["hub"]["environment"]["HUB_INTERNAL_URL"] == "http://hub:8000"
+    config = (REPO / "deploy" / "jupyterhub_config.py").read_text()
+    assert "http://127.0.0.1" not in config and "change-me" not in config
+    assert 'os.environ["DEMO_PASSWORD"]' in config
+
+
+def test_the_service_config_of_the_stack_loads_and_grants_by_name() -> None:
+    from jupyter_exec_ext.server.service import ExecServiceApp
+
+    app = ExecServiceApp()
+    app.load_config_file(str(REPO / "deploy" / "exec_service_config.py"))
+    assert app.admin_groups == ["instructors"] and app.admin_services == []
+    assert app.metrics_readers == ["prometheus"] and app.trusted_proxies == []

@@ -2,19 +2,22 @@
 
 Students press Run on the same code many times and a whole class runs an instructor's demo at once;
 a result that is certain to come out the same again is served without starting a container.
+Every entry carries an HMAC made with a key only this process holds, so whoever else can write to
+the Redis (a student's kernel on the same host) can at worst cause misses, never serve an output.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import hmac
 import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +35,7 @@ from .limits import Limits, parse_positive_float, parse_positive_int
 from .models import ExecutionRequest, ExecutionResult, Status
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("jupyter_exec_ext.security")
 
 #: Part of every key: bump it when the key material or the stored value changes shape.
 KEY_FORMAT = 1
@@ -39,6 +43,13 @@ KEY_FORMAT = 1
 REDIS_KEY_PREFIX = "jupyter-exec-ext:result:"
 #: Environment variable with the Redis URL (the seed's ``DOCKER_EXECUTOR_`` family).
 REDIS_URL_ENV = ENV_PREFIX + "REDIS_URL"
+#: Environment variable with the key that authenticates cache entries.
+CACHE_SECRET_ENV = ENV_PREFIX + "CACHE_SECRET"
+#: Every stored value is ``<key id><HMAC-SHA256><value>``, the first two in hex. The key id (a
+#: one-way digest of the cache key) tells an entry signed with another key (an earlier start's, or
+#: another deployment's: a plain miss) from one that claims this key and fails (a forgery).
+_KEY_ID_HEX = 16
+_MAC_HEX = 64
 
 #: Modules whose use makes output change from run to run: randomness, clocks, process and host
 #: state, concurrency (thread scheduling), dynamic imports. Conservative on purpose: a false alarm
@@ -200,6 +211,9 @@ class CacheConfig:
         retry_max_s: the wait doubles per failed try up to this.
         image_id_ttl_s: how long the executor image id is trusted before it is read again
             (a rebuilt image is noticed within this time).
+        secret: the key that authenticates entries (HMAC-SHA256 over key and value); None makes
+            a random one per process, so entries written before a restart become misses. Set it
+            when several servers share one Redis, or to keep entries across restarts.
     """
 
     enabled: bool = True
@@ -212,8 +226,12 @@ class CacheConfig:
     retry_initial_s: float = 1.0
     retry_max_s: float = 30.0
     image_id_ttl_s: float = 30.0
+    secret: Optional[bytes] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.secret is not None and len(self.secret) < 16:
+            raise ValueError("the result cache secret must be at least 16 bytes (e.g. "
+                             "`openssl rand -hex 32`)")
         for name in ("ttl_s", "redis_timeout_s", "retry_initial_s", "retry_max_s", "image_id_ttl_s"):
             parse_positive_float(getattr(self, name), name)
         for name in ("max_entries", "max_bytes", "max_entry_bytes"):
@@ -221,8 +239,8 @@ class CacheConfig:
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> CacheConfig:
-        """Reads ``DOCKER_EXECUTOR_REDIS_URL``, ``_CACHE_ENABLED``, ``_CACHE_TTL`` (seconds) and
-        ``_CACHE_MAX_ENTRIES``; ``overrides`` win.
+        """Reads ``DOCKER_EXECUTOR_REDIS_URL``, ``_CACHE_ENABLED``, ``_CACHE_TTL`` (seconds),
+        ``_CACHE_MAX_ENTRIES`` and ``_CACHE_SECRET``; ``overrides`` win.
 
         Raises:
             ValueError: a variable holds a value that makes no sense; the message names it.
@@ -232,6 +250,9 @@ class CacheConfig:
         url = (env.get(REDIS_URL_ENV) or "").strip()
         if url:
             changes["redis_url"] = url
+        secret = (env.get(CACHE_SECRET_ENV) or "").strip()
+        if secret:
+            changes["secret"] = secret.encode()
         readers: dict[str, tuple[str, Callable[[str, str], Any]]] = {
             "CACHE_ENABLED": ("enabled", parse_env_bool),
             "CACHE_TTL": ("ttl_s", lambda v, n: parse_positive_float(v, n, seconds=True)),
@@ -494,7 +515,13 @@ class CachingSandbox:
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._counts_lock = threading.Lock()
-        self.hits = self.misses = self.bypassed = 0
+        self.hits = self.misses = self.bypassed = self.rejected = self.foreign = 0
+        self._secret = self.cache_config.secret or os.urandom(32)
+        self._key_id = hashlib.sha256(b"jupyter-exec-ext cache key id\n" + self._secret
+                                      ).hexdigest()[:_KEY_ID_HEX].encode("ascii")
+        if self.cache_config.redis_url and self.cache_config.secret is None:
+            log.debug("result cache entries are signed with a key made at start-up; set a cache "
+                     "secret to keep Redis entries across restarts")
 
     @property
     def config(self) -> SandboxConfig:
@@ -562,11 +589,14 @@ class CachingSandbox:
     def cache_status(self) -> dict[str, Any]:
         """``enabled``, ``backend`` (``redis`` | ``memory``), ``hits`` (with requests that waited
         for an identical run in progress), ``misses``, ``bypassed``
-        (not looked up: ``use_cache`` off or non-deterministic code), ``errors`` (failed Redis
-        calls and unreadable entries), ``entries`` (memory backend only), ``max_entries``,
+        (not looked up: ``use_cache`` off or non-deterministic code), ``rejected`` (entries that
+        claim this cache's key and fail its check: written by someone without the key, ignored),
+        ``foreign`` (entries signed with another key, e.g. before a restart: misses), ``errors`` (failed
+        Redis calls and unreadable entries), ``entries`` (memory backend only), ``max_entries``,
         ``ttl_s``, ``redis_url`` (password hidden), ``redis_error`` (while Redis is down)."""
         with self._counts_lock:
-            counts = {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed}
+            counts = {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed,
+                      "rejected": self.rejected, "foreign": self.foreign}
         return {"enabled": self.cache_config.enabled, **counts, **self.store.status()}
 
     def reap(self, *, everything: bool = False) -> list[str]:
@@ -614,8 +644,37 @@ class CachingSandbox:
             self._image_id_until = self._clock() + self.cache_config.image_id_ttl_s
             return self._image_id
 
+    def _mac(self, key: str, value: bytes) -> bytes:
+        """HMAC-SHA256 of the key and the value (the key binds an entry to its request: an entry
+        copied under another key fails too)."""
+        return hmac.new(self._secret, key.encode("ascii") + b"\n" + value,
+                        hashlib.sha256).hexdigest().encode("ascii")
+
+    def _seal(self, key: str, value: bytes) -> bytes:
+        return self._key_id + self._mac(key, value) + value
+
+    def _unseal(self, key: str, raw: bytes) -> Optional[bytes]:
+        """The value of an entry this process's key signed, else None. An entry of another key
+        counts as ``foreign``; one that claims this key and fails the check as ``rejected``
+        (someone without the key wrote it), logged as a security event."""
+        head = _KEY_ID_HEX + _MAC_HEX
+        if raw[:_KEY_ID_HEX] != self._key_id:
+            self._count("foreign")
+            log.debug("result cache entry %s… was signed with another key: a miss", key[:12])
+            return None
+        mac, value = raw[_KEY_ID_HEX:head], raw[head:]
+        if len(raw) > head and hmac.compare_digest(mac, self._mac(key, value)):
+            return value
+        self._count("rejected")
+        security_log.warning("security: ignored a result cache entry %s… that fails its "
+                             "authentication check (written without the cache's key)", key[:12])
+        return None
+
     def _lookup(self, key: str) -> Optional[ExecutionResult]:
         raw = self.store.get(key)
+        if raw is None:
+            return None
+        raw = self._unseal(key, raw)
         if raw is None:
             return None
         try:
@@ -635,7 +694,7 @@ class CachingSandbox:
         if reusable(result):
             value = json.dumps(result.to_dict(), ensure_ascii=True).encode("ascii")
             if len(value) <= self.cache_config.max_entry_bytes:
-                self.store.set(key, value)
+                self.store.set(key, self._seal(key, value))
         return result
 
     def _count(self, counter: str) -> None:

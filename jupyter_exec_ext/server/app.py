@@ -16,7 +16,7 @@ from traitlets import Enum, Float, TraitError, Unicode, default, validate
 
 from .. import __version__
 from .handlers import BOUNDS_KEY, NAMESPACE, ROUTES
-from .remote import REMOTE_KEY, RemoteService, remote_routes
+from .remote import REMOTE_KEY, RemoteService, loopback_mismatch, remote_routes
 from .settings import ExecSettings
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,9 @@ class ExecExtApp(ExecSettings, ExtensionApp):
             if not self.service_url:
                 raise TraitError("ExecExtApp.backend is 'remote' but no service_url is set "
                                  f"(nor {SERVICE_URL_ENV})")
+            mismatch = loopback_mismatch(self.service_url, os.environ.get("JUPYTERHUB_API_URL", ""))
+            if mismatch:
+                log.warning("%s", mismatch)
             # Nothing here touches Docker: the service owns the socket.
             self.settings.update({
                 REMOTE_KEY: RemoteService(self.service_url, self.service_token, self.service_timeout),

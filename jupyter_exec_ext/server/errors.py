@@ -14,6 +14,8 @@ class ApiError(Exception):
     """
 
     status: int = 400
+    #: A word a client can act on, answered as ``reason`` (None: the HTTP reason phrase).
+    reason: Optional[str] = None
 
     def __init__(self, message: str, *, status: Optional[int] = None) -> None:
         super().__init__(message)

@@ -26,7 +26,13 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from ..grading import Exercise, ExerciseError, ExerciseNotFound, ExerciseRegistry, Grader
-from ..sandbox import CachingSandbox, DockerUnavailableError, LimitError, SandboxUnavailableError
+from ..sandbox import (
+    CachingSandbox,
+    DockerUnavailableError,
+    ExecutorImageMissingError,
+    LimitError,
+    SandboxUnavailableError,
+)
 from .errors import ApiError, PayloadTooLargeError, RateLimitedError
 from .payloads import (
     RequestBounds,
@@ -58,6 +64,13 @@ METRICS_KEY = "exec_ext_metrics"
 HEALTH_KEY = "exec_ext_health"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
+#: The ``reason`` of an unavailability error names its cause, so a client says which part is
+#: missing instead of guessing from the status (an error's own ``reason`` attribute wins).
+UNAVAILABLE_REASONS: tuple[tuple[type, str], ...] = (
+    (DockerUnavailableError, "docker_unavailable"),
+    (ExecutorImageMissingError, "image_missing"),
+    (SandboxUnavailableError, "sandbox_unavailable"),
+)
 
 
 class ExecRouteBase(tornado.web.RequestHandler):
@@ -193,10 +206,12 @@ class ExecRouteBase(tornado.web.RequestHandler):
         if status == 405:  # RFC 9110: say which methods the route has
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         if status == 403:
-            security_log.warning("security: refused %s %s (not authenticated or not authorized)",
-                                 self.request.method, self.route)
+            security_log.warning("security: refused %s %s from %s (not authenticated or not "
+                                 "authorized)", self.request.method, self.route, self.request.remote_ip)
+        reason = (getattr(error, "reason", None) if isinstance(error, ApiError) else None) or next(
+            (word for kind, word in UNAVAILABLE_REASONS if isinstance(error, kind)), None)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message, "reason": responses.get(status, "error")}))
+        self.finish(json.dumps({"message": message, "reason": reason or responses.get(status, "error")}))
 
     def on_finish(self) -> None:
         """One line per request: method, route, user (as the per-user cap counts them), status,

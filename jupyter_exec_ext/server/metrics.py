@@ -31,6 +31,9 @@ class _PartsCollector:
         hits.add_metric([], cache["hits"])
         misses = CounterMetricFamily("exec_cache_misses", "Cache look-ups that found nothing")
         misses.add_metric([], cache["misses"])
+        rejected = CounterMetricFamily("exec_cache_rejected", "Cache entries ignored because they "
+                                       "claim the cache's key and fail its check (forged)")
+        rejected.add_metric([], cache["rejected"])
         created = CounterMetricFamily("exec_containers_created", "Sandbox containers created")
         created.add_metric([], docker_sandbox.containers_created)
         removed = CounterMetricFamily("exec_containers_removed", "Sandbox containers removed")
@@ -45,7 +48,7 @@ class _PartsCollector:
         kept.add_metric([], reuse["kept"] if reuse else 0)
         served = CounterMetricFamily("exec_reuse_served", "Runs served by a user's kept container")
         served.add_metric([], reuse["served"] if reuse else 0)
-        yield from (hits, misses, created, removed, size, idle, kept, served)
+        yield from (hits, misses, rejected, created, removed, size, idle, kept, served)
 
 
 class ExecMetrics:

@@ -7,8 +7,10 @@ service exists. Requests go out through tornado's AsyncHTTPClient and never bloc
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any, Optional
+from urllib.parse import urlencode, urlsplit
 
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
@@ -29,6 +31,13 @@ class ServiceUnavailableError(ApiError):
     """The executor service cannot be reached (503) or did not answer in time (504)."""
 
     status = 503
+    reason = "service_unreachable"
+
+
+def _unreachable(cause: str) -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        f"the executor service is unreachable ({cause}); try again in a minute, and tell the "
+        "course admin if it persists")
 
 
 class RemoteService:
@@ -65,19 +74,54 @@ class RemoteService:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as e:
             log.warning("executor service at %s unreachable: %s", self.url, e)
-            raise ServiceUnavailableError(
-                "the code execution service is not reachable right now; try again in a minute, "
-                "and tell the course admin if it persists") from None
+            raise _unreachable(getattr(e, "strerror", None) or str(e) or type(e).__name__) from None
         if response.code == 599:  # tornado's code for no HTTP answer: timeout or connection lost
             log.warning("executor service at %s: %s", self.url, response.error)
-            timed_out = "timeout" in str(response.error).lower()
-            raise ServiceUnavailableError(
-                "the code execution service did not answer in time; try again later"
-                if timed_out else "the code execution service is not reachable right now; try "
-                "again in a minute, and tell the course admin if it persists",
-                status=504 if timed_out else 503) from None
+            if "timeout" in str(response.error).lower():
+                slow = ServiceUnavailableError(
+                    "the executor service did not answer in time; try again later", status=504)
+                slow.reason = "service_timeout"
+                raise slow from None
+            raise _unreachable(str(response.error) or "no answer") from None
+        content_type = response.headers.get("Content-Type", "")
+        if response.code >= 500 and not content_type.startswith("application/json"):
+            # Not the service's answer (its errors are JSON) but the proxy's page: the service is
+            # down, restarting or not yet routed.
+            log.warning("executor service at %s: HTTP %d from the proxy (%s)", self.url,
+                        response.code, content_type or "no content type")
+            raise _unreachable(f"the hub's proxy answered {response.code}")
         passed = {name: response.headers[name] for name in _PASSED_HEADERS if name in response.headers}
         return response.code, passed, response.body or b""
+
+
+def _is_loopback(host: Optional[str]) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_mismatch(service_url: str, hub_api_url: str) -> Optional[str]:
+    """A warning when the service URL is a loopback address but the hub is not: under
+    DockerSpawner or KubeSpawner that address is the user's own container, where no service runs.
+
+    Args:
+        service_url: where remote mode forwards (``service_url``).
+        hub_api_url: how this server reaches the hub (``JUPYTERHUB_API_URL``), empty off a hub.
+    """
+    service_host = urlsplit(service_url).hostname
+    hub_host = urlsplit(hub_api_url).hostname if hub_api_url else None
+    if _is_loopback(service_host) and hub_host and not _is_loopback(hub_host):
+        return (f"the executor service URL {service_url} is a loopback address, but this server "
+                f"reaches the hub at {hub_host}: if this server runs in a container of its own "
+                "(DockerSpawner, KubeSpawner), nothing answers there. Set JUPYTER_EXEC_SERVICE_URL "
+                "to the proxy's internal URL, e.g. http://<hub>:8000/services/exec/api/exec/v1/ "
+                "(docs/hub.md)")
+    return None
 
 
 class ForwardRoute(ExecAPIHandler):
@@ -91,7 +135,7 @@ class ForwardRoute(ExecAPIHandler):
     def allowed_methods(cls) -> list[str]:
         return list(cls.forwarded_methods)
 
-    async def _forward(self) -> None:
+    async def _forward(self, query: Optional[str] = None) -> None:
         if self.request.method not in self.forwarded_methods:
             raise tornado.web.HTTPError(405)
         remote: RemoteService = self.settings[REMOTE_KEY]
@@ -100,8 +144,8 @@ class ForwardRoute(ExecAPIHandler):
         body = self.request.body if self.request.method == "POST" else None
         if body is not None and len(body) > self.bounds.max_body_bytes:
             self.json_body()  # raises the same 413 the service would, without the upload
-        status, headers, answer = await remote.forward(self.request.method, route,
-                                                       self.request.query, body)
+        status, headers, answer = await remote.forward(
+            self.request.method, route, self.request.query if query is None else query, body)
         self.set_status(status)
         for name, value in headers.items():
             self.set_header(name, value)
@@ -131,8 +175,27 @@ class OpenForwardRoute(ForwardRoute):
             self.finish({"status": "down"})
 
 
+class RemoteSubmissionsHandler(ForwardRoute):
+    """``GET submissions``: the user's own graded submissions, one page at a time (``limit``,
+    ``offset``), from the executor service's record. Admins ask the service itself for others'."""
+
+    route = "submissions"
+    forwarded_methods = ("GET",)
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, **_: Any) -> None:
+        if "user" in self.request.query_arguments:
+            raise ApiError("user: this server lists your own submissions only; admins ask the "
+                           "executor service (services/exec/api/exec/v1/submissions?user=…)")
+        paging = {name: self.get_query_argument(name) for name in ("limit", "offset")
+                  if name in self.request.query_arguments}
+        await self._forward(urlencode(paging))
+
+
 def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:
-    """The route table of remote mode: the same patterns and methods as local mode."""
+    """The route table of remote mode: the same patterns and methods as local mode, and the
+    caller's own ``submissions`` from the service's record."""
     table = []
     for pattern, logic in ROUTE_LOGIC:
         base = OpenForwardRoute if logic is HealthRoute else ForwardRoute
@@ -140,4 +203,5 @@ def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:
         table.append((pattern, type(name, (base,), {
             "route": logic.route, "forwarded_methods": tuple(logic.allowed_methods()),
             "__doc__": f"{logic.__doc__} (forwarded to the executor service)"})))
+    table.append((f"{NAMESPACE}/submissions", RemoteSubmissionsHandler))
     return table

@@ -17,12 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from ..sandbox import SandboxUnavailableError
-from .errors import RateLimitedError
+from .errors import ApiError, RateLimitedError
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
 T = TypeVar("T")
+
+
+class StoppingError(ApiError):
+    """The server is stopping: it finishes the runs it has and takes no new ones (503)."""
+
+    status = 503
+    reason = "service_stopping"
 
 
 class RunScheduler:
@@ -48,6 +55,7 @@ class RunScheduler:
         self._in_flight = 0
         self._by_status: Counter[str] = Counter()
         self._rate_limited = 0
+        self._stopping = False
 
     async def run(self, user: str, work: Callable[[], T]) -> T:
         """Runs ``work`` on the run pool once a slot is free, on behalf of ``user``.
@@ -63,6 +71,8 @@ class RunScheduler:
             RateLimitedError: ``user`` is at the per-user cap; nothing was queued.
             Exception: whatever ``work`` raised (e.g. SandboxUnavailableError), counted.
         """
+        if self._stopping:
+            raise StoppingError("the code execution service is restarting; try again in a minute")
         with self._lock:
             if self._per_user[user] >= self.max_per_user:
                 self._rate_limited += 1
@@ -111,6 +121,15 @@ class RunScheduler:
     async def query(self, work: Callable[[], T]) -> T:
         """Runs a short blocking engine query (status, reaper) on the query pool."""
         return await asyncio.get_running_loop().run_in_executor(self._queries, work)
+
+    def stop_admitting(self) -> None:
+        """From now on every new run is refused (503); runs in flight or queued go on."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether new runs are refused because the server is stopping."""
+        return self._stopping
 
     def submit_query(self, work: Callable[[], Any]) -> None:
         """Starts a blocking engine query without waiting for it (works before the loop runs)."""

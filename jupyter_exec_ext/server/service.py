@@ -4,53 +4,198 @@ single-user servers in remote mode forward to it with their user's token.
 
 Every caller is authenticated by the hub (``HubAuth``: a server's or a kernel's
 ``JUPYTERHUB_API_TOKEN`` in ``Authorization: token …``); the hub has already checked that the token
-may access this service (scope ``access:services!service=<name>``).
+may access this service (scope ``access:services!service=<name>``). What a caller may do here is
+granted explicitly (``ServiceAccess``): users run code and read their own submissions; admins are
+the users and groups, and the hub services, that the configuration names; a scraper reads metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import ipaddress
 import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlparse
 
 import tornado.web
 from jupyter_server.utils import url_path_join
 from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
-from traitlets import Integer, List, Unicode, default
+from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application, catch_config_error
 
 from .. import __version__
 from .errors import ApiError
-from .handlers import METRICS_KEY, NAMESPACE, ExecRouteBase, bind_routes
+from .handlers import (
+    BOUNDS_KEY,
+    METRICS_KEY,
+    NAMESPACE,
+    REGISTRY_KEY,
+    ExecRouteBase,
+    HealthRoute,
+    bind_routes,
+)
 from .metrics import CONTENT_TYPE, ExecMetrics
 from .settings import ExecSettings
 from .submissions import SubmissionStore
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("jupyter_exec_ext.security")
 
 STORE_KEY = "exec_service_store"
-ADMINS_KEY = "exec_service_admins"
+ACCESS_KEY = "exec_service_access"
+PROXIES_KEY = "exec_service_trusted_proxies"
 HUB_AUTH_KEY = "exec_service_hub_auth"
+OPEN_REQUESTS_KEY = "exec_service_open_requests"
+#: Characters the service refuses in a user name: ``*`` means "everyone" in ``?user=``, and the
+#: others are wildcards or separators in queries, logs and keys. Names are compared exactly.
+RESERVED_NAME_CHARACTERS = frozenset("*?[]{},/\\%\"'`")
+#: The most rows one page of ``GET submissions`` holds.
+MAX_PAGE = 1000
+
+
+def check_user_name(name: str, what: str) -> str:
+    """Returns ``name`` if the service accepts it as a user name.
+
+    Raises:
+        ValueError: it is empty, or holds a reserved character or a control character (a line
+            break would forge log lines); the message names ``what`` and the character.
+    """
+    if not name:
+        raise ValueError(f"{what} is empty")
+    for char in name:
+        if char in RESERVED_NAME_CHARACTERS or not char.isprintable():
+            raise ValueError(f"{what} {name!r} contains {char!r}, which the exec service reserves")
+    return name
+
+
+@dataclass(frozen=True)
+class ServiceAccess:
+    """Who may do what on the service: only what the configuration grants by name.
+
+    Args:
+        admin_users: hub users who are admins of the service (everyone's submissions, metrics).
+        admin_groups: hub groups whose members are admins (e.g. ``instructors``).
+        admin_services: hub services that are admins (e.g. a gradebook exporter).
+        metrics_readers: hub services that may read ``metrics`` and nothing else (a scraper).
+    """
+
+    admin_users: frozenset[str] = frozenset()
+    admin_groups: frozenset[str] = frozenset()
+    admin_services: frozenset[str] = frozenset()
+    metrics_readers: frozenset[str] = frozenset()
+
+    def role(self, model: dict) -> str:
+        """``admin``, ``user`` (runs code, reads their own record), ``metrics`` (reads metrics
+        only) or ``none`` for the hub's model of the caller. Being a hub admin grants nothing
+        here, and neither does being a hub service: only the lists above do."""
+        name = model.get("name", "")
+        if model.get("kind", "user") == "service":
+            if name in self.admin_services:
+                return "admin"
+            return "metrics" if name in self.metrics_readers else "none"
+        if name in self.admin_users or self.admin_groups.intersection(model.get("groups") or ()):
+            return "admin"
+        return "user"
+
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+def parse_networks(entries: Iterable[str], what: str) -> tuple[Network, ...]:
+    """``10.0.0.5`` or ``10.0.0.0/8`` entries as networks.
+
+    Raises:
+        ValueError: an entry is neither an address nor a network; the message names it.
+    """
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{what}: {entry!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def client_ip(peer: str, headers: Any, trusted: tuple[Network, ...]) -> str:
+    """The caller's address: the peer's, unless the peer is a trusted proxy; then the nearest
+    address in ``X-Forwarded-For`` that is not a trusted proxy (else ``X-Real-Ip``). Headers
+    from anyone else are ignored: a caller could write any address there."""
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a forged or broken header: the proxy's address is what we know
+    real = headers.get("X-Real-Ip", "").strip()
+    try:
+        return str(ipaddress.ip_address(real)) if real else peer
+    except ValueError:
+        return peer
+
+
+def readable_by_others(directory: Path) -> list[Path]:
+    """The directory and the notebooks in it that any user of the machine may read (o+r): under
+    LocalProcessSpawner students are such users, and these files hold the hidden tests and the
+    reference solutions."""
+    if not directory.is_dir():
+        return []
+    found = [directory] if directory.stat().st_mode & 0o004 else []
+    for path in sorted(directory.rglob("*.ipynb")):
+        try:
+            if path.stat().st_mode & 0o004:
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+class OpenRequests:
+    """Counts the requests being answered, so a stopping service can wait for their answers."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def wait_until_none(self, timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Waits until no request is open, for at most ``timeout_s``; says whether none is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.count > 0:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(poll_s)
+        return True
 
 
 class _HubAuthorized:
-    """The ``authorizer`` of the shared routes: the hub already decided (access scope) that the
-    caller may use this service, and every user may use every route."""
+    """The ``authorizer`` of the shared routes: ``ServiceHandler.prepare`` has already refused
+    callers without a grant for the route."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
         return True
 
 
 class ServiceHandler(HubAuthenticated, ExecRouteBase):
-    """Base of the service's routes: the caller is whoever the hub says the token belongs to."""
+    """Base of the service's routes: the caller is whoever the hub says the token belongs to, and
+    may do what ``ServiceAccess`` grants them."""
 
     authorizer = _HubAuthorized()
+    #: The roles that may use the route (``HealthRoute`` is open to anyone).
+    roles: frozenset[str] = frozenset({"admin", "user"})
 
     @property
     def hub_auth(self) -> HubAuth:
@@ -58,7 +203,12 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
 
     async def prepare(self) -> None:
         """Asks the hub who the caller is (asynchronously: a hub round trip must not stall the
-        loop), once per request; routes then see ``current_user`` as a hub user model or None."""
+        loop), once per request, then refuses callers without a grant for this route; routes see
+        ``current_user`` as a hub model or None."""
+        self.settings[OPEN_REQUESTS_KEY].count += 1
+        self._counted = True
+        self.request.remote_ip = client_ip(self.request.remote_ip, self.request.headers,
+                                           self.settings[PROXIES_KEY])
         try:
             model = await self.hub_auth.get_user(self, sync=False)
         except Exception as e:  # the hub is down or answered nonsense: nobody can be identified
@@ -72,6 +222,35 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
             except UserNotAllowed:
                 user = None
         self.current_user = user
+        if isinstance(self, HealthRoute):
+            if self.scheduler.stopping:  # a probe on a kept-alive connection while stopping
+                self.finish({"status": "down"})
+            return
+        if user is None:
+            return  # no token: the route's own @authenticated answers 403
+        kind, name = user.get("kind", "user"), user.get("name", "")
+        if kind == "user":
+            try:
+                check_user_name(name, "your hub user name")
+            except ValueError as e:
+                security_log.warning("security: refused hub user %r: reserved name", name)
+                raise ApiError(f"{e}; ask the hub admin to rename the account", status=403) from None
+        if self.role not in self.roles:
+            security_log.warning("security: %s %r (role %s) refused on %s", kind, name, self.role,
+                                 self.route)
+            if self.role == "metrics":
+                raise ApiError(f"hub service {name!r} may read metrics only", status=403)
+            if self.role == "none":
+                raise ApiError(f"hub service {name!r} has no grant on the exec service (the admin "
+                               "lists services in admin_services or metrics_readers)", status=403)
+            raise ApiError("only admins of the exec service and metrics readers may read this",
+                           status=403)
+
+    def on_finish(self) -> None:
+        if getattr(self, "_counted", False):
+            self.settings[OPEN_REQUESTS_KEY].count -= 1
+            self._counted = False
+        super().on_finish()
 
     def get_login_url(self) -> str:
         # An API answers a missing or refused token with 403; it never redirects to a login page.
@@ -83,51 +262,77 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
         return user.get("name", "-") if isinstance(user, dict) else "-"
 
     @property
-    def is_admin(self) -> bool:
-        """A hub admin, a user the service's ``admin_users`` names, or a hub service (Prometheus
-        scraping with a service token)."""
+    def role(self) -> str:
+        """The caller's role (``ServiceAccess.role``); ``none`` without a caller."""
         user = self.current_user
-        if not isinstance(user, dict):
-            return False
-        return (user.get("admin") is True or user.get("kind") == "service"
-                or user.get("name") in self.settings[ADMINS_KEY])
+        return self.settings[ACCESS_KEY].role(user) if isinstance(user, dict) else "none"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
     async def submission_graded(self, exercise: Any, result: Any) -> None:
         store: SubmissionStore = self.settings[STORE_KEY]
         await self.scheduler.query(lambda: store.record(self.user_name, result))
 
 
+def _whole_number(handler: tornado.web.RequestHandler, name: str, default: int,
+                  low: int, high: Optional[int] = None) -> int:
+    raw = handler.get_query_argument(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise ApiError(f"{name} must be {bound}, got {value}")
+    return value
+
+
 class SubmissionsHandler(ServiceHandler):
-    """``GET submissions``: the caller's own graded submissions, newest first. Admins may ask
-    for one user's (``?user=name``) or everyone's (``?user=*``)."""
+    """``GET submissions``: the caller's own graded submissions, newest first, one page at a time
+    (``limit``, ``offset``; the answer has the ``total``). Admins may ask for one user's
+    (``?user=name``) or everyone's (``?user=*``)."""
 
     route = "submissions"
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        wanted = self.get_query_argument("user", self.user_name)
-        if wanted != self.user_name and not self.is_admin:
+        wanted = self.get_query_argument("user", None)
+        if wanted is None:
+            wanted = self.user_name  # the caller's own, even if their name were "*"
+            everyone = False
+        elif wanted == "*":
+            everyone = True
+        else:
+            try:
+                check_user_name(wanted, "user")
+            except ValueError as e:
+                raise ApiError(str(e)) from None
+            everyone = False
+        if (everyone or wanted != self.user_name) and not self.is_admin:
+            security_log.warning("security: %r asked for the submissions of %r", self.user_name,
+                                 "everyone" if everyone else wanted)
             raise ApiError("you may only list your own submissions", status=403)
-        try:
-            limit = max(1, min(int(self.get_query_argument("limit", "100")), 1000))
-        except ValueError:
-            raise ApiError("limit must be a whole number") from None
+        limit = _whole_number(self, "limit", 100, 1, MAX_PAGE)
+        offset = _whole_number(self, "offset", 0, 0)
         store: SubmissionStore = self.settings[STORE_KEY]
-        rows = await self.scheduler.query(
-            lambda: store.list(None if wanted == "*" else wanted, limit))
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(rows))
+        who = None if everyone else wanted
+        total, rows = await self.scheduler.query(
+            lambda: (store.count(who), store.list(who, limit, offset)))
+        self.finish({"total": total, "offset": offset, "limit": limit,
+                     "next_offset": offset + len(rows) if offset + len(rows) < total else None,
+                     "submissions": rows})
 
 
 class MetricsHandler(ServiceHandler):
-    """``GET metrics``: Prometheus text format; for admins and hub services (a scraper's token)."""
+    """``GET metrics``: Prometheus text format; for admins and the services in metrics_readers."""
 
     route = "metrics"
+    roles = frozenset({"admin", "metrics"})
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        if not self.is_admin:
-            raise ApiError("metrics are for admins and monitoring services", status=403)
         metrics: ExecMetrics = self.metrics
         self.set_header("Content-Type", CONTENT_TYPE)
         self.finish(metrics.exposition())
@@ -166,8 +371,25 @@ class ExecServiceApp(ExecSettings, Application):
     db_path = Unicode(help="SQLite file of the submission record (kept across restarts). "
                       "Default: JUPYTER_EXEC_SERVICE_DB, else exec-submissions.sqlite in the "
                       "working directory.").tag(config=True)
-    admin_users = List(Unicode(), help="Users who may list everyone's submissions and read the "
-                       "metrics, besides hub admins.").tag(config=True)
+    admin_users = List(Unicode(), help="Hub users who are admins of the service: they may list "
+                       "anyone's submissions and read the metrics. Being a hub admin is not enough."
+                       ).tag(config=True)
+    admin_groups = List(Unicode(), help="Hub groups whose members are admins of the service, "
+                        "e.g. ['instructors'].").tag(config=True)
+    admin_services = List(Unicode(), help="Hub services that are admins of the service. Any other "
+                          "hub service is refused, unless metrics_readers names it."
+                          ).tag(config=True)
+    metrics_readers = List(Unicode(), help="Hub services that may read GET metrics and nothing "
+                           "else (a Prometheus scraper's service).").tag(config=True)
+    trusted_proxies = List(Unicode(), help="Addresses or networks (10.0.0.0/8) of the proxies in "
+                           "front of the service, whose X-Forwarded-For and X-Real-Ip are believed "
+                           "for the client's address in logs; from anyone else these headers are "
+                           "ignored. Default: none.").tag(config=True)
+    stop_timeout = Float(None, allow_none=True, help="On SIGTERM, seconds to wait for the "
+                         "requests in progress to finish before exiting. Default: the longest a "
+                         "request can run (max_time_limit for a run; for a submission, the longest "
+                         "exercise's time limit plus its tests' timeouts) plus 30 s for starting "
+                         "and removing containers.").tag(config=True)
 
     def _service_url(self):
         return urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
@@ -188,6 +410,55 @@ class ExecServiceApp(ExecSettings, Application):
     def _default_db_path(self) -> str:
         return os.environ.get("JUPYTER_EXEC_SERVICE_DB", "exec-submissions.sqlite")
 
+    @validate("admin_users")
+    def _valid_admin_users(self, proposal: Any) -> list[str]:
+        for name in proposal["value"]:
+            try:
+                check_user_name(name, "ExecServiceApp.admin_users: user")
+            except ValueError as e:
+                raise TraitError(str(e)) from None
+        return proposal["value"]
+
+    @validate("stop_timeout")
+    def _valid_stop_timeout(self, proposal: Any) -> Optional[float]:
+        if proposal["value"] is not None and proposal["value"] < 0:
+            raise TraitError(f"ExecServiceApp.stop_timeout must be 0 (no wait) or more, got "
+                             f"{proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("trusted_proxies")
+    def _valid_trusted_proxies(self, proposal: Any) -> list[str]:
+        try:
+            parse_networks(proposal["value"], "ExecServiceApp.trusted_proxies")
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
+
+    def longest_request_s(self, settings: dict) -> float:
+        """The longest a request in progress can still run: a run's ``max_time_limit``, or the
+        grading of the slowest exercise (its time limit as clamped, then each test's timeout), plus
+        30 s for starting and removing containers. Reads notebooks: call it off the event loop."""
+        longest = self.max_time_limit
+        registry = settings.get(REGISTRY_KEY)
+        if registry is not None:
+            bounds = settings[BOUNDS_KEY]
+            try:
+                exercises = registry.list()
+            except Exception as e:  # an unreadable directory must not stop the shutdown
+                log.warning("could not read the exercises to bound the shutdown wait: %s", e)
+                exercises = []
+            for exercise in exercises:
+                limits, _ = exercise.resolved_limits(bounds.default_limits).clamped(bounds.max_limits)
+                longest = max(longest, limits.time_s + sum(t.timeout for t in exercise.tests))
+        return longest + 30.0
+
+    def access(self) -> ServiceAccess:
+        """The grants the configuration names."""
+        return ServiceAccess(admin_users=frozenset(self.admin_users),
+                             admin_groups=frozenset(self.admin_groups),
+                             admin_services=frozenset(self.admin_services),
+                             metrics_readers=frozenset(self.metrics_readers))
+
     @catch_config_error
     def initialize(self, argv: Optional[list[str]] = None) -> None:
         super().initialize(argv)
@@ -197,13 +468,23 @@ class ExecServiceApp(ExecSettings, Application):
 
     def make_app(self) -> tornado.web.Application:
         """Builds the parts and the tornado application around them."""
+        if self.exercises_dir:
+            exposed = readable_by_others(Path(self.exercises_dir))
+            if exposed:
+                security_log.warning(
+                    "security: %d of the exercise files are readable by every user of this machine "
+                    "(e.g. %s): students could read hidden tests and solutions. Run "
+                    "`chmod -R o-rwx %s` (docs/hub.md, security checklist)", len(exposed),
+                    exposed[0], self.exercises_dir)
         parts = self.build_parts()
         self.store = SubmissionStore(Path(self.db_path))
         self.metrics = ExecMetrics(self.caching_sandbox)
         settings = {
             **parts,
             STORE_KEY: self.store,
-            ADMINS_KEY: set(self.admin_users),
+            ACCESS_KEY: self.access(),
+            OPEN_REQUESTS_KEY: OpenRequests(),
+            PROXIES_KEY: parse_networks(self.trusted_proxies, "ExecServiceApp.trusted_proxies"),
             HUB_AUTH_KEY: HubAuth(),  # reads JUPYTERHUB_API_TOKEN / _API_URL / _SERVICE_NAME
             METRICS_KEY: self.metrics,
         }
@@ -212,9 +493,12 @@ class ExecServiceApp(ExecSettings, Application):
         return tornado.web.Application(handlers, **settings)
 
     async def serve(self) -> None:
-        """Listens until SIGTERM or SIGINT, then stops the parts (drains the pool)."""
+        """Listens until SIGTERM or SIGINT; then takes no new runs, lets the runs in flight
+        finish (for at most ``stop_timeout``), answers them, and stops the parts (drains the
+        pool)."""
         app = self.make_app()
-        server = app.listen(self.port, self.ip, xheaders=True)
+        # xheaders off: the client address comes from trusted proxies only (ServiceHandler.prepare).
+        server = app.listen(self.port, self.ip, xheaders=False)
         self.start_background()
         log.info("jupyter-exec-service %s on http://%s:%d%s, image %s, submissions in %s",
                  __version__, self.ip, self.port, self.base_url, self.image, self.db_path)
@@ -223,7 +507,24 @@ class ExecServiceApp(ExecSettings, Application):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        # New connections are refused (the proxy and remote mode answer "unreachable"); a new
+        # request on an open connection is refused with 503; runs in flight go on.
+        self.scheduler.stop_admitting()
         server.stop()
+        open_requests: OpenRequests = app.settings[OPEN_REQUESTS_KEY]
+        wait_s = self.stop_timeout
+        if wait_s is None:
+            wait_s = await asyncio.get_running_loop().run_in_executor(
+                None, self.longest_request_s, app.settings)
+        log.info("jupyter-exec-service stopping: no new runs; waiting up to %.0f s for %d "
+                 "request(s) in progress", wait_s, open_requests.count)
+        if not await open_requests.wait_until_none(wait_s):
+            log.warning("%d request(s) still in progress after %.0f s; stopping anyway (the reaper "
+                        "of the next start removes their containers)", open_requests.count, wait_s)
+        try:  # idle keep-alive connections; every answer has been written
+            await asyncio.wait_for(server.close_all_connections(), timeout=5)
+        except asyncio.TimeoutError:
+            pass
         await asyncio.get_running_loop().run_in_executor(None, self.stop_parts)
         self.store.close()
         log.info("jupyter-exec-service stopped")

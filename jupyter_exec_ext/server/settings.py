@@ -132,6 +132,11 @@ class ExecSettings(LoggingConfigurable):
                         "Default: DOCKER_EXECUTOR_REDIS_URL.").tag(config=True)
     cache_ttl = Float(help="Seconds a cached result lives. Default: DOCKER_EXECUTOR_CACHE_TTL, "
                       "else 3600.").tag(config=True)
+    cache_secret = Unicode(None, allow_none=True, help="Key that authenticates result cache "
+                           "entries (HMAC), at least 16 characters; entries without a valid HMAC "
+                           "are ignored. None: a random key per start (Redis entries of an earlier "
+                           "start become misses). Default: DOCKER_EXECUTOR_CACHE_SECRET."
+                           ).tag(config=True)
 
     # -- defaults from the environment ----------------------------------------------------------
 
@@ -282,6 +287,18 @@ class ExecSettings(LoggingConfigurable):
     def _default_cache_ttl(self) -> float:
         return self._env_cache_config().ttl_s
 
+    @default("cache_secret")
+    def _default_cache_secret(self) -> Optional[str]:
+        secret = self._env_cache_config().secret
+        return secret.decode() if secret is not None else None
+
+    @validate("cache_secret")
+    def _valid_cache_secret(self, proposal: Any) -> Optional[str]:
+        if proposal["value"] is not None and len(proposal["value"].encode()) < 16:
+            raise TraitError(f"{type(self).__name__}.cache_secret must be at least 16 characters "
+                             "(e.g. `openssl rand -hex 32`)")
+        return proposal["value"]
+
     # -- validation: a bad value stops the server with a message naming the trait ---------------
 
     @validate("memory_limit", "max_memory_limit")
@@ -365,7 +382,8 @@ class ExecSettings(LoggingConfigurable):
         # Executions go through the cache; submissions always run fresh, so the grader gets the
         # sandbox itself.
         self.caching_sandbox = CachingSandbox(self.docker_sandbox, CacheConfig.from_env(
-            enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl))
+            enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl,
+            secret=self.cache_secret.encode() if self.cache_secret else None))
         self.scheduler = RunScheduler(self.max_concurrent_runs, self.max_runs_per_user)
         exercises = Path(self.exercises_dir) if self.exercises_dir else None
         if exercises is not None and not exercises.is_dir():

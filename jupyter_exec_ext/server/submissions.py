@@ -57,20 +57,30 @@ class SubmissionStore:
                  json.dumps(tests)))
             return int(cursor.lastrowid)
 
-    def list(self, user: Optional[str] = None, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest submissions first: of ``user``, or of everyone with ``None``."""
-        query = ("SELECT id, user, exercise_id, submitted_at, status, score, max_score, tests "
-                 "FROM submissions")
-        args: tuple = ()
-        if user is not None:
-            query += " WHERE user = ?"
-            args = (user,)
+    def list(self, user: Optional[str] = None, limit: int = 100,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """The newest submissions first: of ``user``, or of everyone with ``None``; ``limit``
+        rows after skipping ``offset``."""
+        where, args = self._where(user)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            rows = self._db.execute(
+                "SELECT id, user, exercise_id, submitted_at, status, score, max_score, tests "
+                f"FROM submissions{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset)).fetchall()
         return [{"id": r[0], "user": r[1], "exercise_id": r[2],
                  "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r[3])),
                  "status": r[4], "score": r[5], "max_score": r[6], "tests": json.loads(r[7])}
                 for r in rows]
+
+    def count(self, user: Optional[str] = None) -> int:
+        """How many submissions ``user`` (everyone with ``None``) has."""
+        where, args = self._where(user)
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM submissions{where}", args).fetchone()[0])
+
+    @staticmethod
+    def _where(user: Optional[str]) -> tuple[str, tuple]:
+        return ("", ()) if user is None else (" WHERE user = ?", (user,))
 
     def close(self) -> None:
         with self._lock:

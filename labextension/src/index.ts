@@ -20,7 +20,7 @@ import {
   renderPending,
   renderSubmission
 } from './render.js';
-import { requestAPI } from './request.js';
+import { requestAPI, SandboxRequestError } from './request.js';
 import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
 import { collectSubmission, exerciseId } from './notebook.js';
 
@@ -59,7 +59,8 @@ class SandboxStatus extends Widget {
     try {
       view = describeDockerStatus(await requestAPI<IDockerStatus>('docker/status'));
     } catch (error) {
-      view = describeDockerStatus(null, (error as Error).message);
+      const reason = error instanceof SandboxRequestError ? error.reason : null;
+      view = describeDockerStatus(null, (error as Error).message, reason);
     }
     this.node.textContent = view.text;
     this.node.title = view.title;

@@ -161,8 +161,23 @@ export function renderSubmission(doc: Document, result: ISubmissionResult): HTML
 /** Executor state for the status bar. */
 export type SandboxState = 'ready' | 'busy' | 'unavailable' | 'unknown';
 
-export function describeDockerStatus(status: IDockerStatus | null, error?: string): { state: SandboxState; text: string; title: string } {
+/** Status bar words for the `reason` of a failed status request (the server names the cause). */
+const UNAVAILABLE_TEXT: Record<string, string> = {
+  service_unreachable: 'Sandbox: service unreachable',
+  service_stopping: 'Sandbox: service restarting',
+  service_timeout: 'Sandbox: service not answering'
+};
+
+export function describeDockerStatus(
+  status: IDockerStatus | null,
+  error?: string,
+  reason?: string | null
+): { state: SandboxState; text: string; title: string } {
   if (status === null) {
+    const text = reason ? UNAVAILABLE_TEXT[reason] : undefined;
+    if (text) {
+      return { state: 'unavailable', text, title: error ?? text };
+    }
     return { state: 'unknown', text: 'Sandbox: ?', title: error ?? 'Sandbox status not known yet' };
   }
   const docker = status.docker;

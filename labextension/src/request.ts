@@ -9,17 +9,30 @@ import { ServerConnection } from '@jupyterlab/services';
 /** Base path of the REST API under the server's base URL. */
 export const API_NAMESPACE = 'api/exec/v1';
 
-/** A failed request: `status` is the HTTP status, 0 when the server could not be reached. */
+/**
+ * A failed request: `status` is the HTTP status, 0 when the server could not be reached;
+ * `reason` is the server's word for the cause (e.g. `service_unreachable`), when it sent one.
+ */
 export class SandboxRequestError extends Error {
   constructor(
     message: string,
     readonly status: number,
-    readonly retryAfter: string | null = null
+    readonly retryAfter: string | null = null,
+    readonly reason: string | null = null
   ) {
     super(message);
     this.name = 'SandboxRequestError';
   }
 }
+
+/** What is unavailable, by the `reason` of a 503 answer (the server names the cause). */
+const UNAVAILABLE_CAUSES: Record<string, string> = {
+  docker_unavailable: 'Docker is not running on the server',
+  image_missing: 'the executor image is missing on the server',
+  service_unreachable: 'the code execution service cannot be reached',
+  service_stopping: 'the code execution service is restarting',
+  sandbox_unavailable: 'the sandbox cannot run code right now'
+};
 
 /**
  * The message shown for an HTTP error answer. The server's own message (JSON `{message}`) is
@@ -28,12 +41,16 @@ export class SandboxRequestError extends Error {
 export function describeHttpError(
   status: number,
   serverMessage: string,
-  retryAfter: string | null = null
+  retryAfter: string | null = null,
+  reason: string | null = null
 ): string {
   switch (status) {
-    case 503:
-      return 'Sandbox unavailable: Docker is not running' +
-        (serverMessage ? ` (${serverMessage})` : '');
+    case 503: {
+      // The cause as the server names it; without one (an older server, a proxy's page) no guess.
+      const cause = reason && UNAVAILABLE_CAUSES[reason];
+      const detail = serverMessage ? ` (${serverMessage})` : '';
+      return cause ? `Sandbox unavailable: ${cause}${detail}` : `Sandbox unavailable${detail}`;
+    }
     case 429: {
       // The server says which limit was hit (runs at once, or submissions of this exercise) and
       // when to try again, the same wait as its Retry-After; a proxy's 429 has only the header.
@@ -93,10 +110,12 @@ export async function requestAPI<T>(
     const serverMessage =
       data && typeof data.message === 'string' ? data.message : '';
     const retryAfter = response.headers.get('Retry-After');
+    const reason = data && typeof data.reason === 'string' ? data.reason : null;
     throw new SandboxRequestError(
-      describeHttpError(response.status, serverMessage, retryAfter),
+      describeHttpError(response.status, serverMessage, retryAfter, reason),
       response.status,
-      retryAfter
+      retryAfter,
+      reason
     );
   }
   if (data === null && text.length > 0) {

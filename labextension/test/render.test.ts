@@ -76,6 +76,10 @@ test('the status item reads ready, Docker unavailable, or runs in flight', () =>
   assert.equal(describeDockerStatus({ ...base, docker: { ...base.docker, image_present: false } }).text, 'Sandbox: image missing');
   assert.equal(describeDockerStatus({ ...base, runs: { in_flight: 2, queued: 1 } }).text, 'Sandbox: 3 runs in flight');
   assert.equal(describeDockerStatus(null, 'Cannot reach').state, 'unknown');
+  // The status request itself failed: the server's reason names what is away.
+  const away = describeDockerStatus(null, 'Sandbox unavailable: the code execution service cannot be reached', 'service_unreachable');
+  assert.deepEqual(away, { state: 'unavailable', text: 'Sandbox: service unreachable', title: 'Sandbox unavailable: the code execution service cannot be reached' });
+  assert.equal(describeDockerStatus(null, 'x', 'service_stopping').text, 'Sandbox: service restarting');
 });
 
 function notebook(meta: any, cells: Array<[string, string | undefined, string]>) {

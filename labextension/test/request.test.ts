@@ -39,12 +39,30 @@ test('POSTs JSON to the route under api/exec/v1 with the token and returns the a
   assert.deepEqual(JSON.parse(await sent[0].text()), { code: 'print("hi")' });
 });
 
-test('503 reads "Sandbox unavailable: Docker is not running"', async () => {
-  const { settings } = fakeServer(() => json(503, { message: 'Docker not available', reason: 'Service Unavailable' }));
+for (const [reason, cause] of [
+  ['docker_unavailable', /^Sandbox unavailable: Docker is not running on the server \(Docker not available\)$/],
+  ['image_missing', /^Sandbox unavailable: the executor image is missing on the server/],
+  ['service_unreachable', /^Sandbox unavailable: the code execution service cannot be reached/],
+  ['service_stopping', /^Sandbox unavailable: the code execution service is restarting/]
+] as const) {
+  test(`503 with reason ${reason} names that cause`, async () => {
+    const { settings } = fakeServer(() => json(503, { message: 'Docker not available', reason }));
+    await assert.rejects(requestAPI('execute', { method: 'POST', body: '{}' }, settings), (error: unknown) => {
+      assert.ok(error instanceof SandboxRequestError);
+      assert.equal(error.status, 503);
+      assert.equal(error.reason, reason);
+      assert.match(error.message, cause);
+      return true;
+    });
+  });
+}
+
+test('503 without a known reason (a proxy page) does not guess a cause', async () => {
+  const { settings } = fakeServer(() => new Response('<html>503 Service Unavailable</html>', { status: 503 }));
   await assert.rejects(requestAPI('execute', { method: 'POST', body: '{}' }, settings), (error: unknown) => {
     assert.ok(error instanceof SandboxRequestError);
-    assert.equal(error.status, 503);
-    assert.match(error.message, /^Sandbox unavailable: Docker is not running/);
+    assert.equal(error.message, 'Sandbox unavailable');
+    assert.doesNotMatch(error.message, /Docker/);
     return true;
   });
 });

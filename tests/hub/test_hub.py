@@ -1,6 +1,9 @@
 """The hub deployment end to end: a real JupyterHub (DummyAuthenticator, configurable-http-proxy),
-the executor service as a hub-managed service on the real Docker engine, and single-user servers
-in remote mode running as ``nobody``, who cannot open the Docker socket.
+the executor service as a hub-managed service on the real Docker engine with its result cache in a
+real, password-protected Redis, and single-user servers in remote mode running as ``nobody``, who
+cannot open the Docker socket. The callers: students alice and bob (with servers), instructor carol
+(hub group ``instructors``), a user named ``*``, a metrics scraper service, an admin service, and
+the hub's own admin service, which has no grant on the executor service.
 
 One hub per module (starting it and two user servers is slow on a small machine). Under CI=true a
 missing jupyterhub, configurable-http-proxy, Docker engine or executor image fails these tests.
@@ -18,13 +21,14 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
-from ..conftest import TEST_OWNER, our_containers, require
+from ..conftest import REDIS_SERVER, TEST_OWNER, RedisServer, our_containers, require
 from ..grading.notebooks import exercise_notebook, write_notebook
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -32,7 +36,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.hub]
 VENV_BIN = Path(sys.executable).parent
 SERVICE = "exec"
 ADMIN_TOKEN = "pytest-hub-admin-token-0123456789"
+#: Hub services with exec access: a scraper with a metrics grant, and one with an admin grant.
+SERVICE_TOKENS = {"prometheus": "pytest-prometheus-token-0123456789",
+                  "gradebook": "pytest-gradebook-token-0123456789"}
 USERS = ("alice", "bob")
+#: Users with a token and no server: an instructor (group instructors) and a user named "*".
+TOKEN_ONLY_USERS = ("carol", "*")
 SOLUTION = "def add(a, b):\n    return a + b\n"
 #: Graded submissions per user and exercise per hour on the service.
 SUBMIT_LIMIT = 4
@@ -46,7 +55,18 @@ def _free_port() -> int:
 
 HUB_CONFIG = '''
 import os
+import jupyterhub.services.service as hub_services
 from jupyterhub.spawner import SimpleLocalProcessSpawner, set_user_setuid
+from traitlets import Integer
+
+
+# As the admin guide says (docs/hub.md, "When the service stops"): the hub notices that a managed
+# service exited when it polls its process, every 30 s unless told otherwise.
+class QuickPollServiceSpawner(hub_services._ServiceSpawner):
+    poll_interval = Integer(2)
+
+
+hub_services._ServiceSpawner = QuickPollServiceSpawner
 
 class NobodySpawner(SimpleLocalProcessSpawner):
     """Local servers run as nobody, as a student's server would run as an unprivileged user:
@@ -102,13 +122,16 @@ c.JupyterHub.load_roles = [
     {{"name": "admin", "services": ["pytest-admin"]}},
     {{"name": "pytest-admin-exec", "services": ["pytest-admin"],
       "scopes": ["access:services!service=exec"]}},
+    {{"name": "exec-clients", "services": list(settings["service_tokens"]),
+      "scopes": ["access:services!service=exec"]}},
 ]
+c.JupyterHub.load_groups = {{"instructors": {{"users": ["carol"]}}}}
 c.JupyterHub.services = [
     {{"name": "exec", "url": "http://127.0.0.1:%d" % settings["service_port"],
       "command": [settings["service"], "--config", settings["dir"] + "/exec_service_config.py"],
       "environment": {{"DOCKER_EXECUTOR_OWNER": settings["owner"]}}}},
     {{"name": "pytest-admin", "api_token": settings["admin_token"]}},
-]
+] + [{{"name": name, "api_token": token}} for name, token in settings["service_tokens"].items()]
 '''
 
 SERVICE_CONFIG = '''
@@ -126,6 +149,11 @@ c.ExecServiceApp.reap_interval = 0.0
 # (at most 3 per user); the limit test adapts to what bob already used.
 c.ExecServiceApp.submit_rate_limit = {submit_limit}
 c.ExecServiceApp.submit_rate_window = 3600.0
+# Who is what (docs/hub.md, "Who is an admin"): nobody but these.
+c.ExecServiceApp.admin_groups = ["instructors"]
+c.ExecServiceApp.admin_services = ["gradebook"]
+c.ExecServiceApp.metrics_readers = ["prometheus"]
+c.ExecServiceApp.redis_url = {redis_url!r}
 '''
 
 
@@ -213,6 +241,8 @@ def hub(executor_image: str):
     pwd.getpwnam("nobody")
     python = python_for_nobody()
     require(python is not None, "no Python interpreter that the user nobody may run")
+    require(os.access(REDIS_SERVER, os.X_OK),
+            "redis-server is not installed (Debian package redis-server)")
 
     # Not under pytest's tmp folder: that one is private to root, and nobody must read the
     # config and own its home here.
@@ -225,9 +255,12 @@ def hub(executor_image: str):
     (root / "user-config" / "jupyter_server_config.json").write_text(json.dumps({
         "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
     }))
+    redis_server = RedisServer(root, password="pytest-hub-redis-password")
+    redis_server.start()
     (root / "exec_service_config.py").write_text(SERVICE_CONFIG.format(
         image=executor_image, owner=TEST_OWNER, exercises=str(exercises),
-        db=str(root / "submissions.sqlite"), submit_limit=SUBMIT_LIMIT))
+        db=str(root / "submissions.sqlite"), submit_limit=SUBMIT_LIMIT,
+        redis_url=redis_server.url))
     port, service_port = _free_port(), _free_port()
     settings = {
         "port": port, "hub_port": _free_port(), "proxy_api_port": _free_port(),
@@ -238,6 +271,7 @@ def hub(executor_image: str):
                        "from jupyterhub.singleuser import main; sys.exit(main())",
                        sysconfig.get_paths()["purelib"]],
         "service": str(VENV_BIN / "jupyter-exec-service"), "admin_token": ADMIN_TOKEN,
+        "service_tokens": SERVICE_TOKENS,
         # Through the proxy, as a user's server on another machine would reach it.
         "service_api": f"http://127.0.0.1:{port}/services/{SERVICE}/api/exec/v1/",
     }
@@ -252,6 +286,9 @@ def hub(executor_image: str):
                                    start_new_session=True)
     hub = Hub(root, port, process, log)
     hub.service_config = root / "exec_service_config.py"
+    hub.service_port = service_port
+    hub.redis = redis_server
+    hub.tokens.update(SERVICE_TOKENS)
     try:
         try:
             hub.wait(lambda: _answers(hub, "/hub/api/"), "the hub did not answer")
@@ -263,6 +300,14 @@ def hub(executor_image: str):
                 hub.wait(lambda: hub.hub_api("GET", f"users/{user}").json()["servers"]
                          .get("", {}).get("ready"), f"{user}'s server did not start")
                 made = hub.hub_api("POST", f"users/{user}/tokens",
+                                   json={"note": "pytest", "expires_in": 3600})
+                assert made.status_code == 201, made.text
+                hub.tokens[user] = made.json()["token"]
+            for user in TOKEN_ONLY_USERS:
+                quoted = "%2A" if user == "*" else user
+                made = hub.hub_api("POST", f"users/{quoted}")
+                assert made.status_code in (201, 409), made.text
+                made = hub.hub_api("POST", f"users/{quoted}/tokens",
                                    json={"note": "pytest", "expires_in": 3600})
                 assert made.status_code == 201, made.text
                 hub.tokens[user] = made.json()["token"]
@@ -285,6 +330,7 @@ def hub(executor_image: str):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         print(log.read_text()[-20000:])  # the hub's and the servers' log, shown when a test failed
+        redis_server.kill()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -330,7 +376,7 @@ def test_a_user_runs_and_submits_through_their_own_server(hub: Hub, no_leaks) ->
     assert status.status_code == 200 and status.json()["docker"]["reachable"] is True
 
     # The service recorded the submission for alice, with each test's status.
-    mine = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()
+    mine = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()["submissions"]
     assert mine[0]["user"] == "alice" and mine[0]["exercise_id"] == "add"
     assert mine[0]["score"] == result["score"]
     assert [t["status"] for t in mine[0]["tests"]] == [t["status"] for t in result["tests"]]
@@ -363,19 +409,19 @@ def test_a_user_cannot_read_another_users_submissions(hub: Hub, no_leaks) -> Non
     wrong = hub.user_api("bob", "POST", "exercises/add/submit", {"code": "def add(a, b):\n    return 0\n"})
     assert wrong.status_code == 200 and wrong.json()["score"] < wrong.json()["max_score"]
 
-    bobs = hub.service_api("GET", "submissions", hub.tokens["bob"]).json()
+    bobs = hub.service_api("GET", "submissions", hub.tokens["bob"]).json()["submissions"]
     assert bobs and {s["user"] for s in bobs} == {"bob"}
-    alices = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()
+    alices = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()["submissions"]
     assert {s["user"] for s in alices} <= {"alice"}
+    # Through bob's own server (remote mode forwards the caller's own).
+    forwarded = hub.user_api("bob", "GET", "submissions")
+    assert forwarded.status_code == 200 and forwarded.json()["submissions"] == bobs
 
     peek = hub.service_api("GET", "submissions?user=bob", hub.tokens["alice"])
     assert peek.status_code == 403 and "your own" in peek.json()["message"]
     everyone = hub.service_api("GET", "submissions?user=*", hub.tokens["alice"])
     assert everyone.status_code == 403
-
-    # An admin (here the hub's admin service) sees everyone's.
-    admin = hub.service_api("GET", "submissions?user=*", ADMIN_TOKEN)
-    assert admin.status_code == 200 and {"bob"} <= {s["user"] for s in admin.json()}
+    assert hub.user_api("alice", "GET", "submissions?user=bob").status_code == 400
 
 
 def test_an_unauthenticated_call_to_the_service_is_refused(hub: Hub) -> None:
@@ -397,7 +443,7 @@ def test_the_service_exposes_metrics_to_admins_only(hub: Hub, no_leaks) -> None:
     assert hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION}).status_code == 200
 
     assert hub.service_api("GET", "metrics", hub.tokens["alice"]).status_code == 403
-    scraped = hub.service_api("GET", "metrics", ADMIN_TOKEN)
+    scraped = hub.service_api("GET", "metrics", SERVICE_TOKENS["prometheus"])
     assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(scraped.text) for s in family.samples}
@@ -411,6 +457,7 @@ def test_the_service_exposes_metrics_to_admins_only(hub: Hub, no_leaks) -> None:
     assert ("exec_reuse_kept", ()) in samples
     assert ("exec_containers_removed_total", ()) in samples
     assert ("exec_cache_hits_total", ()) in samples and ("exec_cache_misses_total", ()) in samples
+    assert ("exec_cache_rejected_total", ()) in samples
     assert samples[("exec_pool_size", ())] == 0
 
 
@@ -459,7 +506,7 @@ def test_the_submission_limit_reaches_the_student_through_their_server(hub: Hub,
     assert str(caught.value).startswith("you can submit 'add' again in ")
     assert 1 <= caught.value.retry_after_s <= retry
 
-    scraped = hub.service_api("GET", "metrics", ADMIN_TOKEN)
+    scraped = hub.service_api("GET", "metrics", SERVICE_TOKENS["prometheus"])
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(scraped.text) for s in family.samples}
     assert samples[("exec_submissions_rate_limited_total", (("exercise", "add"),))] >= 2
@@ -470,7 +517,7 @@ def test_the_submission_limit_reaches_the_student_through_their_server(hub: Hub,
 def test_the_service_keeps_the_submission_records_across_a_restart(hub: Hub, no_leaks) -> None:
     graded = hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION})
     assert graded.status_code == 200
-    before = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()
+    before = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()["submissions"]
 
     old = service_pid(hub.service_config)
     assert old is not None
@@ -481,5 +528,172 @@ def test_the_service_keeps_the_submission_records_across_a_restart(hub: Hub, no_
              "the hub did not restart the executor service")
 
     after = hub.service_api("GET", "submissions", hub.tokens["alice"])
-    assert after.status_code == 200 and after.json() == before
-    assert after.json()[0]["score"] == graded.json()["score"]
+    assert after.status_code == 200 and after.json()["submissions"] == before
+    assert before[0]["score"] == graded.json()["score"]
+
+
+def test_each_caller_gets_what_the_service_grants_and_nothing_else(hub: Hub, no_leaks) -> None:
+    """A student, an instructor, a metrics scraper, an admin service, the hub's own admin service
+    (no grant here) and a user named "*": only explicit grants open anyone's records."""
+    # Someone else's record: the instructor tries the exercise (straight at the service; students'
+    # submissions of 'add' are counted by the submission limit of other tests).
+    tried = hub.service_api("POST", "exercises/add/submit", hub.tokens["carol"], {"code": SOLUTION})
+    assert tried.status_code == 200, tried.text
+
+    def submissions(token: str, query: str = ""):
+        return hub.service_api("GET", "submissions" + query, token)
+
+    # A user named "*" is refused, and never reads the record of everyone.
+    for route, body in (("submissions", None), ("execute", {"code": "print(1)"})):
+        star = hub.service_api("POST" if body else "GET", route, hub.tokens["*"], body)
+        assert star.status_code == 403, star.text
+        assert "'*' contains '*', which the exec service reserves" in star.json()["message"]
+        assert "carol" not in star.text
+    peek = submissions(hub.tokens["alice"], "?user=carol")
+    assert peek.status_code == 403 and "carol" not in peek.text
+
+    # The instructor (hub group "instructors") reads everyone's, a page at a time, and metrics.
+    everyone = submissions(hub.tokens["carol"], "?user=*")
+    assert everyone.status_code == 200
+    assert {"carol", "bob"} <= {s["user"] for s in everyone.json()["submissions"]}
+    total = everyone.json()["total"]
+    first = submissions(hub.tokens["carol"], "?user=*&limit=1").json()
+    assert len(first["submissions"]) == 1 and first["total"] == total
+    if total > 1:
+        second = submissions(hub.tokens["carol"], f"?user=*&limit=1&offset={first['next_offset']}")
+        assert second.json()["submissions"][0]["id"] < first["submissions"][0]["id"]
+    bobs = submissions(hub.tokens["carol"], "?user=bob").json()["submissions"]
+    assert bobs and {s["user"] for s in bobs} == {"bob"}
+    assert hub.service_api("GET", "metrics", hub.tokens["carol"]).status_code == 200
+    bad = submissions(hub.tokens["carol"], "?user=a%2Cb")
+    assert bad.status_code == 400 and "user 'a,b' contains ','" in bad.json()["message"]
+    bad = submissions(hub.tokens["carol"], "?user=*&limit=5000")
+    assert bad.status_code == 400 and "limit must be from 1 to 1000" in bad.json()["message"]
+
+    # The scraper reads metrics and nothing else.
+    scraper = SERVICE_TOKENS["prometheus"]
+    assert hub.service_api("GET", "metrics", scraper).status_code == 200
+    for method, route, body in (("GET", "submissions?user=*", None), ("GET", "submissions", None),
+                                ("POST", "execute", {"code": "print(1)"}),
+                                ("POST", "exercises/add/submit", {"code": SOLUTION})):
+        refused = hub.service_api(method, route, scraper, body)
+        assert refused.status_code == 403 and "metrics only" in refused.json()["message"], route
+
+    # The hub's admin service may access the service, and is granted nothing here.
+    for method, route, body in (("GET", "submissions?user=*", None), ("GET", "metrics", None),
+                                ("POST", "execute", {"code": "print(1)"})):
+        refused = hub.service_api(method, route, ADMIN_TOKEN, body)
+        assert refused.status_code == 403 and "no grant" in refused.json()["message"], route
+
+    # A service named in admin_services is an admin.
+    gradebook = submissions(SERVICE_TOKENS["gradebook"], "?user=*")
+    assert gradebook.status_code == 200 and gradebook.json()["total"] == total
+
+
+def test_a_cache_entry_written_into_redis_by_someone_else_is_never_served(hub: Hub, no_leaks) -> None:
+    """A kernel that reaches the cache's Redis (here: with its password even) rewrites alice's
+    cached output; bob's run of the same code gets the real output."""
+    code = "print('the real output', 6 * 7)"
+    first = hub.user_api("alice", "POST", "execute", {"code": code})
+    assert first.status_code == 200 and first.json()["stdout"] == "the real output 42\n"
+    client = hub.redis.client()
+    keys = list(client.scan_iter(match="jupyter-exec-ext:result:*"))
+    assert keys, "the service cached nothing in Redis"
+    poisoned = json.dumps({"status": "ok", "stdout": "POISONED by alice's kernel\n",
+                           "stderr": "", "exit_code": 0}).encode()
+    for key in keys:
+        # Keeps the entry's key id and HMAC, as someone who can read the entries would.
+        client.set(key, client.get(key)[:16 + 64] + poisoned)
+    client.close()
+
+    bobs = hub.user_api("bob", "POST", "execute", {"code": code})
+    assert bobs.status_code == 200, bobs.text
+    assert (bobs.json()["stdout"], bobs.json()["cached"]) == ("the real output 42\n", False)
+    status = hub.service_api("GET", "docker/status", hub.tokens["carol"]).json()
+    assert status["docker"]["cache"]["backend"] == "redis"
+    assert status["docker"]["cache"]["rejected"] >= 1
+
+    # Without the password, Redis answers nothing at all.
+    import redis
+
+    anonymous = redis.Redis(host="127.0.0.1", port=hub.redis.port, socket_timeout=5)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.keys("*")
+    anonymous.close()
+
+
+def test_forwarded_address_headers_from_a_caller_are_not_believed(hub: Hub) -> None:
+    """Straight to the service's port, past the proxy, with a made-up client address: refused,
+    and the log names the real peer, never the claimed one."""
+    import requests
+
+    spoofed = "203.0.113.77"
+    answer = requests.post(
+        f"http://127.0.0.1:{hub.service_port}/services/{SERVICE}/api/exec/v1/execute",
+        data=json.dumps({"code": "print(1)"}), timeout=30,
+        headers={"X-Real-Ip": spoofed, "X-Forwarded-For": spoofed})
+    assert answer.status_code == 403
+    hub.wait(lambda: "refused POST execute from 127.0.0.1" in hub.log.read_text(),
+             "the service did not log the refusal", limit_s=10)
+    assert spoofed not in hub.log.read_text()
+
+
+def _running(pid: int) -> bool:
+    """Whether the process is alive (an exited child the hub has not reaped yet is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_a_stopping_service_finishes_its_runs_and_servers_answer_json_until_it_is_back(
+        hub: Hub, no_leaks) -> None:
+    """SIGTERM during alice's run: she gets her result; new runs are refused at once; until the
+    hub has restarted the service, users' servers answer a JSON 503 naming the cause, and health
+    says down."""
+    old = service_pid(hub.service_config)
+    assert old is not None
+    answers: dict = {}
+    slow = "import time\ntime.sleep(4)\nprint('finished')"
+    alice = threading.Thread(target=lambda: answers.setdefault("alice", hub.user_api(
+        "alice", "POST", "execute", {"code": slow, "use_cache": False})))
+    alice.start()
+    hub.wait(lambda: hub.service_api("GET", "docker/status", hub.tokens["carol"])
+             .json()["runs"]["in_flight"] >= 1, "alice's run did not start", limit_s=60)
+    os.kill(old, signal.SIGTERM)
+    hub.wait(lambda: _refuses_connections(hub.service_port), "the service kept listening", 10)
+
+    def unreachable_as_json(reasons: tuple = ("service_unreachable",)) -> None:
+        refused = hub.user_api("bob", "POST", "execute", {"code": "print(1)"})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Content-Type"].startswith("application/json")
+        assert refused.json()["reason"] in reasons
+        if refused.json()["reason"] == "service_unreachable":
+            assert refused.json()["message"].startswith("the executor service is unreachable (")
+        health = hub.user_api("bob", "GET", "health")
+        assert health.status_code == 200 and health.json() == {"status": "down"}
+
+    # While alice's run finishes: new connections are refused (the proxy answers its error page);
+    # a request on a connection the proxy kept alive is refused by the stopping service itself.
+    unreachable_as_json(("service_unreachable", "service_stopping"))
+    alice.join(60)
+    assert answers["alice"].status_code == 200, answers["alice"].text
+    assert answers["alice"].json()["stdout"] == "finished\n"
+    hub.wait(lambda: not _running(old), "the service did not exit after its last run", 60)
+    exited = time.monotonic()
+    unreachable_as_json()  # after it exited, before the hub restarted it
+
+    hub.wait(lambda: (service_pid(hub.service_config) not in (None, old)
+                      and hub.user_api("bob", "GET", "health").json() == {"status": "ok"}),
+             "the hub did not restart the executor service")
+    # Reported, not asserted: docs/hub.md quotes it.
+    print(f"\nexecutor service answered again {time.monotonic() - exited:.1f} s after it exited")
+    assert "stopping: no new runs" in hub.log.read_text()

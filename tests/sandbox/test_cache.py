@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import redis
 
 from jupyter_exec_ext.sandbox import (
     CacheConfig,
@@ -406,7 +407,8 @@ def test_second_run_is_a_hit_from_redis(make_cache, counting_sandbox, redis_serv
     assert replace(second, cached=False) == first
     assert len(our_keys(redis_server)) == 1
 
-    # A damaged entry is a miss, never a wrong answer; the fresh result replaces it.
+    # A damaged entry (no key id of this cache) is a miss, never a wrong answer; the fresh
+    # result replaces it.
     direct = redis_server.client()
     direct.set(our_keys(redis_server)[0], b"{not json")
     third = cache.run(request(SQUARES, stdin="4"))
@@ -420,8 +422,71 @@ def test_second_run_is_a_hit_from_redis(make_cache, counting_sandbox, redis_serv
 
     status = cache.status()
     assert status["reachable"] is True and status["image_id"].startswith("sha256:")
-    assert {k: status["cache"][k] for k in ("backend", "hits", "misses", "bypassed", "errors")} == {
-        "backend": "redis", "hits": 2, "misses": 2, "bypassed": 1, "errors": 1}
+    assert {k: status["cache"][k] for k in ("backend", "hits", "misses", "bypassed", "foreign",
+                                            "errors")} == {
+        "backend": "redis", "hits": 2, "misses": 2, "bypassed": 1, "foreign": 1, "errors": 0}
+
+
+FORGED = b'{"status": "ok", "stdout": "POISONED by another kernel\\n", "stderr": "", "exit_code": 0}'
+
+
+@pytest.mark.docker
+@pytest.mark.redis
+def test_an_entry_written_without_the_key_is_never_served(make_cache, counting_sandbox,
+                                                          protected_redis_server):
+    """What a student's kernel that reaches the cache's Redis can do: write entries. Through a
+    password-protected Redis, with the password even (the worst case): forged values, a real
+    entry moved under another key, an entry signed with another key are all misses, counted."""
+    server = protected_redis_server
+    anonymous = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=5)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.set(REDIS_KEY_PREFIX + "x", FORGED)  # no password: refused outright
+    anonymous.close()
+
+    cache = make_cache(redis_url=server.url, secret=b"the-service-key-0123456789")
+    squares = cache.run(request(SQUARES, stdin="3"))
+    assert squares.stdout == "[0, 1, 4]\n" and cache.run(request(SQUARES, stdin="3")).cached
+    client = server.client()
+    (key,) = client.scan_iter(match=REDIS_KEY_PREFIX + "*")
+    genuine = client.get(key)
+
+    sealed = 16 + 64  # key id, then the HMAC, in hex
+    forgeries = [
+        genuine[:sealed] + FORGED,                # the real key id and MAC in front of another value
+        genuine[:16] + b"0" * 64 + FORGED,        # the real key id, a made-up MAC
+    ]
+    for forged in forgeries:
+        client.set(key, forged)
+        served = cache.run(request(SQUARES, stdin="3"))
+        assert (served.stdout, served.cached) == ("[0, 1, 4]\n", False)
+    # A bare result (the format before entries were signed) is another key's entry: a miss too.
+    client.set(key, FORGED)
+    assert cache.run(request(SQUARES, stdin="3")).stdout == "[0, 1, 4]\n"
+
+    # A genuine entry of other code, moved under this code's key, fails too: the MAC covers
+    # the key.
+    cache.run(request("print('other')"))
+    other_key = next(k for k in client.scan_iter(match=REDIS_KEY_PREFIX + "*") if k != key)
+    client.set(key, client.get(other_key))
+    assert cache.run(request(SQUARES, stdin="3")).stdout == "[0, 1, 4]\n"
+
+    # A cache with the same key (a second service process) serves the entry; one with another
+    # key (an earlier start, another deployment sharing the Redis) trusts none of it and counts
+    # it as foreign, not as a forgery.
+    sibling = make_cache(redis_url=server.url, secret=b"the-service-key-0123456789")
+    assert sibling.run(request(SQUARES, stdin="3")).cached is True
+    stranger = make_cache(redis_url=server.url, secret=b"another-key-0123456789")
+    assert stranger.run(request(SQUARES, stdin="3")).cached is False
+
+    assert cache.cache_status()["rejected"] == 3 and cache.cache_status()["foreign"] == 1
+    assert stranger.cache_status()["rejected"] == 0 and stranger.cache_status()["foreign"] == 1
+    assert cache.cache_status()["errors"] == 0
+    client.close()
+
+
+def test_a_short_cache_secret_is_refused_naming_it():
+    with pytest.raises(ValueError, match="secret must be at least 16 bytes"):
+        CacheConfig(secret=b"short")
 
 
 @pytest.mark.docker

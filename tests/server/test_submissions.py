@@ -43,3 +43,19 @@ def test_the_record_survives_a_new_store_on_the_same_file(tmp_path: Path) -> Non
     assert [(s["user"], s["exercise_id"], s["status"], s["score"]) for s in again.list("alice")] == [
         ("alice", "add", "ok", 2)]
     again.close()
+
+
+def test_pages_follow_each_other_without_gaps_and_the_total_counts_them_all(tmp_path: Path) -> None:
+    store = SubmissionStore(tmp_path / "submissions.sqlite")
+    for i in range(5):
+        store.record("alice", graded(i % 3), when=1000.0 + i)
+    store.record("bob", graded(2), when=2000.0)
+
+    pages = [store.list("alice", limit=2, offset=offset) for offset in (0, 2, 4)]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    ids = [s["id"] for page in pages for s in page]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 5
+    assert store.count("alice") == 5 and store.count("bob") == 1 and store.count(None) == 6
+    # A user literally named "*" is one user, never everyone.
+    assert store.list("*") == [] and store.count("*") == 0
+    store.close()
