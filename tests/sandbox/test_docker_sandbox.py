@@ -335,6 +335,14 @@ def test_the_program_has_no_way_back_to_root_or_to_the_harness_uid(sandbox):
     assert lines[-1] == "(10001, 10001, 10001) (10001, 10001, 10001) []"
 
 
+def test_the_programs_processes_are_the_first_the_oom_killer_takes(sandbox):
+    # The runner, its zygotes and the harness keep the default; the program's processes go first.
+    code = ("import os\n"
+            "print(open('/proc/self/oom_score_adj').read().strip())\n"
+            "print(open('/proc/1/oom_score_adj').read().strip())\n")
+    assert run(sandbox, code).stdout.split() == ["1000", "0"]
+
+
 # -- the result channel ------------------------------------------------------------------------------
 
 FORGED = json.dumps({"type": "result", "status": "ok", "exit_code": 0, "duration_ms": 1,
