@@ -112,8 +112,13 @@ const TEST_STATUS_TEXT: Record<string, string> = {
   memory_limit: 'memory limit'
 };
 
-/** A submission's results: the score, then one row per test (expected vs actual when shown). */
-export function renderSubmission(doc: Document, result: ISubmissionResult): HTMLElement {
+/**
+ * A submission's results: the score, which cells were graded, then one row per test (expected vs
+ * actual when shown).
+ *
+ * @param graded the graded cells as people name them (`describeCell`), in notebook order
+ */
+export function renderSubmission(doc: Document, result: ISubmissionResult, graded?: string[]): HTMLElement {
   const root = el(doc, 'div', 'jp-ExecExt-result jp-ExecExt-submission');
   const passed = result.tests.filter(t => t.status === 'passed').length;
   const full = result.score === result.max_score && result.max_score > 0;
@@ -123,6 +128,12 @@ export function renderSubmission(doc: Document, result: ISubmissionResult): HTML
   score.dataset.score = String(result.score);
   score.dataset.maxScore = String(result.max_score);
   root.appendChild(score);
+  if (graded !== undefined) {
+    const what = graded.length
+      ? `Graded ${graded.length === 1 ? 'cell' : `${graded.length} cells`}: ${graded.join(', ')} (marked “graded” in the notebook)`
+      : 'No code cell was graded: write your code in a code cell of the notebook.';
+    root.appendChild(el(doc, 'div', 'jp-ExecExt-gradedCells', what));
+  }
   if (result.message) {
     root.appendChild(el(doc, 'div', 'jp-ExecExt-message', result.message));
   }

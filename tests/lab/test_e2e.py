@@ -48,7 +48,8 @@ def test_lab_extension_is_installed_and_enabled():
     schema = json.loads((installed / "schemas" / "jupyter-exec-ext" / "plugin.json").read_text())
     # Declared in the settings schema, so an admin can hide the buttons.
     names = {item["name"] for item in schema["jupyter.lab.toolbars"]["Notebook"]}
-    assert names == {"run-in-sandbox", "submit-exercise"}
+    assert names == {"run-in-sandbox", "submit-exercise", "exercise-authoring"}
+    assert [item["name"] for item in schema["jupyter.lab.toolbars"]["Cell"]] == ["exercise-role"]
 
 
 @pytest.fixture
