@@ -239,9 +239,10 @@ export class ExercisePanel extends Panel {
     this.status.setAttribute('role', 'status');
     this.results.setAttribute('role', 'status');
     this.results.setAttribute('aria-live', 'polite');
+    // Actions and their results right under the id and title, in sight while tests are edited.
     this.addWidget(this.head);
-    this.addWidget(this.testsBox);
     this.addWidget(this.foot);
+    this.addWidget(this.testsBox);
     this.buildFoot();
     notebook.model?.metadataChanged.connect(() => {
       if (!this.writing) {
@@ -338,11 +339,14 @@ export class ExercisePanel extends Panel {
       this.draft.title = name.value;
       this.commit();
     });
+    const testsHeading = el('h3', 'jp-ExecExt-panelSubtitle', 'Tests');
     this.head.node.append(
       field('Exercise id', id, '/exercise_id', 'Submissions and the grader know the exercise by it.'),
-      field('Title', name, '/title'),
-      el('h3', 'jp-ExecExt-panelSubtitle', 'Tests')
+      field('Title', name, '/title')
     );
+    const heading = new Widget();
+    heading.node.appendChild(testsHeading);
+    this.testsBox.addWidget(heading);
     const tests: ITestDraft[] = Array.isArray(this.draft.tests) ? this.draft.tests : (this.draft.tests = []);
     tests.forEach((test, index) => this.testsBox.addWidget(this.testEditor(tests, test, index)));
     const add = new Widget();
@@ -397,9 +401,11 @@ export class ExercisePanel extends Panel {
       test.hidden = hidden.checked;
       this.commit();
     });
-    const hiddenField = field('Hidden (students see only its name and outcome, after submitting)', hidden, `${base}/hidden`);
+    const hiddenField = field('Hidden', hidden, `${base}/hidden`, 'Students see only its name and outcome.');
     hiddenField.classList.add('jp-ExecExt-checkField');
-    top.node.append(field('Name', name, `${base}/name`), field('Points', points, `${base}/points`), hiddenField);
+    const nameField = field('Name', name, `${base}/name`);
+    nameField.classList.add('jp-ExecExt-wide');
+    top.node.append(nameField, field('Points', points, `${base}/points`), hiddenField);
     box.addWidget(top);
 
     const codeLabel = new Widget();
@@ -417,7 +423,8 @@ export class ExercisePanel extends Panel {
     });
     editor.addClass('jp-ExecExt-testCode');
     editor.node.dataset.path = `${base}/test_code`;
-    editor.node.setAttribute('aria-labelledby', codeLabelId);
+    // The text box screen readers reach is CodeMirror's content element: it carries the name.
+    editor.node.querySelector('.cm-content')?.setAttribute('aria-labelledby', codeLabelId);
     model.sharedModel.changed.connect(() => {
       test.test_code = model.sharedModel.getSource();
       this.commit();
@@ -471,13 +478,15 @@ export class ExercisePanel extends Panel {
       }
       this.commit();
     });
+    const expectedField = field('Expected output', expected, `${base}/expected_output`, 'Leave empty for an assert-style test: it passes when its code raises nothing.');
+    expectedField.classList.add('jp-ExecExt-full');
     rest.node.append(
-      field('Expected output', expected, `${base}/expected_output`, 'Leave empty for an assert-style test: it passes when its code raises nothing.'),
+      expectedField,
       field('Comparison', compare, `${base}/compare`),
       toleranceField,
       field('Timeout (seconds)', timeout, `${base}/timeout`)
     );
-    const actions = el('div', 'jp-ExecExt-testActions');
+    const actions = el('div', 'jp-ExecExt-testActions jp-ExecExt-full');
     const up = button('Move up', `Move test ${index + 1} up`);
     up.disabled = index === 0;
     const down = button('Move down', `Move test ${index + 1} down`);

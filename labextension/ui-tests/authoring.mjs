@@ -5,7 +5,8 @@
 //   E2E_DOCS_DIR (optional: the README's screenshots are written there too).
 // Every wait is for a state on the page, bounded so a broken build fails instead of hanging.
 import { chromium } from 'playwright-core';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,7 +28,8 @@ const WRONG = 'def total(numbers):\n    return first(numbers) + sum(numbers[1:])
 const HELPER = 'def first(numbers):\n    return numbers[0]\n';
 const RIGHT = 'def total(numbers):\n    return sum(numbers)\n';
 
-const report = { steps: [] };
+const report = { steps: [], a11y: {} };
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const started = Date.now();
 function step(name, details = {}) {
   report.steps.push({ name, seconds: Math.round((Date.now() - started) / 100) / 10, ...details });
@@ -83,6 +85,24 @@ async function setRoleFromMenu(cell, label, role) {
   await cell.locator(`.jp-ExecExt-roleBadge.jp-ExecExt-role-${role}`).waitFor();
 }
 
+/**
+ * Runs axe-core's WCAG 2.1 A and AA rules (contrast included) on the extension's own elements
+ * of the page; any violation fails the test.
+ */
+async function audit(name, selectors) {
+  if (!(await page.evaluate(() => 'axe' in window))) {
+    await page.addScriptTag({ content: axeSource });
+  }
+  const violations = await page.evaluate(async include => {
+    const result = await window.axe.run({ include: include.map(s => [s]) },
+      { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations.map(v => ({ id: v.id, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }));
+  }, selectors);
+  const theme = await page.evaluate(() => document.body.dataset.jpThemeName);
+  report.a11y[name] = { theme, violations };
+  check(violations.length === 0, `${name} (${theme}): accessibility violations: ${JSON.stringify(violations)}`);
+}
+
 let failed = false;
 try {
   // -- the instructor ---------------------------------------------------------------------------
@@ -132,11 +152,15 @@ try {
   check(/^Saved/.test(await panel.locator('.jp-ExecExt-saveStatus').textContent()), 'the fixed test was not saved');
   step('schema enforced as typed', { error, saveStatus });
 
-  await panel.getByRole('button', { name: 'Add test' }).click();
+  // With the keyboard: Add test, and the focus lands on the new test's name.
+  await panel.getByRole('button', { name: 'Add test' }).focus();
+  await page.keyboard.press('Enter');
   const test2 = panel.locator('.jp-ExecExt-testEditor').nth(1);
-  await test2.getByLabel('Name', { exact: true }).fill('an empty list sums to 0');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('an empty list sums to 0');
+  check((await test2.getByLabel('Name', { exact: true }).inputValue()) === 'an empty list sums to 0', 'the new test did not get the focus');
   await setEditor(test2.locator('.jp-ExecExt-testCode'), 'assert total([]) == 0\n');
-  await test2.getByLabel(/^Hidden/).check();
+  await test2.getByLabel('Hidden', { exact: true }).check();
   check(/^Saved/.test(await panel.locator('.jp-ExecExt-saveStatus').textContent()), 'the tests were not saved');
   step('tests added');
 
@@ -148,7 +172,8 @@ try {
   const solution = (await validation.locator('[data-part="solution"] h4').textContent()).replace('Reference solution: ', '');
   const starter = (await validation.locator('[data-part="starter"] h4').textContent()).replace('Starter code: ', '');
   step('validate', { solution, starter });
-  await panel.locator('.jp-ExecExt-testEditor').nth(1).scrollIntoViewIfNeeded();
+  await audit('authoring panel', ['.jp-ExecExt-exercisePanel', '.jp-ExecExt-cellMarks']);
+  await panel.evaluate(node => (node.scrollTop = 0));
   await screenshot('authoring-panel.png');
 
   // Preview as student: the copy without the solution and the hidden test.
@@ -196,6 +221,7 @@ try {
   check(wrongScore === 'Score: 1 / 2', `wrong answer scored ${wrongScore}`);
   check((await studentNb.locator('.jp-ExecExt-gradedMark').count()) === 2, 'the graded cells are not marked');
   step('student: wrong answer', { score: wrongScore, graded });
+  await audit('results and graded marks', ['.jp-ExecExt-submission', '.jp-ExecExt-cellMarks']);
   await screenshot('student-view.png');
 
   await setEditor(studentCells.nth(1), RIGHT);

@@ -1,7 +1,9 @@
 """Authoring and the student's view, end to end in Debian's chromium: an instructor makes an
 exercise from a blank notebook in JupyterLab (roles, a visible and a hidden test, validate,
 preview, release) on an instructor-mode server; a student opens the released copy on a
-student-mode server, as command 1 serves it, and submits a wrong then a right answer.
+student-mode server, as command 1 serves it, and submits a wrong then a right answer. axe-core
+checks the extension's elements against WCAG 2.1 AA, in the light theme (instructor) and the
+dark theme (student).
 
 Both servers start at once (about 10 s); the browser flow takes about a minute. With
 ``E2E_DOCS_DIR`` set (scripts/docs-screenshots.sh does), the screenshots of the README are
@@ -45,6 +47,8 @@ def servers(tmp_path, executor_image, no_leaks):
         settings = home / "settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+        if name == "student":  # the accessibility checks then cover both themes
+            (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": "JupyterLab Dark"}))
         return start_server(home, {**common, "instructor": instructor}, app="lab", token=token, root_dir=root,
                             env={"JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
                                  "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")})
@@ -95,5 +99,7 @@ def test_instructor_authors_and_student_submits(servers):
     assert steps["student: wrong answer"]["score"] == "Score: 1 / 2"
     assert steps["student: right answer"]["score"] == "Score: 2 / 2"
     assert steps["student: wrong answer"]["graded"].startswith("Graded 2 cells: cell 2 (def total(numbers):)")
+    assert report["a11y"]["authoring panel"] == {"theme": "JupyterLab Light", "violations": []}
+    assert report["a11y"]["results and graded marks"] == {"theme": "JupyterLab Dark", "violations": []}
     for name in ("authoring-panel.png", "student-view.png"):
         assert (ARTIFACTS / name).stat().st_size > 1000

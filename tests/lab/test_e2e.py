@@ -110,3 +110,5 @@ def test_run_and_submit_in_chromium(lab_server):
     assert len(report["submitRequests"]) == 2
     for name in STEP_SCREENSHOTS:
         assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} is missing or empty"
+    if os.environ.get("E2E_DOCS_DIR"):  # scripts/docs-screenshots.sh: the README's picture
+        shutil.copyfile(ARTIFACTS / "02-submit-wrong.png", Path(os.environ["E2E_DOCS_DIR"]) / "results-panel.png")
