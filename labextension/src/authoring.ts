@@ -10,57 +10,12 @@ import { CodeEditor, CodeEditorWrapper, IEditorServices } from '@jupyterlab/code
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Panel, Widget } from '@lumino/widgets';
 import Ajv2020 from 'ajv/dist/2020';
-import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 
-import { cellRole, ICellLike, isReadOnly, METADATA_KEY } from './notebook.js';
+import { describeErrors, IValidation, renderValidation } from './authoring-render.js';
+import { METADATA_KEY } from './notebook.js';
 import { requestAPI } from './request.js';
-
-/** What the role menu offers: the format's roles, Jupyter's read-only flag, and none. */
-export const ROLE_CHOICES = [
-  { id: 'prompt', label: 'Prompt', help: 'the task students read (usually a Markdown cell)' },
-  { id: 'starter', label: 'Starter', help: 'code students start from; becomes their cell on release' },
-  { id: 'solution', label: 'Solution', help: 'the reference solution; removed on release' },
-  { id: 'student', label: 'Student', help: "a cell for the student's own code" },
-  { id: 'read-only', label: 'Read-only', help: 'given to students, not editable, not submitted' },
-  { id: 'none', label: 'No role', help: 'an ordinary cell' }
-] as const;
-export type RoleChoice = (typeof ROLE_CHOICES)[number]['id'];
-
-/** The badge text of a cell, or null for a cell without a role. */
-export function roleBadge(cell: ICellLike): string | null {
-  const role = cellRole(cell);
-  if (role) {
-    return role;
-  }
-  return isReadOnly(cell) ? 'read-only' : null;
-}
-
-/** The cell metadata a role choice writes (the same keys `jupyter exec-ext` reads). */
-export function applyRole(
-  cell: { type: string; getMetadata(key: string): any; setMetadata(key: string, value: any): void; deleteMetadata(key: string): void },
-  choice: RoleChoice
-): void {
-  if (cell.type !== 'code' && !['prompt', 'none', 'read-only'].includes(choice)) {
-    throw new Error(`The ${choice} role is for code cells; a Markdown cell can be a prompt.`);
-  }
-  const meta = cell.getMetadata(METADATA_KEY);
-  const rest = meta && typeof meta === 'object' ? { ...meta } : {};
-  delete rest.role;
-  if (choice === 'none' || choice === 'read-only') {
-    if (Object.keys(rest).length) {
-      cell.setMetadata(METADATA_KEY, rest);
-    } else {
-      cell.deleteMetadata(METADATA_KEY);
-    }
-  } else {
-    cell.setMetadata(METADATA_KEY, { ...rest, role: choice });
-  }
-  if (choice === 'read-only') {
-    cell.setMetadata('editable', false);
-  } else if (cell.getMetadata('editable') === false) {
-    cell.deleteMetadata('editable');
-  }
-}
+import { ROLE_CHOICES, RoleChoice } from './roles.js';
 
 /** Asks for a role in a dialog (the cell toolbar's *Role* button); null when cancelled. */
 export async function askRole(current: string | null): Promise<RoleChoice | null> {
@@ -101,23 +56,6 @@ interface ITestDraft {
   tolerance?: number;
 }
 
-interface IValidation {
-  exercise_id: string;
-  ok: boolean;
-  problem: string;
-  warning: string;
-  solution: IGraded | null;
-  starter: IGraded | null;
-}
-
-interface IGraded {
-  status: string;
-  score: number;
-  max_score: number;
-  stderr: string;
-  tests: Array<{ name: string; status: string; points: number; max_points: number; hidden: boolean; message: string; expected?: string | null; actual?: string | null }>;
-}
-
 let schemaValidator: Promise<ValidateFunction> | null = null;
 
 /** The server's exercise schema, compiled once (draft 2020-12, as the server validates it). */
@@ -129,38 +67,6 @@ export function exerciseValidator(): Promise<ValidateFunction> {
     schemaValidator.catch(() => (schemaValidator = null));
   }
   return schemaValidator;
-}
-
-/** Schema errors (and duplicate test names, which the server refuses too) as field → message. */
-export function describeErrors(meta: any, errors: ErrorObject[] | null | undefined): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const error of errors ?? []) {
-    let path = error.instancePath;
-    let message = error.message ?? 'is not valid';
-    if (error.keyword === 'required') {
-      path = `${path}/${(error.params as any).missingProperty}`;
-      message = 'is required';
-    } else if (error.keyword === 'enum') {
-      message = `must be one of ${(error.params as any).allowedValues.join(', ')}`;
-    } else if (error.keyword === 'pattern' && path === '/exercise_id') {
-      message = "use lowercase letters, digits, '-' and '_' (at most 64), starting with a letter or digit";
-    } else if (error.keyword === 'minItems' && path === '/tests') {
-      message = 'an exercise needs at least one test';
-    } else if (error.keyword === 'minLength') {
-      message = 'must not be empty';
-    }
-    if (!found.has(path)) {
-      found.set(path, message);
-    }
-  }
-  const names = new Set<string>();
-  (Array.isArray(meta?.tests) ? meta.tests : []).forEach((test: any, index: number) => {
-    if (typeof test?.name === 'string' && names.has(test.name) && !found.has(`/tests/${index}/name`)) {
-      found.set(`/tests/${index}/name`, 'another test has the same name');
-    }
-    names.add(test?.name);
-  });
-  return found;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
@@ -534,7 +440,7 @@ export class ExercisePanel extends Panel {
     };
     validate.addEventListener('click', () => void run('Validating in the sandbox', async () => {
       const answer = await requestAPI<IValidation>('authoring/validate', { method: 'POST', body: JSON.stringify({ path: path() }) });
-      this.results.replaceChildren(renderValidation(answer));
+      this.results.replaceChildren(renderValidation(document, answer));
     }));
     preview.addEventListener('click', () => void run('Making the student copy', async () => {
       const answer = await requestAPI<{ notebook: any }>('authoring/preview', { method: 'POST', body: JSON.stringify({ path: path() }) });
@@ -556,70 +462,3 @@ export class ExercisePanel extends Panel {
   }
 }
 
-/** The validator's answer: the reference's and the starter's result on every test. */
-export function renderValidation(answer: IValidation): HTMLElement {
-  const root = el('div', 'jp-ExecExt-validation');
-  root.dataset.ok = String(answer.ok);
-  root.appendChild(el('div', `jp-ExecExt-validationSummary ${answer.ok ? 'jp-mod-passed' : 'jp-mod-failed'}`,
-    answer.ok ? 'Valid: the reference solution passes every test.' : `Not valid: ${answer.problem}.`));
-  if (answer.warning) {
-    root.appendChild(el('div', 'jp-ExecExt-validationWarning', `Warning: ${answer.warning}.`));
-  }
-  for (const [label, graded] of [['Reference solution', answer.solution], ['Starter code', answer.starter]] as const) {
-    if (!graded) {
-      continue;
-    }
-    const section = el('section', 'jp-ExecExt-validationPart');
-    section.dataset.part = label === 'Reference solution' ? 'solution' : 'starter';
-    section.appendChild(el('h4', '', `${label}: ${graded.score} / ${graded.max_score} points`));
-    const list = el('ul', 'jp-ExecExt-tests');
-    for (const test of graded.tests) {
-      const ok = test.status === 'passed';
-      const item = el('li', `jp-ExecExt-test ${ok ? 'jp-mod-passed' : 'jp-mod-failed'}`);
-      item.dataset.status = test.status;
-      const line = el('div', 'jp-ExecExt-testLine');
-      line.append(el('span', 'jp-ExecExt-testMark', ok ? '✔' : '✘'),
-        el('span', 'jp-ExecExt-testName', test.hidden ? `${test.name} (hidden)` : test.name),
-        el('span', 'jp-ExecExt-testStatus', test.status),
-        el('span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
-      item.appendChild(line);
-      if (!ok && test.message) {
-        item.appendChild(el('div', 'jp-ExecExt-message', test.message));
-      }
-      list.appendChild(item);
-    }
-    section.appendChild(list);
-    root.appendChild(section);
-  }
-  return root;
-}
-
-/** The student copy, read-only: each cell as students will see it, and the visible tests. */
-export function renderPreview(nb: any, render: (markdown: string, host: HTMLElement) => void): HTMLElement {
-  const root = el('div', 'jp-ExecExt-preview');
-  root.appendChild(el('p', 'jp-ExecExt-previewNote', 'Preview of the student copy (read-only): no reference solution, no hidden tests.'));
-  for (const cell of nb.cells ?? []) {
-    const source = Array.isArray(cell.source) ? cell.source.join('') : String(cell.source ?? '');
-    const box = el('div', `jp-ExecExt-previewCell jp-ExecExt-preview-${cell.cell_type}`);
-    const role = cell.metadata?.[METADATA_KEY]?.role ?? (cell.metadata?.editable === false ? 'read-only' : null);
-    if (role) {
-      box.appendChild(el('span', 'jp-ExecExt-roleBadge', role));
-    }
-    if (cell.cell_type === 'markdown') {
-      const host = el('div', 'jp-ExecExt-previewMarkdown');
-      render(source, host);
-      box.appendChild(host);
-    } else {
-      box.appendChild(el('pre', 'jp-ExecExt-pre', source));
-    }
-    root.appendChild(box);
-  }
-  const tests = nb.metadata?.[METADATA_KEY]?.tests ?? [];
-  root.appendChild(el('h3', '', `Tests students can see (${tests.length})`));
-  const list = el('ul', 'jp-ExecExt-previewTests');
-  for (const test of tests) {
-    list.appendChild(el('li', '', test.name));
-  }
-  root.appendChild(list);
-  return root;
-}

@@ -17,15 +17,9 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { tagIcon } from '@jupyterlab/ui-components';
 import { Menu, PanelLayout, Widget } from '@lumino/widgets';
 
-import {
-  applyRole,
-  askRole,
-  ExercisePanel,
-  renderPreview,
-  ROLE_CHOICES,
-  RoleChoice,
-  roleBadge
-} from './authoring.js';
+import { askRole, ExercisePanel } from './authoring.js';
+import { renderPreview } from './authoring-render.js';
+import { applyRole, ROLE_CHOICES, RoleChoice, roleBadge } from './roles.js';
 
 import {
   describeDockerStatus,
@@ -333,7 +327,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         void renderer.renderModel(new MimeModel({ data: { 'text/markdown': markdown } }));
         host.appendChild(renderer.node);
       };
-      content.setContent(renderPreview(nb, render));
+      content.setContent(renderPreview(document, nb, render));
       const widget = new MainAreaWidget({ content });
       widget.id = `jp-ExecExt-preview-${Date.now()}`;
       widget.title.label = `Student preview: ${title}`;
