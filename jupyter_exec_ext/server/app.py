@@ -22,7 +22,7 @@ from .settings import ExecSettings
 
 log = logging.getLogger(__name__)
 
-#: Environment variables the extension sets for kernels started after it (documented in README).
+#: Environment variables the extension sets for kernels started after it (documented in docs/internals.md).
 KERNEL_URL_ENV = "JUPYTER_EXEC_EXT_URL"
 KERNEL_TOKEN_ENV = "JUPYTER_EXEC_EXT_TOKEN"
 #: Where remote mode finds the executor service when ``service_url`` is not configured.
