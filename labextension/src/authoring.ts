@@ -198,9 +198,14 @@ export class ExercisePanel extends Panel {
       this.say(`Not saved until fixed: ${where} ${message}${more}.`, true);
       return;
     }
+    const model = this.notebook.model;
+    if (JSON.stringify(model?.getMetadata(METADATA_KEY)) === JSON.stringify(this.draft)) {
+      this.say('Saved in the notebook metadata.'); // nothing new: the notebook stays unmodified
+      return;
+    }
     this.writing = true;
     try {
-      this.notebook.model?.setMetadata(METADATA_KEY, JSON.parse(JSON.stringify(this.draft)));
+      model?.setMetadata(METADATA_KEY, JSON.parse(JSON.stringify(this.draft)));
     } finally {
       this.writing = false;
     }
@@ -295,9 +300,10 @@ export class ExercisePanel extends Panel {
     points.min = '0';
     points.step = 'any';
     points.addEventListener('input', () => {
-      test.points = points.value === '' ? (undefined as any) : Number(points.value);
       if (points.value === '') {
-        delete test.points;
+        delete test.points; // the default, 1
+      } else {
+        test.points = Number(points.value);
       }
       this.commit();
     });
@@ -378,9 +384,10 @@ export class ExercisePanel extends Panel {
     const timeout = input('number', String(test.timeout ?? 5));
     timeout.step = 'any';
     timeout.addEventListener('input', () => {
-      test.timeout = Number(timeout.value);
       if (timeout.value === '') {
-        delete test.timeout;
+        delete test.timeout; // the default, 5 s
+      } else {
+        test.timeout = Number(timeout.value);
       }
       this.commit();
     });

@@ -36,7 +36,15 @@ def instructor() -> bool:
 
 
 @pytest.fixture
-def exec_ext_config(exercises_dir: Path, jp_root_dir: Path, instructor: bool) -> dict:
+def exercises_inside_root() -> bool:
+    return False
+
+
+@pytest.fixture
+def exec_ext_config(exercises_dir: Path, jp_root_dir: Path, instructor: bool, exercises_inside_root: bool) -> dict:
+    if exercises_inside_root:  # the old command 1: the root holds the exercise directory
+        shutil.copytree(exercises_dir, jp_root_dir / "exercises")
+        return {"exercises_dir": str(jp_root_dir / "exercises")}
     if instructor:  # the root is the exercise directory itself
         return {"exercises_dir": str(jp_root_dir), "instructor": True,
                 "workspace_dir": str(jp_root_dir.parent / "workspace")}
@@ -182,3 +190,12 @@ async def test_instructor_validates_previews_and_releases(api, jp_root_dir, exec
         "jupyter_exec": {"exercise_id": "b", "tests": []}}, "nbformat": 4, "nbformat_minor": 5}))
     status, body, _ = await api("POST", "authoring/release", {"path": "broken.ipynb"})
     assert status == 400 and body["message"].startswith("broken.ipynb: metadata jupyter_exec field 'tests'"), body
+
+
+@pytest.mark.parametrize("exercises_inside_root", [True])
+async def test_a_student_mode_root_holding_the_exercises_is_reported(api, caplog):
+    """The server still starts (an existing set-up keeps working), and says what is exposed."""
+    assert (await api("GET", "authoring/mode"))[:2] == (200, {"mode": "student"})
+    warnings = [r.getMessage() for r in caplog.get_records("setup") if r.name == "jupyter_exec_ext.server.app"
+                and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "students can open its reference solutions and hidden tests" in warnings[0]
