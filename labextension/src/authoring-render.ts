@@ -5,6 +5,8 @@
 import type { ErrorObject } from 'ajv';
 
 import { METADATA_KEY } from './notebook.js';
+import { el, renderTest } from './render.js';
+import { ITestResult } from './types.js';
 
 export interface IValidation {
   exercise_id: string;
@@ -20,7 +22,7 @@ export interface IGraded {
   score: number;
   max_score: number;
   stderr: string;
-  tests: Array<{ name: string; status: string; points: number; max_points: number; hidden: boolean; message: string; expected?: string | null; actual?: string | null }>;
+  tests: ITestResult[];
 }
 
 /** Schema errors (and duplicate test names, which the server refuses too) as field → message. */
@@ -55,14 +57,6 @@ export function describeErrors(meta: any, errors: ErrorObject[] | null | undefin
   return found;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(doc: Document, tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = doc.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** The validator's answer: the reference's and the starter's result on every test. */
 export function renderValidation(doc: Document, answer: IValidation): HTMLElement {
@@ -82,19 +76,7 @@ export function renderValidation(doc: Document, answer: IValidation): HTMLElemen
     section.appendChild(el(doc, 'h4', '', `${label}: ${graded.score} / ${graded.max_score} points`));
     const list = el(doc, 'ul', 'jp-ExecExt-tests');
     for (const test of graded.tests) {
-      const ok = test.status === 'passed';
-      const item = el(doc, 'li', `jp-ExecExt-test ${ok ? 'jp-mod-passed' : 'jp-mod-failed'}`);
-      item.dataset.status = test.status;
-      const line = el(doc, 'div', 'jp-ExecExt-testLine');
-      line.append(el(doc, 'span', 'jp-ExecExt-testMark', ok ? '✔' : '✘'),
-        el(doc, 'span', 'jp-ExecExt-testName', test.hidden ? `${test.name} (hidden)` : test.name),
-        el(doc, 'span', 'jp-ExecExt-testStatus', test.status),
-        el(doc, 'span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
-      item.appendChild(line);
-      if (!ok && test.message) {
-        item.appendChild(el(doc, 'div', 'jp-ExecExt-message', test.message));
-      }
-      list.appendChild(item);
+      list.appendChild(renderTest(doc, test, true)); // the instructor sees hidden tests in full
     }
     section.appendChild(list);
     root.appendChild(section);

@@ -3,7 +3,7 @@
  * bar text. Pure functions of the API answers (given a `Document`), so they are unit-tested
  * without JupyterLab. Text goes in through `textContent` only: output is never parsed as HTML.
  */
-import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
+import { IDockerStatus, IExecutionResult, ISubmissionResult, ITestResult } from './types.js';
 
 /** Words a student understands for each run status. */
 const RUN_STATUS_TEXT: Record<string, string> = {
@@ -21,7 +21,7 @@ export function runStatusText(status: string): string {
   return RUN_STATUS_TEXT[status] ?? status.replace(/_/g, ' ');
 }
 
-function el(
+export function el(
   doc: Document,
   tag: string,
   className: string,
@@ -113,6 +113,34 @@ const TEST_STATUS_TEXT: Record<string, string> = {
 };
 
 /**
+ * One test's row: mark, name, status and points; for a failing test with `details`, its message
+ * and expected vs actual output.
+ */
+export function renderTest(doc: Document, test: ITestResult, details: boolean): HTMLElement {
+  const ok = test.status === 'passed';
+  const item = el(doc, 'li', `jp-ExecExt-test ${ok ? 'jp-mod-passed' : 'jp-mod-failed'}`);
+  item.dataset.status = test.status;
+  const line = el(doc, 'div', 'jp-ExecExt-testLine');
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-testMark', ok ? '✔' : '✘'));
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-testName', test.hidden ? `${test.name} (hidden)` : test.name));
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-testStatus', TEST_STATUS_TEXT[test.status] ?? test.status));
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
+  item.appendChild(line);
+  if (!ok && details) {
+    if (test.message) {
+      item.appendChild(el(doc, 'div', 'jp-ExecExt-message', test.message));
+    }
+    if (test.expected !== undefined && test.expected !== null) {
+      item.appendChild(streamBlock(doc, 'expected', test.expected, 'expected'));
+    }
+    if (test.actual !== undefined && test.actual !== null) {
+      item.appendChild(streamBlock(doc, 'actual', test.actual, 'actual'));
+    }
+  }
+  return item;
+}
+
+/**
  * A submission's results: the score, which cells were graded, then one row per test (expected vs
  * actual when shown).
  *
@@ -139,28 +167,8 @@ export function renderSubmission(doc: Document, result: ISubmissionResult, grade
   }
   const list = el(doc, 'ul', 'jp-ExecExt-tests');
   for (const test of result.tests) {
-    const ok = test.status === 'passed';
-    const item = el(doc, 'li', `jp-ExecExt-test ${ok ? 'jp-mod-passed' : 'jp-mod-failed'}`);
-    item.dataset.status = test.status;
-    const line = el(doc, 'div', 'jp-ExecExt-testLine');
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-testMark', ok ? '✔' : '✘'));
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-testName', test.hidden ? `${test.name} (hidden)` : test.name));
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-testStatus', TEST_STATUS_TEXT[test.status] ?? test.status));
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
-    item.appendChild(line);
     // Hidden tests carry only their name and outcome; showing anything else would leak them.
-    if (!ok && !test.hidden) {
-      if (test.message) {
-        item.appendChild(el(doc, 'div', 'jp-ExecExt-message', test.message));
-      }
-      if (test.expected !== undefined && test.expected !== null) {
-        item.appendChild(streamBlock(doc, 'expected', test.expected, 'expected'));
-      }
-      if (test.actual !== undefined && test.actual !== null) {
-        item.appendChild(streamBlock(doc, 'actual', test.actual, 'actual'));
-      }
-    }
-    list.appendChild(item);
+    list.appendChild(renderTest(doc, test, !test.hidden));
   }
   root.appendChild(list);
   if (result.stderr) {

@@ -4,11 +4,11 @@
 //   E2E_ARTIFACTS (screenshots and report.json), E2E_CHROMIUM (default /usr/bin/chromium),
 //   E2E_DOCS_DIR (optional: the README's screenshots are written there too).
 // Every wait is for a state on the page, bounded so a broken build fails instead of hanging.
-import { chromium } from 'playwright-core';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { check, finish, launch, newReport, setEditor as setEditorOf } from './browser.mjs';
 
 const instructorUrl = process.env.E2E_INSTRUCTOR_URL;
 const studentUrl = process.env.E2E_STUDENT_URL;
@@ -28,28 +28,11 @@ const WRONG = 'def total(numbers):\n    return first(numbers) + sum(numbers[1:])
 const HELPER = 'def first(numbers):\n    return numbers[0]\n';
 const RIGHT = 'def total(numbers):\n    return sum(numbers)\n';
 
-const report = { steps: [], a11y: {} };
+const report = newReport({ a11y: {} });
+const step = report.step;
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const started = Date.now();
-function step(name, details = {}) {
-  report.steps.push({ name, seconds: Math.round((Date.now() - started) / 100) / 10, ...details });
-  console.log(`ok: ${name}`, JSON.stringify(details));
-}
-function check(condition, message) {
-  if (!condition) {
-    throw new Error(message);
-  }
-}
-
-const profile = mkdtempSync(join(tmpdir(), 'exec-ext-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.E2E_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu'],
-  viewport: { width: 1400, height: 900 }
-});
-const page = context.pages()[0] ?? (await context.newPage());
-page.setDefaultTimeout(60_000);
+const browser = await launch();
+const page = browser.page;
 
 async function screenshot(name, locator = page) {
   const file = join(artifacts, name);
@@ -60,12 +43,7 @@ async function screenshot(name, locator = page) {
   return file;
 }
 
-/** Replaces the text of a CodeMirror editor (insertText: no auto-indent, no completion). */
-async function setEditor(editor, source) {
-  await editor.locator('.cm-content').click();
-  await page.keyboard.press('Control+A');
-  await page.keyboard.insertText(source);
-}
+const setEditor = (editor, source) => setEditorOf(page, editor, source);
 
 /** Sets the role of the active cell through its cell toolbar's Role… button and the dialog. */
 async function setRoleFromToolbar(cell, role) {
@@ -103,8 +81,7 @@ async function audit(name, selectors) {
   check(violations.length === 0, `${name} (${theme}): accessibility violations: ${JSON.stringify(violations)}`);
 }
 
-let failed = false;
-try {
+await finish(browser, report, artifacts, async () => {
   // -- the instructor ---------------------------------------------------------------------------
   await page.goto(`${instructorUrl}lab?token=${token}`);
   await page.waitForFunction(() => document.body.dataset.execExtMode === 'instructor');
@@ -231,17 +208,4 @@ try {
   const rightScore = await results.locator('.jp-ExecExt-score').textContent();
   check(rightScore === 'Score: 2 / 2', `right answer scored ${rightScore}`);
   step('student: right answer', { score: rightScore });
-  report.result = 'passed';
-} catch (error) {
-  failed = true;
-  report.result = 'failed';
-  report.error = String(error && error.stack ? error.stack : error);
-  console.error(report.error);
-  await page.screenshot({ path: join(artifacts, 'failure.png') }).catch(() => {});
-} finally {
-  report.seconds = Math.round((Date.now() - started) / 1000);
-  writeFileSync(join(artifacts, 'report.json'), JSON.stringify(report, null, 2));
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+});

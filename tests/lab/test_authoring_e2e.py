@@ -23,9 +23,9 @@ import nbformat
 import pytest
 
 from jupyter_exec_ext.grading import load_exercise
-from ..conftest import TEST_OWNER, require
+from ..conftest import TEST_OWNER
 from ..live_server import start_server
-from .test_e2e import CHROMIUM, LABEXT
+from .test_e2e import CHROMIUM, LABEXT, require_browser
 
 SCRIPT = LABEXT / "ui-tests" / "authoring.mjs"
 ARTIFACTS = LABEXT / "ui-tests" / "artifacts-authoring"
@@ -64,11 +64,7 @@ def servers(tmp_path, executor_image, no_leaks):
 
 
 def test_instructor_authors_and_student_submits(servers):
-    node = shutil.which("node")
-    require(node is not None, "node is not installed (Debian package nodejs)")
-    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
-    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
-            "labextension/node_modules is missing: run `npm install` in labextension/")
+    node = require_browser()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     run = subprocess.run(
         [node, str(SCRIPT)], capture_output=True, text=True, timeout=420, cwd=LABEXT,

@@ -38,6 +38,16 @@ def jupyter(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           timeout=120, **kwargs)
 
 
+def require_browser() -> str:
+    """node's path, once node, chromium and the node packages of the browser tests are there."""
+    node = shutil.which("node")
+    require(node is not None, "node is not installed (Debian package nodejs)")
+    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
+    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
+            "labextension/node_modules is missing: run `npm install` in labextension/")
+    return node
+
+
 def test_lab_extension_is_installed_and_enabled():
     """What `pip install` promises: JupyterLab lists the prebuilt extension, enabled and OK."""
     listing = jupyter("labextension", "list")
@@ -83,11 +93,7 @@ def lab_server(tmp_path, executor_image, no_leaks):
 def test_run_and_submit_in_chromium(lab_server):
     """Open the student copy, run a cell in the sandbox and see its output, submit a wrong
     solution and see failing tests, fix it and see every test pass with the full score."""
-    node = shutil.which("node")
-    require(node is not None, "node is not installed (Debian package nodejs)")
-    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
-    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
-            "labextension/node_modules is missing: run `npm install` in labextension/")
+    node = require_browser()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     run = subprocess.run(
         [node, str(E2E_SCRIPT)], capture_output=True, text=True, timeout=420, cwd=LABEXT,
