@@ -67,6 +67,13 @@ class AuthoringHandler(ExecAPIHandler):
             raise ApiError(f"{self.relative(str(path))} is a student copy; open the exercise itself")
         return exercise
 
+    async def requested_exercise(self) -> tuple[Path, Any]:
+        """Instructor mode only: the notebook the request names and its exercise (an ApiError
+        otherwise)."""
+        self.require_instructor()
+        path = self.notebook_path()
+        return path, await self.exercise_at(path)
+
     def relative(self, text: str) -> str:
         """Messages name files as the instructor sees them in JupyterLab, not by host path."""
         return text.replace(str(Path(self.settings["server_root_dir"]).resolve()) + "/", "")
@@ -84,7 +91,7 @@ class ModeRoute(AuthoringHandler):
 
 
 class SchemaRoute(AuthoringHandler):
-    """``GET authoring/schema``: the JSON schema the Tests panel enforces as the instructor types."""
+    """``GET authoring/schema``: the JSON schema the Exercise panel enforces as the instructor types."""
 
     route = "authoring/schema"
 
@@ -104,8 +111,7 @@ class ValidateRoute(AuthoringHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        self.require_instructor()
-        exercise = await self.exercise_at(self.notebook_path())
+        _, exercise = await self.requested_exercise()
         grader = self.settings[GRADER_KEY]
         check = await self.scheduler.run(self.principal, lambda: check_exercise(grader, exercise))
         self.finish(check.to_dict())
@@ -119,9 +125,7 @@ class PreviewRoute(AuthoringHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        self.require_instructor()
-        path = self.notebook_path()
-        await self.exercise_at(path)
+        path, _ = await self.requested_exercise()
 
         def preview() -> dict:
             return json.loads(nbformat.writes(student_copy(nbformat.read(str(path), as_version=4), path)))
@@ -138,9 +142,7 @@ class ReleaseRoute(AuthoringHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        self.require_instructor()
-        path = self.notebook_path()
-        await self.exercise_at(path)
+        path, _ = await self.requested_exercise()
         exercises = self.settings.get(EXERCISES_DIR_KEY) or ""
         workspace = self.settings.get(WORKSPACE_DIR_KEY) or ""
         if not workspace:
