@@ -49,7 +49,10 @@ class AuthoringHandler(ExecAPIHandler):
         if not isinstance(raw, str) or not raw.strip():
             raise ApiError("field 'path' is required: the notebook's path, e.g. 'week1/add.ipynb'")
         root = Path(self.settings["server_root_dir"]).resolve()
-        path = (root / raw.lstrip("/")).resolve()
+        try:
+            path = (root / raw.lstrip("/")).resolve()
+        except (OSError, ValueError):  # e.g. a NUL byte, a loop of links
+            raise ApiError(f"field 'path': {raw!r} is not a usable path") from None
         if not path.is_relative_to(root):
             raise ApiError(f"field 'path': {raw!r} is outside the server's root directory")
         if path.suffix != ".ipynb":

@@ -183,7 +183,9 @@ async def test_instructor_validates_previews_and_releases(api, jp_root_dir, exec
     for payload, code, words in [({}, 400, "field 'path' is required"),
                                  ({"path": "../workspace/week1/add.ipynb"}, 400, "outside the server's root"),
                                  ({"path": "nope.ipynb"}, 404, "no notebook 'nope.ipynb'"),
-                                 ({"path": "week1"}, 400, "not a notebook")]:
+                                 ({"path": "week1"}, 400, "not a notebook"),
+                                 ({"path": "a\x00.ipynb"}, 400, "not a usable path"),
+                                 ({"path": 7}, 400, "field 'path' is required")]:
         status, body, _ = await api("POST", "authoring/validate", payload)
         assert (status, words in body["message"]) == (code, True), body
     (jp_root_dir / "broken.ipynb").write_text(json.dumps({"cells": [], "metadata": {
