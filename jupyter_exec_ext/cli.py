@@ -206,7 +206,7 @@ def cmd_new(args) -> int:
 
     nb = new_exercise(args.id, args.title)
     target = Path(args.output or f"{args.id}.ipynb")
-    if target.is_dir():
+    if target.is_dir() or target.suffix != ".ipynb":  # a folder, existing or not
         target = target / f"{args.id}.ipynb"
     if target.exists() and not args.force:
         raise FileExistsError(f"{target} exists; pass --force to overwrite it")
@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("new", help="write a new exercise notebook to start from (it validates)")
     p.add_argument("id", help="exercise id: lowercase letters, digits, '-' and '_'")
     p.add_argument("--title", help="the title students see (default: from the id)")
-    p.add_argument("-o", "--output", help="file or directory to write (default: ID.ipynb here)")
+    p.add_argument("-o", "--output", help="notebook file, or a folder to write ID.ipynb into "
+                                          "(default: ID.ipynb here)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_new)
 

@@ -173,6 +173,9 @@ export class ExercisePanel extends Panel {
   }
 
   private say(text: string, error = false): void {
+    if (this.status.textContent === text) {
+      return; // a live region: say a state once, not at every keystroke
+    }
     this.status.textContent = text;
     this.status.dataset.state = error ? 'error' : 'ok';
   }

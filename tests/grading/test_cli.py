@@ -105,6 +105,8 @@ def test_new_writes_an_exercise_that_validates_in_the_sandbox(tmp_path, capsys, 
     assert main(["new", "Hello Name", "-o", str(tmp_path / "x")]) == 2
     assert "exercise id 'Hello Name' is not valid: use lowercase letters" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    assert main(["new", "second", "-o", str(tmp_path / "week2")]) == 0  # a folder, made for it
+    assert load_exercise(tmp_path / "week2" / "second.ipynb").title == "Second"
 
 
 def test_update_workspace_command(tmp_path, capsys):
