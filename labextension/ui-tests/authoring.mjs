@@ -139,7 +139,17 @@ await finish(browser, report, artifacts, async () => {
   await setEditor(test2.locator('.jp-ExecExt-testCode'), 'assert total([]) == 0\n');
   await test2.getByLabel('Hidden', { exact: true }).check();
   check(/^Saved/.test(await panel.locator('.jp-ExecExt-saveStatus').textContent()), 'the tests were not saved');
-  step('tests added');
+  // Reorder and delete: a third test moved above the second, then deleted.
+  const names = async () => Promise.all((await panel.locator('.jp-ExecExt-testEditor').all())
+    .map(t => t.getByLabel('Name', { exact: true }).inputValue()));
+  await panel.getByRole('button', { name: 'Add test' }).click();
+  await panel.getByRole('button', { name: 'Move test 3 up' }).click();
+  const reordered = await names();
+  check(JSON.stringify(reordered) === JSON.stringify(['sums a short list', 'test 3', 'an empty list sums to 0']), `reorder: ${reordered}`);
+  await panel.getByRole('button', { name: 'Delete test 2' }).click();
+  const kept = await names();
+  check(kept.length === 2 && kept[1] === 'an empty list sums to 0', `delete: ${kept}`);
+  step('tests added, reordered, deleted', { reordered, kept });
 
   // Validate in the sandbox: every test of the reference and of the starter.
   await panel.getByRole('button', { name: 'Validate in sandbox' }).click();

@@ -92,6 +92,7 @@ def test_instructor_authors_and_student_submits(servers):
     steps = {s["name"]: s for s in report["steps"]}
     assert steps["validate"]["solution"] == "2 / 2 points" and steps["validate"]["starter"] == "0 / 2 points"
     assert steps["schema enforced as typed"]["error"]
+    assert steps["tests added, reordered, deleted"]["reordered"][1] == "test 3"
     assert steps["student: wrong answer"]["score"] == "Score: 1 / 2"
     assert steps["student: right answer"]["score"] == "Score: 2 / 2"
     assert steps["student: wrong answer"]["graded"].startswith("Graded 2 cells: cell 2 (def total(numbers):)")
