@@ -118,6 +118,7 @@ def _notebooks(paths: Sequence[str]) -> list:
 
 def cmd_validate(args) -> int:
     from .grading import ExerciseError, Grader, load_exercise
+    from .grading.validation import check_exercise
 
     failures = 0
     exercises = []
@@ -129,11 +130,12 @@ def cmd_validate(args) -> int:
             print(f"FAIL  {e}")
             failures += 1
             continue
-        if exercise.id in seen:
+        if exercise.id in seen and not exercise.student_copy:  # copies share their exercise's id
             print(f"FAIL  {path}: exercise id {exercise.id!r} is also used by {seen[exercise.id]}")
             failures += 1
             continue
-        seen[exercise.id] = path
+        if not exercise.student_copy:
+            seen[exercise.id] = path
         exercises.append(exercise)
     if not exercises and not failures:
         print("no exercise notebooks found")
@@ -146,30 +148,23 @@ def cmd_validate(args) -> int:
             if grader is None or exercise.student_copy:
                 print(f"ok    {where}: metadata valid" + (" (student copy)" if exercise.student_copy else ""))
                 continue
-            if not exercise.solution_code:
-                print(f"FAIL  {where}: no reference solution (a code cell with role 'solution')")
+            check = check_exercise(grader, exercise)
+            solution = check.solution
+            if not check.ok:
                 failures += 1
-                continue
-            # The instructor sees everything, hidden tests included.
-            solution = grader.grade(exercise, exercise.solution_code, reveal_hidden=True)
-            passed = sum(t.status == "passed" for t in solution.tests)
-            if not solution.all_passed:
-                failures += 1
-                print(f"FAIL  {where}: the reference solution fails {len(solution.tests) - passed} of "
-                      f"{len(solution.tests)} tests (status {solution.status})")
-                for test in solution.tests:
+                print(f"FAIL  {where}: {check.problem}")
+                for test in solution.tests if solution else []:
                     if test.status != "passed":
                         print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
                               + test.message.replace("\n", "\n        "))
-                if solution.stderr.strip():
+                if solution and solution.stderr.strip():
                     print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
                 continue
-            starter = grader.grade(exercise, exercise.starter_code)
-            line = (f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
-                    f"({solution.score:g}/{solution.max_score:g} points); the starter code scores {starter.score:g}")
-            print(line)
-            if starter.all_passed:
-                print(f"WARN  {where}: the starter code already passes every test")
+            passed = sum(t.status == "passed" for t in solution.tests)
+            print(f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
+                  f"({solution.score:g}/{solution.max_score:g} points); the starter code scores {check.starter.score:g}")
+            if check.warning:
+                print(f"WARN  {where}: {check.warning}")
     finally:
         if sandbox is not None:
             sandbox.close()
@@ -187,6 +182,40 @@ def cmd_release(args) -> int:
         return 1
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_update_workspace(args) -> int:
+    from .grading import update_workspace
+
+    changes = update_workspace(args.src, args.workspace)
+    for change in changes:
+        if change.action == "skipped":
+            print(f"skipped       {change.message}")
+        else:
+            print(f"{change.action:13} {change.path}")
+    return 1 if any(c.action == "skipped" for c in changes) else 0
+
+
+def cmd_new(args) -> int:
+    from pathlib import Path
+
+    import nbformat
+
+    from .grading.scaffold import new_exercise
+
+    nb = new_exercise(args.id, args.title)
+    target = Path(args.output or f"{args.id}.ipynb")
+    if target.is_dir() or target.suffix != ".ipynb":  # a folder, existing or not
+        target = target / f"{args.id}.ipynb"
+    if target.exists() and not args.force:
+        raise FileExistsError(f"{target} exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(target))
+    print(f"wrote {target}: exercise {args.id!r} with a prompt, starter code, a reference solution "
+          "and one test")
+    print(f"next: edit it in JupyterLab (bash scripts/run.sh --instructor), then "
+          f"jupyter exec-ext validate {target}")
     return 0
 
 
@@ -231,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="destination file or directory")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("update-workspace", help="add new and updated student copies to a students' "
+                                                "workspace, never overwriting a student's work")
+    p.add_argument("src", help="the exercise directory (authoritative notebooks)")
+    p.add_argument("workspace", help="the folder students work in")
+    p.set_defaults(func=cmd_update_workspace)
+
+    p = sub.add_parser("new", help="write a new exercise notebook to start from (it validates)")
+    p.add_argument("id", help="exercise id: lowercase letters, digits, '-' and '_'")
+    p.add_argument("--title", help="the title students see (default: from the id)")
+    p.add_argument("-o", "--output", help="notebook file, or a folder to write ID.ipynb into "
+                                          "(default: ID.ipynb here)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("run", help="run a Python file in the sandbox")
     p.add_argument("file", help="a .py file, or - for standard input")

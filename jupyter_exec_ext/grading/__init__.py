@@ -15,10 +15,10 @@ from .exercise import (
 )
 from .grader import GradeResult, Grader, TestResult
 from .registry import ExerciseRegistry
-from .release import release, student_copy
+from .release import WorkspaceChange, release, student_copy, update_workspace
 
 __all__ = [
     "METADATA_KEY", "Exercise", "ExerciseError", "ExerciseNotFound", "ExerciseRegistry",
     "ExerciseTest", "GradeResult", "Grader", "TestResult", "exercise_from_notebook",
-    "load_exercise", "release", "schema", "student_copy",
+    "load_exercise", "release", "schema", "student_copy", "update_workspace", "WorkspaceChange",
 ]

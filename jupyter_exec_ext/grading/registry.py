@@ -18,7 +18,8 @@ class ExerciseRegistry:
     """Exercise notebooks under a directory, kept current without a restart.
 
     Each lookup rescans (at most every ``rescan_interval`` seconds): new and changed notebooks are
-    loaded, removed ones dropped. A notebook that fails to load, or two notebooks with the same id,
+    loaded, removed ones dropped. Student copies (``student_copy`` set by release) are not
+    definitions and are ignored wherever they lie, e.g. a release into a subfolder. A notebook that fails to load, or two notebooks with the same id,
     are problems: they are logged, listed by :meth:`problems`, and a lookup of a duplicated id
     raises an error naming both files. Thread-safe.
     """
@@ -67,7 +68,7 @@ class ExerciseRegistry:
                 files[path] = (*key, loaded)
             by_path: dict[str, list[Path]] = {}
             for path, (_, _, loaded) in files.items():
-                if isinstance(loaded, Exercise):
+                if isinstance(loaded, Exercise) and not loaded.student_copy:
                     by_path.setdefault(loaded.id, []).append(path)
             self._files = files
             self._duplicates = {i: paths for i, paths in by_path.items() if len(paths) > 1}

@@ -1,14 +1,22 @@
-"""The student copy of an exercise notebook: hidden tests and reference solutions removed."""
+"""The student copy of an exercise notebook (hidden tests and reference solutions removed), and the
+students' workspace that holds such copies."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import nbformat
 
-from .exercise import METADATA_KEY, _cell_role, exercise_from_notebook
+from .exercise import METADATA_KEY, ExerciseError, _cell_role, exercise_from_notebook
+
+log = logging.getLogger(__name__)
 
 
 def student_copy(nb: Any, path: Union[str, Path] = "<notebook>") -> Any:
@@ -75,3 +83,125 @@ def release(src: Union[str, Path], dst: Union[str, Path], *, force: bool = False
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(target))
     return [t for t, _ in copies]
+
+
+#: In the workspace: what each student copy looked like when it was written (hidden from Jupyter,
+#: which serves no dotfiles), so an update can tell a student's edits from an untouched copy.
+WORKSPACE_RECORD = ".jupyter-exec-release.json"
+
+
+@dataclass(frozen=True)
+class WorkspaceChange:
+    """What :func:`update_workspace` did with one authoritative notebook.
+
+    ``action`` is ``added`` (new exercise), ``updated`` (an untouched copy replaced by the new
+    version), ``added beside`` (the student edited the old copy: it stays, the new version is
+    ``path``), ``unchanged``, or ``skipped`` (not a valid exercise; ``message`` says why).
+    """
+
+    source: Path
+    path: Optional[Path]
+    action: str
+    message: str = ""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _beside(target: Path) -> Path:
+    n = 2
+    while True:
+        candidate = target.with_name(f"{target.stem} (version {n}){target.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1
+
+
+def authoritative_notebooks(directory: Union[str, Path], exclude: Optional[Path] = None) -> list[Path]:
+    """The notebooks under ``directory`` except checkpoints, dot folders and ``exclude``."""
+    directory = Path(directory)
+    found = []
+    for path in sorted(directory.rglob("*.ipynb")):
+        rel = path.relative_to(directory)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if exclude is not None and path.resolve().is_relative_to(exclude.resolve()):
+            continue
+        found.append(path)
+    return found
+
+
+def update_workspace(src: Union[str, Path], workspace: Union[str, Path],
+                     sources: Optional[list[Path]] = None) -> list[WorkspaceChange]:
+    """Brings a students' workspace up to date with the authoritative notebooks under ``src``,
+    never overwriting a student's work.
+
+    Each exercise's student copy goes to the same relative path in ``workspace``. A new exercise
+    is added; an updated one replaces its copy only if the student has not changed that copy since
+    it was written, else the new version is written beside it (``name (version 2).ipynb``).
+    Notebooks that are not valid exercises, and student copies, are skipped (their changes say
+    why); a workspace inside ``src`` is not read as a source.
+
+    Args:
+        src: the exercise directory (authoritative notebooks).
+        workspace: the folder students work in.
+        sources: only these notebooks under ``src`` (default: all of them).
+
+    Raises:
+        ValueError: the workspace is the exercise directory itself.
+    """
+    src, workspace = Path(src), Path(workspace)
+    if workspace.resolve() == src.resolve():
+        raise ValueError(f"{workspace}: the workspace cannot be the exercise directory itself")
+    record_path = workspace / WORKSPACE_RECORD
+    try:
+        record: dict[str, str] = json.loads(record_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        record = {}
+    except ValueError:
+        log.warning("%s is not valid JSON; every edited copy counts as a student's work", record_path)
+        record = {}
+    changes = []
+    for source in sources if sources is not None else authoritative_notebooks(src, exclude=workspace):
+        rel = source.resolve().relative_to(src.resolve()).as_posix()
+        try:
+            nb = nbformat.read(str(source), as_version=4)
+            if nb.metadata.get(METADATA_KEY, {}).get("student_copy"):
+                changes.append(WorkspaceChange(source, None, "skipped", f"{source}: a student copy, not an exercise"))
+                continue
+            data = nbformat.writes(student_copy(nb, source)).encode("utf-8") + b"\n"
+        except ExerciseError as e:
+            changes.append(WorkspaceChange(source, None, "skipped", str(e)))
+            continue
+        except Exception as e:  # nbformat raises many kinds for a file that is not a notebook
+            changes.append(WorkspaceChange(source, None, "skipped",
+                                           f"{source}: not a readable notebook ({type(e).__name__}: {e})"))
+            continue
+        new, target = _digest(data), workspace / rel
+        if not target.exists():
+            _write_atomic(target, data)
+            action = "added"
+        else:
+            current = _digest(target.read_bytes())
+            if current == new or record.get(rel) == new:
+                action = "unchanged"  # also when the student edited a copy of this same version
+            elif current == record.get(rel):
+                _write_atomic(target, data)
+                action = "updated"
+            else:
+                target = _beside(target)
+                _write_atomic(target, data)
+                action = "added beside"
+        record[rel] = new
+        changes.append(WorkspaceChange(source, target, action))
+    if changes:
+        _write_atomic(record_path, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+    return changes

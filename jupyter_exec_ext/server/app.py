@@ -12,16 +12,17 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Enum, Float, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, TraitError, Unicode, default, validate
 
 from .. import __version__
+from .authoring import AUTHORING_ROUTES, INSTRUCTOR_KEY, WORKSPACE_DIR_KEY
 from .handlers import BOUNDS_KEY, NAMESPACE, ROUTES
 from .remote import REMOTE_KEY, RemoteService, loopback_mismatch, remote_routes
 from .settings import ExecSettings
 
 log = logging.getLogger(__name__)
 
-#: Environment variables the extension sets for kernels started after it (documented in README).
+#: Environment variables the extension sets for kernels started after it (documented in docs/internals.md).
 KERNEL_URL_ENV = "JUPYTER_EXEC_EXT_URL"
 KERNEL_TOKEN_ENV = "JUPYTER_EXEC_EXT_TOKEN"
 #: Where remote mode finds the executor service when ``service_url`` is not configured.
@@ -71,6 +72,15 @@ class ExecExtApp(ExecSettings, ExtensionApp):
     service_timeout = Float(300.0, help="Seconds a forwarded request may take (a submission runs "
                             "every test) before the answer is 504.").tag(config=True)
 
+    # -- who the served notebooks are for ------------------------------------------------------
+    instructor = Bool(False, help="Instructor mode: the server's root holds the authoritative "
+                      "exercise notebooks, and the authoring routes (validate, preview, release) "
+                      "answer. Off, the root must be a students' workspace of released copies, "
+                      "and the authoring routes answer 403.").tag(config=True)
+    workspace_dir = Unicode(help="The students' workspace that Release writes student copies into "
+                            "(command 1 serves it as the root directory in student mode); empty "
+                            "for none.").tag(config=True)
+
     @default("service_url")
     def _default_service_url(self) -> str:
         return os.environ.get(SERVICE_URL_ENV, "")
@@ -115,6 +125,8 @@ class ExecExtApp(ExecSettings, ExtensionApp):
             return
         parts = self.build_parts()
         self.settings.update(parts)
+        self.settings.update({INSTRUCTOR_KEY: self.instructor, WORKSPACE_DIR_KEY: self.workspace_dir})
+        self._warn_if_exercises_are_served()
         self._publish_for_kernels()
         self.start_background()
         log.info("jupyter_exec_ext %s: image %s, %d run(s) at once, %d per user, exercises in %s",
@@ -123,7 +135,7 @@ class ExecExtApp(ExecSettings, ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Adds the route table; ExtensionApp prefixes every pattern with the server's base_url."""
-        self.handlers.extend(remote_routes() if self.backend == "remote" else ROUTES)
+        self.handlers.extend(remote_routes() if self.backend == "remote" else ROUTES + AUTHORING_ROUTES)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Called once the server listens: its port is final now (port_retries may have moved it)."""
@@ -157,6 +169,19 @@ class ExecExtApp(ExecSettings, ExtensionApp):
             host = f"[{host}]"
         scheme = "https" if server.certfile else "http"
         return f"{scheme}://{host}:{server.port}" + url_path_join(server.base_url, NAMESPACE) + "/"
+
+    def _warn_if_exercises_are_served(self) -> None:
+        """Outside instructor mode, an exercise directory under the root directory hands every
+        reference solution and hidden test to the Contents API: say so at start-up."""
+        root = getattr(self.serverapp, "root_dir", "")
+        if self.instructor or not self.exercises_dir or not root:
+            return
+        if Path(self.exercises_dir).resolve().is_relative_to(Path(root).resolve()):
+            log.warning("the exercise directory %s is inside the server's root directory %s: students "
+                        "can open its reference solutions and hidden tests. Serve a workspace of "
+                        "released copies instead (`jupyter exec-ext update-workspace`), or set "
+                        "c.ExecExtApp.instructor = True if this server is an instructor's.",
+                        self.exercises_dir, root)
 
     def _publish_for_kernels(self) -> None:
         """Puts the API URL and a token into ``os.environ``; kernels started later inherit them.

@@ -3,7 +3,7 @@
  * bar text. Pure functions of the API answers (given a `Document`), so they are unit-tested
  * without JupyterLab. Text goes in through `textContent` only: output is never parsed as HTML.
  */
-import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
+import { IDockerStatus, IExecutionResult, ISubmissionResult, ITestResult } from './types.js';
 
 /** Words a student understands for each run status. */
 const RUN_STATUS_TEXT: Record<string, string> = {
@@ -21,7 +21,7 @@ export function runStatusText(status: string): string {
   return RUN_STATUS_TEXT[status] ?? status.replace(/_/g, ' ');
 }
 
-function el(
+export function el(
   doc: Document,
   tag: string,
   className: string,
@@ -112,8 +112,41 @@ const TEST_STATUS_TEXT: Record<string, string> = {
   memory_limit: 'memory limit'
 };
 
-/** A submission's results: the score, then one row per test (expected vs actual when shown). */
-export function renderSubmission(doc: Document, result: ISubmissionResult): HTMLElement {
+/**
+ * One test's row: mark, name, status and points; for a failing test with `details`, its message
+ * and expected vs actual output.
+ */
+export function renderTest(doc: Document, test: ITestResult, details: boolean): HTMLElement {
+  const ok = test.status === 'passed';
+  const item = el(doc, 'li', `jp-ExecExt-test ${ok ? 'jp-mod-passed' : 'jp-mod-failed'}`);
+  item.dataset.status = test.status;
+  const line = el(doc, 'div', 'jp-ExecExt-testLine');
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-testMark', ok ? '✔' : '✘'));
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-testName', test.hidden ? `${test.name} (hidden)` : test.name));
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-testStatus', TEST_STATUS_TEXT[test.status] ?? test.status));
+  line.appendChild(el(doc, 'span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
+  item.appendChild(line);
+  if (!ok && details) {
+    if (test.message) {
+      item.appendChild(el(doc, 'div', 'jp-ExecExt-message', test.message));
+    }
+    if (test.expected !== undefined && test.expected !== null) {
+      item.appendChild(streamBlock(doc, 'expected', test.expected, 'expected'));
+    }
+    if (test.actual !== undefined && test.actual !== null) {
+      item.appendChild(streamBlock(doc, 'actual', test.actual, 'actual'));
+    }
+  }
+  return item;
+}
+
+/**
+ * A submission's results: the score, which cells were graded, then one row per test (expected vs
+ * actual when shown).
+ *
+ * @param graded the graded cells as people name them (`describeCell`), in notebook order
+ */
+export function renderSubmission(doc: Document, result: ISubmissionResult, graded?: string[]): HTMLElement {
   const root = el(doc, 'div', 'jp-ExecExt-result jp-ExecExt-submission');
   const passed = result.tests.filter(t => t.status === 'passed').length;
   const full = result.score === result.max_score && result.max_score > 0;
@@ -123,33 +156,19 @@ export function renderSubmission(doc: Document, result: ISubmissionResult): HTML
   score.dataset.score = String(result.score);
   score.dataset.maxScore = String(result.max_score);
   root.appendChild(score);
+  if (graded !== undefined) {
+    const what = graded.length
+      ? `Graded ${graded.length === 1 ? 'cell' : `${graded.length} cells`}: ${graded.join(', ')} (marked “graded” in the notebook)`
+      : 'No code cell was graded: write your code in a code cell of the notebook.';
+    root.appendChild(el(doc, 'div', 'jp-ExecExt-gradedCells', what));
+  }
   if (result.message) {
     root.appendChild(el(doc, 'div', 'jp-ExecExt-message', result.message));
   }
   const list = el(doc, 'ul', 'jp-ExecExt-tests');
   for (const test of result.tests) {
-    const ok = test.status === 'passed';
-    const item = el(doc, 'li', `jp-ExecExt-test ${ok ? 'jp-mod-passed' : 'jp-mod-failed'}`);
-    item.dataset.status = test.status;
-    const line = el(doc, 'div', 'jp-ExecExt-testLine');
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-testMark', ok ? '✔' : '✘'));
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-testName', test.hidden ? `${test.name} (hidden)` : test.name));
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-testStatus', TEST_STATUS_TEXT[test.status] ?? test.status));
-    line.appendChild(el(doc, 'span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
-    item.appendChild(line);
     // Hidden tests carry only their name and outcome; showing anything else would leak them.
-    if (!ok && !test.hidden) {
-      if (test.message) {
-        item.appendChild(el(doc, 'div', 'jp-ExecExt-message', test.message));
-      }
-      if (test.expected !== undefined && test.expected !== null) {
-        item.appendChild(streamBlock(doc, 'expected', test.expected, 'expected'));
-      }
-      if (test.actual !== undefined && test.actual !== null) {
-        item.appendChild(streamBlock(doc, 'actual', test.actual, 'actual'));
-      }
-    }
-    list.appendChild(item);
+    list.appendChild(renderTest(doc, test, !test.hidden));
   }
   root.appendChild(list);
   if (result.stderr) {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { JSDOM } from 'jsdom';
 
 import { describeDockerStatus, renderError, renderExecution, renderSubmission } from '../src/render';
-import { collectSubmission, exerciseId } from '../src/notebook';
+import { collectSubmission, describeCell, exerciseId } from '../src/notebook';
 
 const doc = new JSDOM('<!doctype html><body></body>').window.document;
 const text = (node: Element | null) => (node ? node.textContent ?? '' : '');
@@ -82,26 +82,59 @@ test('the status item reads ready, Docker unavailable, or runs in flight', () =>
   assert.equal(describeDockerStatus(null, 'x', 'service_stopping').text, 'Sandbox: service restarting');
 });
 
-function notebook(meta: any, cells: Array<[string, string | undefined, string]>) {
+function notebook(meta: any, cells: Array<[string, string | undefined, string, boolean?]>) {
   return {
     getMetadata: (key: string) => (key === 'jupyter_exec' ? meta : undefined),
-    cells: cells.map(([type, role, source]) => ({
+    cells: cells.map(([type, role, source, readOnly]) => ({
       type,
-      getMetadata: (key: string) => (key === 'jupyter_exec' && role ? { role } : undefined),
+      getMetadata: (key: string) =>
+        key === 'jupyter_exec' && role ? { role } : key === 'editable' && readOnly ? false : undefined,
       sharedModel: { getSource: () => source }
     }))
   };
 }
 
-test('an exercise notebook is known by its exercise_id; Submit sends its student cells', () => {
-  const nb = notebook({ exercise_id: 'add' }, [
+test('Submit sends every code cell the student can edit, in notebook order', () => {
+  const nb = notebook({ exercise_id: 'add', student_copy: true }, [
     ['markdown', 'prompt', 'Write add'],
-    ['code', 'student', 'def add(a, b):\n    return a + b'],
-    ['code', undefined, 'add(1, 2)  # scratch'],
+    ['code', 'prompt', 'print("an example the prompt runs")'],
+    ['code', undefined, 'def helper(x):\n    return x'],
+    ['code', 'student', 'def add(a, b):\n    return helper(a) + b'],
+    ['code', undefined, 'GIVEN = 1', true],
+    ['markdown', undefined, 'notes'],
     ['code', 'student', 'X = 1']
   ]);
   assert.equal(exerciseId(nb), 'add');
-  assert.equal(collectSubmission(nb), 'def add(a, b):\n    return a + b\n\nX = 1');
+  assert.deepEqual(collectSubmission(nb), {
+    code: 'def helper(x):\n    return x\n\ndef add(a, b):\n    return helper(a) + b\n\nX = 1',
+    cells: [2, 3, 6]
+  });
   assert.equal(exerciseId(notebook(undefined, [])), null);
-  assert.equal(collectSubmission(notebook({ exercise_id: 'add' }, [['code', 'starter', 'S'], ['code', 'solution', 'R']])), 'R');
+});
+
+test('solution cells are graded in instructor mode only', () => {
+  const teacher = notebook({ exercise_id: 'add' }, [
+    ['code', 'starter', 'S'], ['code', 'solution', 'R'], ['code', undefined, 'H']
+  ]);
+  // A student who somehow has the instructor's notebook: the starter is graded, never the reference.
+  assert.deepEqual(collectSubmission(teacher), { code: 'S\n\nH', cells: [0, 2] });
+  assert.deepEqual(collectSubmission(teacher, true), { code: 'R\n\nH', cells: [1, 2] });
+  // In instructor mode a notebook without a reference sends its starter.
+  assert.deepEqual(collectSubmission(notebook({ exercise_id: 'add' }, [['code', 'starter', 'S']]), true).cells, [0]);
+});
+
+test('a graded cell is named by its number and first line', () => {
+  assert.equal(describeCell(1, '\n  def add(a, b):\n    pass'), 'cell 2 (def add(a, b):)');
+  assert.equal(describeCell(0, ''), 'cell 1 (empty)');
+  assert.equal(describeCell(4, 'x = "' + 'a'.repeat(60) + '"'), 'cell 5 (x = "' + 'a'.repeat(34) + '…)');
+});
+
+test('the results name the graded cells', () => {
+  const result = { exercise_id: 'add', status: 'ok', score: 0, max_score: 1, stdout: '', stderr: '', duration_ms: 1,
+                   tests: [{ name: 't', status: 'failed', points: 0, max_points: 1, hidden: true }] };
+  const node = renderSubmission(doc, result, ['cell 2 (def add(a, b):)', 'cell 4 (X = 1)']);
+  assert.equal(text(node.querySelector('.jp-ExecExt-gradedCells')),
+    'Graded 2 cells: cell 2 (def add(a, b):), cell 4 (X = 1) (marked “graded” in the notebook)');
+  assert.match(text(renderSubmission(doc, result, []).querySelector('.jp-ExecExt-gradedCells')), /No code cell was graded/);
+  assert.equal(renderSubmission(doc, result).querySelector('.jp-ExecExt-gradedCells'), null);
 });

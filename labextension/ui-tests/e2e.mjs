@@ -3,10 +3,10 @@
 //   E2E_URL (base URL with trailing slash), E2E_TOKEN, E2E_NOTEBOOK (path under root_dir),
 //   E2E_ARTIFACTS (screenshots and report.json go there), E2E_CHROMIUM (default /usr/bin/chromium).
 // Every wait is for a state on the page, bounded so a broken build fails instead of hanging.
-import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { check, finish, launch, newReport, setEditor } from './browser.mjs';
 
 const url = process.env.E2E_URL;
 const token = process.env.E2E_TOKEN;
@@ -44,26 +44,10 @@ def above_average(numbers):
 print("average of 1..4 is", average([1, 2, 3, 4]))
 `;
 
-const report = { steps: [], submitRequests: [] };
-function step(name, details = {}) {
-  report.steps.push({ name, ...details });
-  console.log(`ok: ${name}`, JSON.stringify(details));
-}
-function check(condition, message) {
-  if (!condition) {
-    throw new Error(message);
-  }
-}
-
-const profile = mkdtempSync(join(tmpdir(), 'exec-ext-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.E2E_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu'],
-  viewport: { width: 1400, height: 900 }
-});
-const page = context.pages()[0] ?? (await context.newPage());
-page.setDefaultTimeout(60_000);
+const report = newReport({ submitRequests: [] });
+const step = report.step;
+const browser = await launch();
+const page = browser.page;
 page.on('request', request => {
   if (request.method() === 'POST' && /\/api\/exec\/v1\/exercises\/[^/]+\/submit(\?|$)/.test(request.url())) {
     report.submitRequests.push(new Date().toISOString());
@@ -76,15 +60,10 @@ const shot = async name => {
   return file;
 };
 
-/** Replaces the source of the notebook's active code cell (insertText: no auto-indent). */
-async function setCellSource(cell, source) {
-  await cell.locator('.cm-content').click();
-  await page.keyboard.press('Control+A');
-  await page.keyboard.insertText(source);
-}
+/** Replaces the source of a code cell. */
+const setCellSource = (cell, source) => setEditor(page, cell, source);
 
-let failed = false;
-try {
+await finish(browser, report, artifacts, async () => {
   await page.goto(`${url}lab/tree/${notebook}?token=${token}`);
   const panel = page.locator('.jp-NotebookPanel').first();
   await panel.waitFor();
@@ -145,16 +124,4 @@ try {
   check(total > 0 && passed === total, `${passed} of ${total} tests passed`);
   await full.screenshot({ path: join(artifacts, 'results-panel-passing.png') });
   step('submit fixed solution', { score: score2, passed, total, screenshot: await shot('04-submit-passed.png') });
-  report.result = 'passed';
-} catch (error) {
-  failed = true;
-  report.result = 'failed';
-  report.error = String(error && error.stack ? error.stack : error);
-  console.error(report.error);
-  await page.screenshot({ path: join(artifacts, 'failure.png') }).catch(() => {});
-} finally {
-  writeFileSync(join(artifacts, 'report.json'), JSON.stringify(report, null, 2));
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+});

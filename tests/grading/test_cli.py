@@ -87,3 +87,47 @@ def test_every_sample_exercise_validates_in_the_real_sandbox(capsys, executor_im
     out = capsys.readouterr().out
     assert "12 exercise(s) checked, 0 problem(s)" in out
     assert "WARN" not in out
+
+
+@pytest.mark.docker
+def test_new_writes_an_exercise_that_validates_in_the_sandbox(tmp_path, capsys, executor_image, no_leaks,
+                                                              monkeypatch):
+    """`jupyter exec-ext new` then `validate`: every role, one test, the reference passes it."""
+    import nbformat
+
+    from jupyter_exec_ext.grading import load_exercise
+
+    monkeypatch.setenv("DOCKER_EXECUTOR_IMAGE", executor_image)
+    monkeypatch.setenv("DOCKER_EXECUTOR_OWNER", TEST_OWNER)
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "hello-name", "--title", "Say hello"]) == 0
+    assert "wrote hello-name.ipynb" in capsys.readouterr().out
+    path = tmp_path / "hello-name.ipynb"
+    exercise = load_exercise(path)
+    assert (exercise.id, exercise.title, len(exercise.tests)) == ("hello-name", "Say hello", 1)
+    roles = [c.metadata["jupyter_exec"]["role"] for c in nbformat.read(str(path), 4).cells]
+    assert roles == ["prompt", "starter", "solution"]
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "the reference solution passes 1/1 tests (1/1 points); the starter code scores 0" in out
+    assert "WARN" not in out
+
+    # Nothing is overwritten by accident, and a bad id says what an id may be.
+    assert main(["new", "hello-name"]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(["new", "Hello Name", "-o", str(tmp_path / "x")]) == 2
+    assert "exercise id 'Hello Name' is not valid: use lowercase letters" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert main(["new", "second", "-o", str(tmp_path / "week2")]) == 0  # a folder, made for it
+    assert load_exercise(tmp_path / "week2" / "second.ipynb").title == "Second"
+
+
+def test_update_workspace_command(tmp_path, capsys):
+    src = write_notebook(tmp_path / "exercises" / "add.ipynb", exercise_notebook())
+    (tmp_path / "exercises" / "broken.ipynb").write_text("{")
+    workspace = tmp_path / "workspace"
+    assert main(["update-workspace", str(src.parent), str(workspace)]) == 1
+    out = capsys.readouterr().out
+    assert f"added         {workspace / 'add.ipynb'}" in out
+    assert "skipped       " in out and "broken.ipynb: not a readable notebook" in out
+    assert "return a + b" not in (workspace / "add.ipynb").read_text()

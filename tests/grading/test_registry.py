@@ -59,3 +59,23 @@ def test_broken_notebooks_are_problems_not_crashes(tmp_path):
 
 def test_missing_directory_is_empty(tmp_path):
     assert ExerciseRegistry(tmp_path / "nope").list() == []
+
+
+def test_student_copies_in_the_tree_are_not_definitions(tmp_path):
+    """A release into a folder under the exercise directory leaves every exercise usable."""
+    from jupyter_exec_ext.grading import release
+
+    write_notebook(tmp_path / "add.ipynb", exercise_notebook("add"))
+    release(tmp_path / "add.ipynb", tmp_path / "student")
+    release(tmp_path / "add.ipynb", tmp_path / "week1" / "copies" / "add-again.ipynb")
+    registry = ExerciseRegistry(tmp_path, rescan_interval=0)
+    exercise = registry.get("add")
+    assert exercise.path == tmp_path / "add.ipynb"
+    assert exercise.student_copy is False and exercise.solution_code  # the authoritative copy
+    assert [t.name for t in exercise.tests if t.hidden] == ["big numbers"]
+    assert [e.id for e in registry.list()] == ["add"] and registry.problems() == []
+
+    # Only student copies of an exercise: it is not defined on this server.
+    (tmp_path / "add.ipynb").unlink()
+    with pytest.raises(ExerciseNotFound):
+        registry.get("add")

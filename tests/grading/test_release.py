@@ -46,3 +46,62 @@ def test_invalid_source_writes_nothing(tmp_path):
     with pytest.raises(ExerciseError, match="z.ipynb"):
         release(tmp_path / "src", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def _actions(changes):
+    return {c.source.name: (c.action, c.path.name if c.path else None) for c in changes}
+
+
+def test_workspace_is_updated_without_losing_student_work(tmp_path):
+    """Command 1 runs this at every start: new exercises are added, an untouched copy follows its
+    exercise, an edited copy stays and the new version goes beside it."""
+    from jupyter_exec_ext.grading import update_workspace
+
+    src, ws = tmp_path / "exercises", tmp_path / "workspace"
+    write_notebook(src / "a.ipynb", exercise_notebook("a"))
+    write_notebook(src / "b.ipynb", exercise_notebook("b"))
+    (src / "broken.ipynb").write_text("{")
+    assert _actions(update_workspace(src, ws)) == {
+        "a.ipynb": ("added", "a.ipynb"), "b.ipynb": ("added", "b.ipynb"), "broken.ipynb": ("skipped", None)}
+    assert "return a + b" not in (ws / "a.ipynb").read_text()
+    assert load_exercise(ws / "a.ipynb").student_copy
+
+    # The student works on a; nothing changed on the instructor's side: a rerun touches nothing.
+    student = nbformat.read(str(ws / "a.ipynb"), 4)
+    student.cells[1].source = "def add(a, b):\n    return 42  # my attempt\n"
+    nbformat.write(student, str(ws / "a.ipynb"))
+    assert _actions(update_workspace(src, ws))["a.ipynb"] == ("unchanged", "a.ipynb")
+    assert "my attempt" in (ws / "a.ipynb").read_text()
+
+    # The instructor updates both exercises and adds one.
+    for name in ("a", "b"):
+        write_notebook(src / f"{name}.ipynb", exercise_notebook(name, prompt="Revised prompt."))
+    write_notebook(src / "week2" / "c.ipynb", exercise_notebook("c"))
+    assert _actions(update_workspace(src, ws)) == {
+        "a.ipynb": ("added beside", "a (version 2).ipynb"),  # the student's edit is kept
+        "b.ipynb": ("updated", "b.ipynb"),                   # untouched: replaced
+        "c.ipynb": ("added", "c.ipynb"), "broken.ipynb": ("skipped", None)}
+    assert "my attempt" in (ws / "a.ipynb").read_text()
+    assert "Revised prompt." in (ws / "a (version 2).ipynb").read_text()
+    assert "Revised prompt." in (ws / "b.ipynb").read_text()
+    assert (ws / "week2" / "c.ipynb").exists()
+    # And once more: nothing new.
+    assert {a for a, _ in _actions(update_workspace(src, ws)).values()} == {"unchanged", "skipped"}
+
+
+def test_workspace_inside_the_exercise_directory(tmp_path):
+    """A workspace under the exercise directory is not read back as exercises, and its copies are
+    never sources; the exercise directory itself is refused as a workspace."""
+    from jupyter_exec_ext.grading import update_workspace
+
+    src = tmp_path / "exercises"
+    write_notebook(src / "a.ipynb", exercise_notebook("a"))
+    update_workspace(src, src / "student")
+    write_notebook(src / "copies" / "a.ipynb", nbformat.read(str(src / "student" / "a.ipynb"), 4))
+    changes = update_workspace(src, src / "student")
+    assert [(c.source.relative_to(src).as_posix(), c.action) for c in changes] == [
+        ("a.ipynb", "unchanged"), ("copies/a.ipynb", "skipped")]
+    assert "a student copy" in changes[1].message
+    assert not (src / "student" / "student").exists()
+    with pytest.raises(ValueError, match="cannot be the exercise directory"):
+        update_workspace(src, src)

@@ -38,6 +38,16 @@ def jupyter(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           timeout=120, **kwargs)
 
 
+def require_browser() -> str:
+    """node's path, once node, chromium and the node packages of the browser tests are there."""
+    node = shutil.which("node")
+    require(node is not None, "node is not installed (Debian package nodejs)")
+    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
+    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
+            "labextension/node_modules is missing: run `npm install` in labextension/")
+    return node
+
+
 def test_lab_extension_is_installed_and_enabled():
     """What `pip install` promises: JupyterLab lists the prebuilt extension, enabled and OK."""
     listing = jupyter("labextension", "list")
@@ -48,7 +58,8 @@ def test_lab_extension_is_installed_and_enabled():
     schema = json.loads((installed / "schemas" / "jupyter-exec-ext" / "plugin.json").read_text())
     # Declared in the settings schema, so an admin can hide the buttons.
     names = {item["name"] for item in schema["jupyter.lab.toolbars"]["Notebook"]}
-    assert names == {"run-in-sandbox", "submit-exercise"}
+    assert names == {"run-in-sandbox", "submit-exercise", "exercise-authoring"}
+    assert [item["name"] for item in schema["jupyter.lab.toolbars"]["Cell"]] == ["exercise-role"]
 
 
 @pytest.fixture
@@ -82,11 +93,7 @@ def lab_server(tmp_path, executor_image, no_leaks):
 def test_run_and_submit_in_chromium(lab_server):
     """Open the student copy, run a cell in the sandbox and see its output, submit a wrong
     solution and see failing tests, fix it and see every test pass with the full score."""
-    node = shutil.which("node")
-    require(node is not None, "node is not installed (Debian package nodejs)")
-    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
-    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
-            "labextension/node_modules is missing: run `npm install` in labextension/")
+    node = require_browser()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     run = subprocess.run(
         [node, str(E2E_SCRIPT)], capture_output=True, text=True, timeout=420, cwd=LABEXT,
@@ -109,3 +116,5 @@ def test_run_and_submit_in_chromium(lab_server):
     assert len(report["submitRequests"]) == 2
     for name in STEP_SCREENSHOTS:
         assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} is missing or empty"
+    if os.environ.get("E2E_DOCS_DIR"):  # scripts/docs-screenshots.sh: the README's picture
+        shutil.copyfile(ARTIFACTS / "02-submit-wrong.png", Path(os.environ["E2E_DOCS_DIR"]) / "results-panel.png")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from jupyter_exec_ext.server import NAMESPACE, OPENAPI_SPEC, ROUTES
+from jupyter_exec_ext.server.authoring import AUTHORING_ROUTES
 
 from ..conftest import TEST_OWNER
 from ..live_server import EXERCISES, start_server
@@ -27,7 +28,7 @@ def spec() -> dict:
 def served_paths() -> dict[str, list[str]]:
     """Spec-style path -> HTTP methods, from the route table."""
     served = {}
-    for pattern, handler in ROUTES:
+    for pattern, handler in ROUTES + AUTHORING_ROUTES:
         path = "/" + pattern[len(NAMESPACE) + 1:]
         served[re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", path)] = handler.allowed_methods()
     return served
@@ -71,6 +72,8 @@ def live_server(tmp_path: Path, executor_image: str, no_leaks):
         "max_runs_per_user": 8, "reap_interval": 0.0,
         # The sample exercises, and a warm pool that stopping the server must drain.
         "exercises_dir": str(EXERCISES), "pool_size": 1,
+        # An instructor's server, so the fuzzer reaches the authoring routes' handling of paths.
+        "instructor": True, "workspace_dir": str(tmp_path / "workspace"),
     }, token="schemathesis-token", base_url="/live%40/")
     try:
         yield server.api.rstrip("/"), server.token, server.log_path
@@ -104,7 +107,7 @@ def test_schemathesis_finds_no_server_error_on_a_live_server(live_server, tmp_pa
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
 
     result = json.loads(report.read_text())
-    assert result["complete"] and result["operations"]["tested"] == len(ROUTES)
+    assert result["complete"] and result["operations"]["tested"] == len(ROUTES) + len(AUTHORING_ROUTES)
     assert result["test_cases"]["generated"] >= 100
     assert result["test_cases"]["with_failures"] == 0 and result["test_cases"]["errored"] == 0
     assert result["failures"] == [] and result["errors"] == []
