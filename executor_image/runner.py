@@ -785,8 +785,12 @@ def main():
         if job.get("keep") is not True or job.get("checks"):
             if job.get("linger") is True:
                 # The host removes the container later (when the engine is less busy); until
-                # then nothing of the program may go on running in it.
+                # then nothing of the program may go on running in it, and the helpers go too
+                # (a waiting container then holds only the runner).
                 zygote.kill()
+                hzygote.stop()
+                for helper in (zygote, hzygote):
+                    helper.sock.close()
                 while sys.stdin.buffer.read(65536):
                     pass
             return 0
