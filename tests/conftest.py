@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -81,6 +82,36 @@ def signal_runner(client: docker.DockerClient, container_id: str, signum: int) -
     exec_id = client.api.exec_create(container_id, ["python3", "-c", _SIGNAL_RUNNER, str(signum)],
                                      user="0:0")
     client.api.exec_start(exec_id)
+
+
+def signal_runner_once_running(client: docker.DockerClient, signum: int, delay: float = 0.5) -> threading.Thread:
+    """Starts a thread that waits for this session's first running container, lets its run begin
+    (``delay``), then signals its runner from outside; join it after the run."""
+    def act() -> None:
+        for _ in range(100):
+            running = [c for c in our_containers(client) if c["State"] == "running"]
+            if running:
+                time.sleep(delay)
+                signal_runner(client, running[0]["Id"], signum)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=act)
+    thread.start()
+    return thread
+
+
+def release_server_sandbox(serverapp) -> None:
+    """Has a test server's sandbox remove what it handed to its background remover (a run answers
+    before its container is gone) and the containers it kept for users' next runs (kept by design
+    while the server lives): then a leak check sees only what was really left behind."""
+    from jupyter_exec_ext.server.handlers import SANDBOX_KEY
+    sandbox = serverapp.web_app.settings.get(SANDBOX_KEY)
+    inner = getattr(sandbox, "sandbox", sandbox)
+    if getattr(inner, "reuse", None) is not None:
+        inner.reuse.drain()
+    if hasattr(sandbox, "flush"):
+        sandbox.flush()
 
 
 @pytest.fixture

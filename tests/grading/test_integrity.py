@@ -31,9 +31,8 @@ from traitlets.config import Config
 
 from jupyter_exec_ext.grading import Grader, exercise_from_notebook
 from jupyter_exec_ext.sandbox import SandboxConfig
-from jupyter_exec_ext.server.handlers import SANDBOX_KEY
 
-from ..conftest import TEST_OWNER
+from ..conftest import TEST_OWNER, release_server_sandbox
 from .notebooks import exercise_notebook, write_notebook
 
 pytestmark = pytest.mark.docker
@@ -1567,12 +1566,7 @@ def jp_server_config(exercises_dir: Path, rest_traits: dict) -> Config:
 def served(executor_image, no_leaks, jp_serverapp):
     """The server's own sandbox removes what it keeps (lingering containers) before the leak check."""
     yield jp_serverapp
-    sandbox = jp_serverapp.web_app.settings.get(SANDBOX_KEY)
-    inner = getattr(sandbox, "sandbox", sandbox)
-    if getattr(inner, "reuse", None) is not None:
-        inner.reuse.drain()
-    if hasattr(sandbox, "flush"):
-        sandbox.flush()
+    release_server_sandbox(jp_serverapp)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from jupyter_exec_ext.sandbox import (
 )
 from jupyter_exec_ext.sandbox.config import EXPIRES_LABEL, OWNER_LABEL
 
-from ..conftest import TEST_OWNER, our_containers, signal_runner
+from ..conftest import TEST_OWNER, our_containers, signal_runner_once_running
 
 pytestmark = pytest.mark.docker
 
@@ -150,19 +150,9 @@ def test_host_timeout_kills_a_frozen_runner_and_keeps_partial_output(executor_im
     box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=2))
     code = "import time\nprint('before the freeze', flush=True)\nwhile True:\n    time.sleep(0.05)\n"
 
-    def freeze() -> None:
-        for _ in range(100):
-            running = [c for c in our_containers(docker_client) if c["State"] == "running"]
-            if running:
-                time.sleep(0.5)
-                signal_runner(docker_client, running[0]["Id"], signal.SIGSTOP)
-                return
-            time.sleep(0.05)
-
-    freezer = threading.Thread(target=freeze)
     try:
         started = time.monotonic()
-        freezer.start()
+        freezer = signal_runner_once_running(docker_client, signal.SIGSTOP)
         result = run(box, code, time_limit=1.5)
         waited = time.monotonic() - started
     finally:
@@ -386,17 +376,7 @@ def test_runner_channel_cannot_be_reached_through_proc(sandbox):
 def test_a_runner_killed_during_a_run_is_an_internal_error(sandbox, docker_client):
     # Only something outside the program can kill the runner now (another uid); the run's answer
     # must still say that nothing was reported, not pass for a success.
-    def kill() -> None:
-        for _ in range(100):
-            running = [c for c in our_containers(docker_client) if c["State"] == "running"]
-            if running:
-                time.sleep(0.5)
-                signal_runner(docker_client, running[0]["Id"], signal.SIGKILL)
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill)
-    killer.start()
+    killer = signal_runner_once_running(docker_client, signal.SIGKILL)
     try:
         result = run(sandbox, "import time\nprint('bye', flush=True)\ntime.sleep(5)\n")
     finally:

@@ -20,7 +20,7 @@ from traitlets.config import Config
 
 from jupyter_exec_ext.sandbox import SandboxConfig
 from jupyter_exec_ext.server.handlers import SANDBOX_KEY, SCHEDULER_KEY
-from ..conftest import TEST_OWNER
+from ..conftest import TEST_OWNER, release_server_sandbox
 
 API = ("api", "exec", "v1")
 
@@ -58,12 +58,7 @@ def no_leaks(no_leaks, jp_serverapp):
     remover (a run answers before its container is gone) and the containers it kept for users'
     next runs (kept by design while the server lives; the test's server is done)."""
     yield
-    sandbox = jp_serverapp.web_app.settings.get(SANDBOX_KEY)
-    inner = getattr(sandbox, "sandbox", sandbox)
-    if getattr(inner, "reuse", None) is not None:
-        inner.reuse.drain()
-    if hasattr(sandbox, "flush"):
-        sandbox.flush()
+    release_server_sandbox(jp_serverapp)
 
 
 @pytest.fixture
