@@ -488,16 +488,18 @@ class HarnessZygote:
         self.session = (reply["pid"], mine)
 
     def start(self, fds):
-        """Hands a check to the harness (started if there is none); returns its pid."""
-        if self.session is None:
-            self.start_session()
-        pid, sock = self.session
-        try:
-            send_message(sock, {"op": "check"}, fds)
-        except OSError:
-            self.stop()
-            raise
-        return pid
+        """Hands a check to the harness (started if there is none, or again if the one there
+        ended since: a test's code may end its process)."""
+        for attempt in (1, 2):
+            if self.session is None:
+                self.start_session()
+            try:
+                send_message(self.session[1], {"op": "check"}, fds)
+                return
+            except OSError:
+                self.stop()
+                if attempt == 2:
+                    raise
 
     def stop(self):
         """Ends the harness at once (a check ran out of time); the next check gets a new one."""

@@ -189,3 +189,10 @@ def test_nothing_one_test_leaves_reaches_the_next(sandbox):
     result = run_checks(sandbox, program, "print(plant('HIDDEN-5c1'))\n", "print(look())\n")
     assert result.checks[0].stdout == "planted\n"
     assert result.checks[1].stdout == "([], 0)\n"
+
+
+def test_a_test_whose_own_code_ends_the_harness_does_not_stop_the_next(sandbox):
+    program = "def ok():\n    return 1\n"
+    result = run_checks(sandbox, program, "import os\nos._exit(0)\n", "print(ok())\n")
+    assert result.checks[0].outcome is CheckOutcome.EXITED
+    assert (result.checks[1].outcome, result.checks[1].stdout) == (CheckOutcome.COMPLETED, "1\n")
