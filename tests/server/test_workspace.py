@@ -54,8 +54,8 @@ def exec_ext_config(exercises_dir: Path, jp_root_dir: Path, instructor: bool, ex
 
 
 def secrets_of(exercises_dir: Path) -> dict[str, list[str]]:
-    """Per exercise, text only its reference solution or its hidden tests contain (and nothing a
-    student may see of any exercise)."""
+    """Per exercise, text only its reference solution, its hidden tests or its wrong solutions
+    contain (and nothing a student may see of any exercise)."""
     found, public = {}, ""
     for path in sorted(exercises_dir.glob("*.ipynb")):
         exercise = load_exercise(path)
@@ -63,11 +63,14 @@ def secrets_of(exercises_dir: Path) -> dict[str, list[str]]:
         public += "".join("".join(c["source"]) for c in nb["cells"]
                          if c["metadata"].get("jupyter_exec", {}).get("role") != "solution")
         public += json.dumps([t.public_dict() for t in exercise.visible_tests])
+        public += "".join(t.test_code for t in exercise.visible_tests)  # a hidden test may share a line
         lines = [line.strip() for line in (exercise.solution_code or "").splitlines()]
         for test in exercise.tests:
             if test.hidden:
                 lines += [test.name] + [line.strip() for line in test.test_code.splitlines()]
                 lines += [test.expected_output or ""]
+        for wrong in exercise.wrong_solutions:
+            lines += [wrong.name, wrong.reason] + [line.strip() for line in wrong.code.splitlines()]
         found[exercise.id] = lines
     found = {i: sorted({s for s in lines if len(s) >= 12 and s not in public}) for i, lines in found.items()}
     assert all(found.values()), f"nothing secret to look for in {found}"
