@@ -239,11 +239,13 @@ class Requirement:
             return f"{self.description}: the code does not parse, so this could not be checked"
         scope: ast.AST = tree
         if self.function:
-            defs = [n for n in ast.walk(tree)
-                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == self.function]
+            kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+            top = [n for n in tree.body if isinstance(n, kinds) and n.name == self.function]
+            defs = top or [n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == self.function]
             if not defs:
                 return f"{self.description}, but there is no function `{self.function}` in the code"
-            scope = defs[-1]  # the definition that counts is the last one, as when the code runs
+            # A module-level definition first, and of several the last, as when the code runs.
+            scope = defs[-1]
         if self._holds(scope):
             return None
         return f"{self.description}: {self.why}" if self.why else self.description

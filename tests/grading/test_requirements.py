@@ -154,3 +154,14 @@ def test_invalid_rules_are_named(rule, words):
     with pytest.raises(ExerciseError, match="rules.ipynb: metadata jupyter_exec field 'requirements") as e:
         exercise_from_notebook(exercise_notebook("rules", tests=TESTS, requirements=[rule]), "rules.ipynb")
     assert words in str(e.value)
+
+
+def test_the_module_level_definition_is_the_one_checked():
+    """A method of the same name elsewhere does not stand in for the function."""
+    from jupyter_exec_ext.sandbox.policy import Requirement
+
+    rule = Requirement("calls_itself", "flatten")
+    code = ("class Tree:\n    def flatten(self):\n        return flatten(self)\n\n"
+            "def flatten(items):\n    return list(items)\n")
+    assert rule.check(code) == "`flatten` must call itself"
+    assert rule.check(code.replace("list(items)", "[x for i in items for x in flatten(i)]")) is None
