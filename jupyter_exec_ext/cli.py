@@ -153,16 +153,21 @@ def cmd_validate(args) -> int:
             if not check.ok:
                 failures += 1
                 print(f"FAIL  {where}: {check.problem}")
-                for test in solution.tests if solution else []:
-                    if test.status != "passed":
-                        print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
-                              + test.message.replace("\n", "\n        "))
-                if solution and solution.stderr.strip():
-                    print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
-                continue
-            passed = sum(t.status == "passed" for t in solution.tests)
-            print(f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
-                  f"({solution.score:g}/{solution.max_score:g} points); the starter code scores {check.starter.score:g}")
+                if not check.wrong_solutions:  # the reference solution failed: show how
+                    for test in solution.tests if solution else []:
+                        if test.status != "passed":
+                            print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
+                                  + test.message.replace("\n", "\n        "))
+                    if solution and solution.stderr.strip():
+                        print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
+                    continue
+            else:
+                passed = sum(t.status == "passed" for t in solution.tests)
+                print(f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
+                      f"({solution.score:g}/{solution.max_score:g} points); the starter code scores "
+                      f"{check.starter.score:g}")
+            if check.wrong_solutions:
+                _print_wrong_solutions(check.wrong_solutions)
             if check.warning:
                 print(f"WARN  {where}: {check.warning}")
     finally:
@@ -170,6 +175,18 @@ def cmd_validate(args) -> int:
             sandbox.close()
     print(f"{len(exercises)} exercise(s) checked, {failures} problem(s)")
     return 1 if failures else 0
+
+
+def _print_wrong_solutions(checks: list) -> None:
+    """Per wrong solution: its score and the tests that catch it, visible ones first."""
+    visible = sum(c.caught_by_visible for c in checks)
+    caught = sum(c.caught for c in checks)
+    print(f"      wrong solutions: {caught}/{len(checks)} caught, {visible}/{len(checks)} by a visible test")
+    for c in checks:
+        tests = sorted(c.caught_by, key=lambda t: t.hidden)
+        names = ", ".join(f"{t.name!r}{' (hidden)' if t.hidden else ''}" for t in tests)
+        verdict = f"caught by {names}" if c.caught else "NOT CAUGHT: it scores full marks"
+        print(f"        {c.wrong.name!r} {c.result.score:g}/{c.result.max_score:g}: {verdict}")
 
 
 def cmd_release(args) -> int:

@@ -1,7 +1,7 @@
 """Exercise notebooks <-> the exercise model: metadata ``jupyter_exec`` and cell roles.
 
-A notebook's metadata ``jupyter_exec`` holds ``exercise_id``, ``title``, ``limits``, ``policy`` and
-``tests``; cell metadata ``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution``
+A notebook's metadata ``jupyter_exec`` holds ``exercise_id``, ``title``, ``limits``, ``policy``,
+``tests``, ``requirements`` (how it must be solved) and ``wrong_solutions`` (for validation); cell metadata ``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution``
 (the reference, stripped on release) and ``student`` cells. The JSON schema shipped next to this
 module is the authority on the metadata's shape.
 """
@@ -20,7 +20,7 @@ import nbformat
 
 from ..sandbox.errors import LimitError
 from ..sandbox.limits import Limits
-from ..sandbox.policy import CodePolicy
+from ..sandbox.policy import CodePolicy, Requirement
 
 METADATA_KEY = "jupyter_exec"
 ROLES = ("prompt", "starter", "solution", "student")
@@ -82,6 +82,30 @@ class ExerciseTest:
 
 
 @dataclass(frozen=True)
+class RequirementTest:
+    """A requirement rule graded like a visible test: its own name and points, its verdict from
+    the code's AST on the host."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    name: str
+    requirement: Requirement
+    points: float = 1.0
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rule": self.requirement.description, "points": self.points}
+
+
+@dataclass(frozen=True)
+class WrongSolution:
+    """A plausible wrong answer the tests must catch; only validation uses it."""
+
+    name: str
+    code: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Exercise:
     """An exercise as the grader and the REST API see it."""
 
@@ -95,10 +119,12 @@ class Exercise:
     tests: Tuple[ExerciseTest, ...] = ()
     path: Optional[Path] = None
     student_copy: bool = False
+    requirements: Tuple[RequirementTest, ...] = ()
+    wrong_solutions: Tuple[WrongSolution, ...] = ()
 
     @property
     def max_score(self) -> float:
-        return _points(sum(t.points for t in self.tests))
+        return _points(sum(t.points for t in self.tests) + sum(r.points for r in self.requirements))
 
     @property
     def visible_tests(self) -> list[ExerciseTest]:
@@ -125,6 +151,7 @@ class Exercise:
             "policy": self.policy.to_dict() if self.policy else None,
             "max_score": self.max_score,
             "tests": [t.public_dict() for t in self.visible_tests],
+            "requirements": [r.public_dict() for r in self.requirements],
             "hidden_tests": len(hidden),
             "hidden_points": _points(sum(t.points for t in hidden)),
             # The longest a grading can run in the sandbox (the code's time limit, then each test's
@@ -211,6 +238,26 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
             tolerance=float(raw.get("tolerance", DEFAULT_TOLERANCE)),
         ))
 
+    requirements = []
+    for index, raw in enumerate(meta.get("requirements") or []):
+        try:
+            rule = Requirement(rule=raw["rule"], function=raw.get("function"), construct=raw.get("construct"),
+                               exception=raw.get("exception"), why=raw.get("why", ""))
+        except ValueError as e:
+            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'requirements[{index}]': {e}") from None
+        name = raw.get("name") or rule.default_name()
+        if name in seen:
+            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'requirements[{index}]': "
+                                f"name {name!r} is also the name of a test or another requirement")
+        seen.add(name)
+        requirements.append(RequirementTest(name=name, requirement=rule, points=float(raw.get("points", 1))))
+    wrong_solutions = []
+    for index, raw in enumerate(meta.get("wrong_solutions") or []):
+        if any(w.name == raw["name"] for w in wrong_solutions):
+            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'wrong_solutions[{index}]': "
+                                f"another wrong solution is named {raw['name']!r}")
+        wrong_solutions.append(WrongSolution(name=raw["name"], code=raw["code"], reason=raw.get("reason", "")))
+
     limits = meta.get("limits") or {}
     try:
         Limits.from_mapping(limits)
@@ -245,6 +292,8 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
         tests=tuple(tests),
         path=Path(path) if not isinstance(path, Path) else path,
         student_copy=bool(meta.get("student_copy", False)),
+        requirements=tuple(requirements),
+        wrong_solutions=tuple(wrong_solutions),
     )
 
 

@@ -4,7 +4,8 @@ The student's code runs once in the sandbox; each test's code then runs in a tru
 process (another uid) against a fresh run of the student's code, reaching it only through calls
 that return plain data, with its own timeout (the sandbox's "checks"). Expected outputs stay on the
 host and are compared here, so they never enter the container; hidden tests report only pass or
-fail.
+fail. Requirement rules (how the exercise must be solved) are checked here on the code's AST and
+reported as visible tests of their own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..sandbox.models import (
     Status,
 )
 from .compare import describe_mismatch, outputs_match
-from .exercise import Exercise, ExerciseTest, _points
+from .exercise import Exercise, ExerciseTest, RequirementTest, _points
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Grader:
         checks = list(run.checks) + [CheckResult(outcome=CheckOutcome.NOT_RUN)] * (
             len(exercise.tests) - len(run.checks))
         tests = [self._judge(test, check, run, reveal_hidden) for test, check in zip(exercise.tests, checks)]
+        tests.extend(self._judge_requirement(req, code) for req in exercise.requirements)
         score = _points(sum(t.points for t in tests))
         return GradeResult(
             exercise_id=exercise.id,
@@ -153,6 +155,14 @@ class Grader:
             result.expected = test.expected_output
             result.actual = check.stdout[:MAX_ACTUAL_SHOWN]
         return result
+
+    @staticmethod
+    def _judge_requirement(req: RequirementTest, code: str) -> TestResult:
+        # Decided on the host from the submitted text: nothing the code does at run time changes it.
+        broken = req.requirement.check(code)
+        return TestResult(name=req.name, status=FAILED if broken else PASSED,
+                          points=0.0 if broken else req.points, max_points=req.points, hidden=False,
+                          message=broken or "passed")
 
     def _verdict(self, test: ExerciseTest, check: CheckResult, run: ExecutionResult) -> tuple[str, str]:
         outcome = check.outcome

@@ -24,7 +24,8 @@ def student_copy(nb: Any, path: Union[str, Path] = "<notebook>") -> Any:
 
     Solution cells are dropped; starter cells become the ``student`` cells students edit; every
     code cell loses its outputs (they could show what the solution prints); the metadata keeps
-    the id, title, limits, policy and the visible tests only.
+    the id, title, limits, policy, requirement rules and the visible tests only (wrong solutions
+    are dropped: they are answers too, and some are nearly right).
 
     Raises:
         ExerciseError: the notebook is not a valid exercise.
@@ -45,6 +46,7 @@ def student_copy(nb: Any, path: Union[str, Path] = "<notebook>") -> Any:
     out.cells = cells
     meta = out.metadata[METADATA_KEY]
     meta["tests"] = [t.to_metadata() for t in exercise.visible_tests]
+    meta.pop("wrong_solutions", None)
     meta["student_copy"] = True
     return out
 

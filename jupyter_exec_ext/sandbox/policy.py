@@ -161,3 +161,113 @@ PROFILES: dict[str, CodePolicy] = {
     "safe": CodePolicy(allowed_modules=SAFE_MODULES, forbidden_calls=RISKY_CALLS,
                        forbid_dunder_access=True),
 }
+
+
+#: The constructs a requirement rule can ask for or rule out, with the words a student reads.
+CONSTRUCTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "while": ((ast.While,), "a `while` loop"),
+    "for": ((ast.For,), "a `for` loop"),
+    "comprehension": ((ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp), "a comprehension"),
+    "list_comprehension": ((ast.ListComp,), "a list comprehension"),
+    "dict_comprehension": ((ast.DictComp,), "a dict comprehension"),
+    "set_comprehension": ((ast.SetComp,), "a set comprehension"),
+    "try": ((ast.Try,), "a `try` statement"),
+    "lambda": ((ast.Lambda,), "a `lambda`"),
+    "global": ((ast.Global,), "a `global` statement"),
+}
+RULES = ("calls_itself", "uses", "avoids")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A rule about *how* an exercise is solved, checked on the code's AST.
+
+    Args:
+        rule: ``calls_itself`` (``function`` must call itself), ``uses`` (must contain
+            ``construct``) or ``avoids`` (must not contain ``construct``).
+        function: the function the rule is about; without it (``uses``/``avoids`` only) the whole
+            program.
+        construct: a key of :data:`CONSTRUCTS`.
+        exception: with ``uses`` ``try``: the ``except`` clause must name this exception type.
+        why: the reason a student reads after the rule ("this exercise is about recursion").
+    """
+
+    rule: str
+    function: Optional[str] = None
+    construct: Optional[str] = None
+    exception: Optional[str] = None
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}; known: {', '.join(RULES)}")
+        if self.rule == "calls_itself" and not self.function:
+            raise ValueError("rule 'calls_itself' needs 'function', the function that must call itself")
+        if self.rule in ("uses", "avoids"):
+            if self.construct not in CONSTRUCTS:
+                raise ValueError(f"rule {self.rule!r} needs 'construct', one of {', '.join(CONSTRUCTS)}; "
+                                 f"got {self.construct!r}")
+        if self.exception and (self.rule != "uses" or self.construct != "try"):
+            raise ValueError("'exception' goes only with rule 'uses' and construct 'try'")
+
+    @property
+    def description(self) -> str:
+        """The rule as a student reads it, without the reason."""
+        where = f"`{self.function}`" if self.function else "your code"
+        if self.rule == "calls_itself":
+            return f"`{self.function}` must call itself"
+        if self.exception:
+            return f"{where} must catch `{self.exception}` with `try` / `except {self.exception}:`"
+        words = CONSTRUCTS[self.construct][1]
+        return f"{where} must {'use' if self.rule == 'uses' else 'not use'} {words}"
+
+    def default_name(self) -> str:
+        """A test name that says what the rule checks."""
+        where = self.function or "the code"
+        if self.rule == "calls_itself":
+            return f"{where} calls itself"
+        if self.exception:
+            return f"{where} catches {self.exception}"
+        words = CONSTRUCTS[self.construct][1].replace("`", "")
+        return f"{where} {'uses' if self.rule == 'uses' else 'does not use'} {words}"
+
+    def check(self, code: str) -> Optional[str]:
+        """None when ``code`` follows the rule, else the message a student reads."""
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return f"{self.description}: the code does not parse, so this could not be checked"
+        scope: ast.AST = tree
+        if self.function:
+            kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+            top = [n for n in tree.body if isinstance(n, kinds) and n.name == self.function]
+            defs = top or [n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == self.function]
+            if not defs:
+                return f"{self.description}, but there is no function `{self.function}` in the code"
+            # A module-level definition first, and of several the last, as when the code runs.
+            scope = defs[-1]
+        if self._holds(scope):
+            return None
+        return f"{self.description}: {self.why}" if self.why else self.description
+
+    def _holds(self, scope: ast.AST) -> bool:
+        nodes = list(ast.walk(scope))
+        if self.rule == "calls_itself":
+            return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == self.function
+                       for n in nodes)
+        kinds = CONSTRUCTS[self.construct][0]
+        found = [n for n in nodes if isinstance(n, kinds)]
+        if self.exception:
+            found = [n for n in found if any(_names_exception(h.type, self.exception) for h in n.handlers)]
+        return bool(found) == (self.rule == "uses")
+
+
+def _names_exception(node: Optional[ast.AST], name: str) -> bool:
+    """Whether an ``except`` clause's type (``E``, ``mod.E`` or a tuple of them) names ``name``."""
+    if isinstance(node, ast.Tuple):
+        return any(_names_exception(e, name) for e in node.elts)
+    if isinstance(node, ast.Name):
+        return node.id == name
+    if isinstance(node, ast.Attribute):
+        return node.attr == name
+    return False

@@ -131,3 +131,54 @@ def test_update_workspace_command(tmp_path, capsys):
     assert f"added         {workspace / 'add.ipynb'}" in out
     assert "skipped       " in out and "broken.ipynb: not a readable notebook" in out
     assert "return a + b" not in (workspace / "add.ipynb").read_text()
+
+
+WRONG_ADDS = [
+    {"name": "subtracts", "code": "def add(a, b):\n    return a - b\n", "reason": "mixed up the operator"},
+    {"name": "small numbers only", "code": "def add(a, b):\n    return a + b if abs(a) < 100 else 0\n"},
+    {"name": "prints instead of returning", "code": "def add(a, b):\n    print(a + b)\n"},
+]
+
+
+@pytest.mark.docker
+def test_validate_reports_which_tests_catch_each_wrong_solution(tmp_path, capsys, executor_image, no_leaks,
+                                                                monkeypatch):
+    monkeypatch.setenv("DOCKER_EXECUTOR_IMAGE", executor_image)
+    monkeypatch.setenv("DOCKER_EXECUTOR_OWNER", TEST_OWNER)
+    caught = write_notebook(tmp_path / "caught.ipynb", exercise_notebook("caught", wrong_solutions=WRONG_ADDS))
+    assert main(["validate", str(caught)]) == 0
+    out = capsys.readouterr().out
+    assert "the reference solution passes 3/3 tests (4/4 points)" in out
+    assert "      wrong solutions: 3/3 caught, 2/3 by a visible test\n" in out
+    assert ("        'subtracts' 0/4: caught by 'small numbers', 'negatives', 'big numbers' (hidden)\n"
+            in out)
+    assert "        'small numbers only' 3/4: caught by 'big numbers' (hidden)\n" in out
+    assert "        'prints instead of returning' 0/4: caught by 'small numbers', 'negatives'" in out
+
+    # A wrong answer that scores full marks fails the exercise, and says which one.
+    lucky = {"name": "adds with abs", "code": "def add(a, b):\n    return a + b if a + b >= -1 else -5\n"}
+    uncaught = write_notebook(tmp_path / "uncaught.ipynb",
+                              exercise_notebook("uncaught", wrong_solutions=WRONG_ADDS[:1] + [lucky]))
+    assert main(["validate", str(uncaught)]) == 1
+    out = capsys.readouterr().out
+    assert (f"FAIL  {uncaught} (uncaught): 1 of 2 wrong solutions score full marks (no test catches them): "
+            "'adds with abs'\n") in out
+    assert "        'adds with abs' 4/4: NOT CAUGHT: it scores full marks\n" in out
+    assert "1 exercise(s) checked, 1 problem(s)" in out
+
+
+@pytest.mark.docker
+def test_the_authoring_answer_carries_the_wrong_solution_table(sandbox):
+    """`POST authoring/validate` answers ``check_exercise(...).to_dict()``."""
+    import json
+
+    from jupyter_exec_ext.grading import Grader, exercise_from_notebook
+    from jupyter_exec_ext.grading.validation import check_exercise
+
+    exercise = exercise_from_notebook(exercise_notebook(wrong_solutions=WRONG_ADDS[1:2]), "add.ipynb")
+    answer = json.loads(json.dumps(check_exercise(Grader(sandbox), exercise).to_dict()))
+    assert answer["ok"] is True
+    assert answer["wrong_solutions"] == [{
+        "name": "small numbers only", "reason": "", "score": 3.0, "max_score": 4.0, "status": "ok",
+        "caught": True, "caught_by_visible": False,
+        "caught_by": [{"name": "big numbers", "hidden": True, "status": "failed"}]}]

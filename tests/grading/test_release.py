@@ -105,3 +105,19 @@ def test_workspace_inside_the_exercise_directory(tmp_path):
     assert not (src / "student" / "student").exists()
     with pytest.raises(ValueError, match="cannot be the exercise directory"):
         update_workspace(src, src)
+
+
+def test_wrong_solutions_are_never_released(tmp_path):
+    from jupyter_exec_ext.grading import update_workspace
+
+    wrong = [{"name": "off by one", "code": "def add(a, b):\n    return a + b + 1  # WRONG-MARKER\n",
+              "reason": "REASON-MARKER"}]
+    src = write_notebook(tmp_path / "src" / "add.ipynb", exercise_notebook(wrong_solutions=wrong))
+    assert load_exercise(src).wrong_solutions[0].name == "off by one"
+    released = release(src, tmp_path / "out")[0]
+    update_workspace(tmp_path / "src", tmp_path / "workspace")
+    for copy in (released, tmp_path / "workspace" / "add.ipynb"):
+        text = copy.read_text()
+        for secret in ("wrong_solutions", "off by one", "WRONG-MARKER", "REASON-MARKER"):
+            assert secret not in text, (copy, secret)
+        assert load_exercise(copy).wrong_solutions == ()

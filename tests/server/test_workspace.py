@@ -54,8 +54,8 @@ def exec_ext_config(exercises_dir: Path, jp_root_dir: Path, instructor: bool, ex
 
 
 def secrets_of(exercises_dir: Path) -> dict[str, list[str]]:
-    """Per exercise, text only its reference solution or its hidden tests contain (and nothing a
-    student may see of any exercise)."""
+    """Per exercise, text only its reference solution, its hidden tests or its wrong solutions
+    contain (and nothing a student may see of any exercise)."""
     found, public = {}, ""
     for path in sorted(exercises_dir.glob("*.ipynb")):
         exercise = load_exercise(path)
@@ -63,11 +63,14 @@ def secrets_of(exercises_dir: Path) -> dict[str, list[str]]:
         public += "".join("".join(c["source"]) for c in nb["cells"]
                          if c["metadata"].get("jupyter_exec", {}).get("role") != "solution")
         public += json.dumps([t.public_dict() for t in exercise.visible_tests])
+        public += "".join(t.test_code for t in exercise.visible_tests)  # a hidden test may share a line
         lines = [line.strip() for line in (exercise.solution_code or "").splitlines()]
         for test in exercise.tests:
             if test.hidden:
                 lines += [test.name] + [line.strip() for line in test.test_code.splitlines()]
                 lines += [test.expected_output or ""]
+        for wrong in exercise.wrong_solutions:
+            lines += [wrong.name, wrong.reason] + [line.strip() for line in wrong.code.splitlines()]
         found[exercise.id] = lines
     found = {i: sorted({s for s in lines if len(s) >= 12 and s not in public}) for i, lines in found.items()}
     assert all(found.values()), f"nothing secret to look for in {found}"
@@ -143,7 +146,8 @@ async def test_student_copy_is_graded_against_the_authoritative_tests(api, jp_ro
 @pytest.mark.parametrize("instructor", [True])
 @pytest.mark.docker
 async def test_instructor_validates_previews_and_releases(api, jp_root_dir, executor_image, no_leaks):
-    write_notebook(jp_root_dir / "week1" / "add.ipynb", exercise_notebook("add"))
+    write_notebook(jp_root_dir / "week1" / "add.ipynb", exercise_notebook("add", wrong_solutions=[
+        {"name": "small numbers only", "code": "def add(a, b):\n    return a + b if abs(a) < 100 else 0\n"}]))
     write_notebook(jp_root_dir / "wrong.ipynb", exercise_notebook(
         "wrong", solution="def add(a, b):\n    return a - b\n"))
     workspace = jp_root_dir.parent / "workspace"
@@ -160,6 +164,8 @@ async def test_instructor_validates_previews_and_releases(api, jp_root_dir, exec
     hidden = body["solution"]["tests"][2]
     assert hidden["hidden"] and hidden["expected"] == "1000000000001"
     assert body["starter"]["score"] == 0 and body["solution"]["score"] == 4
+    assert [(w["name"], w["score"], w["caught_by_visible"], [t["name"] for t in w["caught_by"]])
+            for w in body["wrong_solutions"]] == [("small numbers only", 3, False, ["big numbers"])]
     status, body, _ = await api("POST", "authoring/validate", {"path": "wrong.ipynb"})
     assert status == 200 and body["ok"] is False
     assert body["problem"] == "the reference solution fails 3 of 3 tests (status ok)"
@@ -170,6 +176,7 @@ async def test_instructor_validates_previews_and_releases(api, jp_root_dir, exec
     assert status == 200
     text = json.dumps(body["notebook"])
     assert "return a + b" not in text and "big numbers" not in text and "small numbers" in text
+    assert "wrong_solutions" not in text and "small numbers only" not in text
     assert [c["metadata"]["jupyter_exec"]["role"] for c in body["notebook"]["cells"]] == ["prompt", "student"]
 
     # Release: into the students' workspace, at the same place; again: nothing to do.
