@@ -26,7 +26,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig
+from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
 from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
 from .limits import Limits
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
@@ -245,6 +245,8 @@ class DockerSandbox:
         client_factory: Optional[Callable[[], docker.DockerClient]] = None,
     ):
         self.config = config or SandboxConfig.from_env()
+        seccomp = seccomp_security_opt(self.config.seccomp)
+        self._security_opt = ["no-new-privileges"] + ([seccomp] if seccomp else [])
         self._client_factory = client_factory or (
             lambda: docker.DockerClient.from_env(timeout=60, max_pool_size=64)
         )
@@ -545,7 +547,9 @@ class DockerSandbox:
             # and the tests') and to stop the code's processes; both give up every capability.
             cap_drop=["ALL"],
             cap_add=list(RUNNER_CAPABILITIES),
-            security_opt=["no-new-privileges"],
+            # Our seccomp profile denies what student Python never needs (ptrace, io_uring, bpf,
+            # keyrings, mounts, namespaces …); see docs/internals.md, "Seccomp".
+            security_opt=list(self._security_opt),
             pids_limit=limits.pids,
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
