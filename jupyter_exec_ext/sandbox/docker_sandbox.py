@@ -270,6 +270,8 @@ class DockerSandbox:
         self.containers_created = 0
         self.containers_removed = 0
         self._counts_lock = threading.Lock()
+        #: Containers whose removal failed (engine down or restarting): close() tries again.
+        self._unremoved: set = set()
 
     # -- engine connection -------------------------------------------------------------------
 
@@ -305,6 +307,7 @@ class DockerSandbox:
         if self.reuse is not None:
             self.reuse.drain()
         self.flush()
+        self._remove_unremoved()
         self._forget_client()
 
     def __enter__(self) -> "DockerSandbox":
@@ -465,6 +468,7 @@ class DockerSandbox:
         live: Optional[_Live] = None
         exchange: Optional[_Exchange] = None
         keep = settled = False
+        engine_lost: Optional[BaseException] = None
         started = time.monotonic()
         self._run_started()
         try:
@@ -492,13 +496,17 @@ class DockerSandbox:
                 state = {}
         except _UNREACHABLE as e:
             self._forget_client()
-            raise DockerUnavailableError(_short(e)) from e
+            if exchange is None:
+                raise DockerUnavailableError(_short(e)) from e
+            engine_lost = e  # mid-run: the program's output so far is still the student's
         except docker.errors.ImageNotFound as e:
             raise ExecutorImageMissingError(self.config.image) from e
         except docker.errors.APIError as e:
-            raise SandboxUnavailableError(
-                f"the Docker engine refused to run the sandbox: {e.explanation or e}"
-            ) from e
+            if exchange is None or exchange.result is not None:
+                raise SandboxUnavailableError(
+                    f"the Docker engine refused to run the sandbox: {e.explanation or e}"
+                ) from e
+            engine_lost = e  # e.g. "daemon is shutting down" while the run was going on
         finally:
             orderly = exchange is not None and _clean(exchange) and not settled
             if live is not None:
@@ -513,6 +521,8 @@ class DockerSandbox:
                     self._remove_later(api, live.container_id)
             self._run_ended()
         elapsed_ms = int((time.monotonic() - started) * 1000)
+        if engine_lost is not None:
+            return self._engine_lost(exchange, engine_lost, limits, elapsed_ms, len(request.checks))
         result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
         result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
         return result
@@ -666,12 +676,46 @@ class DockerSandbox:
         try:
             api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
-            pass
-        except Exception as e:  # the reaper removes it later; the run's answer must not be lost
+            with self._counts_lock:
+                self._unremoved.discard(container_id)
+        except Exception as e:  # retried by close() and the reaper; the run's answer must not be lost
             log.warning("could not remove container %s: %s", container_id[:12], _short(e))
+            with self._counts_lock:
+                self._unremoved.add(container_id)
         else:
             with self._counts_lock:
                 self.containers_removed += 1
+                self._unremoved.discard(container_id)
+
+    def _remove_unremoved(self) -> None:
+        """Tries again to remove the containers whose removal failed (say, the engine was down
+        or restarting then). Never raises: what is still left is the reaper's."""
+        with self._counts_lock:
+            left = list(self._unremoved)
+        if not left:
+            return
+        try:
+            api = self._api()
+        except DockerUnavailableError as e:
+            log.warning("%d container(s) could not be removed, the engine is unreachable (%s); "
+                        "the reaper removes them later", len(left), e)
+            return
+        for container_id in left:
+            self._remove(api, container_id)
+
+    def _engine_lost(self, ex: _Exchange, error: BaseException, limits: Limits, elapsed_ms: int,
+                     checks: int) -> ExecutionResult:
+        """The answer to a run the engine went away under: an internal error that says so, with
+        what the program printed before. Its container is removed once the engine is back."""
+        log.error("the Docker engine went away during a run: %s", _short(error))
+        result = self._interpret(ex, {}, limits, elapsed_ms, checks > 0)
+        result.status = Status.INTERNAL_ERROR
+        result.exit_code = None
+        result.duration_ms = elapsed_ms
+        result.message = ("the Docker engine stopped or restarted during the run, so it was cut "
+                          "short; the output printed until then is shown; run it again")
+        result.checks = [_check_result(ex.checks.get(i)) for i in range(checks)]
+        return result
 
     def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int,
                    has_checks: bool = False) -> ExecutionResult:
