@@ -73,15 +73,15 @@ DENIED = {
 
 #: Calls the engine's own default profile lets through (the arguments above then succeed), so
 #: their failure shows that our profile is the one in force.
-OURS_ONLY = ("ptrace", "personality", "io_uring_setup", "modify_ldt")
+OURS_ONLY = ("ptrace", "personality", "io_uring_setup", "modify_ldt", "adjtimex")
 
 PROBE = r'''
 import ctypes, json, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-buf = ctypes.create_string_buffer(4096)
 out = {}
 for name, (nr, args) in json.loads(TABLE).items():
+    buf = ctypes.create_string_buffer(4096)  # zeroed for each call: some calls write into it
     values = [os.getpid() if a == "pid" else ctypes.addressof(buf) if a == "buf" else a for a in args]
     ctypes.set_errno(0)
     ret = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(v) for v in values])
@@ -163,6 +163,24 @@ def test_the_engine_default_lets_through_what_ours_denies(engine_default_sandbox
     # EPERM above comes from our profile and not from the capabilities or the kernel.
     results = probe(engine_default_sandbox, OURS_ONLY)
     assert all(ret >= 0 and err == 0 for ret, err in results.values()), results
+
+
+INT80_GETPID = r'''
+import ctypes, mmap, os
+mem = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+mem.write(bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3]))  # mov eax, 20 (i386 getpid); int 0x80; ret
+getpid32 = ctypes.CFUNCTYPE(ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
+print(os.getpid(), getpid32(), flush=True)
+'''
+
+
+def test_the_32_bit_abi_is_closed(sandbox, engine_default_sandbox, x86_64):
+    # Old 32-bit entry points are a classic way around a filter written for 64-bit numbers; ours
+    # allows the native ABI only, and the kernel ends a process that uses another (SIGSYS).
+    closed = sandbox.run(ExecutionRequest(code=INT80_GETPID))
+    assert closed.status is Status.RUNTIME_ERROR and closed.exit_code == -31 and closed.stdout == ""
+    pid, same = engine_default_sandbox.run(ExecutionRequest(code=INT80_GETPID)).stdout.split()
+    assert pid == same  # the control: the engine's profile lets the 32-bit getpid through
 
 
 def test_sockets_pipes_and_ipc_still_work_for_student_code(sandbox):
