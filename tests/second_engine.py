@@ -86,6 +86,23 @@ class SecondEngine:
         os.kill(self.process.pid, signal.SIGCONT)
         self.frozen = False
 
+    def a_container_has(self, path: str) -> bool:
+        """Whether one of our containers on this engine holds ``path`` (a program's sign that it
+        got that far)."""
+        client = self.client()
+        try:
+            for c in our_containers(client, owner=None):
+                try:
+                    probe = client.api.exec_create(c["Id"], ["test", "-e", path])
+                    client.api.exec_start(probe)
+                    if client.api.exec_inspect(probe)["ExitCode"] == 0:
+                        return True
+                except docker.errors.APIError:
+                    pass  # not running (yet, or any more)
+            return False
+        finally:
+            client.close()
+
     def load_image(self, image: str) -> None:
         """Copies the executor image from the system engine, unless this engine has it."""
         client = self.client()

@@ -6,12 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
-import docker
 import pytest
 
 from jupyter_exec_ext.sandbox import ExecutionRequest, Limits, Status
 
-from ..conftest import our_containers
 from ..second_engine import SecondEngine, engine, our_containers_on, sandbox_on  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.docker
@@ -65,21 +63,7 @@ def test_a_run_cut_short_by_the_engine_says_so_with_the_output_so_far(engine, ex
         box.run(ExecutionRequest(code=code, limits=Limits.from_mapping({"time_limit": 90})))))
     try:
         run.start()
-        client = engine.client()
-
-        def printed() -> bool:
-            for c in our_containers(client, owner=None):
-                try:
-                    probe = client.api.exec_create(c["Id"], ["test", "-e", "/tmp/printed"])
-                    client.api.exec_start(probe)
-                    if client.api.exec_inspect(probe)["ExitCode"] == 0:
-                        return True
-                except docker.errors.APIError:
-                    pass  # not started yet
-            return False
-
-        wait_for(printed, "the program printed")
-        client.close()
+        wait_for(lambda: engine.a_container_has("/tmp/printed"), "the program printed")
         engine.stop()
         run.join(timeout=60)
         assert answers, "the run did not answer after the engine went away"

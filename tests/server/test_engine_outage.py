@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -56,3 +57,28 @@ async def test_health_answers_quickly_while_the_engine_is_stopped_or_frozen(
             engine.thaw()
         box.close()
     assert HEALTH_DEADLINE_S < PROBE_PATIENCE_S
+
+
+async def test_a_run_cut_short_by_the_engine_answers_so_with_the_output_so_far(
+        api, swap_sandbox, engine, executor_image):
+    box = sandbox_on(engine, executor_image, reuse_runs=0)
+    swap_sandbox(box)
+    code = ("print('printed before', flush=True)\n"
+            "open('/tmp/printed', 'w').close()\n"
+            "import time\ntime.sleep(60)\n")
+    try:
+        answer = asyncio.ensure_future(api("POST", "execute", {"code": code}))
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(engine.a_container_has, "/tmp/printed"):
+            assert time.monotonic() < deadline and not answer.done(), "the program never printed"
+        await asyncio.to_thread(engine.stop)
+        status, body, _ = await answer
+        assert status == 200, body
+        assert body["status"] == "internal_error"
+        assert body["message"].startswith("the Docker engine stopped or restarted during the run")
+        assert body["stdout"] == "printed before\n"
+        await asyncio.to_thread(engine.start)
+    finally:
+        if engine.process is None:
+            await asyncio.to_thread(engine.start)
+        await asyncio.to_thread(box.close)
