@@ -502,7 +502,7 @@ class DockerSandbox:
         except docker.errors.ImageNotFound as e:
             raise ExecutorImageMissingError(self.config.image) from e
         except docker.errors.APIError as e:
-            if exchange is None or exchange.result is not None:
+            if exchange is None or exchange.result is not None or not e.is_server_error():
                 raise SandboxUnavailableError(
                     f"the Docker engine refused to run the sandbox: {e.explanation or e}"
                 ) from e
@@ -645,6 +645,8 @@ class DockerSandbox:
                 chunk = raw.recv(65536)
             except socket.timeout:
                 exchange.host_timeout = True
+                break
+            except OSError:  # reset: the engine died rather than closed the stream; the same as EOF
                 break
             if not chunk:
                 break

@@ -24,6 +24,7 @@ from ..sandbox import (
     SandboxConfig,
     SandboxError,
 )
+from ..sandbox.config import seccomp_security_opt
 from ..sandbox.limits import parse_memory_mb
 from .handlers import (
     BOUNDS_KEY,
@@ -313,6 +314,14 @@ class ExecSettings(LoggingConfigurable):
     @validate("memory_limit", "max_memory_limit")
     def _valid_memory(self, proposal: Any) -> str:
         parse_memory_mb(proposal["value"], f"{type(self).__name__}.{proposal['trait'].name}")
+        return proposal["value"]
+
+    @validate("seccomp")
+    def _valid_seccomp(self, proposal: Any) -> str:
+        try:
+            seccomp_security_opt(proposal["value"])
+        except LimitError as e:
+            raise TraitError(f"{type(self).__name__}.seccomp: {e}") from None
         return proposal["value"]
 
     @validate("cpu_limit", "time_limit", "max_cpu_limit", "max_time_limit", "cache_ttl", "reuse_idle")
