@@ -2,11 +2,13 @@
 uses it: never the system's engine, which other work shares.
 
 It has its own data root, exec root, pid file and Unix socket, no bridge and no iptables rules;
-its data root is kept between sessions so the executor image is loaded into it only once.
+its data root is kept between sessions so the executor image is loaded into it only once, and a
+lock on it makes a second test session wait rather than start a second engine on the same root.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -104,14 +106,17 @@ class SecondEngine:
             client.close()
 
     def load_image(self, image: str) -> None:
-        """Copies the executor image from the system engine, unless this engine has it."""
-        client = self.client()
+        """Copies the executor image from the system engine, unless this engine has the same."""
+        system, client = docker.from_env(timeout=60), self.client()
         try:
-            client.images.get(image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
+            wanted = system.api.inspect_image(image)["Id"]
+            try:
+                if client.api.inspect_image(image)["Id"] == wanted:
+                    return
+            except docker.errors.ImageNotFound:
+                pass
         finally:
+            system.close()
             client.close()
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
         subprocess.run(["docker", "-H", self.base_url, "load", "-q"], stdin=save.stdout, check=True,
@@ -147,9 +152,12 @@ def engine(executor_image, no_leaks):
     """A started engine of this test alone, with the executor image; at the end it must hold
     none of our containers."""
     second_engine_available()
+    DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    lock = open(DATA_ROOT / "lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, whatever happens
     engine = SecondEngine()
-    engine.start()
     try:
+        engine.start()
         engine.load_image(executor_image)
         yield engine
         if engine.process is None:
@@ -162,3 +170,4 @@ def engine(executor_image, no_leaks):
         assert not left, f"{len(left)} sandbox container(s) left on the engine: {[c['Status'] for c in left]}"
     finally:
         engine.stop()
+        lock.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Mapping, Optional
 
 from .. import __version__
