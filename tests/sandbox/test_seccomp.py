@@ -69,10 +69,20 @@ DENIED = {
     "ioperm": (173, [0, 0, 0]),
     "uselib": (134, [0]),
     "fanotify_init": (300, [0, 0]),
+    "fanotify_mark": (301, [-1, 0, 0, 0, 0]),
+    "process_madvise": (440, [-1, 0, 0, 0, 0]),
+    "swapoff": (168, [0]),
+    "setdomainname": (171, [0, 0]),
+    "clock_adjtime": (305, [0, "buf"]),                  # mode 0 is a query the kernel allows
+    "quotactl_fd": (443, [-1, 0, 0, 0]),
+    "lookup_dcookie": (212, [0, 0, 0]),
+    "_sysctl": (156, [0]),
 }
+#: Denied names with no x86-64 system call of that name (32-bit only).
+NOT_ON_X86_64 = {"umount", "vm86", "vm86old"}
 
-#: Calls the engine's own default profile lets through (the arguments above then succeed), so
-#: their failure shows that our profile is the one in force.
+#: Calls the engine's own default profile (Docker 20.10's, on this machine) lets through (the
+#: arguments above then succeed), so their failure shows that our profile is the one in force.
 OURS_ONLY = ("ptrace", "personality", "io_uring_setup", "modify_ldt", "adjtimex")
 
 PROBE = r'''
@@ -212,7 +222,7 @@ def test_the_profile_denies_what_it_lists_and_allows_what_the_runner_needs():
     denied = {n for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ERRNO"
               and rule.get("errnoRet") == errno.EPERM for n in rule["names"]}
     assert not allowed & (denied - {"clone"}), allowed & denied
-    assert set(DENIED) <= denied
+    assert set(DENIED) == denied - NOT_ON_X86_64  # the test calls every one of them
     runner_needs = {"clone", "fork", "setresuid", "setresgid", "setgroups", "prctl", "capset",
                     "kill", "wait4", "socketpair", "sendmsg", "recvmsg", "pipe2", "shmctl", "msgctl",
                     "semctl", "execve"}
