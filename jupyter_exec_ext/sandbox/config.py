@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Mapping, Optional
 
 from .. import __version__
@@ -22,6 +24,12 @@ OWNER_LABEL = "jupyter-exec-ext.owner"
 
 def _default_owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+#: The seccomp profile shipped with the package: the engine default's allow list less what student
+#: Python never needs (ptrace, io_uring, bpf, keyrings, mounts, namespaces …; see docs/internals.md).
+BUILTIN_SECCOMP = Path(__file__).with_name("seccomp.json")
+#: ``seccomp`` values: our profile, or the engine's own default profile (the way off ours).
+SECCOMP_BUILTIN, SECCOMP_ENGINE = "builtin", "engine"
 
 ENV_PREFIX = "DOCKER_EXECUTOR_"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -64,6 +72,8 @@ class SandboxConfig:
         reuse_idle_s: a container kept for a user's next run is removed after this long unused.
         reuse_kept: containers kept for all users together (the one unused longest goes first);
             on a hub, about the number of students working at once.
+        seccomp: the containers' seccomp profile: ``"builtin"`` (this package's, the default),
+            ``"engine"`` (the Docker engine's own default profile) or the path of a JSON profile.
     """
 
     enabled: bool = True
@@ -83,6 +93,7 @@ class SandboxConfig:
     reuse_runs: int = 50
     reuse_idle_s: float = 60.0
     reuse_kept: int = 64
+    seccomp: str = SECCOMP_BUILTIN
 
     def __post_init__(self) -> None:
         for name, value in (("user", self.user), ("harness_user", self.harness_user)):
@@ -100,7 +111,8 @@ class SandboxConfig:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
-        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``.
+        ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``,
+        ``_SECCOMP``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -113,7 +125,7 @@ class SandboxConfig:
         if enabled is not None:
             changes["enabled"] = parse_env_bool(enabled, ENV_PREFIX + "ENABLED")
         for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime"),
-                           ("OWNER", "owner")):
+                           ("OWNER", "owner"), ("SECCOMP", "seccomp")):
             if get(name):
                 changes[attr] = get(name).strip()
         for name, attr in (("REUSE_RUNS", "reuse_runs"), ("REUSE_KEPT", "reuse_kept")):
@@ -150,3 +162,25 @@ class SandboxConfig:
                 for f in fields(Limits)})
         changes.update(overrides)
         return replace(config, **changes)
+
+
+def seccomp_security_opt(setting: str) -> Optional[str]:
+    """The ``security_opt`` entry for a ``seccomp`` setting; None leaves the engine's default.
+
+    Raises:
+        LimitError: the setting names a file that cannot be read or is not a seccomp profile.
+    """
+    if setting == SECCOMP_ENGINE:
+        return None
+    path = BUILTIN_SECCOMP if setting == SECCOMP_BUILTIN else Path(setting)
+    try:
+        text = path.read_text(encoding="utf-8")
+        profile = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise LimitError(f"seccomp profile {str(path)!r} cannot be used ({e}); give 'builtin', "
+                         f"'engine' or the path of a JSON seccomp profile") from None
+    if not isinstance(profile, dict) or "defaultAction" not in profile:
+        raise LimitError(f"seccomp profile {str(path)!r} is not a seccomp profile: it has no "
+                         f"defaultAction")
+    # The engine takes the profile itself, not a path (the docker CLI reads the file the same way).
+    return "seccomp=" + json.dumps(profile, separators=(",", ":"))

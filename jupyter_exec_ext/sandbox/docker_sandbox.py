@@ -26,7 +26,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig
+from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
 from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
 from .limits import Limits
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
@@ -245,6 +245,8 @@ class DockerSandbox:
         client_factory: Optional[Callable[[], docker.DockerClient]] = None,
     ):
         self.config = config or SandboxConfig.from_env()
+        seccomp = seccomp_security_opt(self.config.seccomp)
+        self._security_opt = ["no-new-privileges"] + ([seccomp] if seccomp else [])
         self._client_factory = client_factory or (
             lambda: docker.DockerClient.from_env(timeout=60, max_pool_size=64)
         )
@@ -268,6 +270,8 @@ class DockerSandbox:
         self.containers_created = 0
         self.containers_removed = 0
         self._counts_lock = threading.Lock()
+        #: Containers whose removal failed (engine down or restarting): close() tries again.
+        self._unremoved: set = set()
 
     # -- engine connection -------------------------------------------------------------------
 
@@ -303,6 +307,7 @@ class DockerSandbox:
         if self.reuse is not None:
             self.reuse.drain()
         self.flush()
+        self._remove_unremoved()
         self._forget_client()
 
     def __enter__(self) -> "DockerSandbox":
@@ -463,6 +468,7 @@ class DockerSandbox:
         live: Optional[_Live] = None
         exchange: Optional[_Exchange] = None
         keep = settled = False
+        engine_lost: Optional[BaseException] = None
         started = time.monotonic()
         self._run_started()
         try:
@@ -490,13 +496,17 @@ class DockerSandbox:
                 state = {}
         except _UNREACHABLE as e:
             self._forget_client()
-            raise DockerUnavailableError(_short(e)) from e
+            if exchange is None:
+                raise DockerUnavailableError(_short(e)) from e
+            engine_lost = e  # mid-run: the program's output so far is still the student's
         except docker.errors.ImageNotFound as e:
             raise ExecutorImageMissingError(self.config.image) from e
         except docker.errors.APIError as e:
-            raise SandboxUnavailableError(
-                f"the Docker engine refused to run the sandbox: {e.explanation or e}"
-            ) from e
+            if exchange is None or exchange.result is not None or not e.is_server_error():
+                raise SandboxUnavailableError(
+                    f"the Docker engine refused to run the sandbox: {e.explanation or e}"
+                ) from e
+            engine_lost = e  # e.g. "daemon is shutting down" while the run was going on
         finally:
             orderly = exchange is not None and _clean(exchange) and not settled
             if live is not None:
@@ -511,6 +521,8 @@ class DockerSandbox:
                     self._remove_later(api, live.container_id)
             self._run_ended()
         elapsed_ms = int((time.monotonic() - started) * 1000)
+        if engine_lost is not None:
+            return self._engine_lost(exchange, engine_lost, limits, elapsed_ms, len(request.checks))
         result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
         result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
         return result
@@ -545,7 +557,9 @@ class DockerSandbox:
             # and the tests') and to stop the code's processes; both give up every capability.
             cap_drop=["ALL"],
             cap_add=list(RUNNER_CAPABILITIES),
-            security_opt=["no-new-privileges"],
+            # Our seccomp profile denies what student Python never needs (ptrace, io_uring, bpf,
+            # keyrings, mounts, namespaces …); see docs/internals.md, "Seccomp".
+            security_opt=list(self._security_opt),
             pids_limit=limits.pids,
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
@@ -632,6 +646,8 @@ class DockerSandbox:
             except socket.timeout:
                 exchange.host_timeout = True
                 break
+            except OSError:  # reset: the engine died rather than closed the stream; the same as EOF
+                break
             if not chunk:
                 break
             live.received += len(chunk)
@@ -662,12 +678,46 @@ class DockerSandbox:
         try:
             api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
-            pass
-        except Exception as e:  # the reaper removes it later; the run's answer must not be lost
+            with self._counts_lock:
+                self._unremoved.discard(container_id)
+        except Exception as e:  # retried by close() and the reaper; the run's answer must not be lost
             log.warning("could not remove container %s: %s", container_id[:12], _short(e))
+            with self._counts_lock:
+                self._unremoved.add(container_id)
         else:
             with self._counts_lock:
                 self.containers_removed += 1
+                self._unremoved.discard(container_id)
+
+    def _remove_unremoved(self) -> None:
+        """Tries again to remove the containers whose removal failed (say, the engine was down
+        or restarting then). Never raises: what is still left is the reaper's."""
+        with self._counts_lock:
+            left = list(self._unremoved)
+        if not left:
+            return
+        try:
+            api = self._api()
+        except DockerUnavailableError as e:
+            log.warning("%d container(s) could not be removed, the engine is unreachable (%s); "
+                        "the reaper removes them later", len(left), e)
+            return
+        for container_id in left:
+            self._remove(api, container_id)
+
+    def _engine_lost(self, ex: _Exchange, error: BaseException, limits: Limits, elapsed_ms: int,
+                     checks: int) -> ExecutionResult:
+        """The answer to a run the engine went away under: an internal error that says so, with
+        what the program printed before. Its container is removed once the engine is back."""
+        log.error("the Docker engine went away during a run: %s", _short(error))
+        result = self._interpret(ex, {}, limits, elapsed_ms, checks > 0)
+        result.status = Status.INTERNAL_ERROR
+        result.exit_code = None
+        result.duration_ms = elapsed_ms
+        result.message = ("the Docker engine stopped or restarted during the run, so it was cut "
+                          "short; the output printed until then is shown; run it again")
+        result.checks = [_check_result(ex.checks.get(i)) for i in range(checks)]
+        return result
 
     def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int,
                    has_checks: bool = False) -> ExecutionResult:

@@ -110,6 +110,9 @@ class WarmPool:
                 self.counters["created"] += 1
                 if self._failing_since is not None:
                     log.info("warm pool is filling again")
+                # The engine answers again: containers it could not remove meanwhile (an engine
+                # restart stops and leaves every container) go now.
+                self.sandbox._remove_unremoved()
                 self._failing_since, backoff = None, 1.0
             except Exception as e:  # engine down, image missing …: runs fall back to cold starts
                 self.counters["errors"] += 1

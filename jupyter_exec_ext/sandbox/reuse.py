@@ -185,7 +185,8 @@ class ReuseStore:
             self._sweeper.start()
 
     def _sweep(self) -> None:
-        """Retires containers unused for ``idle_s``, so an absent user holds nothing for long."""
+        """Retires containers unused for ``idle_s``, so an absent user holds nothing for long, and
+        containers that ended (an engine restart stops them all) as soon as it sees them."""
         while True:
             with self._cond:
                 self._cond.wait(timeout=min(5.0, self.idle_s / 2))
@@ -195,7 +196,8 @@ class ReuseStore:
                 stale = []
                 for key in list(self._idle):
                     waiting = self._idle[key]
-                    for live in [x for x in waiting if now - x.last_used >= self.idle_s]:
+                    for live in [x for x in waiting if now - x.last_used >= self.idle_s
+                                 or not x.alive()]:
                         waiting.remove(live)
                         stale.append(live)
                     if not waiting:

@@ -79,7 +79,8 @@ def parse_json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
 
     Raises:
         PayloadTooLargeError: the body is over ``max_bytes``.
-        BadRequestError: the body is empty, not UTF-8, not JSON, or not an object.
+        BadRequestError: the body is empty, not UTF-8, not JSON, nested too deeply, or not an
+            object.
     """
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
@@ -92,6 +93,10 @@ def parse_json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
         raise BadRequestError("request body is not UTF-8 text") from None
     except ValueError as e:
         raise BadRequestError(f"request body is not valid JSON: {e}") from None
+    except RecursionError:
+        # The decoder recurses once per level: thousands of nested [ or { end its stack.
+        raise BadRequestError("request body nests JSON arrays or objects too deeply; expected an "
+                              "object of plain fields") from None
     if not isinstance(data, dict):
         raise BadRequestError(f"request body must be a JSON object, got {type_name(data)}")
     return data

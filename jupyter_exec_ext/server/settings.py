@@ -24,6 +24,7 @@ from ..sandbox import (
     SandboxConfig,
     SandboxError,
 )
+from ..sandbox.config import seccomp_security_opt
 from ..sandbox.limits import parse_memory_mb
 from .handlers import (
     BOUNDS_KEY,
@@ -63,6 +64,11 @@ class ExecSettings(LoggingConfigurable):
     owner = Unicode(help="Names this server on its containers (label jupyter-exec-ext.owner), so "
                          "its reaper never touches another server's runs in progress. "
                          "Default: DOCKER_EXECUTOR_OWNER, else <hostname>-<pid>.").tag(config=True)
+    seccomp = Unicode(help="Seccomp profile of the containers: 'builtin' (this package's: the "
+                           "engine default less ptrace, io_uring, bpf, keyrings, mounts, namespaces "
+                           "…), 'engine' (the Docker engine's own default, the way off ours) or the "
+                           "path of a JSON profile. Default: DOCKER_EXECUTOR_SECCOMP, else builtin."
+                      ).tag(config=True)
     memory_limit = Unicode(help="Memory of a run that asks for none: '256m', '1g' or MiB. "
                                 "Default: DOCKER_EXECUTOR_MEMORY_LIMIT, else 256m.").tag(config=True)
     cpu_limit = Float(help="CPUs of a run that asks for none. "
@@ -170,6 +176,10 @@ class ExecSettings(LoggingConfigurable):
     @default("owner")
     def _default_owner(self) -> str:
         return self._env_config().owner
+
+    @default("seccomp")
+    def _default_seccomp(self) -> str:
+        return self._env_config().seccomp
 
     @default("memory_limit")
     def _default_memory_limit(self) -> str:
@@ -306,6 +316,14 @@ class ExecSettings(LoggingConfigurable):
         parse_memory_mb(proposal["value"], f"{type(self).__name__}.{proposal['trait'].name}")
         return proposal["value"]
 
+    @validate("seccomp")
+    def _valid_seccomp(self, proposal: Any) -> str:
+        try:
+            seccomp_security_opt(proposal["value"])
+        except LimitError as e:
+            raise TraitError(f"{type(self).__name__}.seccomp: {e}") from None
+        return proposal["value"]
+
     @validate("cpu_limit", "time_limit", "max_cpu_limit", "max_time_limit", "cache_ttl", "reuse_idle")
     def _valid_positive_float(self, proposal: Any) -> float:
         if not proposal["value"] > 0:
@@ -366,7 +384,8 @@ class ExecSettings(LoggingConfigurable):
             enabled=self.enabled, image=self.image, network=self.network,
             runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
             output_limit_bytes=self.output_limit_bytes, owner=self.owner,
-            reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle, reuse_kept=self.reuse_kept)
+            reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle, reuse_kept=self.reuse_kept,
+            seccomp=self.seccomp)
 
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
         return RequestBounds(

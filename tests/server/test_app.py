@@ -77,10 +77,20 @@ def test_a_default_above_the_maximum_is_lowered(caplog) -> None:
     ({"submit_rate_limit": -1}, "ExecExtApp.submit_rate_limit must be 0 \\(off\\) or more"),
     ({"submit_rate_window": 0.0}, "ExecExtApp.submit_rate_window must be a positive, finite number"),
     ({"submit_rate_window": float("inf")}, "ExecExtApp.submit_rate_window must be a positive, finite"),
+    ({"seccomp": "/nowhere/profile.json"},
+     "ExecExtApp.seccomp: seccomp profile '/nowhere/profile.json' cannot be used"),
 ])
 def test_bad_trait_values_are_refused_naming_the_trait(traits: dict, words: str) -> None:
     with pytest.raises((TraitError, ValueError), match=words):
         ExecExtApp(config=Config({"ExecExtApp": traits}))
+
+
+def test_the_seccomp_profile_is_ours_unless_the_admin_says_otherwise(monkeypatch) -> None:
+    assert ExecExtApp().sandbox_config().seccomp == "builtin"
+    monkeypatch.setenv("DOCKER_EXECUTOR_SECCOMP", "engine")
+    assert ExecExtApp().sandbox_config().seccomp == "engine"
+    app = ExecExtApp(config=Config({"ExecExtApp": {"seccomp": "builtin"}}))
+    assert app.sandbox_config().seccomp == "builtin"  # config wins
 
 
 def test_a_bad_environment_variable_is_named(monkeypatch) -> None:

@@ -103,6 +103,9 @@ async def test_duplicate_exercise_ids_are_409_without_server_paths(api, exercise
     ({"code": RIGHT, "time_limit": 1}, 400, "unknown field 'time_limit'"),
     ({"code": "x" * (64 * 1024 + 1)}, 413, "over the limit"),
     ("not json", 400, "not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, 400, "nests JSON arrays or objects too deeply"),
+    ('{"code": ' + "{\"a\": " * 100_000 + "1" + "}" * 100_001, 400,
+     "nests JSON arrays or objects too deeply"),
 ])
 async def test_bad_submissions_are_named(api, body, status, words):
     code, answer, _ = await api("POST", "exercises/add/submit", body)

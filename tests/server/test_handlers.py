@@ -100,6 +100,18 @@ async def test_bad_input_is_a_400_naming_the_problem(api, scheduler, body, field
     assert scheduler.snapshot()["completed"] == 0  # nothing reached the sandbox
 
 
+async def test_deeply_nested_json_is_a_400_not_a_500(api, scheduler):
+    # 100,000 levels, well under the body cap: the JSON decoder's recursion ends, not the server.
+    # (tests/server/test_exercises.py sends the same to submit.)
+    for body in ("[" * 100_000 + "]" * 100_000, '{"code": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        status, reply, _ = await api("POST", "execute", body)
+        assert status == 400, reply
+        assert reply["message"] == ("request body nests JSON arrays or objects too deeply; expected "
+                                    "an object of plain fields")
+        assert "Traceback" not in str(reply)
+    assert scheduler.snapshot()["completed"] == 0
+
+
 @pytest.mark.parametrize("exec_ext_config", [{"max_code_bytes": 1000, "max_stdin_bytes": 100}])
 async def test_oversized_code_is_a_413(api, scheduler, caplog):
     caplog.set_level(logging.WARNING, logger="jupyter_exec_ext.security")

@@ -31,6 +31,15 @@ def test_body_that_is_not_a_json_object_is_refused(body: bytes, words: str) -> N
         parse_json_object(body, 1000)
 
 
+@pytest.mark.parametrize("body", [
+    b'{"code": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b"{" + b'"a": {' * 100_000 + b"}" * 100_001,
+])
+def test_deeply_nested_body_is_refused_not_a_crash(body: bytes) -> None:
+    with pytest.raises(BadRequestError, match="request body nests JSON arrays or objects too deeply"):
+        parse_json_object(body, 1_000_000)
+
+
 def test_body_over_the_cap_is_refused_before_parsing() -> None:
     with pytest.raises(PayloadTooLargeError, match="request body of 1001 bytes is over the limit of 1000"):
         parse_json_object(b" " * 1001, 1000)
