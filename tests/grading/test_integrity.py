@@ -1192,6 +1192,10 @@ def baseline(grader, exercise=MAIN, wrong=WRONG) -> float:
     """The score of an honest wrong answer, graded once per exercise and test session."""
     if exercise.id not in _BASELINES:
         result = grader.grade(exercise, wrong)
+        if any(t.status == "timeout" for t in result.tests):
+            # A busy machine must not sink the floor below what the honest answer really earns
+            # (an attack would then look like a gain): grade it once more, keep the better score.
+            result = max(result, grader.grade(exercise, wrong), key=lambda r: r.score)
         assert result.status.value == "ok", result.to_dict()
         _BASELINES[exercise.id] = result.score
     return _BASELINES[exercise.id]
