@@ -662,16 +662,22 @@ class DockerSandbox:
 
     def _settle(self, api: docker.APIClient, container_id: str, exchange: _Exchange) -> dict:
         """Stops the container if the host gave up on it, waits for it to end, returns its State."""
-        if exchange.host_timeout or exchange.overflow:
+        stopping = exchange.host_timeout or exchange.overflow
+        if stopping:
             try:
                 api.kill(container_id)
             except docker.errors.APIError:
-                pass  # it ended on its own meanwhile
+                pass  # it ended on its own meanwhile (or the engine is slow to see it go)
         try:
             api.wait(container_id, timeout=15)
         except requests.exceptions.ReadTimeout:
-            api.kill(container_id)
-            api.wait(container_id, timeout=15)
+            try:
+                api.kill(container_id)
+                api.wait(container_id, timeout=15)
+            except (docker.errors.APIError, requests.exceptions.ReadTimeout):
+                if not stopping:
+                    raise
+                return {}  # the host gave up on the run already: its answer does not need the state
         return api.inspect_container(container_id)["State"]
 
     def _remove(self, api: docker.APIClient, container_id: str) -> None:
