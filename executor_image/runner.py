@@ -501,6 +501,23 @@ class HarnessZygote:
                 if attempt == 2:
                     raise
 
+    def tired(self):
+        """Whether the harness has used half of its CPU time limit (the container's, which each
+        process has whole): the tests' own code adds up across a job, so a fresh one takes over
+        before the limit would end it in the middle of a test."""
+        if self.session is None:
+            return False
+        soft = resource.getrlimit(resource.RLIMIT_CPU)[0]
+        if soft == resource.RLIM_INFINITY:
+            return False
+        try:
+            with open("/proc/%d/stat" % self.session[0], "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return True  # cannot tell: a fresh one is cheap
+        return used > soft / 2
+
     def stop(self):
         """Ends the harness at once (a check ran out of time); the next check gets a new one."""
         if self.session is None:
@@ -699,8 +716,8 @@ def run_check(index, check, code, stdin, zygote, hzygote, allowance):
     sel.close()
     os.close(res_r)
     duration_ms = (time.monotonic() - started) * 1000
-    if timed_out or not report_bytes:
-        hzygote.stop()  # stuck in the test's code, or gone: the next check gets a new harness
+    if timed_out or not report_bytes or hzygote.tired():
+        hzygote.stop()  # stuck in the test's code, gone, or near its CPU limit: a new one next
     hzygote.drain_notices()
     report = parse_report(bytes(report_bytes))
     if timed_out:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_exec_ext.sandbox import Check, CheckOutcome, ExecutionRequest
+from jupyter_exec_ext.sandbox import Check, CheckOutcome, ExecutionRequest, Limits
 
 pytestmark = pytest.mark.docker
 
@@ -196,3 +196,15 @@ def test_a_test_whose_own_code_ends_the_harness_does_not_stop_the_next(sandbox):
     result = run_checks(sandbox, program, "import os\nos._exit(0)\n", "print(ok())\n")
     assert result.checks[0].outcome is CheckOutcome.EXITED
     assert (result.checks[1].outcome, result.checks[1].stdout) == (CheckOutcome.COMPLETED, "1\n")
+
+
+def test_tests_whose_own_code_uses_much_cpu_do_not_run_the_harness_out_of_its_cpu_limit(sandbox):
+    # Each test's own code (in the harness) uses 0.8 s of CPU; the CPU limit of every process in
+    # a container with a 1 s time limit is 2 s. One harness for all four would be killed in the
+    # third; a fresh one takes over once half is used.
+    burn = ("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.8:\n    pass\n"
+            "print(add(1, 2))\n")
+    result = sandbox.run(ExecutionRequest(code="def add(a, b):\n    return a + b\n",
+                                          limits=Limits(time_s=1),
+                                          checks=tuple(Check(burn, timeout_s=10) for _ in range(4))))
+    assert [(c.outcome, c.stdout) for c in result.checks] == [(CheckOutcome.COMPLETED, "3\n")] * 4
