@@ -85,7 +85,8 @@ def test_every_sample_exercise_validates_in_the_real_sandbox(capsys, executor_im
     exercises = Path(__file__).resolve().parents[2] / "exercises"
     assert main(["validate", str(exercises)]) == 0
     out = capsys.readouterr().out
-    assert "12 exercise(s) checked, 0 problem(s)" in out
+    count = len(list(exercises.glob("*.ipynb")))  # any subset of the course: count, do not assume
+    assert count >= 12 and f"{count} exercise(s) checked, 0 problem(s)" in out
     assert "WARN" not in out
 
 

@@ -21,7 +21,7 @@ from jupyter_exec_ext.kernel.client import (
     ServerNotFoundError,
     ServerUnreachableError,
 )
-from ..live_server import LiveServer, free_port
+from ..live_server import EXERCISES, LiveServer, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -38,7 +38,7 @@ def test_found_from_the_variables_the_extension_sets(live_server: LiveServer) ->
     client = ExecClient.discover(live_server.kernel_env())
     assert client.base_url == live_server.api and "JUPYTER_EXEC_EXT_URL" in client.source
     ids = [e["id"] for e in client.exercises()]
-    assert len(ids) == 12 and "strings-palindrome" in ids
+    assert len(ids) == len(list(EXERCISES.glob("*.ipynb"))) >= 12 and "strings-palindrome" in ids
 
 
 def test_found_from_jupyterhub_variables(live_server: LiveServer) -> None:

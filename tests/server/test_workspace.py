@@ -84,7 +84,7 @@ async def get(jp_fetch, *parts: str, **params):
 
 async def test_no_jupyter_api_reaches_a_solution_or_a_hidden_test(jp_fetch, api, exercises_dir, jp_root_dir):
     secrets = secrets_of(exercises_dir)
-    assert len(secrets) == 12
+    assert len(secrets) == len(list(exercises_dir.glob("*.ipynb"))) >= 12
     for path in exercises_dir.glob("*.ipynb"):  # the search finds them where they are
         text = path.read_text()
         assert all(s in text or json.dumps(s)[1:-1] in text for s in secrets[load_exercise(path).id])
