@@ -33,6 +33,7 @@ from .errors import ImageBuildError
 from .image import executor_image_dir
 from .limits import Limits, parse_positive_float, parse_positive_int
 from .models import ExecutionRequest, ExecutionResult, Status
+from .policy import parse as parse_python
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
@@ -87,7 +88,7 @@ def nondeterminism_reason(code: str) -> Optional[str]:
         A short reason such as ``"imports 'random'"``, or None when the result can be reused.
     """
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         # The container's Python may accept what this one does not; without an AST, do not guess.
         return "the code could not be analysed"

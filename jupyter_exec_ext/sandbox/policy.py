@@ -8,8 +8,21 @@ is the boundary.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Optional
+
+# CPython 3.11 keeps one recursion counter for turning a parse tree into ``ast`` objects per
+# interpreter, not per thread: two threads parsing at once can end in "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). Policies, rules and the cache all parse on
+# worker threads, so every parse goes through here.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(code: str) -> ast.Module:
+    """``ast.parse``, one thread at a time."""
+    with _PARSE_LOCK:
+        return ast.parse(code)
 
 #: The seed's safe-module list, the modules most beginner exercises need.
 SAFE_MODULES = frozenset(
@@ -107,7 +120,7 @@ class CodePolicy:
         itself, in the same words as any other run.
         """
         try:
-            tree = ast.parse(code)
+            tree = parse(code)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return []
         found = []
@@ -234,7 +247,7 @@ class Requirement:
     def check(self, code: str) -> Optional[str]:
         """None when ``code`` follows the rule, else the message a student reads."""
         try:
-            tree = ast.parse(code)
+            tree = parse(code)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return f"{self.description}: the code does not parse, so this could not be checked"
         scope: ast.AST = tree

@@ -79,3 +79,17 @@ def test_from_mapping_rejects_bad_input_by_name(data, words):
     with pytest.raises(ValueError) as err:
         CodePolicy.from_mapping(data)
     assert words in str(err.value)
+
+
+def test_the_package_parses_python_only_through_the_locked_helper():
+    # ast.parse is not safe on several threads at once in CPython 3.11 (python/cpython#106905);
+    # policies, rules and the cache run on worker threads.
+    import pathlib
+
+    import jupyter_exec_ext
+    root = pathlib.Path(jupyter_exec_ext.__file__).parent
+    offenders = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py")
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if "ast.parse(" in line and path.name != "policy.py"]
+    policy_lines = (root / "sandbox" / "policy.py").read_text().count("ast.parse(")
+    assert offenders == [] and policy_lines == 1, (offenders, policy_lines)
