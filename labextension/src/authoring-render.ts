@@ -15,6 +15,18 @@ export interface IValidation {
   warning: string;
   solution: IGraded | null;
   starter: IGraded | null;
+  wrong_solutions?: IWrongSolution[];
+}
+
+/** A known-wrong answer the exercise carries, as the validator graded it. */
+export interface IWrongSolution {
+  name: string;
+  reason: string;
+  score: number;
+  max_score: number;
+  caught: boolean;
+  caught_by_visible: boolean;
+  caught_by: { name: string; hidden: boolean; status: string }[];
 }
 
 export interface IGraded {
@@ -81,7 +93,43 @@ export function renderValidation(doc: Document, answer: IValidation): HTMLElemen
     section.appendChild(list);
     root.appendChild(section);
   }
+  const wrong = answer.wrong_solutions ?? [];
+  if (wrong.length) {
+    root.appendChild(renderWrongSolutions(doc, wrong));
+  }
   return root;
+}
+
+/** Which tests catch each known-wrong answer: one row each, a visible catch first. */
+function renderWrongSolutions(doc: Document, wrong: IWrongSolution[]): HTMLElement {
+  const section = el(doc, 'section', 'jp-ExecExt-validationPart');
+  section.dataset.part = 'wrong';
+  const byVisible = wrong.filter(w => w.caught_by_visible).length;
+  section.appendChild(el(doc, 'h4', '', `Wrong solutions: ${wrong.filter(w => w.caught).length} of ${wrong.length} caught, ${byVisible} by a visible test`));
+  const table = el(doc, 'table', 'jp-ExecExt-wrongSolutions');
+  table.appendChild(el(doc, 'caption', '', 'Each known-wrong answer, its score and the tests that catch it'));
+  const head = el(doc, 'tr', '');
+  for (const title of ['Wrong solution', 'Score', 'Caught by']) {
+    const th = el(doc, 'th', '', title);
+    th.setAttribute('scope', 'col');
+    head.appendChild(th);
+  }
+  table.appendChild(head);
+  for (const w of wrong) {
+    const row = el(doc, 'tr', '');
+    row.dataset.caught = String(w.caught);
+    const name = el(doc, 'th', '', w.reason ? `${w.name}: ${w.reason}` : w.name);
+    name.setAttribute('scope', 'row');
+    row.appendChild(name);
+    row.appendChild(el(doc, 'td', '', `${w.score} / ${w.max_score}`));
+    const tests = [...w.caught_by].sort((a, b) => Number(a.hidden) - Number(b.hidden))
+      .map(t => (t.hidden ? `${t.name} (hidden)` : t.name));
+    row.appendChild(el(doc, 'td', w.caught ? '' : 'jp-mod-failed',
+      w.caught ? tests.join(', ') : 'nothing: this wrong answer scores full marks'));
+    table.appendChild(row);
+  }
+  section.appendChild(table);
+  return section;
 }
 
 /** The student copy, read-only: each cell as students will see it, and the visible tests. */

@@ -89,6 +89,25 @@ test('the validator answer shows every test of the reference and the starter', (
   assert.equal(bad.querySelector('.jp-ExecExt-validationSummary')!.textContent, "Not valid: no reference solution (a code cell with role 'solution').");
 });
 
+test('the validator answer lists the wrong solutions and the tests that catch them', () => {
+  const node = renderValidation(doc, {
+    exercise_id: 'x', ok: false, problem: "1 of 2 wrong solutions score full marks (no test catches them): 'floor'", warning: '',
+    solution: null, starter: null,
+    wrong_solutions: [
+      { name: 'off by one', reason: 'stops one short', score: 1, max_score: 3, caught: true, caught_by_visible: true,
+        caught_by: [{ name: 'secret', hidden: true, status: 'failed' }, { name: 'small', hidden: false, status: 'failed' }] },
+      { name: 'floor', reason: '', score: 3, max_score: 3, caught: false, caught_by_visible: false, caught_by: [] }
+    ]
+  });
+  const part = node.querySelector('[data-part="wrong"]')!;
+  assert.equal(part.querySelector('h4')!.textContent, 'Wrong solutions: 1 of 2 caught, 1 by a visible test');
+  const rows = [...part.querySelectorAll('tr[data-caught]')];
+  assert.deepEqual(rows.map(r => r.querySelector('th')!.textContent), ['off by one: stops one short', 'floor']);
+  assert.equal(rows[0].querySelectorAll('td')[1].textContent, 'small, secret (hidden)');
+  assert.match(rows[1].querySelectorAll('td')[1].textContent!, /scores full marks/);
+  assert.equal(part.querySelector('th')!.getAttribute('scope'), 'col');
+});
+
 test('the preview shows the copy read-only, markdown rendered and code as text', () => {
   const nb = {
     cells: [
