@@ -153,7 +153,23 @@ def pytest_sessionfinish(session, exitstatus):
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-class RedisServer:
+class FreezableProcess:
+    """A server process of a test's own that the test may freeze: SIGSTOP leaves its socket
+    accepting connections with nothing answering, as a hung server does."""
+
+    process: Optional[subprocess.Popen] = None
+    frozen = False
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+        self.frozen = False
+
+
+class RedisServer(FreezableProcess):
     """A redis-server of one test on a free loopback port, which the test may kill, freeze and
     restart on the same port. Never the shared one on 6379."""
 
@@ -201,15 +217,6 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
             self.process = None
-
-    def freeze(self) -> None:
-        """Stops the process (SIGSTOP): connections are accepted, nothing is answered."""
-        os.kill(self.process.pid, signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-        self.frozen = False
 
     def client(self) -> redis.Redis:
         """A plain client with the password, to look at (or tamper with) what the cache wrote."""

@@ -21,7 +21,7 @@ import pytest
 
 from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
 
-from .conftest import TEST_OWNER, our_containers, require
+from .conftest import TEST_OWNER, FreezableProcess, our_containers, require
 
 DATA_ROOT = Path("/var/lib/jupyter-exec-ext-test-engine")
 EXEC_ROOT = Path("/run/jupyter-exec-ext-test-engine")
@@ -29,7 +29,7 @@ SOCKET = EXEC_ROOT / "docker.sock"
 PIDFILE = EXEC_ROOT / "docker.pid"
 
 
-class SecondEngine:
+class SecondEngine(FreezableProcess):
     """Starts, stops (as a restart or upgrade does: SIGTERM), freezes and thaws its dockerd."""
 
     base_url = f"unix://{SOCKET}"
@@ -78,15 +78,6 @@ class SecondEngine:
             self.process.kill()
             self.process.wait()
         self.process = None
-
-    def freeze(self) -> None:
-        """SIGSTOP: its socket accepts connections and nothing answers."""
-        os.kill(self.process.pid, signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-        self.frozen = False
 
     def a_container_has(self, path: str) -> bool:
         """Whether one of our containers on this engine holds ``path`` (a program's sign that it
