@@ -4,7 +4,8 @@
 # and npm (the lab extension's build), chromium (the browser tests), docker-compose (validates
 # docker-compose.yml), the Python environment in .venv with the package and its lab extension
 # installed, the lab extension's node packages, configurable-http-proxy (npm; the JupyterHub tests
-# start a real hub), and the executor image.
+# start a real hub), and the executor image. With JUPYTER_EXEC_EXT_RUNTIME=runsc, and always under
+# CI=true, also gVisor's runsc, registered with the engine.
 # Meant to be sourced or run by scripts/run.sh and scripts/test.sh; run as root.
 set -euo pipefail
 
@@ -56,6 +57,53 @@ else
   done
   docker info >/dev/null 2>&1 || { tail -n 20 "$log_dir/dockerd.log" 2>/dev/null; die "the Docker engine did not come up within 60 s"; }
   say "Docker engine is up ($(docker version --format '{{.Server.Version}}'))"
+fi
+
+# 2b. gVisor (runsc) as an engine runtime: opt-in with JUPYTER_EXEC_EXT_RUNTIME=runsc, always under
+# CI=true (the tests run the hostile cases under runc and runsc). Registered in
+# /etc/docker/daemon.json, merged with what is there; a running engine rereads it on SIGHUP, so it
+# is never restarted (its containers keep running).
+if [ "${JUPYTER_EXEC_EXT_RUNTIME:-}" = runsc ] || [ "${CI:-}" = true ]; then
+  if ! command -v runsc >/dev/null; then
+    say "installing Debian's runsc (gVisor) (log: $log_dir/apt.log)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends runsc >>"$log_dir/apt.log" 2>&1 \
+      || { apt-get update -q >>"$log_dir/apt.log" 2>&1 && apt-get install -y -q --no-install-recommends runsc >>"$log_dir/apt.log" 2>&1; } \
+      || { tail -n 20 "$log_dir/apt.log"; die "apt-get install runsc failed (log: $log_dir/apt.log)"; }
+  fi
+  # The file first (so a later start of the engine has it too), then the running engine.
+  if python3 -c 'import json, sys; sys.exit(0 if "runsc" in json.load(open("/etc/docker/daemon.json")).get("runtimes", {}) else 1)' 2>/dev/null; then
+    say "/etc/docker/daemon.json registers runsc"
+  else
+    say "registering runsc in /etc/docker/daemon.json (merged with what is there)"
+    mkdir -p /etc/docker
+    python3 - "$(command -v runsc)" <<'PY'
+import json, os, sys
+path = "/etc/docker/daemon.json"
+config = {}
+if os.path.exists(path) and os.path.getsize(path):
+    with open(path) as f:
+        config = json.load(f)
+config.setdefault("runtimes", {})["runsc"] = {"path": sys.argv[1], "runtimeArgs": ["--network=none"]}
+with open(path + ".tmp", "w") as f:
+    json.dump(config, f, indent=2)
+    f.write("\n")
+os.replace(path + ".tmp", path)
+PY
+  fi
+  if docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
+    say "the Docker engine offers the runsc runtime ($(command -v runsc))"
+  else
+    say "asking the running dockerd to reread /etc/docker/daemon.json (SIGHUP; no restart)"
+    kill -HUP $(pidof dockerd)
+    for _ in $(seq 20); do
+      docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' && break
+      sleep 0.5
+    done
+    docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' \
+      || die "the Docker engine does not offer runsc after the reload (check /etc/docker/daemon.json and its log)"
+    say "the Docker engine offers the runsc runtime"
+  fi
 fi
 
 # 3. Redis (the result cache's production backend; the tests use a real one) ---------------------

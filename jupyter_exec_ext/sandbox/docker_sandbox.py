@@ -43,6 +43,18 @@ _STREAM_STDOUT, _STREAM_STDERR = 1, 2
 RUNNER_CAPABILITIES = ("SETUID", "SETGID", "SETPCAP", "KILL")
 _KNOWN_STATUSES = {s.value for s in Status}
 
+#: Under gVisor (runtime ``runsc``) the engine's pids limit counts the sandbox kernel's host
+#: threads, not the sandboxed processes (each of which costs several of them); reaching it kills
+#: the whole sandbox with no output. There RLIMIT_NPROC, which gVisor's kernel enforces per uid
+#: inside the sandbox, caps the processes at ``limits.pids`` (fork fails with EAGAIN, as under
+#: runc), and the engine's limit is only a backstop this far above it.
+GVISOR_HOST_PIDS_PER_PROCESS = 12
+GVISOR_HOST_PIDS_BASE = 100
+#: Under gVisor the container's memory also holds the sandbox kernel (its Sentry and the ptrace
+#: platform's stubs): about 50 MiB before any job, so a 64 MiB limit would kill even an empty
+#: program. The engine's limit there is the run's limit plus this; messages name the run's limit.
+GVISOR_MEMORY_OVERHEAD_MB = 64
+
 #: Containers whose run is over wait this long at most, and this many at most, for their removal
 #: while runs are in flight: removing one costs the engine CPU that a busy moment (a class
 #: submitting at once) needs for new containers. Each waits with only its idle runner (~10 MB).
@@ -549,6 +561,20 @@ class DockerSandbox:
         cfg = self.config
         cpu_seconds = int(math.ceil(limits.time_s)) + 1
         tmpfs_bytes = cfg.tmpfs_mb * 1024 * 1024
+        ulimits = [
+            Ulimit(name="cpu", soft=cpu_seconds, hard=cpu_seconds + 1),
+            Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+            Ulimit(name="fsize", soft=tmpfs_bytes, hard=tmpfs_bytes),
+            Ulimit(name="core", soft=0, hard=0),
+        ]
+        pids_limit = limits.pids
+        memory_mb = limits.memory_mb
+        if cfg.runtime == "runsc":
+            memory_mb += GVISOR_MEMORY_OVERHEAD_MB
+            # See GVISOR_HOST_PIDS_PER_PROCESS. Under runc RLIMIT_NPROC would count uid 10001's
+            # processes in every container on the host together, so there the engine's limit rules.
+            ulimits.append(Ulimit(name="nproc", soft=limits.pids, hard=limits.pids))
+            pids_limit = limits.pids * GVISOR_HOST_PIDS_PER_PROCESS + GVISOR_HOST_PIDS_BASE
         host_config = api.create_host_config(
             network_mode=cfg.network,
             read_only=True,
@@ -560,16 +586,11 @@ class DockerSandbox:
             # Our seccomp profile denies what student Python never needs (ptrace, io_uring, bpf,
             # keyrings, mounts, namespaces …); see docs/internals.md, "Seccomp".
             security_opt=list(self._security_opt),
-            pids_limit=limits.pids,
-            mem_limit=f"{limits.memory_mb}m",
-            memswap_limit=f"{limits.memory_mb}m",
+            pids_limit=pids_limit,
+            mem_limit=f"{memory_mb}m",
+            memswap_limit=f"{memory_mb}m",
             nano_cpus=int(limits.cpus * 1_000_000_000),
-            ulimits=[
-                Ulimit(name="cpu", soft=cpu_seconds, hard=cpu_seconds + 1),
-                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
-                Ulimit(name="fsize", soft=tmpfs_bytes, hard=tmpfs_bytes),
-                Ulimit(name="core", soft=0, hard=0),
-            ],
+            ulimits=ulimits,
             ipc_mode="private",
             init=True,
             runtime=cfg.runtime,

@@ -13,7 +13,7 @@ from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
 
 from jupyter_exec_ext.server.handlers import SANDBOX_KEY
 
-from ..conftest import TEST_OWNER
+from ..conftest import TEST_OWNER, require
 from .conftest import wait_until
 
 docker_needed = pytest.mark.docker
@@ -158,6 +158,19 @@ async def test_docker_status_reports_engine_image_and_runs(api, executor_image, 
     assert body["runs"]["in_flight"] == 0 and body["runs"]["queued"] == 0
     assert body["runs"]["max_in_flight"] == 4 and body["runs"]["max_per_user"] == 2
     assert body["limits"]["max"]["time_limit"] == 10.0 and body["max_code_bytes"] == 65536
+
+
+@docker_needed
+@pytest.mark.parametrize("exec_ext_config", [{"runtime": "runsc"}])
+async def test_docker_status_reports_runsc_and_runs_go_through_it(api, executor_image, docker_client,
+                                                                 no_leaks):
+    require("runsc" in docker_client.info().get("Runtimes", {}),
+            "the engine offers no runsc runtime; scripts/provision.sh registers it under CI=true")
+    status, body, _ = await api("GET", "docker/status")
+    assert status == 200 and body["docker"]["runtime"] == "runsc"
+    status, body, _ = await api("POST", "execute", {"code": "print(open('/proc/version').read())"})
+    assert status == 200 and body["status"] == "ok"
+    assert "gcc" not in body["stdout"], body["stdout"]  # gVisor's kernel, not the host's
 
 
 @docker_needed
