@@ -208,3 +208,28 @@ def test_tests_whose_own_code_uses_much_cpu_do_not_run_the_harness_out_of_its_cp
                                           limits=Limits(time_s=1),
                                           checks=tuple(Check(burn, timeout_s=10) for _ in range(4))))
     assert [(c.outcome, c.stdout) for c in result.checks] == [(CheckOutcome.COMPLETED, "3\n")] * 4
+
+
+def test_a_malformed_answer_is_never_an_exception_the_test_can_catch(sandbox):
+    # The program rewrites its side of the protocol to send an exception class whose name the
+    # harness cannot use; a test catching Exception must not turn that into a pass.
+    program = ("import sys\n"
+               "Server = sys.modules['student'].Server\n"
+               "original = Server.class_ref\n"
+               "def class_ref(self, cls, depth=0):\n"
+               "    ref = original(self, cls, depth)\n"
+               "    return dict(ref, name='bad\\x00name') if ref.get('exc') else ref\n"
+               "Server.class_ref = class_ref\n"
+               "class Odd(Exception):\n"
+               "    pass\n"
+               "def boom():\n"
+               "    raise Odd()\n")
+    result = run_checks(sandbox, program, "try:\n    boom()\nexcept Exception:\n    print('caught')\n")
+    assert result.checks[0].outcome is CheckOutcome.PROTOCOL_ERROR, result.checks[0]
+
+
+def test_the_program_cannot_hand_the_test_the_harnesss_own_os_module(sandbox):
+    # Which of the harness's objects the test then calls must not be the program's choice.
+    program = "import os, math\ndef give_os():\n    return os\ndef give_math():\n    return math\n"
+    result = run_checks(sandbox, program, "import os, math\nprint(give_os() is os, give_math() is math)\n")
+    assert result.checks[0].stdout == "False True\n", result.checks[0]

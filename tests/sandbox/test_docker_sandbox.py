@@ -172,18 +172,21 @@ def test_memory_bomb_is_memory_limit(sandbox):
     assert "memory limit of 64 MiB exceeded" in result.message
 
 
+#: Forks until refused, says how many it made, then spins (shared with test_runtimes.py).
+FORK_BOMB = ("import os\n"
+             "children = 0\n"
+             "try:\n"
+             "    while True:\n"
+             "        if os.fork() == 0:\n"
+             "            while True: pass\n"
+             "        children += 1\n"
+             "except OSError as e:\n"
+             "    print('fork refused after', children, 'children:', e.strerror, flush=True)\n"
+             "while True: pass\n")
+
+
 def test_fork_bomb_is_contained_and_the_next_run_works(sandbox):
-    code = ("import os\n"
-            "children = 0\n"
-            "try:\n"
-            "    while True:\n"
-            "        if os.fork() == 0:\n"
-            "            while True: pass\n"
-            "        children += 1\n"
-            "except OSError as e:\n"
-            "    print('fork refused after', children, 'children:', e.strerror, flush=True)\n"
-            "while True: pass\n")
-    result = run(sandbox, code, time_limit=3)
+    result = run(sandbox, FORK_BOMB, time_limit=3)
     assert result.status is Status.TIMEOUT
     assert "fork refused after" in result.stdout
     children = int(result.stdout.split("after ")[1].split(" ")[0])

@@ -10,6 +10,7 @@ from jupyter_exec_ext.sandbox import DockerSandbox, ExecutionRequest, Limits, Sa
 
 from ..conftest import TEST_OWNER, require
 from ..grading.notebooks import exercise_notebook
+from .test_docker_sandbox import FORK_BOMB
 
 pytestmark = pytest.mark.docker
 
@@ -38,16 +39,7 @@ def test_the_runtime_is_the_one_asked_for(box, docker_client):
 
 
 def test_fork_bomb_is_contained_and_the_next_run_works(box):
-    code = ("import os\n"
-            "children = 0\n"
-            "try:\n"
-            "    while True:\n"
-            "        if os.fork() == 0:\n"
-            "            while True: pass\n"
-            "        children += 1\n"
-            "except OSError as e:\n"
-            "    print('fork refused after', children, 'children:', e.strerror, flush=True)\n"
-            "while True: pass\n")
+    code = FORK_BOMB
     # A low limit, so that under gVisor fork is refused before the sandbox kernel's own memory
     # for the processes reaches the memory limit (at the default 50 that limit stops it first).
     result = run(box, code, time_limit=4, pids_limit=12)
