@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import datetime
 import json
 import logging
 import math
@@ -54,6 +55,10 @@ GVISOR_HOST_PIDS_BASE = 100
 #: platform's stubs): about 50 MiB before any job, so a 64 MiB limit would kill even an empty
 #: program. The engine's limit there is the run's limit plus this; messages name the run's limit.
 GVISOR_MEMORY_OVERHEAD_MB = 64
+
+#: How long another instance's ended container is left for it to read its state before the
+#: reaper takes it (that instance reads it within moments; this covers a slow engine).
+ENDED_GRACE_S = 15.0
 
 #: Containers whose run is over wait this long at most, and this many at most, for their removal
 #: while runs are in flight: removing one costs the engine CPU that a busy moment (a class
@@ -599,8 +604,9 @@ class DockerSandbox:
         )
         # Generous: checks add their own timeouts to a run, and a pooled container may idle first.
         expires = int(time.time() + idle_s + 2 * limits.time_s + cfg.startup_grace_s + 600)
-        created = api.create_container(
+        config = api.create_container_config(
             image=cfg.image,
+            command=None,
             user="0:0",
             environment={"EXEC_STUDENT_ID": cfg.user, "EXEC_HARNESS_ID": cfg.harness_user},
             stdin_open=True,
@@ -610,6 +616,11 @@ class DockerSandbox:
             labels={LABEL: "true", EXPIRES_LABEL: str(expires), OWNER_LABEL: cfg.owner},
             host_config=host_config,
         )
+        # The engine closes the runner's stdin when our attach connection goes, even if this
+        # process dies without a word (SIGKILL): the runner sees EOF once its run is over and
+        # ends, so a crashed server leaves stopped containers for the reaper, never running ones.
+        config["StdinOnce"] = True
+        created = api.create_container_from_config(config, None)
         with self._counts_lock:
             self.containers_created += 1
         return created["Id"], float(expires)
@@ -699,7 +710,10 @@ class DockerSandbox:
                 if not stopping:
                     raise
                 return {}  # the host gave up on the run already: its answer does not need the state
-        return api.inspect_container(container_id)["State"]
+        try:
+            return api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            return {}  # removed meanwhile (a reaper's grace is long past): its state is unknown
 
     def _remove(self, api: docker.APIClient, container_id: str) -> None:
         try:
@@ -828,12 +842,14 @@ class DockerSandbox:
             info["error"] = f"the Docker engine answered with an error: {e.explanation or e}"
         return info
 
-    def reap(self, *, everything: bool = False) -> list[str]:
-        """Removes our abandoned containers: any past its expiry label, and this instance's ended ones.
+    def reap(self, *, everything: bool = False, ended_grace_s: float = ENDED_GRACE_S) -> list[str]:
+        """Removes our abandoned containers. Returns the ids removed.
 
-        Runs in progress (in this or another server) are left alone, and so are another
-        instance's ended containers until they expire, since that instance may still be reading
-        their state. With ``everything``, all of our containers go. Returns the ids removed.
+        Removed: any past its expiry label; this instance's ended ones; another instance's that
+        ended more than ``ended_grace_s`` ago. A crashed instance's containers end by themselves
+        once their run is over (see ``StdinOnce`` in ``_create``), so the next sweep after that
+        takes them. Left alone: runs in progress, and another instance's just-ended containers,
+        whose state it may still be reading. With ``everything``, all of our containers go.
 
         Raises:
             DockerUnavailableError: the engine cannot be reached.
@@ -854,12 +870,30 @@ class DockerSandbox:
                 expires = 0.0
             mine = labels.get(OWNER_LABEL, "") == self.config.owner
             ended = c.get("State") in ("exited", "dead")
-            if everything or expires < now or (mine and ended):
+            if (everything or expires < now or (mine and ended)
+                    or (ended and not mine and self._ended_before(api, c["Id"], now - ended_grace_s))):
                 self._remove(api, c["Id"])
                 removed.append(c["Id"])
         if removed:
             log.info("reaper removed %d abandoned sandbox container(s)", len(removed))
         return removed
+
+    def _ended_before(self, api: docker.APIClient, container_id: str, moment: float) -> bool:
+        try:
+            finished = api.inspect_container(container_id)["State"].get("FinishedAt") or ""
+        except docker.errors.NotFound:
+            return False
+        return _epoch(finished) < moment
+
+
+def _epoch(stamp: str) -> float:
+    """The engine's RFC 3339 time (nanoseconds, ``Z``) as epoch seconds; unreadable ones as now."""
+    try:
+        head, _, fraction = stamp.rstrip("Z").partition(".")
+        moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+        return moment.timestamp() + (float("0." + fraction[:6]) if fraction[:6].isdigit() else 0.0)
+    except ValueError:
+        return time.time()
 
 
 def _check_result(frame: Optional[dict]) -> CheckResult:

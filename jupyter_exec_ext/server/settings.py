@@ -102,7 +102,7 @@ class ExecSettings(LoggingConfigurable):
                                   ).tag(config=True)
     max_runs_per_user = Integer(2, help="Runs one user may have executing or queued at once; "
                                 "one more is answered 429.").tag(config=True)
-    reap_interval = Float(300.0, help="Seconds between sweeps that remove abandoned sandbox "
+    reap_interval = Float(30.0, help="Seconds between sweeps that remove abandoned sandbox "
                           "containers (one also runs at start-up); 0 turns the periodic sweep off."
                           ).tag(config=True)
     exercises_dir = Unicode(help="Directory of the authoritative exercise notebooks; empty for none. "
