@@ -10,6 +10,7 @@ use (dropping privileges, their request loop).
 """
 
 import ctypes
+import errno
 import gc
 import json
 import os
@@ -87,7 +88,17 @@ def wipe(top):
         return False
 
 
+#: gVisor has no /proc/sysvipc; there its ids count up from 1 (never reused), so the objects
+#: alive are among the ids up to the one a new object gets. Beyond this many ids the container is
+#: not worth sweeping (a program made and dropped objects in a loop): it is retired instead.
+MAX_PROBED_IPC_IDS = 65536
+IPC_PRIVATE, IPC_CREAT, IPC_STAT = 0, 0o1000, 2
+_IPC_GET = {"shmctl": ("shmget", (4096,)), "msgctl": ("msgget", ()), "semctl": ("semget", (1,))}
+
+
 def sysv_ids(path):
+    if not os.path.isdir("/proc/sysvipc"):
+        return probed_sysv_ids(dict(SYSV_IPC)[path])
     try:
         with open(path) as f:
             return [int(line.split()[1]) for line in f.readlines()[1:] if line.strip()]
@@ -95,15 +106,39 @@ def sysv_ids(path):
         return []
 
 
+def sysv_call(call, ident, command, buffer=None):
+    libc = LIBC()
+    if call == "semctl":
+        return libc.semctl(ident, 0, command, buffer)
+    return getattr(libc, call)(ident, command, buffer)
+
+
+def probed_sysv_ids(call):
+    """The live objects' ids of one System V kind where /proc cannot list them (gVisor): each id
+    up to a fresh private object's that names an object (any answer but EINVAL). A list of more
+    than MAX_PROBED_IPC_IDS ids (``[-1]`` included: never removable) when there are too many."""
+    libc = LIBC()
+    get, extra = _IPC_GET[call]
+    top = getattr(libc, get)(IPC_PRIVATE, *extra, IPC_CREAT | 0o600)
+    if top < 0:
+        return []  # the kind is not offered at all: nothing of it can be left
+    sysv_call(call, top, IPC_RMID)
+    if top > MAX_PROBED_IPC_IDS:
+        return [-1] * (MAX_PROBED_IPC_IDS + 1)
+    buffer = ctypes.create_string_buffer(4096)
+    found = []
+    for ident in range(top):
+        if sysv_call(call, ident, IPC_STAT, buffer) == 0 or ctypes.get_errno() != errno.EINVAL:
+            found.append(ident)
+    return found
+
+
 def remove_sysv_ipc():
     """Removes System V shared memory, queues and semaphores; True when none are left."""
-    libc = LIBC()
     for path, call in SYSV_IPC:
         for ident in sysv_ids(path):
-            if call == "semctl":
-                libc.semctl(ident, 0, IPC_RMID)
-            else:
-                getattr(libc, call)(ident, IPC_RMID, None)
+            if ident >= 0:
+                sysv_call(call, ident, IPC_RMID)
     return not any(sysv_ids(path) for path, _ in SYSV_IPC)
 
 

@@ -3,6 +3,9 @@ default) and runsc (gVisor). Every claim of README's "Security model" must hold 
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from jupyter_exec_ext.grading import Grader, exercise_from_notebook
@@ -113,3 +116,109 @@ def test_grading_in_the_trusted_harness_scores_right(box):
     assert {t.name: t.status for t in wrong.tests} == {
         "small numbers": "failed", "negatives": "failed", "big numbers": "failed"}
     assert wrong.score == 0
+
+
+#: Tries every other process's environ, memory and open files (each fd, to read and to write).
+PROC_SWEEP = """import os
+me = os.getpid()
+for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit()):
+    if pid == me:
+        continue
+    print(pid, 'seen')
+    for what in ('environ', 'mem'):
+        try:
+            with open(f'/proc/{pid}/{what}', 'rb') as f:
+                data = f.read()
+            names = sorted(v.split(b'=')[0].decode() for v in data.split(b'\\0') if v)
+            print(pid, what, 'reached', ','.join(names))
+        except OSError:
+            pass
+    try:
+        fds = os.listdir(f'/proc/{pid}/fd')
+    except OSError:
+        continue
+    for fd in fds:
+        for mode in (os.O_RDONLY, os.O_WRONLY):
+            try:
+                os.close(os.open(f'/proc/{pid}/fd/{fd}', mode | os.O_NONBLOCK))
+                print(pid, 'fd', 'reached', os.readlink(f'/proc/{pid}/fd/{fd}'))
+            except OSError:
+                pass
+"""
+
+
+def test_proc_of_the_runner_and_its_helpers_is_closed_to_the_program(box):
+    # The runner, its zygotes and PID 1 run as root, the harness as 10002: their memory, their
+    # pipes and sockets (the result channel, the harness's calls) are not the program's to read or
+    # write. gVisor's /proc is looser than runc's in two harmless ways, both pinned here: any
+    # process may read another's environ, which holds only the container's static, public
+    # variables (no secret, not the nonce nor the tests, ever passes through the environment); and
+    # another process's fd may be reopened when the file's own mode allows it: only /dev/null.
+    result = run(box, PROC_SWEEP)
+    assert result.status is Status.OK, (result.status, result.stderr)
+    lines = result.stdout.splitlines()
+    assert sum(line.endswith(" seen") for line in lines) >= 4, lines  # PID 1, runner, zygotes, harness
+    reached = [line.split() for line in lines if " reached" in line]
+    if box.config.runtime == "runc":
+        assert reached == [], lines
+        return
+    public = {"PATH", "HOSTNAME", "HOME", "LANG", "EXEC_STUDENT_ID", "EXEC_HARNESS_ID",
+              "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "MPLBACKEND", "MPLCONFIGDIR"}
+    for _, what, _, *rest in reached:
+        assert what in ("environ", "fd"), lines
+        if what == "environ":
+            assert set(",".join(rest).split(",")) - {""} <= public, lines
+        else:
+            assert rest == ["/dev/null"], lines
+
+
+def test_the_reuse_reset_leaves_nothing_for_the_next_run(box):
+    # Reuse is on by default: runs with the same key share a container, reset in between. gVisor
+    # has no POSIX message queues (/dev/mqueue), no /proc/sysvipc and an empty /proc/self/cgroup, so
+    # the program skips the first, looks its System V segment up by key, and the host's container
+    # count says the second run reused the container.
+    from .test_reuse import LEAVE_EVERYTHING_BEHIND, LOOK_FOR_IT, WHERE, wait_until_kept
+
+    queue = 'fd = os.open("/dev/mqueue/queue", os.O_CREAT | os.O_RDWR, 0o600)\nos.close(fd)\n'
+    assert queue in LEAVE_EVERYTHING_BEHIND and LOOK_FOR_IT.startswith(WHERE)
+    leave = LEAVE_EVERYTHING_BEHIND.replace(queue, "if os.path.isdir('/dev/mqueue'):\n"
+                                            + "".join("    " + line + "\n" for line in queue.splitlines()))
+    sysv = 'found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]'
+    assert sysv in LOOK_FOR_IT
+    # Without /proc/sysvipc, the segment the first run made is looked up by its key.
+    look = LOOK_FOR_IT[len(WHERE):].replace(sysv, (
+        "import ctypes\n"
+        "found['sysv'] = [[] if ctypes.CDLL(None).shmget(0x5eed, 0, 0) < 0 else ['0x5eed'], [], []]"))
+    first = box.run(ExecutionRequest(code=leave, reuse_key="alice"))
+    assert first.status is Status.OK, (first.message, first.stderr)
+    wait_until_kept(box, seconds=30.0)
+    created = box.containers_created
+    second = box.run(ExecutionRequest(code=look, reuse_key="alice"))
+    assert second.status is Status.OK, (second.message, second.stderr)
+    assert box.containers_created == created, "the second run was not in the same container"
+    found = json.loads(second.stdout)
+    assert found == {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
+                     "processes": [], "env": False, "module": False, "allocated": 200}
+
+
+@pytest.mark.parametrize("runtime", ["runc", "runsc"])
+def test_a_warm_pool_serves_runs_with_the_same_hardening(runtime, executor_image, docker_client, no_leaks):
+    offered = docker_client.info().get("Runtimes", {})
+    require(runtime in offered, f"the engine offers no {runtime} runtime (offered: {sorted(offered)})")
+    sandbox = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, runtime=runtime))
+    try:
+        sandbox.start_pool(1)
+        deadline = time.monotonic() + 60
+        while sandbox.pool.status()["idle"] < 1:
+            assert time.monotonic() < deadline, f"the pool never filled: {sandbox.pool.status()}"
+            time.sleep(0.05)
+        result = run(sandbox, "import os\n"
+                              "print(os.getresuid())\n"
+                              "print('gcc' in open('/proc/version').read())\n"
+                              "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status') if ':\\t' in l)\n"
+                              "print(sorted({int(v, 16) for c, v in status.items() if c.startswith('Cap')}))\n")
+        assert sandbox.pool.status()["served"] == 1, sandbox.pool.status()
+    finally:
+        sandbox.close()
+    assert result.status is Status.OK, (result.status, result.stderr)
+    assert result.stdout.splitlines() == ["(10001, 10001, 10001)", str(runtime == "runc"), "[0]"]
