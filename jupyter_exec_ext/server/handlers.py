@@ -32,6 +32,7 @@ from ..sandbox import (
     ExecutorImageMissingError,
     LimitError,
     SandboxUnavailableError,
+    Status,
 )
 from .errors import ApiError, PayloadTooLargeError, RateLimitedError
 from .payloads import (
@@ -394,6 +395,8 @@ class SubmitRoute(ExecRouteBase):
             if admission is not None:
                 limiter.cancel(admission)
             raise
+        if admission is not None and result.status == Status.INTERNAL_ERROR:
+            limiter.cancel(admission)  # cut short by the engine or the runner: not the student's try
         log.info("submission user=%s exercise=%s status=%s score=%g/%g", self.principal, exercise.id,
                  result.status, result.score, result.max_score)
         if self.metrics is not None:

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from jupyter_exec_ext.server.handlers import HEALTH_DEADLINE_S, HEALTH_KEY
+from jupyter_exec_ext.grading import Grader
+from jupyter_exec_ext.server.handlers import GRADER_KEY, HEALTH_DEADLINE_S, HEALTH_KEY
 
+from ..grading.notebooks import exercise_notebook, write_notebook
 from ..second_engine import engine, sandbox_on  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.docker
@@ -82,3 +84,42 @@ async def test_a_run_cut_short_by_the_engine_answers_so_with_the_output_so_far(
         if engine.process is None:
             await asyncio.to_thread(engine.start)
         await asyncio.to_thread(box.close)
+
+
+@pytest.fixture
+def exec_ext_config(tmp_path):
+    folder = tmp_path / "course"
+    write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 20}))
+    # One graded submission allowed: one the engine cut short must not use it up.
+    return {"exercises_dir": str(folder), "submit_rate_limit": 1}
+
+
+async def test_a_submission_cut_short_by_the_engine_is_no_grade_and_says_so(
+        api, settings, engine, executor_image):
+    box = sandbox_on(engine, executor_image, reuse_runs=0)
+    settings[GRADER_KEY] = Grader(box)
+    code = ("print('printed before', flush=True)\n"
+            "open('/tmp/printed', 'w').close()\n"
+            "import time\ntime.sleep(60)\n"
+            "def add(a, b):\n    return a + b\n")
+    try:
+        answer = asyncio.ensure_future(api("POST", "exercises/add/submit", {"code": code}))
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(engine.a_container_has, "/tmp/printed"):
+            assert time.monotonic() < deadline and not answer.done(), "the program never ran"
+        await asyncio.to_thread(engine.stop)
+        status, body, _ = await answer
+        await asyncio.to_thread(engine.start)
+        again, graded, _ = await api("POST", "exercises/add/submit",
+                                     {"code": "def add(a, b):\n    return a + b\n"}, timeout=120)
+    finally:
+        if engine.process is None:
+            await asyncio.to_thread(engine.start)
+        await asyncio.to_thread(box.close)
+    assert (again, graded.get("score")) == (200, 4.0), (again, graded)
+    assert status == 200, body
+    assert body["status"] == "internal_error", body
+    assert body["message"].startswith("the Docker engine stopped or restarted"), body["message"]
+    assert body["score"] == 0 and body["tests"], body
+    assert all(t["status"] != "passed" for t in body["tests"]), body["tests"]
+    assert body["stdout"] == "printed before\n"
