@@ -8,6 +8,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, MainAreaWidget, showDialog } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { sandboxActivity } from './activity.js';
@@ -98,7 +99,8 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
   /** Puts the panel somewhere it shows; returns where, checking each time that it attached. */
   const place = (panel: NotebookPanel, widget: MainAreaWidget<ResultsBox>): Placement => {
     try {
-      shell.add(widget, 'main', { mode: 'split-right', ref: panel.id });
+      // Not activated: activating it would take the keyboard focus from the notebook.
+      shell.add(widget, 'main', { mode: 'split-right', ref: panel.id, activate: false } as any);
     } catch {
       // a shell that refuses the option outright: try the next place
     }
@@ -127,6 +129,8 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
       widget.title.label = `Results: ${panel.title.label}`;
       widget.title.caption = widget.title.label;
       widget.title.closable = true;
+      // It scrolls, so it takes the keyboard focus (MainAreaWidget sets its content to -1).
+      widget.content.node.tabIndex = 0;
       entry = { widget, placement: 'split' };
       panels.set(panel.id, entry);
     }
@@ -138,15 +142,24 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
 
   /** Brings the panel into view without taking focus from where the student is. */
   const reveal = (entry: { widget: MainAreaWidget<ResultsBox>; placement: Placement }): void => {
-    const focused = document.activeElement as HTMLElement | null;
     if (entry.placement === 'inline') {
       entry.widget.node.scrollIntoView({ block: 'nearest' });
-    } else {
-      shell.activateById(entry.widget.id);
+      return;
     }
-    if (focused && focused !== document.body && focused.isConnected) {
-      focused.focus();
+    if (entry.widget.isVisible) {
+      return; // beside the notebook already: nothing to do, and activating it would take the focus
     }
+    const focused = document.activeElement as HTMLElement | null;
+    shell.activateById(entry.widget.id);
+    // Activation focuses the panel in posted messages: run them now, then give the focus back.
+    MessageLoop.flush();
+    const restore = (): void => {
+      if (focused && focused !== document.body && focused.isConnected && document.activeElement !== focused) {
+        focused.focus();
+      }
+    };
+    restore();
+    requestAnimationFrame(restore);
   };
 
   /** The busy state on the buttons themselves: they stay focusable, marked `aria-disabled`. */
@@ -227,9 +240,12 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
         setBusy(panel, false);
         sandboxActivity.emit('end');
         reveal(entry);
-        // Focus back where it was if the submission moved it away (or lost it to the page).
+        // Focus back where it was if the submission moved it away (lost to the page, or taken
+        // by the panel as it opened); where the student moved it meanwhile, it stays.
         const now = document.activeElement;
-        if (focused && focused.isConnected && (now === null || now === document.body)) {
+        const taken = now === null || now === document.body ||
+          (entry.widget.node.contains(now) && !(focused && entry.widget.node.contains(focused)));
+        if (focused && focused.isConnected && taken) {
           focused.focus();
         }
       }
@@ -254,7 +270,12 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
       } else {
         shell.activateById(entry.widget.id);
       }
-      entry.widget.content.focusHeading();
+      MessageLoop.flush();
+      // After the palette (or menu) that ran this has closed and given the focus back.
+      const box = entry.widget.content;
+      box.focusHeading();
+      requestAnimationFrame(() => box.focusHeading());
+      window.setTimeout(() => box.focusHeading(), 50);
     }
   });
 
