@@ -84,9 +84,12 @@ interface ISubmitOptions {
   refreshCommands: () => void;
 }
 
-/** The toolbar buttons of `command` in `panel` (the Notebook toolbar's item names). */
+/**
+ * The toolbar buttons of the item `name` in `panel`: `jp-button` elements, which pass their ARIA
+ * attributes on to the `<button>` in their shadow root.
+ */
 function toolbarButtons(panel: NotebookPanel, name: string): HTMLElement[] {
-  return [...panel.toolbar.node.querySelectorAll<HTMLElement>(`[data-jp-item-name="${name}"] button`)];
+  return [...panel.toolbar.node.querySelectorAll<HTMLElement>(`[data-jp-item-name="${name}"] .jp-ToolbarButtonComponent`)];
 }
 
 export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, options: ISubmitOptions): void {

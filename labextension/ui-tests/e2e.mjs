@@ -140,6 +140,22 @@ const waitForLive = text => page.waitForFunction(
   want => document.querySelector('.jp-ExecExt-resultsPanel .jp-ExecExt-live')?.textContent === want, text);
 
 await finish(browser, report, artifacts, async () => {
+  if (frontend === 'notebook') {
+    // Notebook 7's file browser shows no sandbox state: nothing polls docker/status there.
+    const polls = [];
+    const count = request => {
+      if (/\/api\/exec\/v1\/docker\/status/.test(request.url())) {
+        polls.push(request.url());
+      }
+    };
+    page.on('request', count);
+    await page.goto(`${url}tree?token=${token}`);
+    await page.locator('.jp-DirListing').first().waitFor();
+    await page.waitForTimeout(12_000); // longer than the poll's 10 s interval
+    page.off('request', count);
+    check(polls.length === 0, `docker/status polled ${polls.length} times with nothing showing it`);
+    report.treePolls = polls.length;
+  }
   await page.goto(notebookUrl);
   const panel = page.locator('.jp-NotebookPanel').first();
   await panel.waitFor();
@@ -284,6 +300,14 @@ await finish(browser, report, artifacts, async () => {
     });
     await page.keyboard.press('Enter');
   };
+  // While in flight, Submit says so and is aria-disabled, not disabled (it keeps the focus).
+  await page.evaluate(() => {
+    window.__submitStates = [];
+    const button = document.querySelector('.jp-NotebookPanel [data-jp-item-name="submit-exercise"] .jp-ToolbarButtonComponent');
+    new MutationObserver(() => window.__submitStates.push(
+      `${button.getAttribute('aria-disabled')}|${button.hasAttribute('disabled')}|${button.textContent}`))
+      .observe(button, { attributes: true, childList: true, subtree: true, characterData: true });
+  });
   await palette('Submit', 'Submit');
   await page.locator('.jp-ExecExt-submission[data-status="full"]').waitFor();
   const full = page.locator('.jp-ExecExt-submission');
@@ -296,6 +320,9 @@ await finish(browser, report, artifacts, async () => {
   const summary2 = await expectedSummary(full);
   await waitForLive(summary2);
   check((await focused()) !== 'body', 'the focus was lost to the page after submitting');
+  const submitStates = await page.evaluate(() => window.__submitStates);
+  check(submitStates.includes('true|false|Submitting…') && submitStates.at(-1) === 'false|false|Submit',
+    `Submit while in flight: ${JSON.stringify(submitStates)}`);
   await audit('results panel (all pass)', 'dark');
   // Read the results: the palette's "Show submission results" puts the focus on their heading.
   await palette('Show submission results', 'Show submission results');
