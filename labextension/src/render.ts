@@ -256,13 +256,17 @@ export function renderTest(doc: Document, test: ITestResult, details: boolean, s
   line.appendChild(el(doc, 'span', 'jp-ExecExt-points', `${test.points} / ${test.max_points} pt`));
   item.appendChild(line);
   if (!ok && details) {
+    const hasExpected = test.expected !== undefined && test.expected !== null;
+    const hasActual = test.actual !== undefined && test.actual !== null;
     if (seeAbove) {
       item.appendChild(el(doc, 'div', 'jp-ExecExt-message', seeAbove));
     } else if (test.message) {
-      item.appendChild(renderMessage(doc, test.message));
+      // With expected and actual side by side below, a diff in the message says it twice: its
+      // lead ("output differs …") is enough.
+      const diffAt = hasExpected && hasActual && isUnifiedDiff(test.message) ? test.message.search(/^--- /m) : -1;
+      const message = diffAt > 0 ? test.message.slice(0, diffAt).trim() : test.message;
+      item.appendChild(renderMessage(doc, message));
     }
-    const hasExpected = test.expected !== undefined && test.expected !== null;
-    const hasActual = test.actual !== undefined && test.actual !== null;
     if (hasExpected && hasActual) {
       item.appendChild(renderComparison(doc, test.expected!, test.actual!));
     } else if (hasExpected) {

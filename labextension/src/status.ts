@@ -98,6 +98,13 @@ export class SandboxStatus extends Widget {
     this._details.id = uniqueId(document, 'jp-ExecExt-statusDetails');
     this._text.setAttribute('aria-describedby', this._details.id);
     this.node.append(this._text, this._details);
+    // A toolbar (Notebook 7's, where this sits without a status bar) makes its items -1 for its
+    // own arrow-key navigation, which then does not reach this one: keep it a Tab stop.
+    new MutationObserver(() => {
+      if (this._text.tabIndex !== 0) {
+        this._text.tabIndex = 0;
+      }
+    }).observe(this._text, { attributes: true, attributeFilter: ['tabindex'] });
     this._show(_model.view);
     _model.changed.connect((_, view) => this._show(view), this);
     _model.add(this);

@@ -219,3 +219,15 @@ test('a policy violation is said once, not once per test', () => {
   assert.match(text(node.querySelectorAll('.jp-ExecExt-test')[1]), /see the message above/);
   assert.equal(uniqueLines('a\nb\na\n'), 'a\nb');
 });
+
+test('with expected and actual side by side, a diff in the message is not repeated', () => {
+  const node = renderSubmission(doc, {
+    exercise_id: 'x', status: 'ok', score: 0, max_score: 1, stdout: '', stderr: '', duration_ms: 1,
+    tests: [{ name: 'fizz', status: 'failed', points: 0, max_points: 1, hidden: false,
+      message: 'output differs from the expected output:\n--- expected\n+++ actual\n@@ -1,2 +1,2 @@\n 1\n-Fizz\n+2\n',
+      expected: '1\nFizz\n', actual: '1\n2\n' }]
+  });
+  assert.equal(text(node.querySelector('.jp-ExecExt-test .jp-ExecExt-message')), 'output differs from the expected output:');
+  assert.equal(node.querySelector('.jp-ExecExt-diff'), null);
+  assert.equal(text(node.querySelector('.jp-ExecExt-expected mark')), 'Fizz');
+});
