@@ -7,6 +7,7 @@
 import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
 import { Message } from '@lumino/messaging';
+import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import { sandboxActivity } from './activity.js';
@@ -32,7 +33,11 @@ export class SandboxStatusModel {
   /** How many times `docker/status` was asked (the browser tests read it to see the poll pause). */
   requests = 0;
 
-  constructor(interval = STATUS_POLL_MS) {
+  /**
+   * @param interval between polls, in ms
+   * @param settings the server connection (tests give their own)
+   */
+  constructor(interval = STATUS_POLL_MS, private _settings?: ServerConnection.ISettings) {
     this._poll = new Poll({
       factory: () => this._fetch(),
       frequency: { interval, backoff: false },
@@ -40,7 +45,17 @@ export class SandboxStatusModel {
       standby: () => (this.displayed ? 'when-hidden' : true),
       name: 'jupyter-exec-ext:sandbox-status'
     });
-    sandboxActivity.changed.connect(() => void this.refresh());
+    sandboxActivity.changed.connect(this._onActivity, this);
+  }
+
+  /** Stops polling and listening. */
+  dispose(): void {
+    this._poll.dispose();
+    sandboxActivity.changed.disconnect(this._onActivity, this);
+  }
+
+  private _onActivity(): void {
+    void this.refresh();
   }
 
   get view(): IStatusView {
@@ -67,7 +82,7 @@ export class SandboxStatusModel {
     this.requests++;
     let view: IStatusView;
     try {
-      view = describeDockerStatus(await requestAPI<IDockerStatus>('docker/status'));
+      view = describeDockerStatus(await requestAPI<IDockerStatus>('docker/status', {}, this._settings));
     } catch (error) {
       const reason = error instanceof SandboxRequestError ? error.reason : null;
       view = describeDockerStatus(null, (error as Error).message, reason);
