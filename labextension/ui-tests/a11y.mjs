@@ -24,6 +24,13 @@ export async function axeViolations(page, selectors = OUR_NODES) {
   if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) {
     await page.addScriptTag({ path: AXE });
   }
+  // A toolbar button (`jp-button`) copies its label into the button in its shadow root a frame
+  // after a change (*Running in sandbox…* → *Run in sandbox*): audit the settled state.
+  await page.waitForFunction(selectors => [...document.querySelectorAll(selectors.join(','))]
+    .flatMap(node => [...node.querySelectorAll('jp-button')])
+    .every(host => !host.shadowRoot?.querySelector('button') ||
+      host.shadowRoot.querySelector('button').getAttribute('aria-label') === host.getAttribute('aria-label')),
+  selectors, { timeout: 5_000 });
   return page.evaluate(async selectors => {
     document.documentElement.style.height = '100%';
     document.body.style.height = '100%';
