@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the README's screenshots in docs/ from the browser tests, against a real JupyterLab
-# and the real sandbox: docs/results-panel.png (tests/lab/test_e2e.py), docs/authoring-panel.png
-# and docs/student-view.png (tests/lab/test_authoring_e2e.py). Needs what command 2 provisions.
+# and the real sandbox: docs/results-panel.png and docs/results-panel-dark.png (JupyterLab),
+# docs/notebook7-results.png and docs/notebook7-results-dark.png (Notebook 7), all from
+# tests/lab/test_e2e.py; docs/authoring-panel.png and docs/student-view.png
+# (tests/lab/test_authoring_e2e.py). Needs what command 2 provisions.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

@@ -21,27 +21,21 @@ import { askRole, ExercisePanel } from './authoring.js';
 import { renderPreview } from './authoring-render.js';
 import { applyRole, ROLE_CHOICES, RoleChoice, roleBadge } from './roles.js';
 
-import {
-  describeDockerStatus,
-  renderError,
-  renderExecution,
-  renderPending,
-  renderSubmission
-} from './render.js';
-import { requestAPI, SandboxRequestError } from './request.js';
-import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
-import { collectSubmission, describeCell, exerciseId } from './notebook.js';
+import { renderError, renderExecution, renderPending } from './render.js';
+import { requestAPI } from './request.js';
+import { IExecutionResult } from './types.js';
+import { registerSubmit, SHOW_RESULTS_COMMAND, SUBMIT_COMMAND } from './results.js';
+import { SandboxStatus, SandboxStatusModel } from './status.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
   run: 'jupyter-exec-ext:run-in-sandbox',
-  submit: 'jupyter-exec-ext:submit',
+  submit: SUBMIT_COMMAND,
+  showResults: SHOW_RESULTS_COMMAND,
   setRole: 'jupyter-exec-ext:set-role',
   chooseRole: 'jupyter-exec-ext:choose-role',
   exercisePanel: 'jupyter-exec-ext:exercise-panel'
 };
-/** Often enough to notice Docker going away, rare enough to cost nothing. */
-const STATUS_POLL_MS = 10_000;
 
 /**
  * A box the extension fills: the sandbox output under one cell (a later run of the cell replaces
@@ -54,28 +48,6 @@ class ResultBox extends Widget {
   }
   setContent(content: HTMLElement): void {
     this.node.replaceChildren(content);
-  }
-}
-
-/** The status bar item: the sandbox's state, refreshed by polling `docker/status`. */
-class SandboxStatus extends Widget {
-  constructor() {
-    super();
-    this.addClass('jp-ExecExt-status');
-    this.node.textContent = 'Sandbox: ?';
-  }
-
-  async refresh(): Promise<void> {
-    let view;
-    try {
-      view = describeDockerStatus(await requestAPI<IDockerStatus>('docker/status'));
-    } catch (error) {
-      const reason = error instanceof SandboxRequestError ? error.reason : null;
-      view = describeDockerStatus(null, (error as Error).message, reason);
-    }
-    this.node.textContent = view.text;
-    this.node.title = view.title;
-    this.node.dataset.state = view.state;
   }
 }
 
@@ -158,8 +130,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Requests in flight, per notebook and action: a second click while busy sends nothing.
     const busy = new Set<string>();
     const outputs = new WeakMap<Cell, ResultBox>();
-    const panels = new Map<string, MainAreaWidget<ResultBox>>();
-    const status = new SandboxStatus();
+    // The sandbox's state: one poll for the status bar item or Notebook 7's toolbar indicators.
+    const status = new SandboxStatusModel();
 
     const current = (): NotebookPanel | null => tracker.currentWidget;
     const refreshCommands = (): void => {
@@ -218,61 +190,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    commands.addCommand(CommandIDs.submit, {
-      label: () => {
-        const panel = current();
-        return panel && busy.has(`submit:${panel.id}`) ? 'Submitting…' : 'Submit';
+    registerSubmit(app, tracker, {
+      instructor: () => instructor,
+      onGraded: (panel, cellIds) => {
+        graded.set(panel, cellIds);
+        refreshMarks(panel);
       },
-      caption: 'Submit this exercise: your code cells are graded against its tests in the sandbox',
-      isVisible: () => {
-        const panel = current();
-        return !!panel?.model && exerciseId(panel.model) !== null;
-      },
-      isEnabled: () => {
-        const panel = current();
-        return !!panel?.model && exerciseId(panel.model) !== null && !busy.has(`submit:${panel.id}`);
-      },
-      execute: async () => {
-        const panel = current();
-        const id = panel?.model ? exerciseId(panel.model) : null;
-        if (!panel || !panel.model || id === null) {
-          return;
-        }
-        const key = `submit:${panel.id}`;
-        if (busy.has(key)) {
-          return;
-        }
-        let results = panels.get(panel.id);
-        if (!results || results.isDisposed) {
-          results = new MainAreaWidget({ content: new ResultBox('jp-ExecExt-resultsPanel') });
-          results.id = `jp-ExecExt-results-${panel.id}`;
-          results.title.label = `Results: ${panel.title.label}`;
-          results.title.closable = true;
-          panels.set(panel.id, results);
-        }
-        if (!results.isAttached) {
-          shell.add(results, 'main', { mode: 'split-right', ref: panel.id });
-        }
-        const { code, cells } = collectSubmission(panel.model, instructor);
-        const cellModels = [...panel.model.cells];
-        const gradedNames = cells.map(i => describeCell(i, cellModels[i].sharedModel.getSource()));
-        results.content.setContent(renderPending(document, `Results: ${id}`, 'grading…'));
-        setBusy(key, true);
-        try {
-          const result = await requestAPI<ISubmissionResult>(
-            `exercises/${encodeURIComponent(id)}/submit`,
-            { method: 'POST', body: JSON.stringify({ code }) }
-          );
-          graded.set(panel, new Set(cells.map(i => cellModels[i].id)));
-          refreshMarks(panel);
-          results.content.setContent(renderSubmission(document, result, gradedNames));
-        } catch (error) {
-          results.content.setContent(renderError(document, `Results: ${id}`, (error as Error).message));
-        } finally {
-          setBusy(key, false);
-          void status.refresh();
-        }
-      }
+      refreshCommands
     });
 
     // -- authoring (instructor mode) ---------------------------------------------------------
@@ -371,6 +295,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       palette.addItem({ command: CommandIDs.run, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.submit, category: 'Sandbox' });
+      palette.addItem({ command: CommandIDs.showResults, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.exercisePanel, category: 'Sandbox' });
       for (const choice of ROLE_CHOICES) {
         palette.addItem({ command: CommandIDs.setRole, args: { role: choice.id }, category: 'Exercise role' });
@@ -386,14 +311,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
       panel.content.model?.cells.changed.connect(() => refreshMarks(panel));
       panel.context.model.metadataChanged.connect(refreshCommands);
-      panel.disposed.connect(() => {
-        panels.get(panel.id)?.dispose();
-        panels.delete(panel.id);
-      });
+      if (!statusBar) {
+        // No status bar (Notebook 7): the sandbox's state in the notebook's toolbar instead.
+        panel.toolbar.addItem('sandbox-status', new SandboxStatus(status, 'jp-ExecExt-toolbarStatus'));
+      }
     });
 
     if (statusBar) {
-      statusBar.registerStatusItem(PLUGIN_ID, { item: status, align: 'left', rank: 5 });
+      statusBar.registerStatusItem(PLUGIN_ID, { item: new SandboxStatus(status), align: 'left', rank: 5 });
     }
     void requestAPI<{ mode: string }>('authoring/mode')
       .then(answer => {
@@ -407,8 +332,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         tracker.forEach(refreshMarks);
         refreshCommands();
       });
-    void status.refresh();
-    window.setInterval(() => void status.refresh(), STATUS_POLL_MS);
   }
 };
 

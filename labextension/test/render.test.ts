@@ -2,7 +2,10 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { JSDOM } from 'jsdom';
 
-import { describeDockerStatus, renderError, renderExecution, renderSubmission } from '../src/render';
+import {
+  describeDockerStatus, executionSummary, firstDifferentLine, renderComparison, renderError, renderExecution,
+  renderMessage, renderSubmission, submissionSummary, uniqueLines
+} from '../src/render';
 import { collectSubmission, describeCell, exerciseId } from '../src/notebook';
 
 const doc = new JSDOM('<!doctype html><body></body>').window.document;
@@ -137,4 +140,94 @@ test('the results name the graded cells', () => {
     'Graded 2 cells: cell 2 (def add(a, b):), cell 4 (X = 1) (marked “graded” in the notebook)');
   assert.match(text(renderSubmission(doc, result, []).querySelector('.jp-ExecExt-gradedCells')), /No code cell was graded/);
   assert.equal(renderSubmission(doc, result).querySelector('.jp-ExecExt-gradedCells'), null);
+});
+
+test('titles are headings, glyphs are hidden from screen readers, tests are a list', () => {
+  const node = renderSubmission(doc, {
+    exercise_id: 'add', status: 'failed', score: 1, max_score: 3, stdout: '', stderr: '', duration_ms: 9,
+    tests: [
+      { name: 'a', status: 'passed', points: 1, max_points: 1, hidden: false },
+      { name: 'b', status: 'failed', points: 0, max_points: 2, hidden: false, message: 'wrong output', expected: '1', actual: '2' }
+    ]
+  });
+  const heading = node.querySelector('h2.jp-ExecExt-title') as HTMLElement;
+  assert.equal(text(heading), 'Results: add');
+  assert.ok(heading.id, 'the title has an id for aria-labelledby');
+  assert.equal(node.querySelector('ul.jp-ExecExt-tests')!.getAttribute('role'), 'list');
+  for (const mark of node.querySelectorAll('.jp-ExecExt-testMark')) {
+    assert.equal(mark.getAttribute('aria-hidden'), 'true');
+  }
+  // Read aloud, a row is "b: failed, 0 / 2 pt", not one run-on string.
+  const line = node.querySelectorAll('.jp-ExecExt-testLine')[1];
+  const spoken = [...line.childNodes].filter(n => (n as Element).getAttribute('aria-hidden') !== 'true').map(n => n.textContent).join('');
+  assert.equal(spoken, 'b: failed, 0 / 2 pt');
+  // Expected and actual are figures captioned by their label.
+  const figures = [...node.querySelectorAll('figure')];
+  assert.deepEqual(figures.map(f => text(f.querySelector('figcaption'))), ['expected', 'actual']);
+  assert.equal(text(figures[0].querySelector('pre')), '1');
+});
+
+test('one short summary per run and per submission, for the live region', () => {
+  assert.equal(executionSummary({ status: 'runtime_error', stdout: '', stderr: '', exit_code: 1, duration_ms: 8, truncated: false, cached: false }),
+    'Sandbox run: runtime error, 8 ms');
+  assert.equal(submissionSummary({
+    exercise_id: 'x', status: 'failed', score: 1, max_score: 7, stdout: '', stderr: '', duration_ms: 1,
+    tests: [0, 1, 2, 3, 4, 5].map(i => ({ name: `t${i}`, status: i === 0 ? 'passed' : 'failed', points: 0, max_points: 1, hidden: false }))
+  }), 'Results: 1 of 6 tests pass, score 1 of 7');
+});
+
+test('a multi-line mismatch sits side by side with the first differing line highlighted', () => {
+  const expected = '1\n2\nFizz\n4\nBuzz\n';
+  const actual = '1\n2\nFizz\n4\nFizz\n';
+  const node = renderComparison(doc, expected, actual);
+  assert.ok(node.classList.contains('jp-mod-sideBySide'));
+  assert.equal(text(node.querySelector('.jp-ExecExt-diffNote')), 'First difference on line 5 (highlighted).');
+  const marks = [...node.querySelectorAll('mark.jp-ExecExt-firstDiff')].map(m => text(m));
+  assert.deepEqual(marks, ['Buzz', 'Fizz']);
+  // The blocks keep their line breaks.
+  assert.equal(text(node.querySelector('.jp-ExecExt-expected pre')), expected);
+  assert.equal(text(node.querySelector('.jp-ExecExt-actual pre')), actual);
+  // A shorter actual output: the missing line is named.
+  const short = renderComparison(doc, 'a\nb\n', 'a\n');
+  assert.equal(text(short.querySelector('.jp-ExecExt-actual mark')), '(no more lines)');
+  assert.equal(firstDifferentLine(['a'], ['a']), -1);
+});
+
+test('tracebacks and unified diffs keep their line breaks, diff lines are marked', () => {
+  const diff = '--- expected\n+++ actual\n@@ -13,3 +13,3 @@\n 13\n-FizzBuzz\n+Fizz\n';
+  const node = renderMessage(doc, diff);
+  assert.equal(node.tagName, 'PRE');
+  assert.equal(text(node), diff);
+  assert.deepEqual([...node.querySelectorAll('.jp-ExecExt-diff-removed')].map(n => text(n)), ['-FizzBuzz\n']);
+  assert.deepEqual([...node.querySelectorAll('.jp-ExecExt-diff-added')].map(n => text(n)), ['+Fizz\n']);
+  const traceback = renderMessage(doc, 'Traceback (most recent call last):\n  File "<x>", line 1\nZeroDivisionError');
+  assert.equal(traceback.tagName, 'PRE');
+  assert.equal(traceback.querySelector('.jp-ExecExt-diffLine'), null);
+  assert.equal(renderMessage(doc, 'one line').tagName, 'DIV');
+});
+
+test('a policy violation is said once, not once per test', () => {
+  const violation = 'line 1: importing os is not allowed in this exercise';
+  const node = renderSubmission(doc, {
+    exercise_id: 'x', status: 'policy_violation', score: 0, max_score: 2, stdout: '',
+    stderr: `${violation}\n${violation}\n`, duration_ms: 1, message: violation,
+    tests: ['a', 'b'].map(name => ({ name, status: 'error', points: 0, max_points: 1, hidden: false,
+      message: `not run: the submitted code did not run to the end (policy_violation: ${violation})` }))
+  });
+  assert.equal(text(node).split(violation).length - 1, 1, text(node));
+  assert.equal(node.querySelector('.jp-ExecExt-stderr'), null);
+  assert.match(text(node.querySelectorAll('.jp-ExecExt-test')[1]), /see the message above/);
+  assert.equal(uniqueLines('a\nb\na\n'), 'a\nb');
+});
+
+test('with expected and actual side by side, a diff in the message is not repeated', () => {
+  const node = renderSubmission(doc, {
+    exercise_id: 'x', status: 'ok', score: 0, max_score: 1, stdout: '', stderr: '', duration_ms: 1,
+    tests: [{ name: 'fizz', status: 'failed', points: 0, max_points: 1, hidden: false,
+      message: 'output differs from the expected output:\n--- expected\n+++ actual\n@@ -1,2 +1,2 @@\n 1\n-Fizz\n+2\n',
+      expected: '1\nFizz\n', actual: '1\n2\n' }]
+  });
+  assert.equal(text(node.querySelector('.jp-ExecExt-test .jp-ExecExt-message')), 'output differs from the expected output:');
+  assert.equal(node.querySelector('.jp-ExecExt-diff'), null);
+  assert.equal(text(node.querySelector('.jp-ExecExt-expected mark')), 'Fizz');
 });

@@ -29,8 +29,8 @@ E2E_SCRIPT = LABEXT / "ui-tests" / "e2e.mjs"
 ARTIFACTS = LABEXT / "ui-tests" / "artifacts"
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 EXERCISE = REPO / "exercises" / "02-lists-average.ipynb"
-STEP_SCREENSHOTS = ["01-run-in-sandbox.png", "02-submit-wrong.png", "03-run-fixed.png",
-                    "04-submit-passed.png", "results-panel-failing.png", "results-panel-passing.png"]
+STEP_SCREENSHOTS = ["01-run-in-sandbox.png", "02-submit-wrong.png", "03-run-error.png", "04-run-fixed.png",
+                    "05-submit-passed.png", "results-panel-failing.png", "results-panel-passing.png"]
 
 
 def jupyter(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -65,7 +65,8 @@ def test_lab_extension_is_installed_and_enabled():
 @pytest.fixture
 def lab_server(tmp_path, executor_image, no_leaks):
     """JupyterLab on a random port serving a student copy of an exercise; the server grades
-    against the authoritative copy in exercises/. Its settings and workspaces live in tmp_path."""
+    against the authoritative copy in exercises/. Its settings and workspaces live in tmp_path.
+    The same server serves Notebook 7 (``notebooks/…``), installed with the test extras."""
     root = tmp_path / "root"
     root.mkdir()
     release(EXERCISE, root / "lists-average.ipynb")
@@ -85,36 +86,71 @@ def lab_server(tmp_path, executor_image, no_leaks):
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert json.load(answer)["docker"]["reachable"], "the server cannot reach Docker"
         yield {"url": server.base, "token": server.token, "notebook": "lists-average.ipynb",
-               "log": server.log_path}
+               "log": server.log_path, "settings": tmp_path / "settings"}
     finally:
         server.stop()
 
 
-def test_run_and_submit_in_chromium(lab_server):
-    """Open the student copy, run a cell in the sandbox and see its output, submit a wrong
-    solution and see failing tests, fix it and see every test pass with the full score."""
+def require_notebook7() -> None:
+    try:
+        import notebook  # noqa: F401  (Notebook 7, from the test extras)
+    except ImportError:
+        require(False, "Notebook 7 is not installed (pip install -e '.[test]' installs `notebook`)")
+
+
+@pytest.mark.parametrize("frontend", ["lab", "notebook"])
+def test_run_and_submit_in_chromium(lab_server, frontend):
+    """In JupyterLab and in Notebook 7: open the student copy, run a cell in the sandbox and see
+    its output, submit a wrong solution and see failing tests (a quick repeat asks first), run a
+    failing program; then, in the dark theme and with the keyboard alone, fix the code, run it,
+    submit from the palette and read the results. axe-core (WCAG 2.1 A/AA) finds no violation
+    in the extension's nodes in any of these states, in either theme."""
     node = require_browser()
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    if frontend == "notebook":
+        require_notebook7()
+    artifacts = ARTIFACTS / frontend
+    shutil.rmtree(artifacts, ignore_errors=True)
     run = subprocess.run(
-        [node, str(E2E_SCRIPT)], capture_output=True, text=True, timeout=420, cwd=LABEXT,
+        [node, str(E2E_SCRIPT)], capture_output=True, text=True, timeout=600, cwd=LABEXT,
         env={**os.environ, "E2E_URL": lab_server["url"], "E2E_TOKEN": lab_server["token"],
-             "E2E_NOTEBOOK": lab_server["notebook"], "E2E_ARTIFACTS": str(ARTIFACTS),
-             "E2E_CHROMIUM": CHROMIUM})
+             "E2E_NOTEBOOK": lab_server["notebook"], "E2E_ARTIFACTS": str(artifacts),
+             "E2E_CHROMIUM": CHROMIUM, "E2E_FRONTEND": frontend,
+             "E2E_SETTINGS_DIR": str(lab_server["settings"])})
     assert run.returncode == 0, (
-        f"browser test failed (screenshots in {ARTIFACTS}):\n{run.stdout}\n{run.stderr}\n"
+        f"browser test failed (screenshots in {artifacts}):\n{run.stdout}\n{run.stderr}\n"
         f"server log tail:\n{lab_server['log'].read_text()[-3000:]}")
-    report = json.loads((ARTIFACTS / "report.json").read_text())
+    report = json.loads((artifacts / "report.json").read_text())
     assert report["result"] == "passed"
     assert [s["name"] for s in report["steps"]] == [
         "notebook open: toolbar buttons and status item shown", "run in sandbox (toolbar)",
-        "submit wrong solution", "run fixed code (shortcut)", "submit fixed solution"]
-    assert report["steps"][0]["status"] == "Sandbox: ready"
-    wrong, fixed = report["steps"][2], report["steps"][4]
+        "submit wrong solution", "repeat within seconds asks first", "run a failing program",
+        "run fixed code (keyboard, shortcut)", "submit fixed solution (keyboard)"]
+    opened = report["steps"][0]
+    assert opened["status"] == "Sandbox: ready"
+    assert opened["statusWhere"] == ("status bar" if frontend == "lab" else "toolbar")
+    wrong, fixed = report["steps"][2], report["steps"][6]
     assert wrong["failedTests"] > 0 and wrong["score"] != fixed["score"]
+    assert wrong["summary"].startswith("Results: ") and ", score " in wrong["summary"]
     assert fixed["score"] == "Score: 7 / 7" and fixed["passed"] == fixed["total"]
-    # Two clicks on Submit while the first was in flight, then one more: two submissions sent.
+    assert fixed["summary"] == f"Results: {fixed['total']} of {fixed['total']} tests pass, score 7 of 7"
+    # Notebook 7's shell cannot split its main area: the panel went elsewhere, and showed.
+    assert wrong["placement"] == "split" if frontend == "lab" else wrong["placement"] in ("side", "inline")
+    # A double click while the first was in flight, a cancelled repeat, then one more: two sent.
     assert len(report["submitRequests"]) == 2
+    if frontend == "notebook":  # its file browser shows no sandbox state, and nothing polled
+        assert report["treePolls"] == 0
+    # axe-core ran over every state in both themes, and found nothing (else the script failed).
+    audited = {(a["theme"], a["state"]) for a in report["axe"]}
+    for theme in ("light", "dark"):
+        for state in ("toolbar and status", "output box running", "output box ok", "output box error"):
+            assert (theme, state) in audited, (theme, state)
+    assert any(state.startswith("results panel") for _, state in audited)
+    assert all(a["violations"] == 0 for a in report["axe"])
     for name in STEP_SCREENSHOTS:
-        assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} is missing or empty"
-    if os.environ.get("E2E_DOCS_DIR"):  # scripts/docs-screenshots.sh: the README's picture
-        shutil.copyfile(ARTIFACTS / "02-submit-wrong.png", Path(os.environ["E2E_DOCS_DIR"]) / "results-panel.png")
+        assert (artifacts / name).stat().st_size > 1000, f"screenshot {name} is missing or empty"
+    if os.environ.get("E2E_DOCS_DIR"):  # scripts/docs-screenshots.sh: the README's pictures
+        docs = Path(os.environ["E2E_DOCS_DIR"])
+        shutil.copyfile(artifacts / "02-submit-wrong.png",
+                        docs / ("results-panel.png" if frontend == "lab" else "notebook7-results.png"))
+        shutil.copyfile(artifacts / "05-submit-passed.png",
+                        docs / ("results-panel-dark.png" if frontend == "lab" else "notebook7-results-dark.png"))
