@@ -24,17 +24,18 @@ import { applyRole, ROLE_CHOICES, RoleChoice, roleBadge } from './roles.js';
 import {
   describeDockerStatus,
   renderError,
-  renderExecution,
   renderPending,
   renderSubmission
 } from './render.js';
 import { requestAPI, SandboxRequestError } from './request.js';
-import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
+import { IDockerStatus, ISubmissionResult } from './types.js';
 import { collectSubmission, describeCell, exerciseId } from './notebook.js';
+import { CellRunner } from './runcell.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
   run: 'jupyter-exec-ext:run-in-sandbox',
+  stop: 'jupyter-exec-ext:stop-sandbox-run',
   submit: 'jupyter-exec-ext:submit',
   setRole: 'jupyter-exec-ext:set-role',
   chooseRole: 'jupyter-exec-ext:choose-role',
@@ -43,10 +44,7 @@ export const CommandIDs = {
 /** Often enough to notice Docker going away, rare enough to cost nothing. */
 const STATUS_POLL_MS = 10_000;
 
-/**
- * A box the extension fills: the sandbox output under one cell (a later run of the cell replaces
- * its content) or the results panel of one notebook's submissions.
- */
+/** A box the extension fills: the results panel of one notebook's submissions. */
 class ResultBox extends Widget {
   constructor(className: string) {
     super();
@@ -109,17 +107,6 @@ class CellMarks extends Widget {
   }
 }
 
-function outputOf(cell: Cell, outputs: WeakMap<Cell, ResultBox>): ResultBox {
-  let output = outputs.get(cell);
-  if (!output || output.isDisposed) {
-    output = new ResultBox('jp-ExecExt-cellOutput');
-    // The cell's own layout: the box sits right under the cell and moves with it.
-    (cell.layout as PanelLayout).addWidget(output);
-    outputs.set(cell, output);
-  }
-  return output;
-}
-
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Run and submit code in the Docker sandbox from the notebook toolbar.',
@@ -157,7 +144,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     // Requests in flight, per notebook and action: a second click while busy sends nothing.
     const busy = new Set<string>();
-    const outputs = new WeakMap<Cell, ResultBox>();
     const panels = new Map<string, MainAreaWidget<ResultBox>>();
     const status = new SandboxStatus();
 
@@ -176,45 +162,36 @@ const plugin: JupyterFrontEndPlugin<void> = {
       refreshCommands();
     };
 
+    // The box under the cell, the live run, Stop (see runcell.ts).
+    const runner = new CellRunner(() => {
+      refreshCommands();
+      void status.refresh();
+    });
     commands.addCommand(CommandIDs.run, {
-      label: () => {
-        const panel = current();
-        return panel && busy.has(`run:${panel.id}`) ? 'Running in sandbox…' : 'Run in sandbox';
-      },
+      label: () => (runner.isRunning(current()) ? 'Running in sandbox…' : 'Run in sandbox'),
       caption: 'Run the active cell in the Docker sandbox (not in the kernel)',
-      isEnabled: () => {
-        const panel = current();
-        return !!panel && !busy.has(`run:${panel.id}`);
-      },
+      // Enabled while busy, so the focused button keeps focus; a duplicate is dropped.
+      isEnabled: () => !!current(),
       execute: async () => {
         const panel = current();
-        const cell = panel?.content.activeCell;
-        if (!panel || !cell) {
-          return;
+        if (panel) {
+          await runner.run(panel);
         }
-        const key = `run:${panel.id}`;
-        if (busy.has(key)) {
-          return;
-        }
-        if (cell.model.type !== 'code') {
-          Notification.warning('Run in sandbox runs code cells; select a code cell.', { autoClose: 4000 });
-          return;
-        }
-        const output = outputOf(cell, outputs);
-        output.setContent(renderPending(document, 'Sandbox output', 'running…'));
-        setBusy(key, true);
-        try {
-          const result = await requestAPI<IExecutionResult>('execute', {
-            method: 'POST',
-            body: JSON.stringify({ code: cell.model.sharedModel.getSource() })
-          });
-          output.setContent(renderExecution(document, result));
-        } catch (error) {
-          output.setContent(renderError(document, 'Sandbox output', (error as Error).message));
-        } finally {
-          setBusy(key, false);
-          void status.refresh();
-        }
+      }
+    });
+    commands.addCommand(CommandIDs.stop, {
+      label: 'Stop sandbox run',
+      caption: 'Stop the sandbox run of this notebook (the kernel toolbar’s ■ does the same)',
+      isEnabled: () => runner.isRunning(current()),
+      execute: () => {
+        runner.stop(current());
+      }
+    });
+    // The kernel's ■ (and I, I) also stop the notebook's sandbox run; the kernel is interrupted as
+    // before, the sandbox is not the kernel's business.
+    commands.commandExecuted.connect((_, executed) => {
+      if (executed.id === 'notebook:interrupt-kernel') {
+        runner.stop(current());
       }
     });
 
@@ -370,6 +347,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     if (palette) {
       palette.addItem({ command: CommandIDs.run, category: 'Sandbox' });
+      palette.addItem({ command: CommandIDs.stop, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.submit, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.exercisePanel, category: 'Sandbox' });
       for (const choice of ROLE_CHOICES) {
