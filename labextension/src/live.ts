@@ -19,6 +19,8 @@ export interface IDisplay {
 /** `POST execute`'s answer, with the figures a server with display support adds. */
 export interface ILiveResult extends IExecutionResult {
   displays?: IDisplay[];
+  /** Output events the client was too slow for were dropped; the result's output is complete. */
+  dropped?: boolean;
 }
 
 /** How long Stop waits for the server's `cancelled` result before closing the socket itself. */
@@ -207,7 +209,8 @@ export class LiveRun {
           }
           case 'error': {
             const text = typeof message.message === 'string' ? message.message : 'the server refused a message';
-            if (!started) {
+            const aboutControl = /^(stdin|cancel):/.test(text);
+            if (!started && !aboutControl) {
               // The run message itself was refused (bad limits, too many runs): nothing will run.
               finish(() => reject(new SandboxRequestError(text, typeof message.status === 'number' ? message.status : 0)));
             } else {

@@ -328,6 +328,12 @@ export class LiveView {
     if (!streamed && fallbackReason) {
       say(`Output was not streamed: ${fallbackReason}. The run went through the plain API (no input, no Stop).`, 'jp-ExecExt-note');
     }
+    if (result.dropped) {
+      // The stream skipped events the page was too slow for: the result's output is complete.
+      this._stdout.replace(result.stdout);
+      this._stderr.replace(result.stderr);
+      say('Output came faster than the page could show it; the complete output is shown.', 'jp-ExecExt-note');
+    }
     if (!this._stdout.text && result.stdout) {
       this._stdout.replace(result.stdout);
     }

@@ -178,6 +178,25 @@ test('a refused run message fails the run with the server message; later errors 
   socket.receive({ type: 'result', ...RESULT });
   await done;
   assert.deepEqual(notes, ['stdin: no run is waiting for input']);
+
+  // A refused stdin or cancel before the run started does not end the run.
+  run = new LiveRun({ notice: m => notes.push(m) }, settings());
+  done = run.start({ code: 'x' });
+  socket = FakeSocket.last!;
+  socket.open();
+  socket.receive({ type: 'error', message: 'cancel: no run is in progress on this socket' });
+  assert.equal(run.running, true);
+  socket.receive({ type: 'result', ...RESULT });
+  await done;
+});
+
+test('a result whose stream dropped events shows the result output in full', () => {
+  const { v } = view();
+  v.begin();
+  v.output('stdout', 'partial');
+  v.finish({ ...RESULT, stdout: 'complete\n', dropped: true } as any, true);
+  assert.equal(text(v.node.querySelector('.jp-ExecExt-stdout pre')), 'complete\n');
+  assert.match(text(v.node.querySelector('.jp-ExecExt-note')), /faster than the page/);
 });
 
 test('a connection lost mid-run fails it with a readable message', async () => {
