@@ -31,6 +31,7 @@ import { requestAPI, SandboxRequestError } from './request.js';
 import { IDockerStatus, ISubmissionResult } from './types.js';
 import { collectSubmission, describeCell, exerciseId } from './notebook.js';
 import { CellRunner } from './runcell.js';
+import { sandboxActivity } from './activity.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
@@ -163,10 +164,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     // The box under the cell, the live run, Stop (see runcell.ts).
-    const runner = new CellRunner(() => {
-      refreshCommands();
-      void status.refresh();
-    });
+    const runner = new CellRunner(refreshCommands);
     commands.addCommand(CommandIDs.run, {
       label: () => (runner.isRunning(current()) ? 'Running in sandbox…' : 'Run in sandbox'),
       caption: 'Run the active cell in the Docker sandbox (not in the kernel)',
@@ -387,6 +385,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     void status.refresh();
     window.setInterval(() => void status.refresh(), STATUS_POLL_MS);
+    sandboxActivity.changed.connect(() => void status.refresh());
   }
 };
 

@@ -36,6 +36,8 @@ export interface ILiveHandlers {
   display?(display: IDisplay): void;
   /** A message the server refused, or a note about the run (the run goes on). */
   notice?(message: string): void;
+  /** The socket could not open: the run goes through `POST execute` now, for this reason. */
+  fallback?(reason: string): void;
 }
 
 /** How a run went over the wire: streamed, or the `POST execute` fallback (and why). */
@@ -124,6 +126,7 @@ export class LiveRun {
           return;
         }
         // Answers only at the end: no input, no Stop, no streamed output, but the run happens.
+        this._handlers.fallback?.(reason);
         const post = (body: IRunRequest) =>
           requestAPI<ILiveResult>('execute', { method: 'POST', body: JSON.stringify(body) }, this._settings);
         post(request)

@@ -326,6 +326,12 @@ export class LiveView {
       say(note, 'jp-ExecExt-note');
     }
     if (!streamed && fallbackReason) {
+      // Replaces the note said while waiting.
+      for (const child of [...this._messages.children]) {
+        if (child.textContent?.startsWith('Output is not streamed:')) {
+          child.remove();
+        }
+      }
       say(`Output was not streamed: ${fallbackReason}. The run went through the plain API (no input, no Stop).`, 'jp-ExecExt-note');
     }
     if (result.dropped) {

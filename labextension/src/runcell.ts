@@ -124,9 +124,24 @@ export class CellRunner {
       sendLine: line => void run.sendStdin(line),
       sendEof: () => void run.sendEof()
     });
+    // Said once the server counts the run (so the status item, refreshing on it, sees it).
+    let said = false;
+    const sayStart = (): void => {
+      if (!said) {
+        said = true;
+        sandboxActivity.emit('start');
+      }
+    };
     run = new LiveRun(
       {
-        started: limit => view.started(limit),
+        started: limit => {
+          view.started(limit);
+          sayStart();
+        },
+        fallback: reason => {
+          view.note(`Output is not streamed: ${reason}; it shows when the run ends.`);
+          sayStart();
+        },
         output: (stream, data) => view.output(stream, data),
         inputRequest: prompt => {
           const field = view.askInput(prompt);
@@ -144,7 +159,6 @@ export class CellRunner {
     button?.setAttribute('aria-disabled', 'true');
     view.begin();
     const timer = window.setInterval(() => view.tick(Date.now() - startedAt), TICK_MS);
-    sandboxActivity.emit('start');
     this._changed();
     try {
       const outcome = await run.start(request);
@@ -164,6 +178,7 @@ export class CellRunner {
           panel.content.node.focus();
         }
       }
+      sayStart(); // every 'end' has its 'start', also for a run refused before it started
       sandboxActivity.emit('end');
       this._changed();
     }

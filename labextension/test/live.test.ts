@@ -136,7 +136,9 @@ test('a socket that cannot open falls back to POST execute and says why', async 
   FakeSocket.refuse = true;
   const posts: any[] = [];
   try {
-    const outcome = await new LiveRun({}, settings(posts)).start({ code: 'print(1)', stdin: 'x' });
+    const reasons: string[] = [];
+    const outcome = await new LiveRun({ fallback: r => reasons.push(r) }, settings(posts)).start({ code: 'print(1)', stdin: 'x' });
+    assert.deepEqual(reasons, [outcome.fallbackReason]);
     assert.equal(outcome.streamed, false);
     assert.match(outcome.fallbackReason!, /did not accept a live connection/);
     assert.deepEqual(posts, [{ code: 'print(1)', stdin: 'x' }]);
