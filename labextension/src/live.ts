@@ -83,6 +83,7 @@ export class LiveRun {
   private _socket: WebSocket | null = null;
   private _done = false;
   private _cancelRequested = false;
+  private _plain = false;
 
   constructor(
     private readonly _handlers: ILiveHandlers = {},
@@ -92,6 +93,11 @@ export class LiveRun {
   /** Whether a result is still awaited. */
   get running(): boolean {
     return !this._done;
+  }
+
+  /** Whether the run went through `POST execute` (it cannot be stopped or given input). */
+  get plain(): boolean {
+    return this._plain;
   }
 
   /** Whether Stop was asked for (the result still comes from the server). */
@@ -126,6 +132,7 @@ export class LiveRun {
           return;
         }
         // Answers only at the end: no input, no Stop, no streamed output, but the run happens.
+        this._plain = true;
         this._handlers.fallback?.(reason);
         const post = (body: IRunRequest) =>
           requestAPI<ILiveResult>('execute', { method: 'POST', body: JSON.stringify(body) }, this._settings);

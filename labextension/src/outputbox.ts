@@ -204,6 +204,11 @@ export class LiveView {
     }
   }
 
+  /** A run that cannot be stopped from here (the plain API): no Stop button. */
+  withoutStop(): void {
+    this._stop.remove();
+  }
+
   /** Stop was pressed: say so until the server confirms. */
   stopping(): void {
     this._stop.disabled = true;

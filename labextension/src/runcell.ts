@@ -46,9 +46,14 @@ interface IActive {
   startedAt: number;
 }
 
-/** The run command's toolbar button of a notebook (by its item name in the settings schema). */
+/**
+ * The run command's toolbar button of a notebook (by its item name in the settings schema): the
+ * `jp-button` element, whose shadow `<button>` mirrors its ARIA attributes, or a plain button.
+ */
 function runButtonOf(panel: NotebookPanel): HTMLElement | null {
-  return panel.toolbar.node.querySelector('[data-jp-item-name="run-in-sandbox"] button');
+  return panel.toolbar.node.querySelector(
+    '[data-jp-item-name="run-in-sandbox"] jp-button, [data-jp-item-name="run-in-sandbox"] button'
+  );
 }
 
 export class CellRunner {
@@ -71,7 +76,7 @@ export class CellRunner {
   /** Stops the notebook's sandbox run, if one is going; whether there was one. */
   stop(panel: NotebookPanel | null): boolean {
     const active = panel ? this._active.get(panel.id) : undefined;
-    if (!active || !active.run.running) {
+    if (!active || !active.run.running || active.run.plain) {
       return false;
     }
     if (!active.run.cancelRequested) {
@@ -139,6 +144,8 @@ export class CellRunner {
           sayStart();
         },
         fallback: reason => {
+          view.started(null);
+          view.withoutStop();
           view.note(`Output is not streamed: ${reason}; it shows when the run ends.`);
           sayStart();
         },
