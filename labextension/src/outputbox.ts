@@ -252,8 +252,10 @@ export class LiveView {
     eof.type = 'button';
     eof.title = 'End the program’s input (Ctrl+D): its next read gets end of file';
     row.append(label, field, eof, hint);
-    row.addEventListener('submit', event => {
-      event.preventDefault();
+    const send = (): void => {
+      if (!field.isConnected) {
+        return; // answered already (Enter and the form's submit both lead here)
+      }
       const line = field.value;
       // Like a terminal: the answer stays in the transcript after the prompt.
       const shown = this._stdout.text.endsWith(prompt) ? '' : prompt;
@@ -261,6 +263,10 @@ export class LiveView {
       this._removeInput();
       this._actions.sendLine(`${line}\n`);
       this._keepFocusInBox();
+    };
+    row.addEventListener('submit', event => {
+      event.preventDefault();
+      send();
     });
     const sendEof = (): void => {
       this._removeInput();
@@ -268,6 +274,12 @@ export class LiveView {
       this._keepFocusInBox();
     };
     field.addEventListener('keydown', event => {
+      // Enter is handled here: JupyterLab's key handling keeps the form from submitting itself.
+      if (event.key === 'Enter' && !event.isComposing && !event.shiftKey) {
+        event.preventDefault();
+        send();
+        return;
+      }
       if (event.key === 'd' && event.ctrlKey && !event.altKey && !event.metaKey) {
         event.preventDefault();
         event.stopPropagation();

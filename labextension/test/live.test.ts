@@ -285,10 +285,14 @@ test('input: a labelled field with the prompt; Enter sends the line and keeps it
   assert.deepEqual(calls, ['line "Ann\\n"']);
   assert.equal(v.inputField, null, 'the field goes once answered');
   assert.equal(text(v.node.querySelector('.jp-ExecExt-stdout pre')), 'Name? Ann\n');
-  // A prompt that did not come through stdout is put in the transcript with the answer.
+  // Enter in the field sends the line (once).
   const second = v.askInput('Age? ');
   second.value = '7';
+  const enter = new dom.window.KeyboardEvent('keydown', { key: 'Enter', cancelable: true });
+  second.dispatchEvent(enter);
+  assert.ok(enter.defaultPrevented);
   second.form!.dispatchEvent(new dom.window.Event('submit', { cancelable: true }));
+  assert.deepEqual(calls, ['line "Ann\\n"', 'line "7\\n"']);
   assert.equal(text(v.node.querySelector('.jp-ExecExt-stdout pre')), 'Name? Ann\nAge? 7\n');
   const third = v.askInput('');
   assert.equal(text(v.node.querySelector(`label[for="${third.id}"]`)), 'Input:');
