@@ -313,7 +313,9 @@ export class LiveView {
     this._end();
     this.node.classList.add('jp-ExecExt-run');
     this.node.dataset.status = result.status;
-    this._setBadge(runStatusText(result.status), result.status === 'ok' ? 'ok' : 'error');
+    // Stopped by the student is not an error of the program: a neutral badge.
+    const kind = result.status === 'ok' ? 'ok' : result.status === 'cancelled' ? 'stopped' : 'error';
+    this._setBadge(runStatusText(result.status), kind);
     const facts = [`${result.duration_ms} ms`];
     if (result.exit_code !== null && result.exit_code !== undefined) {
       facts.push(`exit code ${result.exit_code}`);

@@ -268,6 +268,7 @@ test('cancelled is labelled as stopped', () => {
   assert.equal(text(v.node.querySelector('.jp-ExecExt-badge')), 'stopping…');
   v.finish({ ...RESULT, status: 'cancelled', stdout: '', duration_ms: 950 }, true);
   assert.equal(text(v.node.querySelector('.jp-ExecExt-badge')), 'stopped');
+  assert.equal(v.node.querySelector<HTMLElement>('.jp-ExecExt-badge')!.dataset.status, 'stopped');
   assert.equal(v.announcer.textContent, 'Sandbox run: stopped, 950 ms');
   assert.equal(spokenSummary({ status: 'timeout', duration_ms: 30001 }), 'Sandbox run: time limit reached, 30001 ms');
 });
