@@ -69,19 +69,20 @@ async function screenshot(name, locator = page) {
  * its contrast rule (axe-core issue 3996), so the page gets a height first. The status badge's
  * colours are the theme work's and audited there; here it is left out.
  */
-async function audit(name) {
+async function audit(name, { withBadge = false } = {}) {
   if (!(await page.evaluate(() => 'axe' in window))) {
     await page.addScriptTag({ content: axeSource });
     await page.addStyleTag({ content: 'html, body { height: 100% !important; }' });
   }
-  const violations = await page.evaluate(async () => {
+  const violations = await page.evaluate(async withBadge => {
     const result = await window.axe.run(
-      { include: [['.jp-ExecExt-live']], exclude: [['.jp-ExecExt-badge']] },
+      { include: [['.jp-ExecExt-live']], exclude: withBadge ? [] : [['.jp-ExecExt-badge']] },
       { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }
     );
     return result.violations.map(v => ({ id: v.id, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }));
-  });
-  report.a11y[name] = violations;
+  }, withBadge);
+  const theme = await page.evaluate(() => document.body.dataset.jpThemeName);
+  report.a11y[`${name} (${theme})`] = violations;
   check(violations.length === 0, `${name}: accessibility violations: ${JSON.stringify(violations)}`);
 }
 
@@ -169,7 +170,17 @@ await finish(browser, report, artifacts, async () => {
   check(/^Sandbox run: stopped, \d+ ms$/.test(await announcer.textContent()), `summary: ${await announcer.textContent()}`);
   const focusAfterStop = await page.evaluate(() => document.activeElement?.closest('[data-jp-item-name]')?.getAttribute('data-jp-item-name') ?? document.activeElement?.tagName);
   check(focusAfterStop === 'run-in-sandbox', `focus after Stop went to ${focusAfterStop}, not back to Run`);
+  await audit('stopped', { withBadge: true });
   step('Stop ends an infinite loop', { stoppedAfter, screenshot: await screenshot('live-stopped.png', cell) });
+
+  // The rest runs in the dark theme, so the box's audits cover both themes.
+  await page.keyboard.press('Control+Shift+C');
+  await page.locator('.lm-CommandPalette-input').first().fill('JupyterLab Dark');
+  await page.locator('.lm-CommandPalette-item.lm-mod-active', { hasText: 'JupyterLab Dark' }).waitFor();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.body.dataset.jpThemeName === 'JupyterLab Dark');
+  await audit('stopped', { withBadge: true });
+  await runButton.focus();
 
   // 3. The kernel toolbar's ■ stops the sandbox run too.
   await runFromToolbar(LOOP);

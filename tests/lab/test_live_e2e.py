@@ -96,7 +96,10 @@ def test_streaming_stop_and_input_in_chromium(live_lab):
     assert steps["Stop ends an infinite loop"]["stoppedAfter"] < 5000
     assert "Hello Ann, you are 7" in steps["input() with two prompts"]["transcript"]
     assert all(not v for v in report["a11y"].values()), report["a11y"]
-    assert set(report["a11y"]) == {"running", "ended ok", "input"}
+    # The box while running, ended, stopped and asking for input; in the light and dark themes.
+    assert set(report["a11y"]) == {"running (JupyterLab Light)", "ended ok (JupyterLab Light)",
+                                   "stopped (JupyterLab Light)", "stopped (JupyterLab Dark)",
+                                   "input (JupyterLab Dark)"}, report["a11y"]
 
 
 def test_matplotlib_figure_in_chromium(live_lab):
