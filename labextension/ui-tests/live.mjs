@@ -201,15 +201,28 @@ await finish(browser, report, artifacts, async () => {
   await page.waitForFunction(() => document.querySelector('.jp-ExecExt-live')?.dataset.status === 'cancelled', null, { timeout: 5000 });
   step('the palette command stops the sandbox run');
 
-  // 4. input() with two prompts: a labelled field each time, Enter sends the line.
-  await runFromToolbar(ASK);
+  // 4. The input field, as a keyboard user meets it: labelled with the prompt, focused, reachable
+  //    (audited and photographed here, then the run is stopped from the keyboard).
+  await runFromToolbar(ASK_EOF);
   const field = box.locator('input.jp-ExecExt-inputField');
+  await field.waitFor();
+  check((await box.locator('label.jp-ExecExt-inputLabel').textContent()) === 'More? ', 'the field is not labelled by the prompt');
+  check(await field.evaluate(el => el === document.activeElement), 'the input field did not take focus');
+  check(!!(await field.getAttribute('aria-describedby')), 'the field has no description of its keys');
+  await audit('input');
+  const inputShot = await screenshot('live-input.png', cell);
+  await page.keyboard.press('Shift+Tab');
+  check(await page.evaluate(() => document.activeElement?.classList.contains('jp-ExecExt-stop')), 'Stop is not reachable by keyboard from the field');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelector('.jp-ExecExt-live')?.dataset.status === 'cancelled', null, { timeout: 5000 });
+  step('the input field is labelled, focused and keyboard-reachable', { screenshot: inputShot });
+
+  // 5. input() with two prompts: a labelled field each time, Enter sends the line.
+  await runFromToolbar(ASK);
   await field.waitFor();
   const label1 = await box.locator('label.jp-ExecExt-inputLabel').textContent();
   check(label1 === 'Name? ', `first prompt label ${JSON.stringify(label1)}`);
   check(await field.evaluate(el => el === document.activeElement), 'the input field did not take focus');
-  await audit('input');
-  const inputShot = await screenshot('live-input.png', cell);
   await page.keyboard.type('Ann');
   await page.keyboard.press('Enter');
   await box.locator('label.jp-ExecExt-inputLabel', { hasText: 'Age?' }).waitFor();
@@ -221,9 +234,9 @@ await finish(browser, report, artifacts, async () => {
   const transcript = await stdout.textContent();
   check(transcript.includes('Hello Ann, you are 7'), `input run output ${JSON.stringify(transcript)}`);
   check(/Name\? Ann\n/.test(transcript) && /Age\? 7\n/.test(transcript), `answers not kept after their prompts: ${JSON.stringify(transcript)}`);
-  step('input() with two prompts', { transcript, screenshot: inputShot });
+  step('input() with two prompts', { transcript });
 
-  // 5. Ctrl+D ends the input: the program's read gets end of file.
+  // 6. Ctrl+D ends the input: the program's read gets end of file.
   await runFromToolbar(ASK_EOF);
   await field.waitFor();
   await page.keyboard.press('Control+d');

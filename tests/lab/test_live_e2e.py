@@ -88,7 +88,8 @@ def test_streaming_stop_and_input_in_chromium(live_lab):
     assert list(steps) == [
         "output streams while the program runs", "Stop ends an infinite loop",
         "the kernel toolbar ■ stops the sandbox run", "the palette command stops the sandbox run",
-        "input() with two prompts", "Ctrl+D ends the input"]
+        "the input field is labelled, focused and keyboard-reachable", "input() with two prompts",
+        "Ctrl+D ends the input"]
     streaming = steps["output streams while the program runs"]
     # Four ticks a second apart: the first line shows seconds before the end.
     assert streaming["endedAfter"] - streaming["firstLineAfter"] >= 2500, streaming
