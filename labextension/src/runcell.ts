@@ -162,6 +162,10 @@ export class CellRunner {
     );
     const startedAt = Date.now();
     this._active.set(panel.id, { run, box, startedAt });
+    // A notebook closed (or a cell deleted) mid-run: nobody can see or stop the run any more.
+    const abandon = (): void => run.cancel();
+    panel.disposed.connect(abandon);
+    cell.disposed.connect(abandon);
     const button = runButtonOf(panel);
     button?.setAttribute('aria-disabled', 'true');
     view.begin();
@@ -174,6 +178,8 @@ export class CellRunner {
       view.fail((error as Error).message);
     } finally {
       window.clearInterval(timer);
+      panel.disposed.disconnect(abandon);
+      cell.disposed.disconnect(abandon);
       this._active.delete(panel.id);
       runButtonOf(panel)?.setAttribute('aria-disabled', 'false');
       const focused = document.activeElement;
