@@ -21,15 +21,15 @@ import { askRole, ExercisePanel } from './authoring.js';
 import { renderPreview } from './authoring-render.js';
 import { applyRole, ROLE_CHOICES, RoleChoice, roleBadge } from './roles.js';
 
-import { renderError, renderExecution, renderPending } from './render.js';
 import { requestAPI } from './request.js';
-import { IExecutionResult } from './types.js';
+import { CellRunner } from './runcell.js';
 import { registerSubmit, SHOW_RESULTS_COMMAND, SUBMIT_COMMAND } from './results.js';
 import { SandboxStatus, SandboxStatusModel } from './status.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
   run: 'jupyter-exec-ext:run-in-sandbox',
+  stop: 'jupyter-exec-ext:stop-sandbox-run',
   submit: SUBMIT_COMMAND,
   showResults: SHOW_RESULTS_COMMAND,
   setRole: 'jupyter-exec-ext:set-role',
@@ -37,10 +37,7 @@ export const CommandIDs = {
   exercisePanel: 'jupyter-exec-ext:exercise-panel'
 };
 
-/**
- * A box the extension fills: the sandbox output under one cell (a later run of the cell replaces
- * its content) or the results panel of one notebook's submissions.
- */
+/** A box the extension fills: the results panel of one notebook's submissions. */
 class ResultBox extends Widget {
   constructor(className: string) {
     super();
@@ -81,17 +78,6 @@ class CellMarks extends Widget {
   }
 }
 
-function outputOf(cell: Cell, outputs: WeakMap<Cell, ResultBox>): ResultBox {
-  let output = outputs.get(cell);
-  if (!output || output.isDisposed) {
-    output = new ResultBox('jp-ExecExt-cellOutput');
-    // The cell's own layout: the box sits right under the cell and moves with it.
-    (cell.layout as PanelLayout).addWidget(output);
-    outputs.set(cell, output);
-  }
-  return output;
-}
-
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Run and submit code in the Docker sandbox from the notebook toolbar.',
@@ -127,9 +113,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         mark.setMarks(instructor ? roleBadge(cell.model) : null, gradedIds.has(cell.model.id));
       }
     };
-    // Requests in flight, per notebook and action: a second click while busy sends nothing.
-    const busy = new Set<string>();
-    const outputs = new WeakMap<Cell, ResultBox>();
     // The sandbox's state: one poll for the status bar item or Notebook 7's toolbar indicators.
     const status = new SandboxStatusModel();
 
@@ -139,54 +122,33 @@ const plugin: JupyterFrontEndPlugin<void> = {
         commands.notifyCommandChanged(id);
       }
     };
-    const setBusy = (key: string, on: boolean): void => {
-      if (on) {
-        busy.add(key);
-      } else {
-        busy.delete(key);
-      }
-      refreshCommands();
-    };
-
+    // The box under the cell, the live run, Stop (see runcell.ts).
+    const runner = new CellRunner(refreshCommands);
     commands.addCommand(CommandIDs.run, {
-      label: () => {
-        const panel = current();
-        return panel && busy.has(`run:${panel.id}`) ? 'Running in sandbox…' : 'Run in sandbox';
-      },
+      label: () => (runner.isRunning(current()) ? 'Running in sandbox…' : 'Run in sandbox'),
       caption: 'Run the active cell in the Docker sandbox (not in the kernel)',
-      isEnabled: () => {
-        const panel = current();
-        return !!panel && !busy.has(`run:${panel.id}`);
-      },
+      // Enabled while busy, so the focused button keeps focus; a duplicate is dropped.
+      isEnabled: () => !!current(),
       execute: async () => {
         const panel = current();
-        const cell = panel?.content.activeCell;
-        if (!panel || !cell) {
-          return;
+        if (panel) {
+          await runner.run(panel);
         }
-        const key = `run:${panel.id}`;
-        if (busy.has(key)) {
-          return;
-        }
-        if (cell.model.type !== 'code') {
-          Notification.warning('Run in sandbox runs code cells; select a code cell.', { autoClose: 4000 });
-          return;
-        }
-        const output = outputOf(cell, outputs);
-        output.setContent(renderPending(document, 'Sandbox output', 'running…'));
-        setBusy(key, true);
-        try {
-          const result = await requestAPI<IExecutionResult>('execute', {
-            method: 'POST',
-            body: JSON.stringify({ code: cell.model.sharedModel.getSource() })
-          });
-          output.setContent(renderExecution(document, result));
-        } catch (error) {
-          output.setContent(renderError(document, 'Sandbox output', (error as Error).message));
-        } finally {
-          setBusy(key, false);
-          void status.refresh();
-        }
+      }
+    });
+    commands.addCommand(CommandIDs.stop, {
+      label: 'Stop sandbox run',
+      caption: 'Stop the sandbox run of this notebook (the kernel toolbar’s ■ does the same)',
+      isEnabled: () => runner.isRunning(current()),
+      execute: () => {
+        runner.stop(current());
+      }
+    });
+    // The kernel's ■ (and I, I) also stop the notebook's sandbox run; the kernel is interrupted as
+    // before, the sandbox is not the kernel's business.
+    commands.commandExecuted.connect((_, executed) => {
+      if (executed.id === 'notebook:interrupt-kernel') {
+        runner.stop(current());
       }
     });
 
@@ -294,6 +256,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     if (palette) {
       palette.addItem({ command: CommandIDs.run, category: 'Sandbox' });
+      palette.addItem({ command: CommandIDs.stop, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.submit, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.showResults, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.exercisePanel, category: 'Sandbox' });
