@@ -1,8 +1,11 @@
-"""A small client of the extension's REST API, for code running in a notebook kernel.
+"""A small client of the extension's REST API and live-run WebSocket, for code running in a
+notebook kernel.
 
-It uses the standard library's ``urllib`` rather than ``requests``: the kernel side then adds no
-dependency and imports quickly (``%load_ext`` runs in every student kernel), and a handful of JSON
-calls need nothing more. The server is found from the environment (see ``ExecClient.discover``).
+The REST calls use the standard library's ``urllib`` rather than ``requests``: a handful of JSON
+calls need nothing more, and ``%load_ext`` (in every student kernel) imports quickly. Live runs use
+``websocket-client``'s synchronous client, imported on first use: a magic runs on the kernel's
+thread, and the kernel's interrupt must reach it as a ``KeyboardInterrupt``. The server is found
+from the environment (see ``ExecClient.discover``) or chosen with ``ExecClient.connect``.
 """
 
 from __future__ import annotations
@@ -414,8 +417,9 @@ class ExecClient:
                      on_input: Optional[Callable[[str], Optional[str]]],
                      on_display: Optional[Callable[[str, str], None]],
                      on_started: Optional[Callable[[float], None]],
-                     answer_input: bool = True) -> dict[str, Any]:
-        """Reads the run's events up to its result."""
+                     answer_input: bool = True, started: bool = False) -> dict[str, Any]:
+        """Reads the run's events up to its result. An ``error`` before the run started means it
+        will not start (raised); after, it concerns a message of ours and the run goes on."""
         import websocket
 
         while True:
@@ -442,12 +446,37 @@ class ExecClient:
                 if on_display is not None:
                     on_display(event.get("mime", ""), event.get("data", ""))
             elif kind == "started":
+                started = True
                 if on_started is not None:
                     on_started(float(event.get("time_limit_s", 0)))
             elif kind == "result":
                 return event
             elif kind == "error":
-                raise ExecClientError(f"the server refused the live run: {event.get('message')}")
+                refusal = self._live_refusal(event, started)
+                if refusal is not None:
+                    raise refusal
+                # A message of ours the server could not use: the run goes on, the student is told.
+                on_output("stderr", f"[sandbox: {event.get('message')}]\n")
+
+    @staticmethod
+    def _live_refusal(event: dict[str, Any], started: bool) -> Optional[ExecClientError]:
+        """The error a live run's ``error`` event stands for when the run did not or will not
+        start (the same exceptions and words as ``POST execute``'s refusals), else None."""
+        message = str(event.get("message", ""))
+        prefix = "the run did not start: "
+        if started and not message.startswith(prefix):
+            return None
+        detail, reason = message.removeprefix(prefix), event.get("reason")
+        if reason == "rate_limited":
+            return RateLimitedError(detail)
+        if reason in ("docker_unavailable", "image_missing", "sandbox_unavailable"):
+            return SandboxUnavailableError("Sandbox unavailable: " + (
+                "Docker is not running" if detail == "Docker not available" else detail))
+        if "over the limit" in detail:
+            return PayloadTooLargeError(f"too big for the sandbox: {detail}")
+        if reason in ("bad_message", "bad_request") or not message.startswith(prefix):
+            return BadRequestError(f"the server refused the request: {detail}")
+        return ExecClientError(f"the server did not run the code: {detail}")
 
     def _cancel(self, ws: Any, on_output: Callable[[str, str], None],
                 on_display: Optional[Callable[[str, str], None]]) -> dict[str, Any]:
@@ -456,7 +485,8 @@ class ExecClient:
         try:
             ws.send(json.dumps({"type": "cancel"}))
             ws.settimeout(CANCEL_WAIT_S)
-            return self._live_events(ws, on_output, None, on_display, None, answer_input=False)
+            return self._live_events(ws, on_output, None, on_display, None, answer_input=False,
+                                     started=True)
         except (ExecClientError, KeyboardInterrupt) as e:
             log.info("no result after cancel: %s", e)
             return {"status": "cancelled", "duration_ms": 0, "stdout": "", "stderr": "",
