@@ -577,7 +577,8 @@ class ExecClient:
                 raise RequestTimeoutError(f"the server at {self.base_url} did not answer {method} "
                                           f"{route} within {timeout:g} s") from e
             raise ServerUnreachableError(f"cannot reach the jupyter_exec_ext server at {self.base_url} "
-                                         f"(found through {self.source}): {e.reason}") from e
+                                         f"(found through {self.source}): {e.reason}; "
+                                         + self._unreachable_fix()) from e
         except (ConnectionError, ValueError) as e:
             # A connection dropped mid-answer, or an answer that is not JSON (not our server?).
             raise ExecClientError(f"bad answer from {self.base_url}{route} (found through "
@@ -644,6 +645,19 @@ class ExecClient:
         }.get(self.origin, "is the token current?")
         return (f"the server at {self.base_url} refused the credentials found through "
                 f"{self.source} (HTTP {status} {message}): {fix}")
+
+    def _unreachable_fix(self) -> str:
+        """What to do when nothing answers at the URL, for how the client was set up."""
+        return {
+            "environment": f"is that server running? A restarted server may listen on another port "
+                           f"(`jupyter server list` shows it): update {URL_ENV}, or run "
+                           "%sandbox_connect with its address",
+            "hub": "your server on the hub may have stopped: start it at /hub/home, then restart "
+                   "the kernel",
+            "connect": "is that server still running? Run %sandbox_connect again with its address",
+            "running-servers": "the server stopped after this kernel found it: start it again and "
+                               "restart the kernel",
+        }.get(self.origin, "is the server running?")
 
     def _not_found_message(self, route: str) -> str:
         """A 404 on the API's own route: say whether the URL is the server's base URL."""
