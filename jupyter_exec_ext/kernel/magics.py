@@ -214,10 +214,18 @@ class _StreamEcho:
             return None
 
 
+#: What a ``display`` event may put into the notebook: the program chooses the bytes, so never
+#: a type the front end would run or render as markup (HTML, SVG, JavaScript).
+FIGURE_MIMES = ("image/png",)
+
+
 def _show_figure(mime: str, data: str) -> None:
     """A ``display`` event: the image inline in the cell's output."""
     from IPython.display import display
 
+    if mime not in FIGURE_MIMES:
+        log.info("display of type %r not shown", mime)
+        return
     display({mime: data, "text/plain": "<figure from the sandbox>"}, raw=True)
 
 

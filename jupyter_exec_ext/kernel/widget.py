@@ -103,10 +103,17 @@ class ExerciseWidget(widgets.VBox):
             self.output.value = "".join(parts)
             return None
 
+        def figure(mime: str, data: str) -> None:
+            if mime == "image/png":  # base64 from the server; nothing else is put into the page
+                safe = "".join(c for c in data if c.isalnum() or c in "+/=")
+                parts.append(f"<img class='figure' alt='figure from the sandbox' "
+                             f"src='data:image/png;base64,{safe}'>")
+                self.output.value = "".join(parts)
+
         self.output.value = ""
         try:
             result = self.client.run_live(self.code.value, time_limit=time_limit, on_output=show,
-                                          on_input=no_input)
+                                          on_input=no_input, on_display=figure)
         except LiveUnavailableError as e:
             log.info("live run unavailable, using POST execute: %s", e)
             result = self.client.execute(self.code.value, time_limit=time_limit)
