@@ -21,6 +21,7 @@ Protocol. The host writes a job on this process's stdin as one line of JSON:
     {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
      "checks": [{"code": str, "timeout": float}, ...],            (checks: optional, for grading)
      "keep": bool, "linger": bool}          (optional: serve another job / wait for EOF to end)
+     "interactive": bool}    (optional, never with checks: stdin stays open, see "Live runs")
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
     {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
@@ -35,6 +36,18 @@ frame under the same nonce:
     {"type": "ready"}              waiting for the next job line (EOF on stdin ends the runner)
     {"type": "retired", "reason": str}   could not; the runner ends and the host discards it
 
+Live runs. With "interactive", the program's stdin is not closed after the job's "stdin": the
+host may send more lines on this process's stdin while the program runs, each one JSON object:
+    {"type": "stdin", "data": str}     more input for the program
+    {"type": "stdin", "eof": true}     end of its input
+    {"type": "cancel"}                 stop the program now: the result says "cancelled"
+(EOF on this process's stdin during the run also stops the program.) When the program reads
+stdin with nothing buffered (its process says so on its status socket, with input()'s prompt),
+the runner sends one more frame, at most one until the host sends stdin again:
+    {"type": "input_request", "prompt": str}
+The prompt is the program's to write, so the host trusts it no more than its output. Control
+lines that arrive after a job ended are skipped when the next job line is read.
+
 Grading. The program runs once (its output is the answer's stdout). Each check then runs in a
 fresh student process, which runs the program again (that output is dropped) and answers the
 harness's calls; the check's stdout is what the test printed plus what the student's code printed
@@ -44,6 +57,7 @@ nothing a later one could see. Expected outputs never enter the container: the h
 """
 
 import codecs
+import collections
 import ctypes
 import gc
 import json
@@ -66,6 +80,10 @@ from zygote import (  # noqa: E402
 
 
 MAX_JOB_BYTES = 16 * 1024 * 1024
+#: Longest prompt an input_request frame carries (the rest is cut).
+MAX_PROMPT_CHARS = 4096
+#: Host messages a live run takes besides its job line.
+CONTROL_TYPES = ("stdin", "cancel")
 READ_CHUNK = 65536
 PIPE_ATOMIC = 4096  # PIPE_BUF: a write of this much to an empty pipe never blocks
 # After the program exits, processes it left behind that still hold its pipes get this long.
@@ -101,14 +119,74 @@ def make_non_dumpable():
         return False
 
 
+class HostChannel:
+    """This process's stdin (the host's end of the attach stream), read as lines with os.read so
+    that a live run can watch it with select() while the program runs."""
+
+    def __init__(self, fd=0):
+        self.fd = fd
+        self.buffer = bytearray()
+        self.scanned = 0
+        self.eof = False
+
+    def fill(self):
+        """Reads what is there (one read; blocks if nothing is); False at EOF."""
+        try:
+            chunk = os.read(self.fd, READ_CHUNK)
+        except InterruptedError:
+            return True
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer += chunk
+        return True
+
+    def next_line(self, limit):
+        """A complete line already read, without its newline, or None. ValueError past ``limit``."""
+        end = self.buffer.find(b"\n", self.scanned)
+        if end < 0:
+            self.scanned = len(self.buffer)
+            if len(self.buffer) > limit:
+                raise ValueError("job is larger than %d bytes" % limit)
+            return None
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        self.scanned = 0
+        if len(line) > limit:
+            raise ValueError("job is larger than %d bytes" % limit)
+        return line
+
+    def readline(self, limit):
+        """The next line; EOFError when the host closed the stream first."""
+        while True:
+            line = self.next_line(limit)
+            if line is not None:
+                return line
+            if self.eof or not self.fill():
+                raise EOFError
+
+    def drain(self):
+        """Reads until EOF, keeping nothing (a lingering container waits for its removal)."""
+        self.buffer.clear()
+        self.scanned = 0
+        while self.fill():
+            self.buffer.clear()
+
+
+HOST = HostChannel()
+
+
 def read_job():
-    """The next job line; EOFError when the host closed stdin instead."""
-    data = sys.stdin.buffer.readline(MAX_JOB_BYTES + 1)
-    if not data:
-        raise EOFError
-    if len(data) > MAX_JOB_BYTES:
-        raise ValueError("job is larger than %d bytes" % MAX_JOB_BYTES)
-    job = json.loads(data.decode("utf-8"))
+    """The next job line; EOFError when the host closed stdin instead. Control lines of a live
+    run that ended (a cancel that crossed its result) are skipped."""
+    while True:
+        data = HOST.readline(MAX_JOB_BYTES)
+        job = json.loads(data.decode("utf-8"))
+        if isinstance(job, dict) and job.get("type") in CONTROL_TYPES and "code" not in job:
+            continue
+        break
     if not isinstance(job, dict) or not isinstance(job.get("code"), str):
         raise ValueError("job must be an object with a string 'code'")
     checks = job.get("checks") or []
@@ -139,6 +217,125 @@ def feed(fd, data):
         finally:
             os.close(fd)
     threading.Thread(target=run, daemon=True).start()
+
+
+class LiveInput:
+    """A live run's input: the program's stdin stays open and gets what the host sends while it
+    runs; the host's control lines (stdin, eof, cancel) are read from this process's stdin.
+
+    Writes to the program's stdin happen on a thread, so a program that does not read cannot
+    block the runner; what waits to be written counts against ``max_pending`` bytes (more is
+    dropped: the program was not reading it anyway).
+    """
+
+    def __init__(self, fd, reporter, initial, max_pending=MAX_JOB_BYTES):
+        self.fd = fd
+        self.reporter = reporter
+        self.max_pending = max_pending
+        self.cond = threading.Condition()
+        self.items = collections.deque()  # bytes, or None for EOF
+        self.pending = 0
+        self.writing = False
+        self.eof = False
+        # Input written to the program so far (in chunks), and how much had been when the last
+        # input_request went out: the program asks again only after it got something since.
+        self.written = 0
+        self.asked_at = -1
+        self.cancelled = False
+        self.host_gone = False
+        self.thread = threading.Thread(target=self._write, daemon=True)
+        self.thread.start()
+        if initial:
+            self.put(initial)
+
+    def put(self, data):
+        with self.cond:
+            if self.eof or not data or self.pending + len(data) > self.max_pending:
+                return
+            self.items.append(data)
+            self.pending += len(data)
+            self.cond.notify()
+
+    def close_input(self):
+        with self.cond:
+            if not self.eof:
+                self.eof = True
+                self.items.append(None)
+                self.cond.notify()
+
+    def _write(self):
+        try:
+            while True:
+                with self.cond:
+                    while not self.items:
+                        self.cond.wait()
+                    data = self.items.popleft()
+                    self.writing = data is not None
+                if data is None:
+                    return
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view):]
+                with self.cond:
+                    self.pending -= len(data)
+                    self.writing = False
+                    self.written += 1
+        except OSError:
+            pass  # the program ended or closed its stdin: nobody reads the rest
+        finally:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+    def stop(self):
+        """The run is over: the writer thread ends (its pipe's reader is gone or EOF is sent)."""
+        self.close_input()
+
+    def on_request(self, prompt):
+        """The program's process says it is about to wait for input with none in its pipe. Asks
+        the host, unless input is on its way or nothing reached the program since the last ask
+        (however often the program says so, the host hears it once per answer)."""
+        with self.cond:
+            if self.eof or self.cancelled or self.items or self.writing:
+                return
+            if self.asked_at == self.written:
+                return
+            self.asked_at = self.written
+        self.reporter.frame({"type": "input_request", "prompt": prompt[:MAX_PROMPT_CHARS]})
+
+    def on_host(self):
+        """This process's stdin is readable: takes the host's control lines."""
+        if not HOST.fill():
+            self.host_gone = True
+        self.take_lines()
+
+    def take_lines(self):
+        while True:
+            try:
+                line = HOST.next_line(MAX_JOB_BYTES)
+            except ValueError:
+                sys.stderr.write("runner: control line too long; ignored\n")
+                HOST.buffer.clear()
+                HOST.scanned = 0
+                return
+            if line is None:
+                return
+            try:
+                message = json.loads(line.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                message = None
+            if not isinstance(message, dict):
+                sys.stderr.write("runner: control line is not a JSON object; ignored\n")
+                continue
+            kind = message.get("type")
+            if kind == "cancel":
+                self.cancelled = True
+            elif kind == "stdin":
+                if message.get("eof") is True:
+                    self.close_input()
+                elif isinstance(message.get("data"), str):
+                    self.put(message["data"].encode("utf-8", "replace"))
 
 
 def describe_signal(num):
@@ -558,17 +755,28 @@ def run_job(job, reporter, zygote, hzygote, child):
 
     oom_before = oom_kills()
     started = time.monotonic()
-    feed(child.code_w, (("grade" if checks else "run") + "\n" + code).encode("utf-8", "surrogatepass"))
+    interactive = job.get("interactive") is True and not checks
+    mode = "grade" if checks else ("live" if interactive else "run")
+    feed(child.code_w, (mode + "\n" + code).encode("utf-8", "surrogatepass"))
     # Text that is not valid Unicode (a lone surrogate) reaches the program as "?", never a crash.
     stdin = (job.get("stdin") or "").encode("utf-8", "replace")
-    feed(child.in_w, stdin)
+    live = None
+    if interactive:
+        live = LiveInput(child.in_w, reporter, stdin)
+    else:
+        feed(child.in_w, stdin)
 
     pump = Pump({"stdout": child.out_r, "stderr": child.err_r}, output_limit,
                 lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
     pump.add(child.status.fileno(), "status")
     pump.add(zygote.sock.fileno(), "zygote")
+    if live is not None:
+        pump.add(HOST.fd, "host")
+        live.take_lines()  # control lines that came with the job line
     status, message, done = run_program(child, zygote, pump, started + time_limit, time_limit,
-                                        output_limit)
+                                        output_limit, live)
+    if live is not None:
+        live.stop()
     program_ms = (time.monotonic() - started) * 1000
     pump.finish()
     child.status.close()
@@ -607,8 +815,9 @@ def exit_status(returncode):
         describe_signal(-returncode) if returncode is not None else "an unknown cause")
 
 
-def run_program(child, zygote, pump, deadline, time_limit, output_limit):
-    """Streams the program's output until it exits and its output is drained.
+def run_program(child, zygote, pump, deadline, time_limit, output_limit, live=None):
+    """Streams the program's output until it exits and its output is drained; a live run's
+    (``live``) host may send input and cancel meanwhile.
 
     Returns (status or None, message, done): ``done`` when it said it ran its code to the end.
     """
@@ -647,6 +856,19 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit):
                     pump.sel.unregister(fd)
                 elif info.get("done") is True:
                     done = True
+                elif live is not None and "input" in info:
+                    live.on_request(str(info.get("input") or ""))
+            elif live is not None and fd == HOST.fd:
+                live.on_host()
+                if live.host_gone:
+                    pump.sel.unregister(fd)
+        if (live is not None and (live.cancelled or live.host_gone) and status is None
+                and drain_until is None):
+            # Stopped by the user (or the host went away): nothing of the program goes on.
+            status, message = "cancelled", "the run was stopped"
+            zygote.kill()
+            drain_until = time.monotonic() + DRAIN_SECONDS
+            continue
         if pump.over and status is None:
             status = "output_limit"
             message = "output limit of %d bytes exceeded on %s; the rest was cut" % (
@@ -810,8 +1032,7 @@ def main():
                 hzygote.stop()
                 for helper in (zygote, hzygote):
                     helper.sock.close()
-                while sys.stdin.buffer.read(65536):
-                    pass
+                HOST.drain()
             return 0
         reason = reset(zygote)
         if reason:

@@ -5,6 +5,7 @@ the student's to rewrite, so nothing here is trusted: it only ever hands the har
 (wire.py), and the harness judges. Its code arrives on a pipe: a first line with the mode, then
 the source.
     run     run the program, then end
+    live    run the program with interactive stdin (see ``live_stdin``), then end
     grade   run the program, say "done" on the status socket once it finished without error
     check   run the program again (its output is not the test's), then serve the harness's calls
             over the RPC socket until it closes
@@ -15,6 +16,7 @@ import io
 import json
 import linecache
 import os
+import select
 import sys
 import traceback
 import types
@@ -44,6 +46,54 @@ def standard_streams():
     sys.stderr = sys.__stderr__ = text(2, "w", "backslashreplace")
 
 
+def live_stdin(status_fd):
+    """Interactive stdin for a live run: a read that would wait for input first tells the runner
+    (on the status socket, with input()'s prompt), which asks the host once. ``input(prompt)``
+    leaves the prompt to that request instead of printing it, as a Jupyter kernel does. Nothing
+    here is trusted: the runner forwards at most one request per answer, and the host treats the
+    prompt like any output of the program."""
+    prompt = [""]
+
+    class Stdin(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def fileno(self):
+            return 0
+
+        def readinto(self, buffer):
+            try:
+                ready = select.select([0], [], [], 0)[0]
+            except (OSError, ValueError):
+                ready = True
+            if not ready:
+                say(status_fd, {"input": prompt[0]})
+            prompt[0] = ""
+            data = os.read(0, len(buffer))
+            buffer[:len(data)] = data
+            return len(data)
+
+    stream = io.TextIOWrapper(io.BufferedReader(Stdin()), encoding="utf-8",
+                              errors="surrogateescape", line_buffering=False)
+    sys.stdin = sys.__stdin__ = stream
+    builtin_input = builtins.input
+
+    def live_input(text=""):
+        if sys.stdin is not stream:
+            return builtin_input(text)
+        flush()
+        prompt[0] = str(text)
+        try:
+            line = stream.readline()
+        finally:
+            prompt[0] = ""
+        if not line:
+            raise EOFError("EOF when reading a line")
+        return line[:-1] if line.endswith("\n") else line
+
+    builtins.input = live_input
+
+
 def read_all(fd):
     parts = []
     while True:
@@ -59,6 +109,9 @@ def main(code_fd, status_fd, rpc_fd):
     standard_streams()
     say(status_fd, {"booted": True})  # the runner hands out this process only after this
     mode, _, src = read_all(code_fd).partition("\n")
+    if mode == "live":
+        live_stdin(status_fd)
+        mode = "run"
     linecache.cache[FILENAME] = (len(src), None, src.splitlines(True), FILENAME)
     code = compile(src, FILENAME, "exec")
     module = types.ModuleType("__main__")

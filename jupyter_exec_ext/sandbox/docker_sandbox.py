@@ -29,6 +29,7 @@ from docker.types import LogConfig, Ulimit
 from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
 from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
 from .limits import Limits
+from .live import LiveControl
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
 from .reuse import ReuseStore
 
@@ -72,6 +73,11 @@ def _remove_waiting_containers_at_exit() -> None:
         sandbox.flush()
 
 
+#: Longest prompt of an input_request frame passed on to a live run's client.
+MAX_PROMPT_CHARS = 4096
+#: A frame of a live run goes to this callback as a dict (``output``, ``input_request``, …).
+EventCallback = Callable[[dict], None]
+
 #: Everything that means "the engine is not there" rather than "the engine said no".
 _UNREACHABLE = (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)
 
@@ -90,6 +96,8 @@ class _Exchange:
     host_timeout: bool = False
     overflow: bool = False
     protocol_error: str = ""
+    #: A live run the host stopped itself: the runner did not report within CANCEL_GRACE_S.
+    host_cancelled: bool = False
     #: After a job that asked to keep the container: "ready" or "retired" (with the reason).
     after: str = ""
     retired_reason: str = ""
@@ -140,7 +148,7 @@ def _needs_engine_state(exchange: "_Exchange") -> bool:
     not tell whether the OOM killer did it: then ``State.OOMKilled`` decides.
     """
     frame = exchange.result
-    if frame is None or exchange.host_timeout or exchange.overflow:
+    if frame is None or exchange.host_timeout or exchange.overflow or exchange.host_cancelled:
         return True
     return frame.get("status") == Status.RUNTIME_ERROR.value and frame.get("exit_code") == -9
 
@@ -148,7 +156,7 @@ def _needs_engine_state(exchange: "_Exchange") -> bool:
 def _clean(exchange: "_Exchange") -> bool:
     """Whether a run ended in an orderly way: the runner reported, the host never had to step in."""
     return (exchange.result is not None and not exchange.host_timeout and not exchange.overflow
-            and not exchange.protocol_error)
+            and not exchange.protocol_error and not exchange.host_cancelled)
 
 
 _CHECK_OUTCOMES = {o.value for o in CheckOutcome}
@@ -163,11 +171,16 @@ class _FrameReader:
     Check frames must come one per check, in order, before the result, well formed: anything else
     (a duplicate, an unknown index, one out of order or after the result, a malformed one) makes
     that check a protocol error, never a pass.
+
+    With ``on_event`` (a live run), each output frame (as kept under the host's cap) and each
+    input_request goes to it as it arrives, before the result; ``emit`` is the one way there.
     """
 
-    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0):
+    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0,
+                 on_event: Optional[EventCallback] = None):
         self.prefix = (nonce + " ").encode("ascii")
         self.exchange = exchange
+        self.on_event = on_event
         self.cap = output_cap
         self.pending = bytearray()
         self.stray = 0
@@ -206,6 +219,10 @@ class _FrameReader:
             self._output(frame["stream"], frame["data"])
         elif kind == "check":
             self._check(frame)
+        elif kind == "input_request" and self.exchange.result is None:
+            prompt = frame.get("prompt")
+            self.emit({"type": "input_request",
+                       "prompt": prompt[:MAX_PROMPT_CHARS] if isinstance(prompt, str) else ""})
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
         elif kind in ("ready", "retired") and self.exchange.result is not None and not self.exchange.after:
@@ -240,6 +257,18 @@ class _FrameReader:
             self.exchange.truncated = True
         self.exchange.kept[stream] += len(encoded)
         getattr(self.exchange, stream).append(text)
+        if text:
+            self.emit({"type": "output", "stream": stream, "data": text})
+
+    def emit(self, event: dict) -> None:
+        """Hands one event of a live run to its callback (nothing without one). A failing
+        callback (a client gone) never breaks the run."""
+        if self.on_event is None or self.exchange.result is not None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # the callback's own problem; the run and its result go on
+            log.exception("a live run's event callback failed")
 
 
 class DockerSandbox:
@@ -441,8 +470,16 @@ class DockerSandbox:
 
     # -- running -------------------------------------------------------------------------------
 
-    def run(self, request: ExecutionRequest) -> ExecutionResult:
+    def run(self, request: ExecutionRequest, on_event: Optional[EventCallback] = None,
+            control: Optional[LiveControl] = None) -> ExecutionResult:
         """Runs the request in a new container and removes the container on every path.
+
+        A live run (``control`` given; never with checks) streams: ``on_event`` receives each
+        event as a dict while the program runs (``started`` once the job is in a container, then
+        ``output`` and ``input_request`` frames, and whatever else the runner streams); the
+        program's stdin stays open for ``control.send_stdin`` until ``control.send_eof``; and
+        ``control.cancel`` ends the run within a second with status ``cancelled``. The callback
+        runs on this thread and must not block.
 
         Raises:
             DockerUnavailableError: the engine cannot be reached ("Docker not available").
@@ -462,6 +499,10 @@ class DockerSandbox:
                     limits=limits,
                     checks=[CheckResult(outcome=CheckOutcome.NOT_RUN) for _ in request.checks],
                 )
+        if control is not None and request.checks:
+            raise ValueError("a live run cannot have checks")
+        if control is not None and control.cancelled:
+            return _cancelled(ExecutionResult(status=Status.CANCELLED, limits=limits))
         api = self._api()
         nonce = secrets.token_hex(16)
         # Only a user's plain runs share a container, one after the other; grading never does.
@@ -474,6 +515,8 @@ class DockerSandbox:
             "output_limit": self.config.output_limit_bytes,
             "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
         }
+        if control is not None:
+            job["interactive"] = True
         # Each check may also run the program again before its test (the runner allows it twice
         # the program's first run, plus a second); the runner enforces the real limits.
         budget_s = limits.time_s + sum(c.timeout_s + 1.0 + 2 * limits.time_s for c in request.checks)
@@ -491,10 +534,12 @@ class DockerSandbox:
             # A container that is not kept waits (its program's processes killed) for a calmer
             # moment to be removed; see MAX_LINGERING.
             job.update(keep=keep, linger=not keep)
+            if on_event is not None:
+                _safe_call(on_event, {"type": "started", "time_limit_s": limits.time_s})
             started = time.monotonic()
             exchange = self._converse(live, (json.dumps(job) + "\n").encode("utf-8"), nonce,
                                       started + budget_s + self.config.startup_grace_s,
-                                      len(request.checks))
+                                      len(request.checks), on_event, control)
             live.runs += 1
             if _needs_engine_state(exchange):
                 if not live.closed:
@@ -520,6 +565,8 @@ class DockerSandbox:
                 ) from e
             engine_lost = e  # e.g. "daemon is shutting down" while the run was going on
         finally:
+            if control is not None:
+                control.detach()
             orderly = exchange is not None and _clean(exchange) and not settled
             if live is not None:
                 if orderly and keep and not live.closed:
@@ -537,6 +584,17 @@ class DockerSandbox:
             return self._engine_lost(exchange, engine_lost, limits, elapsed_ms, len(request.checks))
         result = self._interpret(exchange, state, limits, elapsed_ms, bool(request.checks))
         result.checks = [_check_result(exchange.checks.get(i)) for i in range(len(request.checks))]
+        if result.status is Status.CANCELLED and (control is None or not control.cancelled):
+            # Only the host cancels; a runner that says so unasked is broken.
+            log.error("the runner reported a cancelled run that nobody cancelled")
+            result.status = Status.INTERNAL_ERROR
+            result.message = "the sandbox runner failed; the admin can find details in the server log"
+        elif exchange.host_cancelled or (control is not None and control.cancelled
+                                         and result.status in (Status.TIMEOUT, Status.INTERNAL_ERROR)):
+            # The runner did not answer the cancel in time (or the host's kill came first).
+            result.status = Status.CANCELLED
+            result.duration_ms = elapsed_ms
+            _cancelled(result)
         return result
 
     def _launch(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> _Live:
@@ -615,12 +673,13 @@ class DockerSandbox:
         return created["Id"], float(expires)
 
     def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float,
-                  checks: int = 0) -> _Exchange:
+                  checks: int = 0, on_event: Optional[EventCallback] = None,
+                  control: Optional[LiveControl] = None) -> _Exchange:
         """Sends the job to a started container and reads frames until the runner's result or the
         host deadline. Output received before a kill is kept. The attach socket stays open: the
         runner ends (or serves the next job) once the caller says so."""
         exchange = _Exchange()
-        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks)
+        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks, on_event)
         raw = live.raw
         live.received = 0
         raw.settimeout(max(0.5, deadline - time.monotonic()))
@@ -631,13 +690,20 @@ class DockerSandbox:
             return exchange
         except OSError:
             pass  # the container already ended; what it said is still readable
-        self._read_frames(live, reader, deadline, lambda: exchange.result is not None)
+        if control is not None:
+            control.attach(raw.sendall)
+        try:
+            self._read_frames(live, reader, deadline, lambda: exchange.result is not None, control)
+        finally:
+            if control is not None:
+                control.detach()
         live.reader = reader
         return exchange
 
     def _read_frames(self, live: _Live, reader: _FrameReader, deadline: float,
-                     done: Callable[[], bool]) -> None:
-        """Demultiplexes the attach stream into ``reader`` until ``done()``, EOF or the deadline."""
+                     done: Callable[[], bool], control: Optional[LiveControl] = None) -> None:
+        """Demultiplexes the attach stream into ``reader`` until ``done()``, EOF or the deadline
+        (a live run's: until CANCEL_GRACE_S after a cancel that the runner did not answer)."""
         exchange = reader.exchange
         # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
         budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
@@ -657,14 +723,23 @@ class DockerSandbox:
                     exchange.runner_stderr += payload[: max(room, 0)]
             if done():
                 break  # the frame awaited: no need to wait for more (or for the container to exit)
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            if control is not None and control.cancel_deadline is not None \
+                    and now >= control.cancel_deadline:
+                exchange.host_cancelled = True
+                break
+            remaining = deadline - now
             if remaining <= 0:
                 exchange.host_timeout = True
                 break
+            if control is not None:
+                remaining = min(remaining, 0.1)  # looks at a cancel's deadline this often
             raw.settimeout(remaining)
             try:
                 chunk = raw.recv(65536)
             except socket.timeout:
+                if control is not None and time.monotonic() < deadline:
+                    continue
                 exchange.host_timeout = True
                 break
             except OSError:  # reset: the engine died rather than closed the stream; the same as EOF
@@ -683,7 +758,7 @@ class DockerSandbox:
 
     def _settle(self, api: docker.APIClient, container_id: str, exchange: _Exchange) -> dict:
         """Stops the container if the host gave up on it, waits for it to end, returns its State."""
-        stopping = exchange.host_timeout or exchange.overflow
+        stopping = exchange.host_timeout or exchange.overflow or exchange.host_cancelled
         if stopping:
             try:
                 api.kill(container_id)
@@ -771,6 +846,10 @@ class DockerSandbox:
             result.status = Status(reported)
             if result.status is Status.MEMORY_LIMIT:
                 result.message = f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
+        elif ex.host_cancelled:
+            result.status = Status.CANCELLED
+            result.duration_ms = elapsed_ms
+            result.message = "the run was stopped"
         elif ex.host_timeout:
             result.status = Status.TIMEOUT
             result.duration_ms = elapsed_ms
@@ -860,6 +939,18 @@ class DockerSandbox:
         if removed:
             log.info("reaper removed %d abandoned sandbox container(s)", len(removed))
         return removed
+
+
+def _cancelled(result: ExecutionResult) -> ExecutionResult:
+    result.message = "the run was stopped"
+    return result
+
+
+def _safe_call(callback: EventCallback, event: dict) -> None:
+    try:
+        callback(event)
+    except Exception:  # the callback's own problem; the run goes on
+        log.exception("a live run's event callback failed")
 
 
 def _check_result(frame: Optional[dict]) -> CheckResult:

@@ -21,6 +21,7 @@ class Status(str, enum.Enum):
     OUTPUT_LIMIT = "output_limit"
     POLICY_VIOLATION = "policy_violation"
     INTERNAL_ERROR = "internal_error"
+    CANCELLED = "cancelled"  # a live run stopped by its user (or its client went away)
 
     def __str__(self) -> str:
         return self.value

@@ -1,0 +1,322 @@
+"""``{base_url}api/exec/v1/execute/ws``: live runs over a WebSocket (protocol in README, "Live runs").
+
+The client sends ``run``, ``stdin`` and ``cancel`` messages; the server streams ``started``,
+``output``, ``input_request`` (and whatever else the sandbox streams, such as ``display``) and
+exactly one ``result`` per run, with the fields of ``POST execute``'s answer. One run per socket at
+a time; a socket may do several runs in a row. Closing the socket cancels its run.
+
+The run goes through the same scheduler as ``POST execute`` (the per-user and global caps), on a
+worker thread. Events cross to the event loop with ``call_soon_threadsafe``; the queue between
+them holds at most ``MAX_QUEUED_BYTES``: beyond that the worker waits (the program then waits on
+its own writes), so a client that stops reading holds the run back instead of filling the server's
+memory; the run still ends at its time limit (the host's deadline), and a closed socket cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Any, Optional
+
+import tornado.web
+import tornado.websocket
+from jupyter_core.utils import ensure_async
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from ..sandbox import CachingSandbox, DockerUnavailableError, LimitError, SandboxUnavailableError
+from ..sandbox.live import LiveControl
+from .errors import ApiError, BadRequestError, RateLimitedError
+from .handlers import NAMESPACE, UNAVAILABLE_REASONS, ExecAPIHandler, ExecRouteBase
+from .payloads import execute_reply, parse_execute, type_name
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("jupyter_exec_ext.security")
+
+ROUTE = f"{NAMESPACE}/execute/ws"
+#: Client message types and what they may carry.
+MESSAGE_TYPES = ("run", "stdin", "cancel")
+RUN_FIELDS = ("type", "code", "stdin", "limits", "exercise_id")
+LIMIT_FIELDS = ("time_limit", "memory_limit")
+#: Events waiting for a slow client, in bytes of their JSON; beyond it the run's thread waits.
+MAX_QUEUED_BYTES = 1024 * 1024
+#: A run's thread waits for a slow client at most this long past its time limit.
+QUEUE_GRACE_S = 10.0
+
+
+class LiveRun:
+    """One run of a socket: its control (stdin, cancel) and the flow control of its events."""
+
+    def __init__(self, socket: "LiveRoute", max_stdin_bytes: int) -> None:
+        self.socket = socket
+        self.control = LiveControl(max_stdin_bytes)
+        self.loop = asyncio.get_running_loop()
+        self.deadline = float("inf")  # set once it started: the time limit plus a grace
+        self.dropped = False
+
+    def on_event(self, event: dict) -> None:
+        """Called on the run's thread for each event: hands it to the loop, waiting while the
+        client is behind by more than MAX_QUEUED_BYTES (until it catches up, the run is cancelled
+        or the socket closed, or the run's deadline passed: then the event is dropped; the result
+        still has the whole output)."""
+        if event.get("type") == "started":
+            self.deadline = time.monotonic() + float(event.get("time_limit_s") or 0) + QUEUE_GRACE_S
+        data = json.dumps(event)
+        flow = self.socket.flow
+        with flow:
+            while (self.socket.queued_bytes > MAX_QUEUED_BYTES and not self.socket.closed
+                   and not self.control.cancelled):
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                flow.wait(min(remaining, 0.1))
+            if self.socket.closed or self.socket.queued_bytes > MAX_QUEUED_BYTES:
+                self.dropped = True
+                return
+            self.socket.queued_bytes += len(data)
+        self.loop.call_soon_threadsafe(self.socket.enqueue, data)
+
+
+class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
+    """``GET execute/ws`` (WebSocket): live runs; the binding supplies the authentication
+    (``check_live_access``)."""
+
+    route = "execute/ws"
+
+    # -- connection ------------------------------------------------------------------------------
+
+    async def check_live_access(self) -> None:
+        """Raises HTTPError(403) unless the caller may run code (the binding decides)."""
+        raise tornado.web.HTTPError(403)
+
+    def run_started(self) -> None:
+        """A run of this socket was admitted (the service counts it as a request in progress)."""
+
+    def run_ended(self) -> None:
+        """That run ended (answered or refused)."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.check_live_access()
+        await super().get(*args, **kwargs)
+
+    @property
+    def max_message_size(self) -> int:
+        # Messages up to twice the request bound are read and refused with an error message;
+        # larger ones close the socket (1009), before they are buffered.
+        return 2 * self.bounds.max_body_bytes
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.closed = False
+        self.current: Optional[LiveRun] = None
+        self.flow = threading.Condition()
+        self.queued_bytes = 0
+        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.writer = asyncio.ensure_future(self._write_loop())
+        log.info("execute/ws opened user=%s", self.principal)
+        return super().open(*args, **kwargs)
+
+    def on_close(self) -> None:
+        if getattr(self, "closed", True):
+            return
+        self.closed = True
+        run = self.current
+        if run is not None:
+            log.info("execute/ws closed during a run: cancelling it (user=%s)", self.principal)
+            run.control.cancel()
+        with self.flow:
+            self.flow.notify_all()
+        self.outbox.put_nowait(None)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def enqueue(self, data: str) -> None:
+        """On the loop: one event's JSON for the client (counted in queued_bytes)."""
+        self.outbox.put_nowait(data)
+
+    def send(self, message: dict) -> None:
+        """On the loop: a message of the server's own (error, result), never held back."""
+        data = json.dumps(message)
+        with self.flow:
+            self.queued_bytes += len(data)
+        self.outbox.put_nowait(data)
+
+    def error(self, message: str, reason: Optional[str] = None) -> None:
+        self.send({"type": "error", "message": message, **({"reason": reason} if reason else {})})
+
+    async def _write_loop(self) -> None:
+        while True:
+            data = await self.outbox.get()
+            if data is None:
+                return
+            try:
+                if not self.closed:
+                    await self.write_message(data)
+            except tornado.websocket.WebSocketClosedError:
+                self.on_close()
+            finally:
+                with self.flow:
+                    self.queued_bytes -= len(data)
+                    self.flow.notify_all()
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def on_message(self, message: Any) -> None:
+        try:
+            data = self._parse(message)
+            kind = data["type"]
+            if kind == "run":
+                self._start_run(data)
+            elif kind == "stdin":
+                self._stdin(data)
+            else:
+                self._cancel(data)
+        except (ApiError, LimitError) as e:
+            self.error(f"{e}", getattr(e, "reason", None) or "bad_message")
+
+    def _parse(self, message: Any) -> dict:
+        if isinstance(message, bytes):
+            raise BadRequestError("messages must be JSON text, not binary")
+        size = len(message.encode("utf-8", "surrogatepass"))
+        if size > self.bounds.max_body_bytes:
+            security_log.warning("security: user %r sent an oversized message to execute/ws",
+                                 self.principal)
+            raise BadRequestError(f"message of {size} bytes is over the limit of "
+                                  f"{self.bounds.max_body_bytes} bytes")
+        try:
+            data = json.loads(message)
+        except RecursionError:
+            raise BadRequestError("message nests JSON too deeply") from None
+        except ValueError as e:
+            raise BadRequestError(f"message is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise BadRequestError(f"message must be a JSON object, got {type_name(data)}")
+        kind = data.get("type")
+        if kind not in MESSAGE_TYPES:
+            raise BadRequestError(f"unknown message type {kind!r}; known types: "
+                                  f"{', '.join(MESSAGE_TYPES)}")
+        return data
+
+    def _start_run(self, data: dict) -> None:
+        if self.current is not None:
+            raise BadRequestError("a run is already in progress on this socket; wait for its "
+                                  "result or send cancel")
+        for key in data:
+            if key not in RUN_FIELDS:
+                raise BadRequestError(f"run: unknown field {key!r}; known fields: "
+                                      f"{', '.join(RUN_FIELDS[1:])}")
+        limits = data.get("limits", {})
+        if not isinstance(limits, dict):
+            raise BadRequestError(f"run: limits must be an object, got {type_name(limits)}")
+        for key in limits:
+            if key not in LIMIT_FIELDS:
+                raise BadRequestError(f"run: unknown limit {key!r}; known limits: "
+                                      f"{', '.join(LIMIT_FIELDS)}")
+        exercise_id = data.get("exercise_id")
+        if exercise_id is not None and not isinstance(exercise_id, str):
+            raise BadRequestError(f"run: exercise_id must be a string, got {type_name(exercise_id)}")
+        body = {k: data[k] for k in ("code", "stdin") if k in data}
+        payload = parse_execute({**body, **limits}, self.bounds)
+        run = LiveRun(self, self.bounds.max_stdin_bytes)
+        self.current = run
+        asyncio.ensure_future(self._run(run, payload))
+
+    async def _run(self, run: LiveRun, payload: Any) -> None:
+        sandbox = self.sandbox
+        if isinstance(sandbox, CachingSandbox):
+            sandbox = sandbox.sandbox  # a live run is never served from the cache
+        request = payload.request
+        self.run_started()
+        try:
+            result = await self.scheduler.run(
+                self.principal, lambda: sandbox.run(request, on_event=run.on_event, control=run.control))
+        except (ApiError, SandboxUnavailableError) as e:
+            reason = ("rate_limited" if isinstance(e, RateLimitedError) else getattr(e, "reason", None)
+                      or next((word for kind, word in UNAVAILABLE_REASONS if isinstance(e, kind)),
+                              "refused"))
+            message = "Docker not available" if isinstance(e, DockerUnavailableError) else str(e)
+            self.current = None
+            self.error(f"the run did not start: {message}", reason)
+            return
+        except Exception:
+            log.exception("a live run failed")
+            self.current = None
+            self.error("internal error in the exec extension; the admin can find details in the "
+                       "server log", "internal_error")
+            return
+        finally:
+            self.run_ended()
+        if self.metrics is not None:
+            self.metrics.execution(result)
+        reply = execute_reply(result, payload.notes)
+        if run.dropped:
+            reply["dropped"] = True  # events the client was too slow for; the result has them
+        log.info("execute/ws run user=%s status=%s duration_ms=%d", self.principal, result.status,
+                 result.duration_ms)
+        self.current = None
+        self.send({"type": "result", **reply})
+
+    def _stdin(self, data: dict) -> None:
+        run = self.current
+        if run is None:
+            raise BadRequestError("stdin: no run is in progress on this socket")
+        for key in data:
+            if key not in ("type", "data", "eof"):
+                raise BadRequestError(f"stdin: unknown field {key!r}; known fields: data, eof")
+        if data.get("eof") is True and "data" not in data:
+            run.control.send_eof()
+            return
+        if "eof" in data:
+            raise BadRequestError("stdin: send either data (a string) or eof: true")
+        text = data.get("data")
+        if not isinstance(text, str):
+            raise BadRequestError(f"stdin: data must be a string, got {type_name(text)}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise BadRequestError(f"stdin: data is not valid Unicode text (lone surrogate at "
+                                  f"position {e.start})") from None
+        try:
+            run.control.send_stdin(text)
+        except ValueError as e:
+            raise BadRequestError(f"stdin: {e}") from None
+
+    def _cancel(self, data: dict) -> None:
+        for key in data:
+            if key != "type":
+                raise BadRequestError(f"cancel: unknown field {key!r}; cancel has no fields")
+        run = self.current
+        if run is None:
+            raise BadRequestError("cancel: no run is in progress on this socket")
+        run.control.cancel()
+
+
+class ExecLiveHandler(WebSocketMixin, LiveRoute, ExtensionHandlerMixin, JupyterHandler):
+    """The live route as the jupyter_server extension serves it: authenticated as jupyter_server's
+    own kernel WebSocket is (a token in ``?token=`` or ``Authorization``, or the login cookie,
+    which is how a hub-served lab connects), authorized as ``POST execute`` (``write`` on
+    ``exec``), the origin checked as for every WebSocket of the server."""
+
+    auth_resource = "exec"
+    principal = ExecAPIHandler.principal
+
+    def set_default_headers(self) -> None:
+        """JupyterHandler's headers make no sense for a WebSocket (as jupyter_server's own)."""
+
+    async def check_live_access(self) -> None:
+        user = self.current_user
+        if user is None:
+            security_log.warning("security: refused execute/ws from %s (not authenticated)",
+                                 self.request.remote_ip)
+            raise tornado.web.HTTPError(403)
+        if not await ensure_async(self.authorizer.is_authorized(self, user, "write", "exec")):
+            security_log.warning("security: refused execute/ws for %r (not authorized)",
+                                 self.user_name)
+            raise tornado.web.HTTPError(403)
+
+
+#: The live route of the jupyter_server extension (local mode).
+LIVE_ROUTES: list[tuple[str, type]] = [(ROUTE, ExecLiveHandler)]

@@ -1,0 +1,255 @@
+"""``execute/ws``: live runs over a WebSocket against the real server and the real engine.
+
+Each test waits for messages (never for a fixed time); ``timeout`` only ends a test that would hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+
+from jupyter_exec_ext.server.live import MAX_QUEUED_BYTES
+
+from .conftest import API, wait_until
+
+pytestmark = pytest.mark.docker
+
+WS = (*API, "execute", "ws")
+
+
+class Client:
+    """A WebSocket client of execute/ws that reads messages one at a time."""
+
+    def __init__(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
+        self.conn = conn
+
+    async def send(self, message: Any) -> None:
+        await self.conn.write_message(message if isinstance(message, (str, bytes))
+                                      else json.dumps(message))
+
+    async def recv(self, timeout: float = 30.0) -> dict:
+        raw = await asyncio.wait_for(self.conn.read_message(), timeout)
+        assert raw is not None, "the server closed the socket"
+        return json.loads(raw)
+
+    async def until(self, kind: str, timeout: float = 30.0) -> list[dict]:
+        """Every message up to and including the first of type ``kind``."""
+        seen = []
+        while True:
+            message = await self.recv(timeout)
+            seen.append(message)
+            if message["type"] == kind:
+                return seen
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def ws(jp_ws_fetch):
+    opened = []
+
+    async def connect(**kwargs: Any) -> Client:
+        client = Client(await jp_ws_fetch(*WS, **kwargs))
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.close()
+
+
+def outputs(messages: list[dict], stream: str = "stdout") -> str:
+    return "".join(m["data"] for m in messages if m["type"] == "output" and m["stream"] == stream)
+
+
+async def test_output_streams_in_order_before_one_result(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": (
+        "import sys, time\n"
+        "for i in range(5):\n"
+        "    print(i, flush=True)\n"
+        "    print('e', i, file=sys.stderr, flush=True)\n"
+        "    time.sleep(0.05)\n")})
+    messages = await client.until("result")
+    kinds = [m["type"] for m in messages]
+    assert kinds[0] == "started" and kinds[-1] == "result"
+    assert kinds.count("result") == 1 and kinds.count("output") >= 2
+    assert messages[0]["time_limit_s"] == 10.0
+    result = messages[-1]
+    assert result["status"] == "ok"
+    assert outputs(messages) == "0\n1\n2\n3\n4\n" == result["stdout"]
+    assert outputs(messages, "stderr") == "".join(f"e {i}\n" for i in range(5)) == result["stderr"]
+    # The same fields as POST execute's answer.
+    assert {"exit_code", "duration_ms", "truncated", "message", "limits", "notes",
+            "cached"} <= set(result)
+
+
+async def test_output_arrives_while_the_program_still_runs(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "import time\nprint('a', flush=True)\ntime.sleep(3)\n"
+                                              "print('b')\n"})
+    started = time.monotonic()
+    first = await client.until("output")
+    assert first[-1]["data"] == "a\n"
+    # The program sleeps 3 s after printing: the output came long before its end.
+    assert time.monotonic() - started < 2.5
+    rest = await client.until("result")
+    assert rest[-1]["stdout"] == "a\nb\n"
+
+
+async def test_interactive_input_with_two_prompts(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": (
+        "name = input('Name? ')\nage = int(input('Age? '))\nprint(f'{name} is {age}')\n")})
+    seen = await client.until("input_request")
+    assert seen[-1]["prompt"] == "Name? "
+    await client.send({"type": "stdin", "data": "Ada\n"})
+    seen = await client.until("input_request")
+    assert seen[-1]["prompt"] == "Age? "
+    assert not [m for m in seen if m["type"] == "result"]
+    await client.send({"type": "stdin", "data": "36\n"})
+    result = (await client.until("result"))[-1]
+    assert result["status"] == "ok", result
+    assert result["stdout"] == "Ada is 36\n"
+
+
+async def test_stdin_given_up_front_is_read_without_asking(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "print(input() + input())\nprint(input('more? '))\n",
+                       "stdin": "a\nb\n"})
+    seen = await client.until("input_request")
+    assert [m["prompt"] for m in seen if m["type"] == "input_request"] == ["more? "]
+    await client.send({"type": "stdin", "eof": True})
+    result = (await client.until("result"))[-1]
+    assert result["status"] == "runtime_error"
+    assert result["stdout"] == "ab\n" and "EOFError" in result["stderr"]
+
+
+async def test_cancel_ends_the_run_within_a_second(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "print('spinning', flush=True)\nwhile True:\n    pass\n"})
+    await client.until("output")
+    asked = time.monotonic()
+    await client.send({"type": "cancel"})
+    result = (await client.until("result"))[-1]
+    assert time.monotonic() - asked < 1.0
+    assert result["status"] == "cancelled"
+    assert result["stdout"] == "spinning\n"
+    assert result["message"] == "the run was stopped"
+
+
+async def test_a_socket_runs_again_after_a_cancel(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "input('waiting ')\n"})
+    await client.until("input_request")
+    await client.send({"type": "cancel"})
+    assert (await client.until("result"))[-1]["status"] == "cancelled"
+    await client.send({"type": "run", "code": "print(6 * 7)"})
+    result = (await client.until("result"))[-1]
+    assert (result["status"], result["stdout"]) == ("ok", "42\n")
+
+
+async def test_closing_the_socket_cancels_the_run(ws, scheduler, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "import time\nprint('x', flush=True)\ntime.sleep(60)\n"})
+    await client.until("output")
+    assert scheduler.snapshot()["in_flight"] == 1
+    closed = time.monotonic()
+    client.close()
+    await wait_until(lambda: scheduler.snapshot()["in_flight"] == 0, "the run ended", timeout=5)
+    assert time.monotonic() - closed < 2.0
+    assert scheduler.snapshot()["by_status"].get("cancelled") == 1
+
+
+BAD = [
+    ("not json", "message is not valid JSON"),
+    ("[1, 2]", "message must be a JSON object, got array"),
+    ({"type": "launch"}, "unknown message type 'launch'"),
+    ({"code": "print(1)"}, "unknown message type None"),
+    ({"type": "stdin", "data": "x"}, "stdin: no run is in progress"),
+    ({"type": "cancel"}, "cancel: no run is in progress"),
+    ({"type": "run"}, "code is required"),
+    ({"type": "run", "code": 1}, "code must be a string, got number"),
+    ({"type": "run", "code": "", "colour": "red"}, "run: unknown field 'colour'"),
+    ({"type": "run", "code": "", "limits": {"time_limit": -1}}, "time_limit"),
+    ({"type": "run", "code": "", "limits": {"cpus": 4}}, "run: unknown limit 'cpus'"),
+    ({"type": "run", "code": "", "limits": []}, "limits must be an object, got array"),
+]
+
+
+@pytest.mark.parametrize("bad, says", BAD, ids=[str(b)[:30] for b, _ in BAD])
+async def test_a_bad_message_gets_an_error_and_the_socket_stays_usable(ws, bad, says, executor_image,
+                                                                       no_leaks):
+    client = await ws()
+    await client.send(bad)
+    error = await client.recv()
+    assert error["type"] == "error" and says in error["message"], error
+    await client.send({"type": "run", "code": "print('still here')"})
+    assert (await client.until("result"))[-1]["stdout"] == "still here\n"
+
+
+async def test_an_oversized_message_is_refused_and_nothing_is_lost(ws, settings, executor_image,
+                                                                   no_leaks):
+    from jupyter_exec_ext.server.handlers import BOUNDS_KEY
+    bound = settings[BOUNDS_KEY].max_body_bytes
+    client = await ws()
+    await client.send({"type": "run", "code": "name = input('? ')\nprint('hello', name)\n"})
+    await client.until("input_request")
+    await client.send({"type": "stdin", "data": "x" * (bound + 10)})
+    error = await client.recv()
+    assert error["type"] == "error" and "over the limit" in error["message"]
+    await client.send({"type": "stdin", "data": "Ada\n"})
+    result = (await client.until("result"))[-1]
+    assert result["stdout"] == "hello Ada\n"
+
+
+async def test_a_second_run_while_one_runs_is_refused_and_the_first_goes_on(ws, executor_image,
+                                                                           no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "print(input('? '))"})
+    await client.until("input_request")
+    await client.send({"type": "run", "code": "print('second')"})
+    error = await client.recv()
+    assert error["type"] == "error" and "already in progress" in error["message"]
+    await client.send({"type": "stdin", "data": "first\n"})
+    messages = await client.until("result")
+    assert messages[-1]["stdout"] == "first\n"
+
+
+async def test_binary_messages_are_refused(ws, executor_image, no_leaks):
+    client = await ws()
+    await client.conn.write_message(b"\x00\x01", binary=True)
+    error = await client.recv()
+    assert error["type"] == "error" and "not binary" in error["message"]
+
+
+@pytest.mark.parametrize("exec_ext_config", [{"max_runs_per_user": 1}])
+async def test_the_per_user_cap_counts_live_runs_with_post_execute(ws, api, executor_image,
+                                                                   no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": "input('hold ')"})
+    await client.until("input_request")
+    status, body, _ = await api("POST", "execute", {"code": "print(1)"})
+    assert status == 429, body
+    other = await ws()
+    await other.send({"type": "run", "code": "print(1)"})
+    error = await other.recv()
+    assert error["type"] == "error" and error["reason"] == "rate_limited"
+    assert "run(s) in progress" in error["message"]
+    await client.send({"type": "cancel"})
+    assert (await client.until("result"))[-1]["status"] == "cancelled"
+    await other.send({"type": "run", "code": "print(1)"})
+    assert (await other.until("result"))[-1]["stdout"] == "1\n"
+
+
+async def test_the_socket_needs_authentication(jp_ws_fetch, executor_image):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await jp_ws_fetch(*WS, headers={"Authorization": ""})
+    assert refused.value.code == 403
