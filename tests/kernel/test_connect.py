@@ -186,3 +186,42 @@ def test_missing_token_is_named_as_missing(live_server: LiveServer) -> None:
     message = str(caught.value)
     assert "needs a token and none was given" in message
     assert "JUPYTER_EXEC_EXT_TOKEN is empty or not set" in message and "is the token current" not in message
+
+
+def test_a_kernel_the_server_starts_needs_no_set_up(live_server: LiveServer, no_leaks) -> None:
+    """docs/vscode.md path 1: VS Code connected to a running server asks the server for a kernel
+    (POST api/kernels) and talks to it; that kernel has the server's variables."""
+    import urllib.request
+
+    from jupyter_client import BlockingKernelClient
+
+    def call(method: str, path: str) -> dict:
+        request = urllib.request.Request(live_server.base + path, method=method, data=b"" if method == "POST" else None,
+                                         headers={"Authorization": f"token {live_server.token}"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read() or b"{}")
+
+    kernel_id = call("POST", "api/kernels")["id"]
+    try:
+        client = BlockingKernelClient()
+        client.load_connection_file(str(live_server.runtime_dir / f"kernel-{kernel_id}.json"))
+        # No heartbeat: without a manager, a heartbeat not yet beating reads as a dead kernel.
+        client.start_channels(hb=False)
+        try:
+            client.wait_for_ready(timeout=60)
+            seen: list[str] = []
+
+            def hook(msg: dict) -> None:
+                if msg["msg_type"] == "stream":
+                    seen.append(msg["content"]["text"])
+
+            client.execute_interactive("%load_ext jupyter_exec_ext", output_hook=hook, timeout=60)
+            assert "".join(seen).startswith(f"jupyter_exec_ext: using the server at {live_server.api}, "
+                                            "found from the environment")
+            seen.clear()
+            client.execute_interactive("%%sandbox\nprint('no set-up')", output_hook=hook, timeout=60)
+            assert "".join(seen).startswith("no set-up\n")
+        finally:
+            client.stop_channels()
+    finally:
+        call("DELETE", f"api/kernels/{kernel_id}")
