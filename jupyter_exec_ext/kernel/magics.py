@@ -188,15 +188,26 @@ class _StreamEcho:
 
     def __init__(self) -> None:
         self.last = {"stdout": "\n", "stderr": "\n"}  # nothing written yet: a line is ended
+        self.shown = {"stdout": 0, "stderr": 0}  # characters of the program's output shown
         self.stdin_refused = False
 
-    def write(self, stream: str, text: str) -> None:
+    def write(self, stream: str, text: str, *, program: bool = True) -> None:
         if not text:
             return
+        stream = "stderr" if stream == "stderr" else "stdout"
         out = sys.stderr if stream == "stderr" else sys.stdout
         out.write(text)
         out.flush()  # one stream message per piece, now, not at the kernel's next flush
-        self.last["stderr" if stream == "stderr" else "stdout"] = text[-1]
+        self.last[stream] = text[-1]
+        if program:
+            self.shown[stream] += len(text)
+
+    def complete(self, result: dict[str, Any]) -> None:
+        """Shows what the result has beyond what streamed (events the server dropped for a slow
+        reader, or its note that the output was cut at the limit)."""
+        for stream in ("stdout", "stderr"):
+            rest = (result.get(stream) or "")[self.shown[stream]:]
+            self.write(stream, rest)
 
     def ends_line(self, stream: str) -> bool:
         return self.last[stream] == "\n"
@@ -210,7 +221,8 @@ class _StreamEcho:
             return input(prompt)  # a KeyboardInterrupt here goes on to cancel the run
         except (StdinNotImplementedError, EOFError):
             self.stdin_refused = True
-            self.write("stderr", ("" if self.ends_line("stderr") else "\n") + NO_STDIN_NOTE + "\n")
+            self.write("stderr", ("" if self.ends_line("stderr") else "\n") + NO_STDIN_NOTE + "\n",
+                       program=False)
             return None
 
 
@@ -275,9 +287,7 @@ class SandboxMagics(Magics):
             log.info("live run unavailable, using POST execute: %s", e)
             result = client.execute(cell, stdin=stdin, time_limit=args.time_limit,
                                     memory_limit=memory, use_cache=not args.no_cache)
-            for stream in ("stdout", "stderr"):
-                if result.get(stream):
-                    shown.write(stream, result[stream])
+        shown.complete(result)
         hint = name_error_hint(result)
         if hint:
             sys.stderr.write(("" if shown.ends_line("stderr") else "\n") + hint + "\n")
