@@ -358,7 +358,8 @@ class ExecClient:
                  memory_limit: Optional[str] = None, on_output: Callable[[str, str], None],
                  on_input: Optional[Callable[[str], Optional[str]]] = None,
                  on_display: Optional[Callable[[str, str], None]] = None,
-                 on_started: Optional[Callable[[float], None]] = None) -> dict[str, Any]:
+                 on_started: Optional[Callable[[float], None]] = None,
+                 on_note: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
         """Runs ``code`` over the live-run WebSocket (``execute/ws``): output arrives as it is
         printed, the program's ``input()`` is answered by ``on_input``, and a
         ``KeyboardInterrupt`` (the kernel's interrupt) cancels the run.
@@ -372,6 +373,8 @@ class ExecClient:
                 (without its newline) or None for end of input. None: end of input at once.
             on_display: called with ``(mime, base64 data)`` for each figure.
             on_started: called with the run's time limit once it is in a container.
+            on_note: called with a line of the client's own for the student (a message of ours
+                the server could not use); default: ``on_output("stderr", …)``.
 
         Returns:
             The result, with the fields of ``execute``'s answer; ``status`` is ``cancelled``
@@ -406,8 +409,9 @@ class ExecClient:
             ws.send(json.dumps(message))
             if stdin is not None:
                 ws.send(json.dumps({"type": "stdin", "eof": True}))
+            note = on_note if on_note is not None else (lambda text: on_output("stderr", text))
             try:
-                return self._live_events(ws, on_output, on_input, on_display, on_started)
+                return self._live_events(ws, on_output, on_input, on_display, on_started, note)
             except KeyboardInterrupt:
                 return self._cancel(ws, on_output, on_display)
         finally:
@@ -417,6 +421,7 @@ class ExecClient:
                      on_input: Optional[Callable[[str], Optional[str]]],
                      on_display: Optional[Callable[[str, str], None]],
                      on_started: Optional[Callable[[float], None]],
+                     on_note: Optional[Callable[[str], None]] = None,
                      answer_input: bool = True, started: bool = False) -> dict[str, Any]:
         """Reads the run's events up to its result. An ``error`` before the run started means it
         will not start (raised); after, it concerns a message of ours and the run goes on."""
@@ -456,7 +461,8 @@ class ExecClient:
                 if refusal is not None:
                     raise refusal
                 # A message of ours the server could not use: the run goes on, the student is told.
-                on_output("stderr", f"[sandbox: {event.get('message')}]\n")
+                if on_note is not None:
+                    on_note(f"[sandbox: {event.get('message')}]\n")
 
     @staticmethod
     def _live_refusal(event: dict[str, Any], started: bool) -> Optional[ExecClientError]:

@@ -281,7 +281,8 @@ class SandboxMagics(Magics):
         shown = _StreamEcho()
         try:
             result = client.run_live(cell, stdin=stdin, time_limit=args.time_limit, memory_limit=memory,
-                                     on_output=shown.write, on_input=shown.ask, on_display=_show_figure)
+                                     on_output=shown.write, on_input=shown.ask, on_display=_show_figure,
+                                     on_note=lambda text: shown.write("stderr", text, program=False))
         except LiveUnavailableError as e:
             # An older server or a proxy without WebSockets: the whole answer at the end.
             log.info("live run unavailable, using POST execute: %s", e)

@@ -220,3 +220,12 @@ def test_the_widget_streams_its_run(live_server: LiveServer, no_leaks) -> None:
     final = widget.output.value
     assert "<pre class='stdout'>tick 0\ntick 1\ntick 2\n</pre>" in final
     assert html.escape(WIDGET_NO_STDIN) in final and "EOFError" in final
+
+
+def test_a_line_over_the_servers_limit_is_refused_and_said(loaded: LiveKernel, no_leaks) -> None:
+    """A pasted line bigger than the server takes: the server refuses that message, the run goes
+    on (to its time limit, as the program still waits), and the cell says why."""
+    out = loaded.run("%%sandbox --time-limit 2\nprint(len(input('paste? ')))", answers=["x" * 200_000])
+    assert out.error is None, out.error
+    assert out.stderr.startswith("[sandbox: ") and "over the limit" in out.stderr, out.stderr
+    assert "[ran in the sandbox: timeout" in out.stdout
