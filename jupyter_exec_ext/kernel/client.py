@@ -427,6 +427,15 @@ class ExecClient:
         will not start (raised); after, it concerns a message of ours and the run goes on."""
         import websocket
 
+        asked: Optional[str] = None  # the prompt of the line just sent, until the run goes on
+
+        def answer(prompt: str) -> None:
+            nonlocal asked
+            line = on_input(prompt) if on_input is not None else None
+            ws.send(json.dumps({"type": "stdin", "eof": True} if line is None
+                               else {"type": "stdin", "data": line + "\n"}))
+            asked = None if line is None else prompt
+
         while True:
             try:
                 raw = ws.recv()
@@ -439,14 +448,13 @@ class ExecClient:
                 raise ExecClientError(f"the server at {self.base_url} closed the live run before its result")
             event = json.loads(raw)
             kind = event.get("type")
+            if kind != "error":
+                asked = None
             if kind == "output":
                 on_output(event.get("stream", "stdout"), event.get("data", ""))
             elif kind == "input_request":
-                if not answer_input:
-                    continue
-                line = on_input(event.get("prompt", "")) if on_input is not None else None
-                ws.send(json.dumps({"type": "stdin", "eof": True} if line is None
-                                   else {"type": "stdin", "data": line + "\n"}))
+                if answer_input:
+                    answer(event.get("prompt", ""))
             elif kind == "display":
                 if on_display is not None:
                     on_display(event.get("mime", ""), event.get("data", ""))
@@ -463,6 +471,8 @@ class ExecClient:
                 # A message of ours the server could not use: the run goes on, the student is told.
                 if on_note is not None:
                     on_note(f"[sandbox: {event.get('message')}]\n")
+                if asked is not None and answer_input:
+                    answer(asked)  # the line was refused: the program still waits, so ask again
 
     @staticmethod
     def _live_refusal(event: dict[str, Any], started: bool) -> Optional[ExecClientError]:
