@@ -359,7 +359,8 @@ class ExecClient:
                  on_input: Optional[Callable[[str], Optional[str]]] = None,
                  on_display: Optional[Callable[[str, str], None]] = None,
                  on_started: Optional[Callable[[float], None]] = None,
-                 on_note: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+                 on_note: Optional[Callable[[str], None]] = None,
+                 exercise_id: Optional[str] = None) -> dict[str, Any]:
         """Runs ``code`` over the live-run WebSocket (``execute/ws``): output arrives as it is
         printed, the program's ``input()`` is answered by ``on_input``, and a
         ``KeyboardInterrupt`` (the kernel's interrupt) cancels the run.
@@ -375,6 +376,8 @@ class ExecClient:
             on_started: called with the run's time limit once it is in a container.
             on_note: called with a line of the client's own for the student (a message of ours
                 the server could not use); default: ``on_output("stderr", …)``.
+            exercise_id: the run belongs to this exercise (its data files are in the run's
+                working directory on a server that has them).
 
         Returns:
             The result, with the fields of ``execute``'s answer; ``status`` is ``cancelled``
@@ -406,6 +409,8 @@ class ExecClient:
                       if v is not None}
             if limits:
                 message["limits"] = limits
+            if exercise_id is not None:
+                message["exercise_id"] = exercise_id
             ws.send(json.dumps(message))
             if stdin is not None:
                 ws.send(json.dumps({"type": "stdin", "eof": True}))

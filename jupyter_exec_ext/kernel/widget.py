@@ -113,7 +113,8 @@ class ExerciseWidget(widgets.VBox):
         self.output.value = ""
         try:
             result = self.client.run_live(self.code.value, time_limit=time_limit, on_output=show,
-                                          on_input=no_input, on_display=figure)
+                                          on_input=no_input, on_display=figure,
+                                          exercise_id=self.exercise_id)
         except LiveUnavailableError as e:
             log.info("live run unavailable, using POST execute: %s", e)
             result = self.client.execute(self.code.value, time_limit=time_limit)
