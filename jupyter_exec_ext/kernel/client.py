@@ -451,8 +451,12 @@ class ExecClient:
                 raise ExecClientError(f"the live run's connection to {self.base_url} broke: {e}") from e
             if not raw:
                 raise ExecClientError(f"the server at {self.base_url} closed the live run before its result")
-            event = json.loads(raw)
-            kind = event.get("type")
+            try:
+                event = json.loads(raw)
+                kind = event.get("type")
+            except (ValueError, AttributeError) as e:
+                raise ExecClientError(f"bad message from {self.base_url}execute/ws (not the "
+                                      f"extension's live-run protocol): {raw[:200]!r}") from e
             if kind != "error":
                 asked = None
             if kind == "output":
