@@ -12,6 +12,7 @@ import html
 import logging
 import os
 import sys
+import time
 import urllib.parse
 from typing import Any, Callable, Optional
 
@@ -31,6 +32,8 @@ from .client import (
 
 log = logging.getLogger(__name__)
 
+#: A live run's output is flushed to the front end at most this often (and always before input).
+FLUSH_INTERVAL_S = 0.05
 NO_STDIN_NOTE = ("note: the program asked for input, but this front end cannot answer input "
                  "requests (a headless run such as nbconvert or papermill): it got end of input "
                  "(EOFError). Give the input up front with %%sandbox --stdin \"...\".")
@@ -190,14 +193,28 @@ class _StreamEcho:
         self.last = {"stdout": "\n", "stderr": "\n"}  # nothing written yet: a line is ended
         self.shown = {"stdout": 0, "stderr": 0}  # characters of the program's output shown
         self.stdin_refused = False
+        self.stream: Optional[str] = None  # the stream written last
+        self.flushed_at = 0.0
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.flushed_at = time.monotonic()
 
     def write(self, stream: str, text: str, *, program: bool = True) -> None:
         if not text:
             return
         stream = "stderr" if stream == "stderr" else "stdout"
         out = sys.stderr if stream == "stderr" else sys.stdout
+        if self.stream is not None and self.stream != stream:
+            self.flush()  # the other stream's text first: the cell keeps the program's order
         out.write(text)
-        out.flush()  # one stream message per piece, now, not at the kernel's next flush
+        self.stream = stream
+        now = time.monotonic()
+        if now - self.flushed_at >= FLUSH_INTERVAL_S:
+            # Shown now, not at the kernel's next flush (up to 0.2 s later). A flood of small
+            # pieces is flushed at most this often: each flush waits on the kernel's IO thread.
+            self.flush()
         self.last[stream] = text[-1]
         if program:
             self.shown[stream] += len(text)
@@ -215,8 +232,7 @@ class _StreamEcho:
     def ask(self, prompt: str) -> Optional[str]:
         if self.stdin_refused:
             return None
-        sys.stdout.flush()
-        sys.stderr.flush()
+        self.flush()
         try:
             return input(prompt)  # a KeyboardInterrupt here goes on to cancel the run
         except (StdinNotImplementedError, EOFError):
@@ -289,6 +305,7 @@ class SandboxMagics(Magics):
             result = client.execute(cell, stdin=stdin, time_limit=args.time_limit,
                                     memory_limit=memory, use_cache=not args.no_cache)
         shown.complete(result)
+        shown.flush()
         hint = name_error_hint(result)
         if hint:
             sys.stderr.write(("" if shown.ends_line("stderr") else "\n") + hint + "\n")
