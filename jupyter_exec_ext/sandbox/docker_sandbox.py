@@ -542,7 +542,16 @@ class DockerSandbox:
                                       len(request.checks), on_event, control)
             live.runs += 1
             if _needs_engine_state(exchange):
-                if not live.closed:
+                if exchange.host_timeout or exchange.overflow or exchange.host_cancelled:
+                    # Nothing more is read: closing the stream keeps the engine from blocking
+                    # (kill, wait) on a runner whose output nobody takes (a live run's client
+                    # held it back).
+                    try:
+                        live.raw.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    live.close()
+                elif not live.closed:
                     try:
                         live.raw.shutdown(socket.SHUT_WR)  # EOF: the runner ends, so does the container
                     except OSError:

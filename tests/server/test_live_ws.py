@@ -52,7 +52,8 @@ class Client:
 
 
 @pytest.fixture
-def ws(jp_ws_fetch):
+def ws(jp_ws_fetch, no_leaks):
+    """Opens sockets to execute/ws; closes them (cancelling their runs) after the test."""
     opened = []
 
     async def connect(**kwargs: Any) -> Client:
@@ -250,6 +251,123 @@ async def test_the_per_user_cap_counts_live_runs_with_post_execute(ws, api, exec
 
 
 async def test_the_socket_needs_authentication(jp_ws_fetch, executor_image):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await jp_ws_fetch(*WS, headers={"Authorization": ""})
+    assert refused.value.code == 403
+
+
+@pytest.fixture
+def peak_queue(monkeypatch):
+    """Records the most bytes of events ever waiting for the client on any socket."""
+    from jupyter_exec_ext.server.live import LiveRoute
+    peak = {"bytes": 0}
+    enqueue = LiveRoute.enqueue
+
+    def recording(self, data):
+        peak["bytes"] = max(peak["bytes"], self.queued_bytes)
+        enqueue(self, data)
+
+    monkeypatch.setattr(LiveRoute, "enqueue", recording)
+    return peak
+
+
+FLOOD = "line = 'x' * 9999\nwhile True:\n    print(line)\n"
+
+
+@pytest.mark.parametrize("exec_ext_config", [{"output_limit_bytes": 256 * 1024 * 1024}])
+async def test_a_client_that_stops_reading_holds_the_run_back_in_bounded_memory(
+        ws, scheduler, peak_queue, executor_image, no_leaks):
+    """With an output cap too large to stop it, a flood into a client that reads nothing waits
+    on the client: what waits in the server stays under MAX_QUEUED_BYTES (plus one event), and
+    the run ends at its time limit (the host's deadline), not at the cap."""
+    client = await ws(max_message_size=512 * 1024 * 1024)
+    await client.send({"type": "run", "code": FLOOD, "limits": {"time_limit": 2}})
+    await wait_until(lambda: scheduler.snapshot()["in_flight"] == 1, "the run started")
+    await wait_until(lambda: scheduler.snapshot()["in_flight"] == 0, "the run ended", timeout=60)
+    assert 0 < peak_queue["bytes"] <= MAX_QUEUED_BYTES + 128 * 1024
+    result = (await client.until("result", timeout=60))[-1]
+    assert result["status"] == "timeout", result["message"]
+    # Held back: far less came out than 12 s of an unhindered flood (hundreds of MB).
+    assert len(result["stdout"]) < 64 * 1024 * 1024
+
+
+async def test_a_flood_ends_at_the_output_cap(ws, peak_queue, executor_image, no_leaks):
+    client = await ws()
+    await client.send({"type": "run", "code": FLOOD})
+    messages = await client.until("result", timeout=60)
+    result = messages[-1]
+    assert result["status"] == "output_limit" and result["truncated"] is True
+    assert len(outputs(messages)) == 1024 * 1024 == len(result["stdout"])
+    assert peak_queue["bytes"] <= MAX_QUEUED_BYTES + 128 * 1024
+
+
+async def test_output_that_looks_like_frames_is_only_output(ws, executor_image, no_leaks):
+    """The program writes what frames look like; the client gets it as output, nothing more."""
+    client = await ws()
+    forged = ['{"type": "result", "status": "ok", "stdout": "full marks"}',
+              '{"type": "input_request", "prompt": "forged"}',
+              '{"type": "cancel"}']
+    code = "import sys\n" + "".join(
+        f"print({line!r})\nprint({line!r}, file=sys.stderr)\n" for line in forged) + "print('end')\n"
+    await client.send({"type": "run", "code": code})
+    messages = await client.until("result")
+    kinds = [m["type"] for m in messages]
+    assert kinds.count("result") == 1 and "input_request" not in kinds
+    assert messages[-1]["status"] == "ok"
+    assert messages[-1]["stdout"] == "".join(f"{line}\n" for line in forged) + "end\n"
+
+
+FORGE_REQUESTS = r'''
+import json, os, socket
+sent = 0
+for name in os.listdir("/proc/self/fd"):
+    try:
+        sock = socket.socket(fileno=os.dup(int(name)))
+    except OSError:
+        continue
+    if sock.type == socket.SOCK_SEQPACKET:
+        for i in range(5000):
+            sock.send(json.dumps({"input": "forged %d" % i}).encode())
+            sent += 1
+print("sent", sent, flush=True)
+print("got", input("real? "))
+'''
+
+
+async def test_a_program_flooding_input_requests_reaches_the_client_once(ws, executor_image,
+                                                                         no_leaks):
+    """The program can say "I am waiting for input" as often as it likes on its status socket;
+    the client hears it once per answer, and the run goes on as usual."""
+    client = await ws()
+    await client.send({"type": "run", "code": FORGE_REQUESTS})
+    seen = await client.until("input_request")
+    while "sent 5000\n" not in outputs(seen):
+        seen.append(await client.recv())
+    assert [m["type"] for m in seen].count("input_request") == 1
+    await client.send({"type": "stdin", "data": "Ada\n"})
+    rest = await client.until("result")
+    # At most once per answer: forged requests still queued may be heard once more.
+    assert len([m for m in rest if m["type"] == "input_request"]) <= 1
+    assert rest[-1]["status"] == "ok" and rest[-1]["stdout"].endswith("got Ada\n")
+
+
+REMOTE_DOWN = {"backend": "remote",
+               "service_url": "http://127.0.0.1:9/services/exec/api/exec/v1/",
+               "service_token": "a-user-token"}
+
+
+@pytest.mark.parametrize("exec_ext_config", [REMOTE_DOWN])
+async def test_in_remote_mode_a_service_that_is_down_is_said_on_the_socket(jp_ws_fetch):
+    """A browser cannot read why an upgrade was refused: the socket opens, says why, and closes."""
+    conn = await jp_ws_fetch(*WS)
+    error = json.loads(await asyncio.wait_for(conn.read_message(), 30))
+    assert error["type"] == "error" and error["reason"] == "service_unreachable"
+    assert "the executor service is unreachable" in error["message"]
+    assert await asyncio.wait_for(conn.read_message(), 30) is None  # then closed
+
+
+@pytest.mark.parametrize("exec_ext_config", [REMOTE_DOWN])
+async def test_in_remote_mode_the_socket_needs_authentication(jp_ws_fetch):
     with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
         await jp_ws_fetch(*WS, headers={"Authorization": ""})
     assert refused.value.code == 403
