@@ -30,6 +30,13 @@ def test_a_hub_user_connects_with_the_user_url_and_a_hub_token(hub: Hub, tmp_pat
         assert out.stdout.strip() == f"connected to {api}; sandbox ready."
         ran = kernel.run("%%sandbox\nprint(6 * 7)")
         assert ran.stdout.startswith("42\n") and "[ran in the sandbox: ok" in ran.stdout, ran
+        # Live through the hub's proxy: output as it is printed, input from the kernel's stdin.
+        live = kernel.run("%%sandbox\nimport time\nprint('first', flush=True)\ntime.sleep(1.5)\n"
+                          "print('you said', input('say? '))", answers=["hi"])
+        first = next(at for at, name, text in live.streams if text.startswith("first"))
+        assert live.ended_at - first >= 1.0, live.streams
+        assert live.prompts == [("say? ", False)] and "you said hi\n" in live.stdout, live
+        assert "live output: unavailable" not in kernel.run("%sandbox_status").stdout
         graded = kernel.run("%%submit add\n" + SOLUTION)
         assert graded.error is None, graded.error
         assert "score: 4 / 4 (graded in the sandbox)" in graded.text(), graded.text()
