@@ -103,7 +103,16 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.check_live_access()
+        self.require_upgrade()
         await super().get(*args, **kwargs)
+
+    def require_upgrade(self) -> None:
+        """A plain GET gets a JSON 400 that says what the route is (tornado's own is a text line)."""
+        headers = self.request.headers
+        if (headers.get("Upgrade", "").lower() != "websocket"
+                or "upgrade" not in headers.get("Connection", "").lower()):
+            raise BadRequestError("execute/ws is a WebSocket: connect with a WebSocket client "
+                                  "(Upgrade: websocket)")
 
     @property
     def max_message_size(self) -> int:
@@ -338,6 +347,7 @@ class RemoteLiveHandler(ExecLiveHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.check_live_access()
+        self.require_upgrade()
         remote = self.settings[REMOTE_KEY]
         try:
             self.upstream = await remote.connect("execute/ws", UPSTREAM_MAX_MESSAGE_BYTES)
