@@ -159,3 +159,17 @@ def test_the_program_cannot_write_the_hosts_control_lines_or_frames(box):
     lines = result.stdout.splitlines()
     assert lines[0] == "reached []"
     assert lines[1] == "still running, got yes"
+
+
+def test_a_long_prompt_is_cut_and_still_asked(box):
+    control = LiveControl()
+    prompts = []
+
+    def on_event(event):
+        if event["type"] == "input_request":
+            prompts.append(event["prompt"])
+            control.send_stdin("ok\n")
+
+    result = live_run(box, "print(input('é' * 100000))", on_event, control)
+    assert (result.status, result.stdout) == (Status.OK, "ok\n")
+    assert prompts == ["é" * 4096]
