@@ -68,7 +68,8 @@ def live_stdin(status_fd):
             except (OSError, ValueError):
                 ready = True
             if not ready:
-                say(status_fd, {"input": prompt[0], "read": consumed[0]})
+                # A message longer than the runner reads would be lost: the prompt is cut.
+                say(status_fd, {"input": prompt[0][:4096], "read": consumed[0]})
             prompt[0] = ""
             data = os.read(0, len(buffer))
             buffer[:len(data)] = data

@@ -14,7 +14,8 @@ const RUN_STATUS_TEXT: Record<string, string> = {
   memory_limit: 'memory limit reached',
   output_limit: 'output limit reached',
   policy_violation: 'not allowed in this exercise',
-  internal_error: 'sandbox error'
+  internal_error: 'sandbox error',
+  cancelled: 'stopped'
 };
 
 export function runStatusText(status: string): string {
