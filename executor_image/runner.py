@@ -237,8 +237,8 @@ class LiveInput:
         self.pending = 0
         self.writing = False
         self.eof = False
-        # Input written to the program so far (in chunks), and how much had been when the last
-        # input_request went out: the program asks again only after it got something since.
+        # Bytes of input written to the program so far, and how many had been when the last
+        # input_request went out: the host is asked once per answer at most.
         self.written = 0
         self.asked_at = -1
         self.cancelled = False
@@ -275,11 +275,13 @@ class LiveInput:
                     return
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self.fd, view):]
+                    count = os.write(self.fd, view)
+                    view = view[count:]
+                    with self.cond:
+                        self.written += count
                 with self.cond:
                     self.pending -= len(data)
                     self.writing = False
-                    self.written += 1
         except OSError:
             pass  # the program ended or closed its stdin: nobody reads the rest
         finally:
@@ -292,14 +294,15 @@ class LiveInput:
         """The run is over: the writer thread ends (its pipe's reader is gone or EOF is sent)."""
         self.close_input()
 
-    def on_request(self, prompt):
-        """The program's process says it is about to wait for input with none in its pipe. Asks
-        the host, unless input is on its way or nothing reached the program since the last ask
-        (however often the program says so, the host hears it once per answer)."""
+    def on_request(self, prompt, consumed):
+        """The program's process says it is about to wait for input, having read ``consumed``
+        bytes of it, and found none in its pipe. Asks the host, unless more input was written
+        since (it is in the pipe now), more is on its way, or the host was asked already since
+        the last input (however often the program says so, the host hears it once per answer)."""
         with self.cond:
             if self.eof or self.cancelled or self.items or self.writing:
                 return
-            if self.asked_at == self.written:
+            if consumed < self.written or self.asked_at == self.written:
                 return
             self.asked_at = self.written
         self.reporter.frame({"type": "input_request", "prompt": prompt[:MAX_PROMPT_CHARS]})
@@ -757,13 +760,13 @@ def run_job(job, reporter, zygote, hzygote, child):
     started = time.monotonic()
     interactive = job.get("interactive") is True and not checks
     mode = "grade" if checks else ("live" if interactive else "run")
-    feed(child.code_w, (mode + "\n" + code).encode("utf-8", "surrogatepass"))
     # Text that is not valid Unicode (a lone surrogate) reaches the program as "?", never a crash.
     stdin = (job.get("stdin") or "").encode("utf-8", "replace")
     live = None
     if interactive:
         live = LiveInput(child.in_w, reporter, stdin)
-    else:
+    feed(child.code_w, (mode + "\n" + code).encode("utf-8", "surrogatepass"))
+    if not interactive:
         feed(child.in_w, stdin)
 
     pump = Pump({"stdout": child.out_r, "stderr": child.err_r}, output_limit,
@@ -857,7 +860,9 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit, live=No
                 elif info.get("done") is True:
                     done = True
                 elif live is not None and "input" in info:
-                    live.on_request(str(info.get("input") or ""))
+                    consumed = info.get("read")
+                    live.on_request(str(info.get("input") or ""),
+                                    consumed if type(consumed) is int else 0)
             elif live is not None and fd == HOST.fd:
                 live.on_host()
                 if live.host_gone:

@@ -53,6 +53,7 @@ def live_stdin(status_fd):
     here is trusted: the runner forwards at most one request per answer, and the host treats the
     prompt like any output of the program."""
     prompt = [""]
+    consumed = [0]  # bytes read so far: the runner asks only if nothing was written since
 
     class Stdin(io.RawIOBase):
         def readable(self):
@@ -67,10 +68,12 @@ def live_stdin(status_fd):
             except (OSError, ValueError):
                 ready = True
             if not ready:
-                say(status_fd, {"input": prompt[0]})
+                # A message longer than the runner reads would be lost: the prompt is cut.
+                say(status_fd, {"input": prompt[0][:4096], "read": consumed[0]})
             prompt[0] = ""
             data = os.read(0, len(buffer))
             buffer[:len(data)] = data
+            consumed[0] += len(data)
             return len(data)
 
     stream = io.TextIOWrapper(io.BufferedReader(Stdin()), encoding="utf-8",

@@ -14,13 +14,16 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext jupyter_exec_ext``: registers ``%%sandbox``, ``%%submit`` and ``%sandbox_status``.
+    """``%load_ext jupyter_exec_ext``: registers ``%%sandbox``, ``%%submit``, ``%sandbox_status``
+    and ``%sandbox_connect``, and says which server the kernel will use and how it was found.
 
     Imports the magics only now, so importing the package stays light.
 
     Args:
         ipython: the running InteractiveShell.
     """
-    from .kernel.magics import SandboxMagics
+    from .kernel.magics import SandboxMagics, announce
 
-    ipython.register_magics(SandboxMagics)
+    magics = SandboxMagics(ipython)
+    ipython.register_magics(magics)
+    announce(magics)

@@ -1,23 +1,42 @@
 """IPython magics that send a cell to the sandbox instead of running it in the kernel:
-``%%sandbox`` (run), ``%%submit EXERCISE_ID`` (grade) and ``%sandbox_status``.
+``%%sandbox`` (run, streamed), ``%%submit EXERCISE_ID`` (grade), ``%sandbox_status`` and
+``%sandbox_connect URL`` (choose the server by hand, e.g. in a kernel VS Code started).
 
 The sandbox is a fresh container: it does not see the kernel's variables, imports or files.
 """
 
 from __future__ import annotations
 
+import getpass
 import html
 import logging
+import os
 import sys
+import time
+import urllib.parse
 from typing import Any, Callable, Optional
 
+from IPython.core.error import StdinNotImplementedError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .client import ExecClient
+from .client import (
+    ExecClient,
+    ExecClientError,
+    LiveUnavailableError,
+    ServerNotFoundError,
+    hub_token_page,
+    not_found_fix,
+    use_client,
+)
 
 log = logging.getLogger(__name__)
 
+#: A live run's output is flushed to the front end at most this often (and always before input).
+FLUSH_INTERVAL_S = 0.05
+NO_STDIN_NOTE = ("note: the program asked for input, but this front end cannot answer input "
+                 "requests (a headless run such as nbconvert or papermill): it got end of input "
+                 "(EOFError). Give the input up front with %%sandbox --stdin \"...\".")
 NAME_ERROR_HINT = ("hint: the sandbox does not see variables defined in your kernel; "
                    "put everything the cell needs in the cell")
 #: Colours of test statuses in the HTML results table (pass green, everything else red/amber).
@@ -58,7 +77,7 @@ def results_text(grade: dict[str, Any]) -> str:
         grade: the answer of ``POST exercises/{id}/submit``.
     """
     rows = [(t["name"] + (" (hidden)" if t.get("hidden") else ""), t["status"],
-             f"{t['points']:g}/{t['max_points']:g}", t.get("message", "").splitlines()[0] if t.get("message") else "")
+             f"{t['points']:g}/{t['max_points']:g}", (test_message(t).splitlines() or [""])[0])
             for t in grade.get("tests", [])]
     header = ("test", "status", "points", "message")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(3)]
@@ -69,6 +88,20 @@ def results_text(grade: dict[str, Any]) -> str:
         lines.append(f"your code itself ended with {grade['status']}"
                      + (f": {grade['message']}" if grade.get("message") else ""))
     return "\n".join(lines)
+
+
+def test_message(test: dict[str, Any]) -> str:
+    """A test's message for the table, empty when it only repeats the status ("passed",
+    "hidden test passed")."""
+    message = (test.get("message") or "").strip()
+    status = str(test.get("status", ""))
+    if message.lower() in (status, f"hidden test {status}", f"test {status}"):
+        return ""
+    return message
+
+
+#: Left-aligned cells: the notebook's own table style right-aligns them.
+_CELL = "text-align:left;vertical-align:top"
 
 
 def score_line(grade: dict[str, Any]) -> str:
@@ -82,16 +115,20 @@ def results_html(grade: dict[str, Any]) -> str:
     for t in grade.get("tests", []):
         colour = STATUS_COLOURS.get(t["status"], "#cf222e")
         name = html.escape(t["name"]) + (" <em>(hidden)</em>" if t.get("hidden") else "")
+        message = test_message(t)
         rows.append(
-            f"<tr><td>{name}</td><td style='color:{colour};font-weight:bold'>{html.escape(t['status'])}</td>"
-            f"<td>{t['points']:g}/{t['max_points']:g}</td>"
-            f"<td><pre style='margin:0;white-space:pre-wrap'>{html.escape(t.get('message', ''))}</pre></td></tr>")
+            f"<tr><td style='{_CELL}'>{name}</td>"
+            f"<td style='{_CELL};color:{colour};font-weight:bold'>{html.escape(t['status'])}</td>"
+            f"<td style='{_CELL}'>{t['points']:g}/{t['max_points']:g}</td>"
+            f"<td style='{_CELL}'>" + (f"<pre style='margin:0;white-space:pre-wrap;text-align:left'>"
+                                       f"{html.escape(message)}</pre>" if message else "") + "</td></tr>")
     code_status = ""
     if grade.get("status") not in (None, "ok"):
         code_status = (f"<p>your code itself ended with <code>{html.escape(str(grade['status']))}</code>"
                        f"{': ' + html.escape(grade['message']) if grade.get('message') else ''}</p>")
-    return ("<table class='jupyter-exec-results'><thead><tr><th>test</th><th>status</th><th>points</th>"
-            f"<th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    head = "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("test", "status", "points", "message"))
+    return ("<table class='jupyter-exec-results' style='margin-left:0;margin-right:auto'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p><strong>{html.escape(score_line(grade))}</strong></p>{code_status}")
 
 
@@ -141,6 +178,85 @@ def _help_requested(func: Callable[..., Any], line: str) -> bool:
     return False
 
 
+class RunCancelled(KeyboardInterrupt):
+    """The kernel was interrupted during a sandbox run, and the run was cancelled."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
+
+
+class _StreamEcho:
+    """Writes a live run's output into the cell as it arrives and answers its input requests
+    with the front end's input box (``input()``, which ipykernel turns into ``input_request``)."""
+
+    def __init__(self) -> None:
+        self.last = {"stdout": "\n", "stderr": "\n"}  # nothing written yet: a line is ended
+        self.shown = {"stdout": 0, "stderr": 0}  # characters of the program's output shown
+        self.stdin_refused = False
+        self.stream: Optional[str] = None  # the stream written last
+        self.flushed_at = 0.0
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.flushed_at = time.monotonic()
+
+    def write(self, stream: str, text: str, *, program: bool = True) -> None:
+        if not text:
+            return
+        stream = "stderr" if stream == "stderr" else "stdout"
+        out = sys.stderr if stream == "stderr" else sys.stdout
+        if self.stream is not None and self.stream != stream:
+            self.flush()  # the other stream's text first: the cell keeps the program's order
+        out.write(text)
+        self.stream = stream
+        now = time.monotonic()
+        if now - self.flushed_at >= FLUSH_INTERVAL_S:
+            # Shown now, not at the kernel's next flush (up to 0.2 s later). A flood of small
+            # pieces is flushed at most this often: each flush waits on the kernel's IO thread.
+            self.flush()
+        self.last[stream] = text[-1]
+        if program:
+            self.shown[stream] += len(text)
+
+    def complete(self, result: dict[str, Any]) -> None:
+        """Shows what the result has beyond what streamed (events the server dropped for a slow
+        reader, or its note that the output was cut at the limit)."""
+        for stream in ("stdout", "stderr"):
+            rest = (result.get(stream) or "")[self.shown[stream]:]
+            self.write(stream, rest)
+
+    def ends_line(self, stream: str) -> bool:
+        return self.last[stream] == "\n"
+
+    def ask(self, prompt: str) -> Optional[str]:
+        if self.stdin_refused:
+            return None
+        self.flush()
+        try:
+            return input(prompt)  # a KeyboardInterrupt here goes on to cancel the run
+        except (StdinNotImplementedError, EOFError):
+            self.stdin_refused = True
+            self.write("stderr", ("" if self.ends_line("stderr") else "\n") + NO_STDIN_NOTE + "\n",
+                       program=False)
+            return None
+
+
+#: What a ``display`` event may put into the notebook: the program chooses the bytes, so never
+#: a type the front end would run or render as markup (HTML, SVG, JavaScript).
+FIGURE_MIMES = ("image/png",)
+
+
+def _show_figure(mime: str, data: str) -> None:
+    """A ``display`` event: the image inline in the cell's output."""
+    from IPython.display import display
+
+    if mime not in FIGURE_MIMES:
+        log.info("display of type %r not shown", mime)
+        return
+    display({mime: data, "text/plain": "<figure from the sandbox>"}, raw=True)
+
+
 @magics_class
 class SandboxMagics(Magics):
     """``%%sandbox``, ``%%submit`` and ``%sandbox_status``; one API client per kernel, made on
@@ -177,24 +293,31 @@ class SandboxMagics(Magics):
         args = parse_argstring(SandboxMagics.sandbox, line)
         stdin = _unquote(args.stdin).replace("\\n", "\n") if args.stdin is not None else None
         memory = _unquote(args.memory_limit) if args.memory_limit is not None else None
-        result = self.client.execute(cell, stdin=stdin, time_limit=args.time_limit,
-                                     memory_limit=memory, use_cache=not args.no_cache)
-        # Flush between streams so the notebook shows them in this order.
-        if result.get("stdout"):
-            sys.stdout.write(result["stdout"])
-            sys.stdout.flush()
-        if result.get("stderr"):
-            sys.stderr.write(result["stderr"])
-            sys.stderr.flush()
+        client = self.client
+        shown = _StreamEcho()
+        try:
+            result = client.run_live(cell, stdin=stdin, time_limit=args.time_limit, memory_limit=memory,
+                                     on_output=shown.write, on_input=shown.ask, on_display=_show_figure,
+                                     on_note=lambda text: shown.write("stderr", text, program=False))
+        except LiveUnavailableError as e:
+            # An older server or a proxy without WebSockets: the whole answer at the end.
+            log.info("live run unavailable, using POST execute: %s", e)
+            result = client.execute(cell, stdin=stdin, time_limit=args.time_limit,
+                                    memory_limit=memory, use_cache=not args.no_cache)
+        shown.complete(result)
+        shown.flush()
         hint = name_error_hint(result)
         if hint:
-            sys.stderr.write(("" if result["stderr"].endswith("\n") else "\n") + hint + "\n")
+            sys.stderr.write(("" if shown.ends_line("stderr") else "\n") + hint + "\n")
             sys.stderr.flush()
         for note in result.get("notes") or []:
             print(f"note: {note}")
-        if result.get("stdout") and not result["stdout"].endswith("\n"):
+        if not shown.ends_line("stdout"):
             print()
         print(status_line(result))
+        if result.get("status") == "cancelled":  # only an interrupt here sends cancel
+            # End the cell as an interrupted one, so "Run All" stops here as for kernel code.
+            raise RunCancelled("the sandbox run was cancelled")
 
     @magic_arguments("%submit")
     @argument("exercise_id", nargs="?", help="the exercise's id (its notebook's jupyter_exec.exercise_id)")
@@ -225,4 +348,66 @@ class SandboxMagics(Magics):
         """Show whether the sandbox can run code: Docker engine, executor image, runs, limits."""
         if _help_requested(SandboxMagics.sandbox_status, line):
             return
-        print(status_text(self.client.status()))
+        client = self.client
+        print(f"server: {client.base_url} (found through {client.source})")
+        if client.live_unavailable:
+            print(f"live output: unavailable ({client.live_unavailable}); runs show their output at the end")
+        print(status_text(client.status()))
+
+    @magic_arguments()
+    @argument("url", nargs="?", help="the server's address: its base URL (as in the browser), its "
+              "API URL (…/api/exec/v1/), or a JupyterHub user URL (https://HUB/user/NAME/)")
+    @argument("-h", "--help", action="store_true", help="show this help and connect nothing")
+    @line_magic
+    def sandbox_connect(self, line: str = "") -> None:
+        """Use the jupyter_exec_ext server at URL from this kernel (e.g. a kernel VS Code started).
+
+        Finds the extension's API under the URL, then asks for the token in a password box, so it
+        is never saved in the notebook. On JupyterHub, make a token at https://HUB/hub/token.
+        """
+        if _help_requested(SandboxMagics.sandbox_connect, line):
+            return
+        args = parse_argstring(SandboxMagics.sandbox_connect, line)
+        if not args.url:
+            current = self._client.base_url if self._client is not None else "none yet"
+            print(SandboxMagics.sandbox_connect.parser.format_usage().strip()
+                  + f"\nerror: give the server's address, e.g. %sandbox_connect http://127.0.0.1:8888/ "
+                  f"(current server: {current})", file=sys.stderr)
+            return
+        url = _unquote(args.url)
+        if "token" in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query):
+            print("note: the token in the URL is not used (it would be saved in the notebook); "
+                  "paste it at the prompt instead.")
+        api = ExecClient.locate_api(url)
+        page = hub_token_page(api)
+        where = (f"make one at {page}" if page
+                 else "`jupyter server list` shows it after ?token=; empty if the server has none")
+        try:
+            token = getpass.getpass(f"Token for {api} ({where}): ")
+        except StdinNotImplementedError:
+            raise ExecClientError(
+                "this front end cannot ask for the token (no input box: a headless run such as "
+                f"nbconvert or papermill); set JUPYTER_EXEC_EXT_URL={api} and JUPYTER_EXEC_EXT_TOKEN "
+                "in the kernel's environment instead") from None
+        client = ExecClient(api, token.strip(), source="%sandbox_connect", origin="connect")
+        status = client.status()  # a refused token raises here, with where to get a good one
+        use_client(client)
+        self._client = client
+        docker = status.get("docker", {})
+        print(f"connected to {api}; sandbox "
+              + ("ready" if docker.get("reachable") and docker.get("image_present")
+                 else "NOT ready (see %sandbox_status)") + ".")
+
+
+def announce(magics: SandboxMagics) -> None:
+    """``%load_ext``'s line: which server the kernel will use and how it was found, or what to
+    do when there is none (not an error: ``%sandbox_connect`` can still choose one)."""
+    try:
+        client = ExecClient.discover()
+    except ServerNotFoundError:
+        print("jupyter_exec_ext: no server found yet (JUPYTER_EXEC_EXT_URL is not set, there are no "
+              "JupyterHub variables, and no running Jupyter server answers with the extension). "
+              + not_found_fix(os.environ), file=sys.stderr)
+        return
+    magics._client = client
+    print(client.describe())

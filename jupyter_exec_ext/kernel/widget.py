@@ -11,13 +11,24 @@ from typing import Any, Callable, Optional
 import ipywidgets as widgets
 from IPython.display import Markdown
 
-from .client import ExecClient, ExecClientError
+from .client import ExecClient, ExecClientError, LiveUnavailableError
 from .magics import STATUS_COLOURS, name_error_hint, results_html, status_line
 
 log = logging.getLogger(__name__)
 
 BUSY_RUN = "⏳ running in the sandbox…"
 BUSY_SUBMIT = "⏳ grading in the sandbox…"
+#: The widget's Run cannot show an input box (its click is not a cell execution).
+WIDGET_NO_STDIN = ("the program asked for input; the widget cannot ask for it, so the program got "
+                   "end of input (EOFError). Use a %%sandbox cell to answer input() interactively.")
+
+
+def without_title(prompt: str, title: str) -> str:
+    """The prompt without a first heading that only repeats the title (shown above it already)."""
+    lines = prompt.lstrip("\n").split("\n")
+    if lines and lines[0].startswith("#") and lines[0].lstrip("#").strip() == title.strip():
+        return "\n".join(lines[1:]).lstrip("\n")
+    return prompt
 
 
 class ExerciseWidget(widgets.VBox):
@@ -40,10 +51,12 @@ class ExerciseWidget(widgets.VBox):
         self.client = client if client is not None else ExecClient.discover()
         self.exercise_id = exercise_id
         self.exercise = self.client.exercise(exercise_id)
-        self.title = widgets.HTML(f"<h3>{html.escape(self.exercise.get('title', exercise_id))}</h3>")
+        title = self.exercise.get("title", exercise_id)
+        self.title = widgets.HTML(f"<h3>{html.escape(title)}</h3>")
         # The prompt is Markdown; an Output holding a Markdown display lets the front end render it.
+        # Its own first heading usually is the title: shown once, above.
         self.prompt = widgets.Output()
-        self.prompt.append_display_data(Markdown(self.exercise.get("prompt", "")))
+        self.prompt.append_display_data(Markdown(without_title(self.exercise.get("prompt", ""), title)))
         self.code = widgets.Textarea(value=self.exercise.get("starter_code", ""),
                                      layout=widgets.Layout(width="100%", height="14em"))
         self.run_button = widgets.Button(description="Run", icon="play",
@@ -73,12 +86,41 @@ class ExerciseWidget(widgets.VBox):
         self._while_busy(BUSY_SUBMIT, self._submit)
 
     def _run(self) -> None:
-        result = self.client.execute(self.code.value, time_limit=self.exercise.get("limits", {}).get("time_limit"))
-        parts = []
-        if result.get("stdout"):
-            parts.append(f"<pre class='stdout'>{html.escape(result['stdout'])}</pre>")
-        if result.get("stderr"):
-            parts.append(f"<pre class='stderr' style='color:#cf222e'>{html.escape(result['stderr'])}</pre>")
+        """Streams the run: each piece of output is added to the output area as it arrives."""
+        parts: list[str] = []
+        time_limit = self.exercise.get("limits", {}).get("time_limit")
+
+        def show(stream: str, text: str) -> None:
+            css = "stderr' style='color:#cf222e" if stream == "stderr" else "stdout"
+            if parts and parts[-1].startswith(f"<pre class='{css}'>"):
+                parts[-1] = parts[-1][:-len("</pre>")] + html.escape(text) + "</pre>"
+            else:
+                parts.append(f"<pre class='{css}'>{html.escape(text)}</pre>")
+            self.output.value = "".join(parts)
+
+        def no_input(prompt: str) -> None:
+            parts.append(f"<p class='hint'>{html.escape(WIDGET_NO_STDIN)}</p>")
+            self.output.value = "".join(parts)
+            return None
+
+        def figure(mime: str, data: str) -> None:
+            if mime == "image/png":  # base64 from the server; nothing else is put into the page
+                safe = "".join(c for c in data if c.isalnum() or c in "+/=")
+                parts.append(f"<img class='figure' alt='figure from the sandbox' "
+                             f"src='data:image/png;base64,{safe}'>")
+                self.output.value = "".join(parts)
+
+        self.output.value = ""
+        try:
+            result = self.client.run_live(self.code.value, time_limit=time_limit, on_output=show,
+                                          on_input=no_input, on_display=figure,
+                                          exercise_id=self.exercise_id)
+        except LiveUnavailableError as e:
+            log.info("live run unavailable, using POST execute: %s", e)
+            result = self.client.execute(self.code.value, time_limit=time_limit)
+            for stream in ("stdout", "stderr"):
+                if result.get(stream):
+                    show(stream, result[stream])
         hint = name_error_hint(result)
         if hint:
             parts.append(f"<p class='hint'>{html.escape(hint)}</p>")

@@ -17,7 +17,7 @@ from traitlets import Bool, Enum, Float, TraitError, Unicode, default, validate
 from .. import __version__
 from .authoring import AUTHORING_ROUTES, INSTRUCTOR_KEY, WORKSPACE_DIR_KEY
 from .handlers import BOUNDS_KEY, NAMESPACE, ROUTES
-from .live import LIVE_ROUTES
+from .live import LIVE_ROUTES, REMOTE_LIVE_ROUTES
 from .remote import REMOTE_KEY, RemoteService, loopback_mismatch, remote_routes
 from .settings import ExecSettings
 
@@ -136,7 +136,7 @@ class ExecExtApp(ExecSettings, ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Adds the route table; ExtensionApp prefixes every pattern with the server's base_url."""
-        self.handlers.extend(remote_routes() if self.backend == "remote"
+        self.handlers.extend(remote_routes() + REMOTE_LIVE_ROUTES if self.backend == "remote"
                              else ROUTES + AUTHORING_ROUTES + LIVE_ROUTES)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:

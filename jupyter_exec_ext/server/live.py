@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any, Optional
 
+import tornado.ioloop
 import tornado.web
 import tornado.websocket
 from jupyter_core.utils import ensure_async
@@ -33,6 +34,7 @@ from ..sandbox.live import LiveControl
 from .errors import ApiError, BadRequestError, RateLimitedError
 from .handlers import NAMESPACE, UNAVAILABLE_REASONS, ExecAPIHandler, ExecRouteBase
 from .payloads import execute_reply, parse_execute, type_name
+from .remote import REMOTE_KEY
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
@@ -101,7 +103,16 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.check_live_access()
+        self.require_upgrade()
         await super().get(*args, **kwargs)
+
+    def require_upgrade(self) -> None:
+        """A plain GET gets a JSON 400 that says what the route is (tornado's own is a text line)."""
+        headers = self.request.headers
+        if (headers.get("Upgrade", "").lower() != "websocket"
+                or "upgrade" not in headers.get("Connection", "").lower()):
+            raise BadRequestError("execute/ws is a WebSocket: connect with a WebSocket client "
+                                  "(Upgrade: websocket)")
 
     @property
     def max_message_size(self) -> int:
@@ -320,3 +331,68 @@ class ExecLiveHandler(WebSocketMixin, LiveRoute, ExtensionHandlerMixin, JupyterH
 
 #: The live route of the jupyter_server extension (local mode).
 LIVE_ROUTES: list[tuple[str, type]] = [(ROUTE, ExecLiveHandler)]
+
+
+#: Results (whole output, figures) may be large; the service is trusted, the cap is a backstop.
+UPSTREAM_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class RemoteLiveHandler(ExecLiveHandler):
+    """``execute/ws`` in remote mode: authenticated here as in local mode, then joined to the
+    executor service's socket with the user's hub token; messages pass both ways unchanged (the
+    service checks them), and a closed socket on either side closes the other (which cancels)."""
+
+    upstream: Optional[tornado.websocket.WebSocketClientConnection] = None
+    upstream_error: Optional[ApiError] = None
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.check_live_access()
+        self.require_upgrade()
+        remote = self.settings[REMOTE_KEY]
+        try:
+            self.upstream = await remote.connect("execute/ws", UPSTREAM_MAX_MESSAGE_BYTES)
+        except ApiError as e:
+            self.upstream_error = e  # said on the socket: a browser cannot read a refused upgrade
+        await tornado.websocket.WebSocketHandler.get(self, *args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        if self.ping_interval > 0:  # pings as WebSocketMixin.open starts them, without LiveRoute's
+            loop = tornado.ioloop.IOLoop.current()
+            self.last_ping = self.last_pong = loop.time()
+            self.ping_callback = tornado.ioloop.PeriodicCallback(self.send_ping, self.ping_interval)
+            self.ping_callback.start()
+        if self.upstream is None:
+            error = self.upstream_error
+            self.write_message(json.dumps({
+                "type": "error", "message": f"the run cannot start: {error}",
+                "reason": getattr(error, "reason", None) or "service_unreachable"}))
+            self.close(1011, "executor service unreachable")
+            return
+        log.info("execute/ws opened user=%s (forwarded to the executor service)", self.principal)
+        self.pump = asyncio.ensure_future(self._pump())
+
+    async def _pump(self) -> None:
+        upstream = self.upstream
+        while True:
+            message = await upstream.read_message()
+            if message is None:
+                break
+            try:
+                await self.write_message(message, binary=isinstance(message, bytes))
+            except tornado.websocket.WebSocketClosedError:
+                break
+        upstream.close()
+        if self.ws_connection is not None:
+            self.close(1011 if upstream.close_code not in (None, 1000) else 1000)
+
+    def on_message(self, message: Any) -> None:
+        if self.upstream is not None:
+            self.upstream.write_message(message, binary=isinstance(message, bytes))
+
+    def on_close(self) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+
+
+#: The live route of remote mode.
+REMOTE_LIVE_ROUTES: list[tuple[str, type]] = [(ROUTE, RemoteLiveHandler)]

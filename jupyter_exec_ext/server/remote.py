@@ -16,6 +16,7 @@ import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .errors import ApiError
 from .handlers import NAMESPACE, ROUTE_LOGIC, ExecAPIHandler, HealthRoute
@@ -92,6 +93,31 @@ class RemoteService:
             raise _unreachable(f"the hub's proxy answered {response.code}")
         passed = {name: response.headers[name] for name in _PASSED_HEADERS if name in response.headers}
         return response.code, passed, response.body or b""
+
+
+    async def connect(self, route: str, max_message_size: int) -> WebSocketClientConnection:
+        """Opens a WebSocket to one route of the service (``http`` becomes ``ws``), with the
+        token.
+
+        Raises:
+            ServiceUnavailableError: the service is down, refused the socket or did not answer.
+        """
+        url = "ws" + self.url[len("http"):] + route if self.url.startswith("http") else self.url + route
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        request = HTTPRequest(url, headers=headers, connect_timeout=10, request_timeout=30,
+                              follow_redirects=False)
+        try:
+            return await websocket_connect(request, max_message_size=max_message_size)
+        except HTTPClientError as e:
+            log.warning("executor service at %s refused %s: %s", self.url, route, e)
+            if e.code == 403:
+                refused = ServiceUnavailableError("the executor service refused your token", status=403)
+                refused.reason = "forbidden"
+                raise refused from None
+            raise _unreachable(f"it answered {e.code}") from None
+        except OSError as e:
+            log.warning("executor service at %s unreachable: %s", self.url, e)
+            raise _unreachable(getattr(e, "strerror", None) or str(e) or type(e).__name__) from None
 
 
 def _is_loopback(host: Optional[str]) -> bool:

@@ -30,6 +30,7 @@ from traitlets.config import Application, catch_config_error
 
 from .. import __version__
 from .errors import ApiError
+from .live import ROUTE as LIVE_ROUTE, LiveRoute
 from .handlers import (
     BOUNDS_KEY,
     METRICS_KEY,
@@ -338,10 +339,28 @@ class MetricsHandler(ServiceHandler):
         self.finish(metrics.exposition())
 
 
+class LiveServiceHandler(LiveRoute, ServiceHandler):
+    """``GET execute/ws`` (WebSocket): live runs for hub users, as in the extension; each run
+    counts as a request in progress, so a stopping service waits for it."""
+
+    async def check_live_access(self) -> None:
+        if self.current_user is None:
+            security_log.warning("security: refused execute/ws from %s (no valid hub token)",
+                                 self.request.remote_ip)
+            raise tornado.web.HTTPError(403)
+
+    def run_started(self) -> None:
+        self.settings[OPEN_REQUESTS_KEY].count += 1
+
+    def run_ended(self) -> None:
+        self.settings[OPEN_REQUESTS_KEY].count -= 1
+
+
 #: The service's route table, relative to its prefix: the shared API plus its own routes.
 SERVICE_ROUTES: list[tuple[str, type]] = bind_routes(ServiceHandler, "ServiceHandler") + [
     (f"{NAMESPACE}/submissions", SubmissionsHandler),
     (f"{NAMESPACE}/metrics", MetricsHandler),
+    (LIVE_ROUTE, LiveServiceHandler),
 ]
 
 

@@ -697,3 +697,71 @@ def test_a_stopping_service_finishes_its_runs_and_servers_answer_json_until_it_i
     # Reported, not asserted: docs/hub.md quotes it.
     print(f"\nexecutor service answered again {time.monotonic() - exited:.1f} s after it exited")
     assert "stopping: no new runs" in hub.log.read_text()
+
+
+async def _live(url: str, token: Optional[str]):
+    """A WebSocket to ``execute/ws`` at ``url`` (through the hub's proxy) with ``token``."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    headers = {"Authorization": f"token {token}"} if token else {}
+    return await websocket_connect(HTTPRequest(url, headers=headers, connect_timeout=60,
+                                               request_timeout=60))
+
+
+async def _until(conn, kind: str) -> list:
+    import asyncio
+
+    seen = []
+    while True:
+        raw = await asyncio.wait_for(conn.read_message(), 60)
+        assert raw is not None, f"the socket closed before a {kind} message: {seen}"
+        seen.append(json.loads(raw))
+        if seen[-1]["type"] == kind:
+            return seen
+
+
+def test_a_live_run_through_the_users_server_and_the_hubs_proxy(hub: Hub, no_leaks) -> None:
+    """The lab's path on a hub: the user's server (remote mode) joins its execute/ws to the
+    service's through the hub's proxy with the user's token; input and cancel go through."""
+    import asyncio
+
+    async def session() -> None:
+        conn = await _live(f"ws://127.0.0.1:{hub.port}/user/alice/api/exec/v1/execute/ws",
+                           hub.tokens["alice"])
+        try:
+            conn.write_message(json.dumps({"type": "run", "code":
+                                           "print('hi', flush=True)\nprint(input('Name? ') * 2)\n"}))
+            seen = await _until(conn, "input_request")
+            assert [m["type"] for m in seen][0] == "started"
+            assert seen[-1]["prompt"] == "Name? "
+            assert "".join(m["data"] for m in seen if m["type"] == "output") == "hi\n"
+            conn.write_message(json.dumps({"type": "stdin", "data": "ab\n"}))
+            result = (await _until(conn, "result"))[-1]
+            assert (result["status"], result["stdout"]) == ("ok", "hi\nabab\n"), result
+            conn.write_message(json.dumps({"type": "run", "code": "while True:\n    pass\n"}))
+            await _until(conn, "started")
+            conn.write_message(json.dumps({"type": "cancel"}))
+            assert (await _until(conn, "result"))[-1]["status"] == "cancelled"
+            conn.write_message("not json")
+            error = (await _until(conn, "error"))[-1]
+            assert "not valid JSON" in error["message"]
+        finally:
+            conn.close()
+
+    asyncio.run(session())
+
+
+def test_the_services_live_socket_needs_a_hub_token(hub: Hub) -> None:
+    import asyncio
+
+    from tornado.httpclient import HTTPClientError
+
+    url = f"ws://127.0.0.1:{hub.port}/services/{SERVICE}/api/exec/v1/execute/ws"
+    for token in (None, "not-a-hub-token", SERVICE_TOKENS["prometheus"]):
+        with pytest.raises(HTTPClientError) as refused:
+            asyncio.run(_live(url, token))
+        assert refused.value.code == 403, token
+    with pytest.raises(HTTPClientError) as refused:  # and so does the user's server
+        asyncio.run(_live(f"ws://127.0.0.1:{hub.port}/user/alice/api/exec/v1/execute/ws", None))
+    assert refused.value.code in (302, 403)

@@ -61,6 +61,12 @@ class CellOutput:
     stderr: str = ""
     displays: list = field(default_factory=list)  # data bundles of display_data / execute_result
     error: Optional[dict] = None
+    #: (monotonic arrival time, stream name, text) of each stream message, in arrival order.
+    streams: list = field(default_factory=list)
+    #: The prompts of the kernel's input requests, with whether each was a password box.
+    prompts: list = field(default_factory=list)
+    #: When the execute_reply (the cell's end) arrived.
+    ended_at: float = 0.0
 
     def text(self, mime: str = "text/plain") -> str:
         return "\n".join(d.get(mime, "") for d in self.displays)
@@ -76,13 +82,30 @@ class LiveKernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 120) -> CellOutput:
-        """Executes one cell and collects its outputs (bounded by ``timeout``)."""
+    def run(self, code: str, timeout: float = 120, *, answers: Optional[list[str]] = None,
+            allow_stdin: bool = True, on_stream: Any = None) -> CellOutput:
+        """Executes one cell and collects its outputs (bounded by ``timeout``).
+
+        Args:
+            answers: lines typed into the front end's input box, one per input request, in order
+                (as a user would); an input request with none left fails the test.
+            allow_stdin: False: a front end without input boxes (nbclient, papermill).
+            on_stream: called with each stream message's content as it arrives.
+        """
         out = CellOutput()
+        pending = list(answers or [])
+
+        def stdin_hook(msg: dict) -> None:
+            out.prompts.append((msg["content"]["prompt"], msg["content"].get("password", False)))
+            assert pending, f"unexpected input request {msg['content']!r}"
+            self.client.input(pending.pop(0))
 
         def hook(msg: dict) -> None:
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
+                out.streams.append((time.monotonic(), content["name"], content["text"]))
+                if on_stream is not None:
+                    on_stream(content)
                 if content["name"] == "stdout":
                     out.stdout += content["text"]
                 else:
@@ -92,8 +115,14 @@ class LiveKernel:
             elif kind == "error":
                 out.error = content
 
-        self.client.execute_interactive(code, output_hook=hook, timeout=timeout)
+        self.client.execute_interactive(code, output_hook=hook, timeout=timeout,
+                                        allow_stdin=allow_stdin, stdin_hook=stdin_hook)
+        out.ended_at = time.monotonic()
         return out
+
+    def interrupt(self) -> None:
+        """The notebook's ■: interrupts the kernel (SIGINT)."""
+        self.manager.interrupt_kernel()
 
     def shutdown(self) -> None:
         self.client.stop_channels()

@@ -81,6 +81,10 @@ def test_unreachable_server_names_the_url() -> None:
     with pytest.raises(ServerUnreachableError) as caught:
         ExecClient(url, source="a test").exercises()
     assert url in str(caught.value) and "a test" in str(caught.value)
+    from_env = ExecClient.discover({"JUPYTER_EXEC_EXT_URL": url, "JUPYTER_EXEC_EXT_TOKEN": "t"})
+    with pytest.raises(ServerUnreachableError) as caught:
+        from_env.exercises()
+    assert "update JUPYTER_EXEC_EXT_URL" in str(caught.value) and "jupyter server list" in str(caught.value)
 
 
 def test_client_errors_are_readable(live_server: LiveServer) -> None:

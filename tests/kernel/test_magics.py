@@ -3,6 +3,7 @@ server through the variables the extension sets for kernels."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -92,6 +93,15 @@ def test_submit_wrong_then_right_solution(loaded: LiveKernel, no_leaks) -> None:
     assert "score: 7 / 7 (graded in the sandbox)" in text
     rows = text.splitlines()[1:7]
     assert len(rows) == 6 and all("  passed  " in row for row in rows), text
+    # Passed tests say so once, in the status column, not again in the message column.
+    assert all(row.count("passed") == 1 for row in rows), text
+    html = right.text("text/html")
+    assert html.count(">passed<") == 6 and "hidden test passed" not in html
+    # Left-aligned, whatever the notebook's table style, with the four columns in order.
+    assert "<table class='jupyter-exec-results' style='margin-left:0;margin-right:auto'>" in html
+    heads = re.findall(r"<th style='text-align:left;vertical-align:top'>(\w+)</th>", html)
+    assert heads == ["test", "status", "points", "message"]
+    assert html.count("<td style='text-align:left") == 24
     assert "color:#1a7f37" in right.text("text/html") and "color:#cf222e" not in right.text("text/html")
 
 

@@ -37,7 +37,10 @@ def watch(widget: ExerciseWidget) -> list[tuple[str, Any]]:
 
 def test_shows_prompt_starter_code_and_max_score(widget: ExerciseWidget) -> None:
     prompt = widget.prompt.outputs[0]["data"]["text/markdown"]
-    assert prompt.startswith("# Strings: palindromes") and "is_palindrome(text)" in prompt
+    # The title once: the heading above, and the prompt without its own copy of it.
+    assert widget.title.value == "<h3>Strings: palindromes</h3>"
+    assert "Strings: palindromes" not in prompt
+    assert prompt.startswith("A *palindrome* reads the same") and "is_palindrome(text)" in prompt
     assert widget.code.value == role_source(PALINDROME, "starter")
     assert "max score: 7" in widget.score.value
     assert widget.run_button in widget.children[3].children and widget.submit_button in widget.children[3].children

@@ -119,3 +119,57 @@ def test_a_cancel_from_another_thread_ends_a_busy_run_within_a_second(box):
     thread.join(10)
     assert time.monotonic() - asked < 1.0
     assert result["r"].status is Status.CANCELLED
+
+
+REACH_FOR_THE_HOST_CHANNEL = r'''
+import os
+reached = []
+for pid in os.listdir("/proc"):
+    if not pid.isdigit() or int(pid) == os.getpid():
+        continue
+    for path in ("/proc/%s/fd/0" % pid, "/proc/%s/fd/1" % pid):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            os.write(fd, b'{"type": "cancel"}\n{"type": "stdin", "eof": true}\n')
+            reached.append(path)
+        except OSError:
+            pass
+print("reached", reached, flush=True)
+print("still running, got", input("go? "))
+'''
+
+
+def test_the_program_cannot_write_the_hosts_control_lines_or_frames(box):
+    """The runner's stdin (the host's control lines) and stdout (the frames) belong to uid 0:
+    the program, looking for them through /proc, reaches neither, so it cannot cancel or end its
+    own input as the host would, nor write a frame."""
+    control = LiveControl()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if event["type"] == "input_request":
+            control.send_stdin("yes\n")
+
+    result = live_run(box, REACH_FOR_THE_HOST_CHANNEL, on_event, control)
+    assert result.status is Status.OK, (result.status, result.message, result.stderr)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "reached []"
+    assert lines[1] == "still running, got yes"
+
+
+def test_a_long_prompt_is_cut_and_still_asked(box):
+    control = LiveControl()
+    prompts = []
+
+    def on_event(event):
+        if event["type"] == "input_request":
+            prompts.append(event["prompt"])
+            control.send_stdin("ok\n")
+
+    result = live_run(box, "print(input('é' * 100000))", on_event, control)
+    assert (result.status, result.stdout) == (Status.OK, "ok\n")
+    assert prompts == ["é" * 4096]

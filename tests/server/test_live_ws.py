@@ -98,7 +98,8 @@ async def test_output_arrives_while_the_program_still_runs(ws, executor_image, n
                                               "print('b')\n"})
     started = time.monotonic()
     first = await client.until("output")
-    assert first[-1]["data"] == "a\n"
+    while outputs(first) != "a\n":  # print() may write the text and the newline apart
+        first.append(await client.recv())
     # The program sleeps 3 s after printing: the output came long before its end.
     assert time.monotonic() - started < 2.5
     rest = await client.until("result")
@@ -349,3 +350,30 @@ async def test_a_program_flooding_input_requests_reaches_the_client_once(ws, exe
     # At most once per answer: forged requests still queued may be heard once more.
     assert len([m for m in rest if m["type"] == "input_request"]) <= 1
     assert rest[-1]["status"] == "ok" and rest[-1]["stdout"].endswith("got Ada\n")
+
+
+REMOTE_DOWN = {"backend": "remote",
+               "service_url": "http://127.0.0.1:9/services/exec/api/exec/v1/",
+               "service_token": "a-user-token"}
+
+
+@pytest.mark.parametrize("exec_ext_config", [REMOTE_DOWN])
+async def test_in_remote_mode_a_service_that_is_down_is_said_on_the_socket(jp_ws_fetch):
+    """A browser cannot read why an upgrade was refused: the socket opens, says why, and closes."""
+    conn = await jp_ws_fetch(*WS)
+    error = json.loads(await asyncio.wait_for(conn.read_message(), 30))
+    assert error["type"] == "error" and error["reason"] == "service_unreachable"
+    assert "the executor service is unreachable" in error["message"]
+    assert await asyncio.wait_for(conn.read_message(), 30) is None  # then closed
+
+
+@pytest.mark.parametrize("exec_ext_config", [REMOTE_DOWN])
+async def test_in_remote_mode_the_socket_needs_authentication(jp_ws_fetch):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await jp_ws_fetch(*WS, headers={"Authorization": ""})
+    assert refused.value.code == 403
+
+
+async def test_a_plain_get_is_told_to_use_a_websocket(api):
+    status, body, _ = await api("GET", "execute/ws")
+    assert status == 400 and "connect with a WebSocket client" in body["message"]

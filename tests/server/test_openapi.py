@@ -16,6 +16,7 @@ import yaml
 
 from jupyter_exec_ext.server import NAMESPACE, OPENAPI_SPEC, ROUTES
 from jupyter_exec_ext.server.authoring import AUTHORING_ROUTES
+from jupyter_exec_ext.server.live import LIVE_ROUTES
 
 from ..conftest import TEST_OWNER
 from ..live_server import EXERCISES, start_server
@@ -28,7 +29,7 @@ def spec() -> dict:
 def served_paths() -> dict[str, list[str]]:
     """Spec-style path -> HTTP methods, from the route table."""
     served = {}
-    for pattern, handler in ROUTES + AUTHORING_ROUTES:
+    for pattern, handler in ROUTES + AUTHORING_ROUTES + LIVE_ROUTES:
         path = "/" + pattern[len(NAMESPACE) + 1:]
         served[re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", path)] = handler.allowed_methods()
     return served
@@ -107,7 +108,8 @@ def test_schemathesis_finds_no_server_error_on_a_live_server(live_server, tmp_pa
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
 
     result = json.loads(report.read_text())
-    assert result["complete"] and result["operations"]["tested"] == len(ROUTES) + len(AUTHORING_ROUTES)
+    assert result["complete"] and result["operations"]["tested"] == (len(ROUTES) + len(AUTHORING_ROUTES)
+                                                                   + len(LIVE_ROUTES))
     assert result["test_cases"]["generated"] >= 100
     assert result["test_cases"]["with_failures"] == 0 and result["test_cases"]["errored"] == 0
     assert result["failures"] == [] and result["errors"] == []
