@@ -345,9 +345,24 @@ def start_postgres() -> PostgresServer:
     return server
 
 
+class RunningPostgres:
+    """The throwaway cluster scripts/test.sh started (``JUPYTER_EXEC_EXT_TEST_POSTGRES``)."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.url = url
+        self.port = make_url(url).port
+        self.new_database = PostgresServer.new_database.__get__(self)
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster():
-    """One throwaway PostgreSQL cluster for the session; each test takes a database of its own."""
+    """A throwaway PostgreSQL cluster for the session (the test command's, else one started
+    here); each test takes a database of its own."""
+    if os.environ.get("JUPYTER_EXEC_EXT_TEST_POSTGRES"):
+        yield RunningPostgres(os.environ["JUPYTER_EXEC_EXT_TEST_POSTGRES"])
+        return
     server = start_postgres()
     yield server
     server.remove()

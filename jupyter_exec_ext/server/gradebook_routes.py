@@ -36,10 +36,30 @@ GRADEBOOK_KEY = "exec_ext_gradebook"
 RULES_KEY = "exec_ext_course_rules"
 #: The most rows one page of ``GET submissions`` holds.
 MAX_PAGE = 1000
-#: Characters the service reserves in user names (``*`` means everyone in ``?user=``).
+#: ``?user=*``: everyone's.
 EVERYONE = "*"
 CSV_COLUMNS = ("user", "exercise_id", "score", "best", "last", "max_score", "attempts", "late",
                "last_at")
+
+
+#: Characters the service refuses in a user name: ``*`` means "everyone" in ``?user=``, and the
+#: others are wildcards or separators in queries, logs and keys. Names are compared exactly.
+RESERVED_NAME_CHARACTERS = frozenset("*?[]{},/\\%\"'`")
+
+
+def check_user_name(name: str, what: str) -> str:
+    """Returns ``name`` if the service accepts it as a user name.
+
+    Raises:
+        ValueError: it is empty, or holds a reserved character or a control character (a line
+            break would forge log lines); the message names ``what`` and the character.
+    """
+    if not name:
+        raise ValueError(f"{what} is empty")
+    for char in name:
+        if char in RESERVED_NAME_CHARACTERS or not char.isprintable():
+            raise ValueError(f"{what} {name!r} contains {char!r}, which the exec service reserves")
+    return name
 
 
 class GradebookDown(ApiError):
@@ -191,6 +211,11 @@ class SubmissionsRoute(GradebookRouteBase):
         me = self.gradebook_user
         wanted = self.get_query_argument("user", None)
         exercise_id = self.get_query_argument("exercise", None) or None
+        if wanted not in (None, EVERYONE):
+            try:
+                check_user_name(wanted, "user")
+            except ValueError as e:
+                raise ApiError(str(e)) from None
         if wanted is not None and wanted != me and not self.is_instructor:
             security_log.warning("security: %r asked for the submissions of %r", me, wanted)
             raise ApiError("you may only list your own submissions", status=403)

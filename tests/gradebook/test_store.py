@@ -109,6 +109,19 @@ def test_the_gradebook_has_best_last_attempts_late_and_time_per_student_and_exer
                                               "max_score": None, "any_late": False}
 
 
+def test_the_gradebook_kept_with_each_record_matches_one_computed_from_every_submission(store):
+    import random
+
+    rng = random.Random(7)
+    for i in range(120):
+        store.record(record(rng.choice(["alice", "bob", "carol"]), rng.choice(["add", "square"]),
+                            score=float(rng.randint(0, 3)), when=1000.0 + i,
+                            late=rng.random() < 0.2))
+    kept = store.gradebook()
+    store.rebuild_grades()
+    assert store.gradebook() == kept and len(kept) == 6
+
+
 def test_statistics_name_the_test_the_class_is_stuck_on(store) -> None:
     # alice passes "visible" at her 2nd attempt, bob at his 3rd, carol never.
     for user, passes in (("alice", [False, True]), ("bob", [False, False, True]),
