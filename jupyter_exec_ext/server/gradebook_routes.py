@@ -160,6 +160,10 @@ async def record(handler: ExecRouteBase, exercise: Any, code: str, result: Any, 
         ident = await recorder.record(SubmissionRecord.from_grade(
             handler.gradebook_user, exercise, code, result, late=late))
         return str(ident) if ident is not None else None
+    except Exception:  # the student's answer goes out whatever recording did
+        log.exception("gradebook: could not record %s's submission of %r (score %g/%g)",
+                      handler.gradebook_user, exercise.id, result.score, result.max_score)
+        return None
     finally:
         attempt.release()
 
