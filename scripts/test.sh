@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: provision what is missing, then run the whole test suite against the real
-# Docker engine and Redis. Extra arguments go to pytest. Fails if any sandbox container is left.
+# Docker engine, Redis and PostgreSQL. Extra arguments go to pytest. Fails if any sandbox container is left.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/provision.sh"
