@@ -163,7 +163,8 @@ class ExecRouteBase(tornado.web.RequestHandler):
         return self.settings.get(METRICS_KEY)
 
     async def submission_graded(self, exercise: Exercise, result: Any) -> None:
-        """Called after each graded submission; the executor service records it."""
+        """Called after each graded submission (recorded in the gradebook by then), with the
+        full result: hidden tests' details included."""
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object (400/413 otherwise)."""
