@@ -31,6 +31,8 @@ import {
 import { requestAPI, SandboxRequestError } from './request.js';
 import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
 import { collectSubmission, describeCell, exerciseId } from './notebook.js';
+import { gradebookPlugin } from './gradebook-plugin.js';
+import { showHistory } from './history.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
@@ -38,7 +40,8 @@ export const CommandIDs = {
   submit: 'jupyter-exec-ext:submit',
   setRole: 'jupyter-exec-ext:set-role',
   chooseRole: 'jupyter-exec-ext:choose-role',
-  exercisePanel: 'jupyter-exec-ext:exercise-panel'
+  exercisePanel: 'jupyter-exec-ext:exercise-panel',
+  history: 'jupyter-exec-ext:submission-history'
 };
 /** Often enough to notice Docker going away, rare enough to cost nothing. */
 const STATUS_POLL_MS = 10_000;
@@ -162,6 +165,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const status = new SandboxStatus();
 
     const current = (): NotebookPanel | null => tracker.currentWidget;
+    /** The Results panel of a notebook, opened beside it if it is not shown. */
+    const resultsPanel = (panel: NotebookPanel): MainAreaWidget<ResultBox> => {
+      let results = panels.get(panel.id);
+      if (!results || results.isDisposed) {
+        results = new MainAreaWidget({ content: new ResultBox('jp-ExecExt-resultsPanel') });
+        results.id = `jp-ExecExt-results-${panel.id}`;
+        results.title.label = `Results: ${panel.title.label}`;
+        results.title.closable = true;
+        panels.set(panel.id, results);
+      }
+      if (!results.isAttached) {
+        shell.add(results, 'main', { mode: 'split-right', ref: panel.id });
+      }
+      return results;
+    };
     const refreshCommands = (): void => {
       for (const id of Object.values(CommandIDs)) {
         commands.notifyCommandChanged(id);
@@ -242,17 +260,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (busy.has(key)) {
           return;
         }
-        let results = panels.get(panel.id);
-        if (!results || results.isDisposed) {
-          results = new MainAreaWidget({ content: new ResultBox('jp-ExecExt-resultsPanel') });
-          results.id = `jp-ExecExt-results-${panel.id}`;
-          results.title.label = `Results: ${panel.title.label}`;
-          results.title.closable = true;
-          panels.set(panel.id, results);
-        }
-        if (!results.isAttached) {
-          shell.add(results, 'main', { mode: 'split-right', ref: panel.id });
-        }
+        const results = resultsPanel(panel);
         const { code, cells } = collectSubmission(panel.model, instructor);
         const cellModels = [...panel.model.cells];
         const gradedNames = cells.map(i => describeCell(i, cellModels[i].sharedModel.getSource()));
@@ -271,6 +279,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
         } finally {
           setBusy(key, false);
           void status.refresh();
+        }
+        void showHistory(results.content.node, id);
+      }
+    });
+
+    commands.addCommand(CommandIDs.history, {
+      label: 'Submission history',
+      caption: 'Your past submissions of this exercise: scores, due time, attempts left; open any one',
+      isVisible: () => {
+        const panel = current();
+        return !!panel?.model && exerciseId(panel.model) !== null;
+      },
+      execute: () => {
+        const panel = current();
+        const id = panel?.model ? exerciseId(panel.model) : null;
+        if (panel && id !== null) {
+          const results = resultsPanel(panel);
+          shell.activateById(results.id);
+          void showHistory(results.content.node, id);
         }
       }
     });
@@ -371,6 +398,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       palette.addItem({ command: CommandIDs.run, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.submit, category: 'Sandbox' });
+      palette.addItem({ command: CommandIDs.history, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.exercisePanel, category: 'Sandbox' });
       for (const choice of ROLE_CHOICES) {
         palette.addItem({ command: CommandIDs.setRole, args: { role: choice.id }, category: 'Exercise role' });
@@ -412,4 +440,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, gradebookPlugin];
