@@ -8,9 +8,11 @@ module is the authority on the metadata's shape.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -121,6 +123,20 @@ class Exercise:
     student_copy: bool = False
     requirements: Tuple[RequirementTest, ...] = ()
     wrong_solutions: Tuple[WrongSolution, ...] = ()
+    #: Course rules of the exercise's own; None means the server's default (``CourseRules``).
+    due: Optional[datetime] = None
+    late_policy: Optional[str] = None
+    max_attempts: Optional[int] = None
+    score_rule: Optional[str] = None
+
+    @property
+    def version(self) -> str:
+        """A hash of what grades the exercise (its tests and requirements): two submissions with
+        the same version were graded by the same tests."""
+        graded = {"tests": [t.to_metadata() for t in self.tests],
+                  "requirements": [{"name": r.name, "rule": r.requirement.description,
+                                    "points": r.points} for r in self.requirements]}
+        return hashlib.sha256(json.dumps(graded, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def max_score(self) -> float:
@@ -270,6 +286,13 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
         except ValueError as e:
             raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'policy': {e}") from None
 
+    due = None
+    if meta.get("due") is not None:
+        try:
+            due = parse_due(meta["due"])
+        except ValueError as e:
+            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'due': {e}") from None
+
     cells = nb.get("cells", [])
     by_role: dict[str, list[str]] = {role: [] for role in ROLES}
     for cell in cells:
@@ -294,7 +317,27 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
         student_copy=bool(meta.get("student_copy", False)),
         requirements=tuple(requirements),
         wrong_solutions=tuple(wrong_solutions),
+        due=due,
+        late_policy=meta.get("late"),
+        max_attempts=meta.get("max_attempts"),
+        score_rule=meta.get("score_rule"),
     )
+
+
+def parse_due(text: str) -> datetime:
+    """An ISO 8601 time with a time zone (``Z`` or an offset).
+
+    Raises:
+        ValueError: not such a time; the message names the value and the expected form.
+    """
+    raw = text.strip()
+    try:
+        moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T23:59:00+01:00)") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{text!r} has no time zone; add one, e.g. {raw}Z for UTC or {raw}+01:00")
+    return moment
 
 
 def load_exercise(path: Union[Path, str]) -> Exercise:

@@ -10,6 +10,7 @@ reported as visible tests of their own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
@@ -61,6 +62,17 @@ class TestResult:
         return data
 
 
+def redact(test: TestResult) -> TestResult:
+    """What a student may see of a verdict: a hidden test's pass or fail and points only (a
+    message, an exception or an output could reveal the hidden test); a visible test as is."""
+    if not test.hidden:
+        return test
+    passed = test.status == PASSED
+    return TestResult(name=test.name, status=PASSED if passed else FAILED, points=test.points,
+                      max_points=test.max_points, hidden=True,
+                      message="hidden test passed" if passed else "hidden test failed")
+
+
 @dataclass
 class GradeResult:
     """A graded submission. ``status`` is how the student's code itself ran (``ok`` when it
@@ -75,6 +87,10 @@ class GradeResult:
     stderr: str = ""
     duration_ms: int = 0
     message: str = ""
+
+    def redacted(self) -> "GradeResult":
+        """The result as a student may see it (``redact`` on every test)."""
+        return dataclasses.replace(self, tests=[redact(t) for t in self.tests])
 
     @property
     def all_passed(self) -> bool:
@@ -144,17 +160,11 @@ class Grader:
                reveal_hidden: bool) -> TestResult:
         status, message = self._verdict(test, check, run)
         result = TestResult(name=test.name, status=status, points=test.points if status == PASSED else 0.0,
-                            max_points=test.points, hidden=test.hidden)
-        if test.hidden and not reveal_hidden:
-            # Only pass or fail: a message, an exception or an output could reveal the hidden test.
-            result.status = PASSED if status == PASSED else FAILED
-            result.message = "hidden test passed" if status == PASSED else "hidden test failed"
-            return result
-        result.message = message
+                            max_points=test.points, hidden=test.hidden, message=message)
         if test.expected_output is not None and check.outcome is CheckOutcome.COMPLETED:
             result.expected = test.expected_output
             result.actual = check.stdout[:MAX_ACTUAL_SHOWN]
-        return result
+        return result if reveal_hidden else redact(result)
 
     @staticmethod
     def _judge_requirement(req: RequirementTest, code: str) -> TestResult:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Enum, Float, TraitError, Unicode, default, validate
@@ -125,6 +126,8 @@ class ExecExtApp(ExecSettings, ExtensionApp):
             return
         parts = self.build_parts()
         self.settings.update(parts)
+        self.settings.update(self.build_gradebook(
+            Path(jupyter_data_dir()) / "jupyter_exec_ext" / "gradebook.sqlite"))
         self.settings.update({INSTRUCTOR_KEY: self.instructor, WORKSPACE_DIR_KEY: self.workspace_dir})
         self._warn_if_exercises_are_served()
         self._publish_for_kernels()

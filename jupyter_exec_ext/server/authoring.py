@@ -90,7 +90,8 @@ class ModeRoute(AuthoringHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish({"mode": "instructor" if self.instructor else "student"})
+        self.finish({"mode": "instructor" if self.instructor else "student",
+                     "instructor": self.is_instructor})
 
 
 class SchemaRoute(AuthoringHandler):

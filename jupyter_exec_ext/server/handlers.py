@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import getpass
+import os
 
 import json
 import logging
@@ -62,6 +64,10 @@ SUBMIT_LIMITER_KEY = "exec_ext_submit_limiter"
 #: Optional: an ``ExecMetrics`` that routes report executions and submissions to.
 METRICS_KEY = "exec_ext_metrics"
 HEALTH_KEY = "exec_ext_health"
+#: Whether this single-user server runs in instructor mode (``authoring.INSTRUCTOR_KEY``).
+INSTRUCTOR_MODE_KEY = "exec_ext_instructor"
+#: Submissions being graded per (user, exercise): counted as attempts until they are recorded.
+ATTEMPTS_IN_FLIGHT_KEY = "exec_ext_attempts_in_flight"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
 #: The ``reason`` of an unavailability error names its cause, so a client says which part is
@@ -138,6 +144,18 @@ class ExecRouteBase(tornado.web.RequestHandler):
     def principal(self) -> str:
         """Whom the per-user cap counts and submissions are recorded for."""
         return self.user_name
+
+    @property
+    def gradebook_user(self) -> str:
+        """Whose records the caller's submissions are and which they read."""
+        return self.principal
+
+    @property
+    def is_instructor(self) -> bool:
+        """Whether the caller may read everyone's records and hidden tests' details. On a
+        single-user server: its own user, when the server runs in instructor mode (the executor
+        service decides by hub users, groups and roles)."""
+        return bool(self.settings.get(INSTRUCTOR_MODE_KEY))
 
     @property
     def metrics(self) -> Any:
@@ -222,6 +240,14 @@ class ExecRouteBase(tornado.web.RequestHandler):
                 self.principal, status, round(1000 * self.request.request_time()))
 
 
+def server_account() -> str:
+    """The name of the account this server runs as (its one user in single-server mode)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry and no USER variable (some containers)
+        return f"uid-{os.getuid()}"
+
+
 class ExecAPIHandler(ExecRouteBase, ExtensionHandlerMixin, APIHandler):
     """The routes as a jupyter_server extension serves them: jupyter_server authenticates and
     authorizes (resource ``exec``)."""
@@ -234,6 +260,15 @@ class ExecAPIHandler(ExecRouteBase, ExtensionHandlerMixin, APIHandler):
         standard = type(self.identity_provider).get_user is IdentityProvider.get_user
         if standard and self.token_authenticated:
             return "token-holder"
+        return self.user_name
+
+    @property
+    def gradebook_user(self) -> str:
+        """With jupyter_server's own identity provider, every caller is the server's one user
+        (token holders, and browser sessions whose anonymous names change with each login),
+        recorded under the account the server runs as; a custom provider names real users."""
+        if type(self.identity_provider).get_user is IdentityProvider.get_user:
+            return server_account()
         return self.user_name
 
 
@@ -376,6 +411,8 @@ class SubmitRoute(ExecRouteBase):
         exercise = await self.exercise(exercise_id)
         code = parse_submit(self.json_body(), self.bounds)
         grader: Grader = self.settings[GRADER_KEY]
+        # Course rules (due time, attempts) before anything is spent on the submission.
+        late, attempt = await course.admit(self, exercise)
         # Admitted here, on the event loop, after the checks that refuse a request outright: only
         # submissions of a real exercise count, and two at once cannot both take the last one.
         limiter: Optional[SubmissionRateLimiter] = self.settings.get(SUBMIT_LIMITER_KEY)
@@ -384,22 +421,30 @@ class SubmitRoute(ExecRouteBase):
             try:
                 admission = limiter.admit(self.principal, exercise.id)
             except SubmissionLimitedError:
+                attempt.release()
                 if self.metrics is not None:
                     self.metrics.submission_limited(exercise.id)
                 raise
         try:
-            result = await self.scheduler.run(self.principal, lambda: grader.grade(exercise, code))
+            # Graded in full (hidden tests' details are kept for instructors); the student gets
+            # the redacted result.
+            result = await self.scheduler.run(
+                self.principal, lambda: grader.grade(exercise, code, reveal_hidden=True))
         except BaseException:
             # Not graded (sandbox down, too many runs at once): it uses up none of the allowance.
             if admission is not None:
                 limiter.cancel(admission)
+            attempt.release()
             raise
-        log.info("submission user=%s exercise=%s status=%s score=%g/%g", self.principal, exercise.id,
-                 result.status, result.score, result.max_score)
+        log.info("submission user=%s exercise=%s status=%s score=%g/%g late=%s", self.principal,
+                 exercise.id, result.status, result.score, result.max_score, late)
         if self.metrics is not None:
             self.metrics.submission(exercise.id, result.status)
+        submission_id = await course.record(self, exercise, code, result, late, attempt)
         await self.submission_graded(exercise, result)
-        self.finish(result.to_dict())
+        answer = result.redacted().to_dict()
+        answer.update({"submission_id": submission_id, "late": late})
+        self.finish(answer)
 
 
 #: Every route's pattern, relative to the server's base_url, and its logic.
@@ -411,6 +456,11 @@ ROUTE_LOGIC: list[tuple[str, type[ExecRouteBase]]] = [
     (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseRoute),
     (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitRoute),
 ]
+# The gradebook's routes live in a module of their own, built on ExecRouteBase above.
+from . import gradebook_routes as course  # noqa: E402
+from .gradebook_routes import GRADEBOOK_ROUTE_LOGIC  # noqa: E402
+
+ROUTE_LOGIC += GRADEBOOK_ROUTE_LOGIC
 
 
 def bind_routes(base: type, suffix: str) -> list[tuple[str, type]]:

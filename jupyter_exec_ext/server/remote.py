@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from typing import Any, Optional
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 REMOTE_KEY = "exec_ext_remote"
 #: Answer headers worth passing back to the client; the rest belong to the hop.
-_PASSED_HEADERS = ("Content-Type", "Retry-After", "Allow")
+_PASSED_HEADERS = ("Content-Type", "Retry-After", "Allow", "Content-Disposition")
 
 
 class ServiceUnavailableError(ApiError):
@@ -175,27 +175,17 @@ class OpenForwardRoute(ForwardRoute):
             self.finish({"status": "down"})
 
 
-class RemoteSubmissionsHandler(ForwardRoute):
-    """``GET submissions``: the user's own graded submissions, one page at a time (``limit``,
-    ``offset``), from the executor service's record. Admins ask the service itself for others'."""
+class RemoteModeHandler(ForwardRoute):
+    """``GET authoring/mode`` from the service: a student's mode (authoring is single-server only)
+    and whether the hub makes the user an instructor (the gradebook)."""
 
-    route = "submissions"
+    route = "authoring/mode"
     forwarded_methods = ("GET",)
-
-    @tornado.web.authenticated
-    @authorized
-    async def get(self, **_: Any) -> None:
-        if "user" in self.request.query_arguments:
-            raise ApiError("user: this server lists your own submissions only; admins ask the "
-                           "executor service (services/exec/api/exec/v1/submissions?user=…)")
-        paging = {name: self.get_query_argument(name) for name in ("limit", "offset")
-                  if name in self.request.query_arguments}
-        await self._forward(urlencode(paging))
 
 
 def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:
-    """The route table of remote mode: the same patterns and methods as local mode, and the
-    caller's own ``submissions`` from the service's record."""
+    """The route table of remote mode: the same patterns and methods as local mode (the
+    gradebook's included: the service decides what the caller may read), and the mode."""
     table = []
     for pattern, logic in ROUTE_LOGIC:
         base = OpenForwardRoute if logic is HealthRoute else ForwardRoute
@@ -203,5 +193,5 @@ def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:
         table.append((pattern, type(name, (base,), {
             "route": logic.route, "forwarded_methods": tuple(logic.allowed_methods()),
             "__doc__": f"{logic.__doc__} (forwarded to the executor service)"})))
-    table.append((f"{NAMESPACE}/submissions", RemoteSubmissionsHandler))
+    table.append((f"{NAMESPACE}/authoring/mode", RemoteModeHandler))
     return table

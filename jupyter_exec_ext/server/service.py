@@ -40,13 +40,13 @@ from .handlers import (
     bind_routes,
 )
 from .metrics import CONTENT_TYPE, ExecMetrics
+from .roles import HubRoles
 from .settings import ExecSettings
-from .submissions import SubmissionStore
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
-STORE_KEY = "exec_service_store"
+ROLES_KEY = "exec_service_roles"
 ACCESS_KEY = "exec_service_access"
 PROXIES_KEY = "exec_service_trusted_proxies"
 HUB_AUTH_KEY = "exec_service_hub_auth"
@@ -54,8 +54,6 @@ OPEN_REQUESTS_KEY = "exec_service_open_requests"
 #: Characters the service refuses in a user name: ``*`` means "everyone" in ``?user=``, and the
 #: others are wildcards or separators in queries, logs and keys. Names are compared exactly.
 RESERVED_NAME_CHARACTERS = frozenset("*?[]{},/\\%\"'`")
-#: The most rows one page of ``GET submissions`` holds.
-MAX_PAGE = 1000
 
 
 def check_user_name(name: str, what: str) -> str:
@@ -80,6 +78,7 @@ class ServiceAccess:
     Args:
         admin_users: hub users who are admins of the service (everyone's submissions, metrics).
         admin_groups: hub groups whose members are admins (e.g. ``instructors``).
+        admin_roles: hub roles whose holders are admins (e.g. ``instructor``).
         admin_services: hub services that are admins (e.g. a gradebook exporter).
         metrics_readers: hub services that may read ``metrics`` and nothing else (a scraper).
     """
@@ -88,17 +87,26 @@ class ServiceAccess:
     admin_groups: frozenset[str] = frozenset()
     admin_services: frozenset[str] = frozenset()
     metrics_readers: frozenset[str] = frozenset()
+    admin_roles: frozenset[str] = frozenset()
 
-    def role(self, model: dict) -> str:
-        """``admin``, ``user`` (runs code, reads their own record), ``metrics`` (reads metrics
-        only) or ``none`` for the hub's model of the caller. Being a hub admin grants nothing
-        here, and neither does being a hub service: only the lists above do."""
+    @property
+    def needs_membership(self) -> bool:
+        """Whether roles depend on hub groups or roles (asked of the hub)."""
+        return bool(self.admin_groups or self.admin_roles)
+
+    def role(self, model: dict, groups: Iterable[str] = (), roles: Iterable[str] = ()) -> str:
+        """``admin`` (an instructor: everyone's records, the gradebook, metrics), ``user`` (runs
+        code, reads their own record), ``metrics`` (reads metrics only) or ``none`` for the hub's
+        model of the caller, with the ``groups`` and ``roles`` the hub lists for them. Being a
+        hub admin grants nothing here, and neither does being a hub service: only the lists
+        above do."""
         name = model.get("name", "")
         if model.get("kind", "user") == "service":
             if name in self.admin_services:
                 return "admin"
             return "metrics" if name in self.metrics_readers else "none"
-        if name in self.admin_users or self.admin_groups.intersection(model.get("groups") or ()):
+        if (name in self.admin_users or self.admin_groups.intersection(groups)
+                or self.admin_roles.intersection(roles)):
             return "admin"
         return "user"
 
@@ -222,6 +230,7 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
             except UserNotAllowed:
                 user = None
         self.current_user = user
+        self._role = await self._resolve_role(user)
         if isinstance(self, HealthRoute):
             if self.scheduler.stopping:  # a probe on a kept-alive connection while stopping
                 self.finish({"status": "down"})
@@ -246,6 +255,24 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
             raise ApiError("only admins of the exec service and metrics readers may read this",
                            status=403)
 
+    async def _resolve_role(self, user: Optional[dict]) -> str:
+        """The caller's role; a user's groups and roles come from the hub's API, asked with the
+        service's own token (scopes read:users:groups and read:roles:users), not from what the
+        caller's token may see of itself."""
+        if not isinstance(user, dict):
+            return "none"
+        access: ServiceAccess = self.settings[ACCESS_KEY]
+        groups: Iterable[str] = ()
+        roles: Iterable[str] = ()
+        if user.get("kind", "user") == "user" and access.needs_membership:
+            hub_roles: HubRoles = self.settings[ROLES_KEY]
+            try:
+                groups, roles = await hub_roles.membership(user.get("name", ""))
+            except Exception as e:  # the hub is down: nobody is an instructor meanwhile
+                log.warning("could not ask the hub for %r's groups and roles: %s",
+                            user.get("name"), e)
+        return access.role(user, groups, roles)
+
     def on_finish(self) -> None:
         if getattr(self, "_counted", False):
             self.settings[OPEN_REQUESTS_KEY].count -= 1
@@ -263,66 +290,32 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
 
     @property
     def role(self) -> str:
-        """The caller's role (``ServiceAccess.role``); ``none`` without a caller."""
-        user = self.current_user
-        return self.settings[ACCESS_KEY].role(user) if isinstance(user, dict) else "none"
+        """The caller's role (``ServiceAccess.role``, resolved in ``prepare``); ``none`` without
+        a caller."""
+        return getattr(self, "_role", "none")
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
-    async def submission_graded(self, exercise: Any, result: Any) -> None:
-        store: SubmissionStore = self.settings[STORE_KEY]
-        await self.scheduler.query(lambda: store.record(self.user_name, result))
+    @property
+    def is_instructor(self) -> bool:
+        return self.is_admin
+
+    @property
+    def gradebook_user(self) -> str:
+        return self.user_name
 
 
-def _whole_number(handler: tornado.web.RequestHandler, name: str, default: int,
-                  low: int, high: Optional[int] = None) -> int:
-    raw = handler.get_query_argument(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
-        raise ApiError(f"{name} must be {bound}, got {value}")
-    return value
+class ModeHandler(ServiceHandler):
+    """``GET authoring/mode``: ``{mode: student, instructor}``; authoring is single-server only,
+    and ``instructor`` tells the lab whether to offer the gradebook."""
 
-
-class SubmissionsHandler(ServiceHandler):
-    """``GET submissions``: the caller's own graded submissions, newest first, one page at a time
-    (``limit``, ``offset``; the answer has the ``total``). Admins may ask for one user's
-    (``?user=name``) or everyone's (``?user=*``)."""
-
-    route = "submissions"
+    route = "authoring/mode"
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        wanted = self.get_query_argument("user", None)
-        if wanted is None:
-            wanted = self.user_name  # the caller's own, even if their name were "*"
-            everyone = False
-        elif wanted == "*":
-            everyone = True
-        else:
-            try:
-                check_user_name(wanted, "user")
-            except ValueError as e:
-                raise ApiError(str(e)) from None
-            everyone = False
-        if (everyone or wanted != self.user_name) and not self.is_admin:
-            security_log.warning("security: %r asked for the submissions of %r", self.user_name,
-                                 "everyone" if everyone else wanted)
-            raise ApiError("you may only list your own submissions", status=403)
-        limit = _whole_number(self, "limit", 100, 1, MAX_PAGE)
-        offset = _whole_number(self, "offset", 0, 0)
-        store: SubmissionStore = self.settings[STORE_KEY]
-        who = None if everyone else wanted
-        total, rows = await self.scheduler.query(
-            lambda: (store.count(who), store.list(who, limit, offset)))
-        self.finish({"total": total, "offset": offset, "limit": limit,
-                     "next_offset": offset + len(rows) if offset + len(rows) < total else None,
-                     "submissions": rows})
+        self.finish({"mode": "student", "instructor": self.is_instructor})
 
 
 class MetricsHandler(ServiceHandler):
@@ -340,7 +333,7 @@ class MetricsHandler(ServiceHandler):
 
 #: The service's route table, relative to its prefix: the shared API plus its own routes.
 SERVICE_ROUTES: list[tuple[str, type]] = bind_routes(ServiceHandler, "ServiceHandler") + [
-    (f"{NAMESPACE}/submissions", SubmissionsHandler),
+    (f"{NAMESPACE}/authoring/mode", ModeHandler),
     (f"{NAMESPACE}/metrics", MetricsHandler),
 ]
 
@@ -368,14 +361,23 @@ class ExecServiceApp(ExecSettings, Application):
                    "10101.").tag(config=True)
     base_url = Unicode(help="Path prefix of every route. Default: JUPYTERHUB_SERVICE_PREFIX "
                        "(/services/<name>/ behind the hub's proxy), else /.").tag(config=True)
-    db_path = Unicode(help="SQLite file of the submission record (kept across restarts). "
-                      "Default: JUPYTER_EXEC_SERVICE_DB, else exec-submissions.sqlite in the "
-                      "working directory.").tag(config=True)
+    db_path = Unicode(help="SQLite file of the gradebook (every graded submission, kept across "
+                      "restarts) unless db_url names another database. Default: "
+                      "JUPYTER_EXEC_SERVICE_DB, else exec-submissions.sqlite in the working "
+                      "directory. A file of an older version is upgraded in place on start."
+                      ).tag(config=True)
     admin_users = List(Unicode(), help="Hub users who are admins of the service: they may list "
                        "anyone's submissions and read the metrics. Being a hub admin is not enough."
                        ).tag(config=True)
-    admin_groups = List(Unicode(), help="Hub groups whose members are admins of the service, "
-                        "e.g. ['instructors'].").tag(config=True)
+    admin_groups = List(Unicode(), help="Hub groups whose members are admins of the service "
+                        "(instructors: the gradebook, everyone's submissions, metrics), e.g. "
+                        "['instructors']. The service asks the hub for a user's groups with its "
+                        "own token: grant it the scope read:users:groups.").tag(config=True)
+    admin_roles = List(Unicode(), help="Hub roles whose holders are admins of the service, e.g. "
+                       "['instructor']; grant the service the scope read:roles:users."
+                       ).tag(config=True)
+    membership_ttl = Float(30.0, help="Seconds the service keeps the hub's answer about a user's "
+                           "groups and roles before asking again.").tag(config=True)
     admin_services = List(Unicode(), help="Hub services that are admins of the service. Any other "
                           "hub service is refused, unless metrics_readers names it."
                           ).tag(config=True)
@@ -456,6 +458,7 @@ class ExecServiceApp(ExecSettings, Application):
         """The grants the configuration names."""
         return ServiceAccess(admin_users=frozenset(self.admin_users),
                              admin_groups=frozenset(self.admin_groups),
+                             admin_roles=frozenset(self.admin_roles),
                              admin_services=frozenset(self.admin_services),
                              metrics_readers=frozenset(self.metrics_readers))
 
@@ -477,15 +480,17 @@ class ExecServiceApp(ExecSettings, Application):
                     "`chmod -R o-rwx %s` (docs/hub.md, security checklist)", len(exposed),
                     exposed[0], self.exercises_dir)
         parts = self.build_parts()
-        self.store = SubmissionStore(Path(self.db_path))
+        gradebook = self.build_gradebook(Path(self.db_path))
         self.metrics = ExecMetrics(self.caching_sandbox)
+        hub_auth = HubAuth()  # reads JUPYTERHUB_API_TOKEN / _API_URL / _SERVICE_NAME
         settings = {
             **parts,
-            STORE_KEY: self.store,
+            **gradebook,
+            ROLES_KEY: HubRoles(hub_auth.api_url, hub_auth.api_token, self.membership_ttl),
             ACCESS_KEY: self.access(),
             OPEN_REQUESTS_KEY: OpenRequests(),
             PROXIES_KEY: parse_networks(self.trusted_proxies, "ExecServiceApp.trusted_proxies"),
-            HUB_AUTH_KEY: HubAuth(),  # reads JUPYTERHUB_API_TOKEN / _API_URL / _SERVICE_NAME
+            HUB_AUTH_KEY: hub_auth,
             METRICS_KEY: self.metrics,
         }
         handlers = [(url_path_join(self.base_url, pattern), handler)
@@ -500,8 +505,8 @@ class ExecServiceApp(ExecSettings, Application):
         # xheaders off: the client address comes from trusted proxies only (ServiceHandler.prepare).
         server = app.listen(self.port, self.ip, xheaders=False)
         self.start_background()
-        log.info("jupyter-exec-service %s on http://%s:%d%s, image %s, submissions in %s",
-                 __version__, self.ip, self.port, self.base_url, self.image, self.db_path)
+        log.info("jupyter-exec-service %s on http://%s:%d%s, image %s", __version__, self.ip,
+                 self.port, self.base_url, self.image)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -526,7 +531,6 @@ class ExecServiceApp(ExecSettings, Application):
         except asyncio.TimeoutError:
             pass
         await asyncio.get_running_loop().run_in_executor(None, self.stop_parts)
-        self.store.close()
         log.info("jupyter-exec-service stopped")
 
     def start(self) -> None:

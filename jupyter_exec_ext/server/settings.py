@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..grading import ExerciseRegistry, Grader
@@ -35,6 +35,10 @@ from .handlers import (
     SCHEDULER_KEY,
     SUBMIT_LIMITER_KEY,
 )
+from ..gradebook.recorder import GradebookRecorder
+from ..gradebook.rules import CourseRules
+from ..gradebook.store import GradebookStore, StoreError, describe_url, sqlite_url
+from .gradebook_routes import GRADEBOOK_KEY, RULES_KEY
 from .payloads import RequestBounds
 from .ratelimit import SubmissionRateLimiter
 from .scheduler import RunScheduler
@@ -117,6 +121,66 @@ class ExecSettings(LoggingConfigurable):
     submit_rate_window = Float(600.0, help="Seconds of the window submit_rate_limit counts in. "
                                "Default: DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW, else 600 (10 min)."
                                ).tag(config=True)
+
+    # -- gradebook and course rules -------------------------------------------------------------
+    db_url = Unicode(help="Database of the gradebook (every graded submission), as an SQLAlchemy "
+                     "URL: postgresql+psycopg://user:password@host:5432/db for PostgreSQL, or "
+                     "sqlite:////path/file.sqlite. Default: DOCKER_EXECUTOR_DB_URL, else a SQLite "
+                     "file (the extension: gradebook.sqlite in the Jupyter data directory; the "
+                     "service: its db_path).").tag(config=True)
+    gradebook_backlog = Integer(10_000, help="Graded submissions kept in memory while the "
+                                "gradebook's database is out, written when it is back; beyond "
+                                "it the oldest is dropped and logged in full.").tag(config=True)
+    due = Unicode("", help="Default due time of exercises that set none, ISO 8601 with a time "
+                  "zone (2026-12-01T23:59:00+01:00); empty for none.").tag(config=True)
+    late_policy = Enum(["accept", "refuse"], "accept", help="Default for exercises that set no "
+                       "'late': 'accept' grades a submission after due and marks it late, "
+                       "'refuse' answers 409.").tag(config=True)
+    max_attempts = Integer(0, help="Default graded submissions per student and exercise for "
+                           "exercises that set none; one more is answered 429. 0: no limit."
+                           ).tag(config=True)
+    score_rule = Enum(["best", "last"], "best", help="Default for exercises that set no "
+                      "score_rule: which submission's score counts in the gradebook."
+                      ).tag(config=True)
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("DOCKER_EXECUTOR_DB_URL", "")
+
+    @validate("due")
+    def _valid_due(self, proposal: Any) -> str:
+        try:
+            CourseRules.defaults(due=proposal["value"])
+        except ValueError as e:
+            raise TraitError(f"{type(self).__name__}.due: {e}") from None
+        return proposal["value"]
+
+    @validate("max_attempts", "gradebook_backlog")
+    def _valid_course_count(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be 0 or more, "
+                             f"got {proposal['value']!r}")
+        return proposal["value"]
+
+    def build_gradebook(self, default_sqlite: Path) -> dict[str, Any]:
+        """The gradebook (``db_url``, else SQLite at ``default_sqlite``) and the default course
+        rules, as tornado settings. A database that is down does not stop the server: submissions
+        wait in the backlog.
+
+        Raises:
+            TraitError: ``db_url`` is not a usable URL (or its driver is missing).
+        """
+        url = self.db_url or sqlite_url(default_sqlite)
+        try:
+            store = GradebookStore(url)
+        except StoreError as e:
+            raise TraitError(f"{type(self).__name__}.db_url: {e}") from None
+        self.gradebook = GradebookRecorder(store, backlog_max=max(self.gradebook_backlog, 1))
+        log.info("gradebook in %s", describe_url(url))
+        return {GRADEBOOK_KEY: self.gradebook,
+                RULES_KEY: CourseRules.defaults(due=self.due, late_policy=self.late_policy,
+                                                max_attempts=self.max_attempts,
+                                                score_rule=self.score_rule)}
 
     # -- warm pool and result cache -------------------------------------------------------------
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
@@ -435,6 +499,10 @@ class ExecSettings(LoggingConfigurable):
         sandbox: Optional[CachingSandbox] = getattr(self, "caching_sandbox", None)
         if sandbox is not None:
             sandbox.close()  # drains the warm pool and finishes container removals
+        gradebook: Optional[GradebookRecorder] = getattr(self, "gradebook", None)
+        if gradebook is not None:
+            gradebook.close()  # writes the backlog if the database answers, logs it otherwise
+            self.gradebook = None
 
     def _start_reaper(self) -> None:
         """Sweeps abandoned containers now, in a thread, and then every ``reap_interval`` seconds."""

@@ -78,6 +78,9 @@ def api(jp_fetch) -> Callable[..., Any]:
             kwargs["body"] = b""
         if not token:
             kwargs["headers"] = {"Authorization": ""}
+        route, _, query = route.partition("?")
+        if query:  # "submissions?user=bob": a query string, not part of the path
+            kwargs["params"] = dict(part.split("=", 1) for part in query.split("&"))
         response = await jp_fetch(*API, *route.split("/"), **kwargs)
         try:
             data = json.loads(response.body) if response.body else None

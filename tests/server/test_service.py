@@ -24,24 +24,30 @@ from jupyter_exec_ext.server.service import (
 from ..grading.notebooks import exercise_notebook, write_notebook
 
 ACCESS = ServiceAccess(admin_users=frozenset({"dana"}), admin_groups=frozenset({"instructors"}),
+                       admin_roles=frozenset({"instructor"}),
                        admin_services=frozenset({"gradebook"}),
                        metrics_readers=frozenset({"prometheus"}))
 
 
-@pytest.mark.parametrize("model, role", [
-    ({"kind": "user", "name": "alice", "groups": []}, "user"),
-    ({"kind": "user", "name": "carol", "groups": ["instructors"]}, "admin"),
-    ({"kind": "user", "name": "dana", "groups": []}, "admin"),
+@pytest.mark.parametrize("model, groups, roles, role", [
+    ({"kind": "user", "name": "alice"}, [], ["user"], "user"),
+    ({"kind": "user", "name": "carol"}, ["instructors"], ["user"], "admin"),
+    ({"kind": "user", "name": "erin"}, [], ["user", "instructor"], "admin"),
+    ({"kind": "user", "name": "dana"}, [], [], "admin"),
+    # Only what the hub tells the service counts, never groups the caller's model claims.
+    ({"kind": "user", "name": "mallory", "groups": ["instructors"], "roles": ["instructor"]},
+     [], ["user"], "user"),
     # Being a hub admin grants nothing here.
-    ({"kind": "user", "name": "root", "admin": True, "groups": ["admins"]}, "user"),
-    ({"kind": "service", "name": "gradebook"}, "admin"),
-    ({"kind": "service", "name": "prometheus"}, "metrics"),
-    ({"kind": "service", "name": "anything-else"}, "none"),
-    # A service called like an admin user or a group is still only a service.
-    ({"kind": "service", "name": "dana"}, "none"),
+    ({"kind": "user", "name": "root", "admin": True}, ["admins"], ["admin"], "user"),
+    ({"kind": "service", "name": "gradebook"}, [], [], "admin"),
+    ({"kind": "service", "name": "prometheus"}, [], [], "metrics"),
+    ({"kind": "service", "name": "anything-else"}, [], [], "none"),
+    # A service called like an admin user, or holding the instructor role, is still only a service.
+    ({"kind": "service", "name": "dana"}, [], [], "none"),
+    ({"kind": "service", "name": "robot"}, ["instructors"], ["instructor"], "none"),
 ])
-def test_each_caller_gets_only_the_grant_the_configuration_names(model, role) -> None:
-    assert ACCESS.role(model) == role
+def test_each_caller_gets_only_the_grant_the_configuration_names(model, groups, roles, role) -> None:
+    assert ACCESS.role(model, groups, roles) == role
 
 
 @pytest.mark.parametrize("name, bad", [("*", "*"), ("a*", "*"), ("a,b", ","), ("a/b", "/"),

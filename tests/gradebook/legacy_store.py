@@ -1,6 +1,5 @@
-"""Record of graded submissions (who, which exercise, when, score, each test's status), kept in
-SQLite so it survives a restart of the executor service. Blocking: call it off the event loop.
-"""
+"""The executor service's submission record as it was before the gradebook (its SQLite table written
+by hand), kept verbatim so the migration test upgrades a database that this code really wrote."""
 
 from __future__ import annotations
 
