@@ -61,6 +61,14 @@ export interface ITableState {
   key: SortKey;
   direction: SortDirection;
   filter: string;
+  /** Also a column for each exercise nobody has submitted yet. */
+  showEmpty?: boolean;
+}
+
+/** The exercises that have at least one submission, in the book's order. */
+export function submittedExercises(book: IGradebook): string[] {
+  const used = new Set(book.rows.filter(r => r.attempts > 0).map(r => r.exercise_id));
+  return exerciseColumns(book).filter(id => used.has(id));
 }
 
 /**
@@ -73,7 +81,7 @@ export function renderGradebookTable(
   state: ITableState,
   onSort: (key: SortKey) => void
 ): { table: HTMLTableElement; shown: number; total: number } {
-  const exercises = exerciseColumns(book);
+  const exercises = state.showEmpty ? exerciseColumns(book) : submittedExercises(book);
   const all = studentLines(book);
   const lines = sortLines(filterLines(all, state.filter), state.key, state.direction);
   const table = el(doc, 'table', 'jp-ExecExt-gradebookTable') as HTMLTableElement;
@@ -119,7 +127,8 @@ export function renderGradebookTable(
         td.dataset.late = 'true';
       }
       td.appendChild(el(doc, 'span', 'jp-ExecExt-gradeMain', main));
-      td.appendChild(el(doc, 'span', 'jp-ExecExt-gradeDetail', detail));
+      // "no submission" is for screen readers; the dash says it to the eye.
+      td.appendChild(el(doc, 'span', cell && cell.attempts > 0 ? 'jp-ExecExt-gradeDetail' : 'jp-ExecExt-visuallyHidden', detail));
       if (cell?.last_at) {
         td.title = `last submission ${formatTime(cell.last_at)}`;
       }
@@ -140,7 +149,7 @@ export function renderGradebookTable(
  */
 export function renderPassRateChart(doc: Document, stats: IExerciseStats): SVGSVGElement {
   const rowHeight = 22;
-  const labelWidth = 180;
+  const labelWidth = 280;
   const barMax = 240;
   const width = labelWidth + barMax + 60;
   const height = Math.max(1, stats.tests.length) * rowHeight + 4;
@@ -159,7 +168,7 @@ export function renderPassRateChart(doc: Document, stats: IExerciseStats): SVGSV
     label.setAttribute('y', String(y + rowHeight / 2 + 4));
     label.setAttribute('text-anchor', 'end');
     const name = t.hidden ? `${t.name} (hidden)` : t.name;
-    label.textContent = name.length > 26 ? `${name.slice(0, 25)}…` : name;
+    label.textContent = name.length > 40 ? `${name.slice(0, 39)}…` : name;
     svg.appendChild(label);
     const track = doc.createElementNS(SVG_NS, 'rect');
     track.setAttribute('class', 'jp-ExecExt-chartTrack');
@@ -297,11 +306,24 @@ export class GradebookView extends Widget {
     });
     this._csv = el(doc, 'a', 'jp-ExecExt-button jp-ExecExt-csvLink', 'Download CSV') as HTMLAnchorElement;
     this._csv.href = this._csvUrl(null);
-    this._csv.setAttribute('download', 'gradebook.csv');
-    const refresh = el(doc, 'button', 'jp-ExecExt-button jp-mod-styled jp-ExecExt-refresh', 'Refresh') as HTMLButtonElement;
+    this._csv.setAttribute('download', 'grades.csv');
+    const refresh = el(doc, 'button', 'jp-ExecExt-button jp-ExecExt-refresh', 'Refresh') as HTMLButtonElement;
     refresh.type = 'button';
     refresh.addEventListener('click', () => void this.load());
-    tools.append(label, filter, this._csv, refresh);
+    const emptyId = nextId('jp-ExecExt-gradebookEmpty');
+    const empty = el(doc, 'input', 'jp-ExecExt-gradebookEmpty') as HTMLInputElement;
+    empty.type = 'checkbox';
+    empty.id = emptyId;
+    empty.addEventListener('change', () => {
+      this._state = { ...this._state, showEmpty: empty.checked };
+      this._renderTable(false);
+      announce(this._region, empty.checked ? 'Exercises without submissions shown.' : 'Exercises without submissions hidden.');
+    });
+    const emptyLabel = el(doc, 'label', '', 'Show exercises without submissions');
+    emptyLabel.setAttribute('for', emptyId);
+    const emptyField = el(doc, 'span', 'jp-ExecExt-gradebookCheck');
+    emptyField.append(empty, emptyLabel);
+    tools.append(label, filter, emptyField, this._csv, refresh);
     this.node.appendChild(tools);
     this._status = el(doc, 'p', 'jp-ExecExt-gradebookStatus', 'Loading…');
     this.node.appendChild(this._status);
@@ -364,8 +386,11 @@ export class GradebookView extends Widget {
       option.textContent = id;
       return option;
     }));
+    const submitted = submittedExercises(this._book);
     if (exercises.includes(previous)) {
       this._exercise.value = previous;
+    } else if (submitted.length) {
+      this._exercise.value = submitted[0];
     }
     this._renderTable(false);
     this.node.removeAttribute('aria-busy');
@@ -412,9 +437,11 @@ export class GradebookView extends Widget {
     const doc = this.node.ownerDocument;
     const { table, shown, total } = renderGradebookTable(doc, this._book, this._state, key => this.sortBy(key));
     this._tableHost.replaceChildren(table);
+    const hidden = exerciseColumns(this._book).length - submittedExercises(this._book).length;
     this._status.textContent = total === 0
       ? 'No submission recorded yet.'
-      : `${shown} of ${total} ${total === 1 ? 'student' : 'students'} shown.`;
+      : `${shown} of ${total} ${total === 1 ? 'student' : 'students'} shown.` +
+        (hidden > 0 && !this._state.showEmpty ? ` ${hidden} ${hidden === 1 ? 'exercise' : 'exercises'} without submissions not shown.` : '');
     if (focusKey) {
       // The table was redrawn: the header just pressed keeps the focus.
       const column = focusKey.kind === 'exercise' ? focusKey.id : focusKey.kind;

@@ -89,6 +89,19 @@ test('the table: sortable headers with aria-sort, one row per student shown, a c
   assert.equal(evil.table.querySelector('tbody b'), null);
 });
 
+test('exercises nobody submitted are left out of the table unless asked for', () => {
+  const book = { ...BOOK, exercises: ['add', 'later', 'lists'] };
+  const columns = (showEmpty: boolean) => [...renderGradebookTable(doc, book, { key: { kind: 'user' }, direction: 'ascending', filter: '', showEmpty }, () => {})
+    .table.querySelectorAll('thead th')].map(th => (th as HTMLElement).dataset.column);
+  assert.deepEqual(columns(false), ['user', 'add', 'lists', 'total']);
+  assert.deepEqual(columns(true), ['user', 'add', 'later', 'lists', 'total']);
+  // An empty cell shows a dash; "no submission" is there for screen readers.
+  const { table } = renderGradebookTable(doc, book, { key: { kind: 'user' }, direction: 'ascending', filter: '', showEmpty: true }, () => {});
+  const cell = table.querySelector('tr[data-user="alice"] td[data-exercise="later"]')!;
+  assert.equal(text(cell.querySelector('.jp-ExecExt-gradeMain')), '—');
+  assert.equal(text(cell.querySelector('.jp-ExecExt-visuallyHidden')), 'no submission');
+});
+
 const STATS: IExerciseStats = {
   exercise_id: 'add', submissions: 9, students: 4,
   tests: [
