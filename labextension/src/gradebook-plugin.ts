@@ -1,6 +1,9 @@
-/** The Gradebook panel's place in JupyterLab: its command, palette item and launcher card. */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+/**
+ * The Gradebook panel's place in JupyterLab: its command, palette item and launcher card, and
+ * its place in the layout, restored after a reload.
+ */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { tableRowsIcon } from '@jupyterlab/ui-components';
 
@@ -18,26 +21,44 @@ export const gradebookPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-exec-ext:gradebook',
   description: "The instructor's Gradebook panel: grades of every student, CSV, test statistics.",
   autoStart: true,
-  optional: [ICommandPalette, ILauncher],
-  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null, launcher: ILauncher | null) => {
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    restorer: ILayoutRestorer | null
+  ) => {
     let instructor = false;
-    let widget: MainAreaWidget<GradebookView> | null = null;
+    const tracker = new WidgetTracker<MainAreaWidget<GradebookView>>({ namespace: 'jupyter-exec-ext-gradebook' });
+    const known = requestAPI<{ mode?: string; instructor?: boolean }>('authoring/mode')
+      .then(answer => typeof answer.instructor === 'boolean' ? answer.instructor : answer.mode === 'instructor')
+      .catch(() => false)
+      .then(isInstructor => {
+        instructor = isInstructor;
+        app.commands.notifyCommandChanged(GRADEBOOK_COMMAND);
+        if (instructor && launcher) {
+          launcher.add({ command: GRADEBOOK_COMMAND, category: 'Sandbox', rank: 1 });
+        }
+      });
     app.commands.addCommand(GRADEBOOK_COMMAND, {
       label: 'Gradebook',
       caption: "Every student's grades by exercise, a CSV download and the statistics of each test",
       icon: tableRowsIcon,
       isVisible: () => instructor,
       isEnabled: () => instructor,
-      execute: () => {
+      execute: async () => {
+        await known; // a restored layout asks before the server has answered
         if (!instructor) {
           return;
         }
+        let widget = tracker.currentWidget;
         if (!widget || widget.isDisposed) {
           widget = new MainAreaWidget({ content: new GradebookView() });
           widget.id = 'jp-ExecExt-gradebook';
           widget.title.label = 'Gradebook';
           widget.title.icon = tableRowsIcon;
           widget.title.closable = true;
+          void tracker.add(widget);
         } else {
           void widget.content.load();
         }
@@ -50,15 +71,8 @@ export const gradebookPlugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       palette.addItem({ command: GRADEBOOK_COMMAND, category: 'Sandbox' });
     }
-    void requestAPI<{ mode?: string; instructor?: boolean }>('authoring/mode')
-      .then(answer => typeof answer.instructor === 'boolean' ? answer.instructor : answer.mode === 'instructor')
-      .catch(() => false)
-      .then(isInstructor => {
-        instructor = isInstructor;
-        app.commands.notifyCommandChanged(GRADEBOOK_COMMAND);
-        if (instructor && launcher) {
-          launcher.add({ command: GRADEBOOK_COMMAND, category: 'Sandbox', rank: 1 });
-        }
-      });
+    if (restorer) {
+      void restorer.restore(tracker, { command: GRADEBOOK_COMMAND, name: () => 'gradebook' });
+    }
   }
 };

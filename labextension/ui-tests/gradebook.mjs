@@ -269,4 +269,9 @@ await finish(browser, report, artifacts, async () => {
   await book.locator('.jp-ExecExt-stats').waitFor();
   await audit('gradebook (dark)', ['.jp-ExecExt-gradebook']);
   step('instructor: gradebook from the palette, dark theme');
+
+  // A reload puts it back where it was, loaded again from the server.
+  await page.reload();
+  await page.locator('.jp-ExecExt-gradebook .jp-ExecExt-gradebookTable tbody tr').first().waitFor();
+  step('instructor: gradebook restored after a reload', { rows: await rowUsers() });
 });

@@ -148,6 +148,8 @@ def test_student_history_and_instructor_gradebook(servers):
     assert any(FAILURE in failure for failure in stats["failures"])
     assert stats["summary"] == f"{sum(len(a) for _, a in CLASSMATES) + 2} submissions by {len(names) + 1} students."
 
+    assert steps["instructor: gradebook restored after a reload"]["rows"] == opened["users"]
+
     # WCAG 2.1 AA in both themes, both panels.
     for name, theme in [("results with history", "JupyterLab Light"), ("results with history (dark)", "JupyterLab Dark"),
                         ("gradebook", "JupyterLab Light"), ("gradebook (dark)", "JupyterLab Dark")]:
