@@ -48,6 +48,9 @@ c.JupyterHub.services = [{
 }]
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=exec"]},
+    # The executor service asks the hub which group (instructors) a caller is in.
+    {"name": "exec-service", "services": ["exec"],
+     "scopes": ["read:users:groups", "read:roles:users"]},
 ]
 c.Spawner.server_token_scopes = [
     "access:servers!server", "users:activity!user", "access:services!service=exec",

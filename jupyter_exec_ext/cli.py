@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reap", help="remove abandoned sandbox containers")
     p.add_argument("--all", action="store_true", help="also containers of runs still in progress")
     p.set_defaults(func=cmd_reap)
+
+    from .gradebook.cli import add_parser as add_grades
+    add_grades(sub)
     return parser
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Provisions what jupyter-exec-ext needs on a Debian machine, idempotently, saying what it does:
-# the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1), Node.js
+# the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1), PostgreSQL
+# (the gradebook's production database; the tests start throwaway clusters of their own), Node.js
 # and npm (the lab extension's build), chromium (the browser tests), docker-compose (validates
 # docker-compose.yml), the Python environment in .venv with the package and its lab extension
 # installed, the lab extension's node packages, configurable-http-proxy (npm; the JupyterHub tests
@@ -23,6 +24,8 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The tests run initdb and pg_ctl from Debian's PostgreSQL as the postgres user, on loopback ports.
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml in the tests
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
@@ -38,7 +41,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log_dir/apt.log" 2>&1 \
     || { tail -n 20 "$log_dir/apt.log"; die "apt-get install failed (log: $log_dir/apt.log)"; }
 else
-  say "Debian packages present (docker.io, debootstrap, redis-server, python3-venv, nodejs, npm, chromium, docker-compose)"
+  say "Debian packages present (docker.io, debootstrap, redis-server, postgresql, python3-venv, nodejs, npm, chromium, docker-compose)"
 fi
 
 # 2. Docker engine ---------------------------------------------------------------------------------

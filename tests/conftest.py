@@ -9,12 +9,15 @@ skip with the reason.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -244,3 +247,130 @@ def protected_redis_server(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
+def postgres_bin() -> Optional[Path]:
+    """The folder of Debian's PostgreSQL programs (the newest version installed), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster of the tests on a free loopback port: initdb into a
+    temporary folder as the ``postgres`` user (PostgreSQL refuses to run as root), pg_ctl start,
+    and a test may stop it at once (``kill``, as a crash) and start it again on the same port
+    with its data. Never a cluster of the machine's own."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.root = Path(tempfile.mkdtemp(prefix="exec-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+        self._as = {}
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            self._as = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        done = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True,
+                              text=True, timeout=timeout, cwd=self.root, **self._as)
+        if done.returncode != 0:
+            log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}{log}")
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--no-sync", timeout=120)
+
+    def start(self) -> None:
+        # fsync off: a crash of the server (kill) keeps what it committed, only a crash of the
+        # machine would not. synchronous_commit stays on: an acknowledged row must survive kill.
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+                   "-c full_page_writes=off")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
+                  "-t", "60", "start", timeout=90)
+
+    def kill(self) -> None:
+        """Stops the server at once (immediate mode: no checkpoint, clients cut off)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its SQLAlchemy URL."""
+        import psycopg
+
+        name = f"t{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
+                             dbname="postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def remove(self) -> None:
+        if self.running():
+            try:
+                self.kill()
+            except (RuntimeError, subprocess.TimeoutExpired):
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_postgres() -> PostgresServer:
+    """A started throwaway cluster; fails under CI, skips elsewhere, without PostgreSQL."""
+    bindir = postgres_bin()
+    require(bindir is not None and (bindir / "pg_ctl").exists(),
+            "PostgreSQL is not installed (Debian package postgresql; scripts/provision.sh installs it)")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            require(False, "no postgres user to run PostgreSQL as (the Debian package makes it)")
+    server = PostgresServer(bindir)
+    try:
+        server.init()
+        server.start()
+    except BaseException:
+        server.remove()
+        raise
+    return server
+
+
+class RunningPostgres:
+    """The throwaway cluster scripts/test.sh started (``JUPYTER_EXEC_EXT_TEST_POSTGRES``)."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.url = url
+        self.port = make_url(url).port
+        self.new_database = PostgresServer.new_database.__get__(self)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster for the session (the test command's, else one started
+    here); each test takes a database of its own."""
+    if os.environ.get("JUPYTER_EXEC_EXT_TEST_POSTGRES"):
+        yield RunningPostgres(os.environ["JUPYTER_EXEC_EXT_TEST_POSTGRES"])
+        return
+    server = start_postgres()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_server():
+    """A throwaway PostgreSQL cluster of one test, which it may kill and restart."""
+    server = start_postgres()
+    yield server
+    server.remove()

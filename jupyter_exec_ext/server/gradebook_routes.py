@@ -34,12 +34,33 @@ security_log = logging.getLogger("jupyter_exec_ext.security")
 #: Tornado settings: the ``GradebookRecorder`` and the default ``CourseRules``.
 GRADEBOOK_KEY = "exec_ext_gradebook"
 RULES_KEY = "exec_ext_course_rules"
-#: The most rows one page of ``GET submissions`` holds.
+#: The most rows one page of ``GET submissions`` holds, and the furthest page.
 MAX_PAGE = 1000
-#: Characters the service reserves in user names (``*`` means everyone in ``?user=``).
+MAX_OFFSET = 10**9
+#: ``?user=*``: everyone's.
 EVERYONE = "*"
 CSV_COLUMNS = ("user", "exercise_id", "score", "best", "last", "max_score", "attempts", "late",
                "last_at")
+
+
+#: Characters the service refuses in a user name: ``*`` means "everyone" in ``?user=``, and the
+#: others are wildcards or separators in queries, logs and keys. Names are compared exactly.
+RESERVED_NAME_CHARACTERS = frozenset("*?[]{},/\\%\"'`")
+
+
+def check_user_name(name: str, what: str) -> str:
+    """Returns ``name`` if the service accepts it as a user name.
+
+    Raises:
+        ValueError: it is empty, or holds a reserved character or a control character (a line
+            break would forge log lines); the message names ``what`` and the character.
+    """
+    if not name:
+        raise ValueError(f"{what} is empty")
+    for char in name:
+        if char in RESERVED_NAME_CHARACTERS or not char.isprintable():
+            raise ValueError(f"{what} {name!r} contains {char!r}, which the exec service reserves")
+    return name
 
 
 class GradebookDown(ApiError):
@@ -191,12 +212,17 @@ class SubmissionsRoute(GradebookRouteBase):
         me = self.gradebook_user
         wanted = self.get_query_argument("user", None)
         exercise_id = self.get_query_argument("exercise", None) or None
+        if wanted not in (None, EVERYONE):
+            try:
+                check_user_name(wanted, "user")
+            except ValueError as e:
+                raise ApiError(str(e)) from None
         if wanted is not None and wanted != me and not self.is_instructor:
             security_log.warning("security: %r asked for the submissions of %r", me, wanted)
             raise ApiError("you may only list your own submissions", status=403)
         who = me if wanted is None else (None if wanted == EVERYONE else wanted)
         limit = whole_number(self, "limit", 50, 1, MAX_PAGE)
-        offset = whole_number(self, "offset", 0, 0)
+        offset = whole_number(self, "offset", 0, 0, MAX_OFFSET)
         total, rows = await self.read(lambda store: store.list(who, exercise_id, limit, offset))
         self.finish({"submissions": rows, "total": total, "limit": limit, "offset": offset,
                      "next_offset": offset + len(rows) if offset + len(rows) < total else None})
@@ -211,7 +237,9 @@ class SubmissionRoute(GradebookRouteBase):
     @tornado.web.authenticated
     @authorized
     async def get(self, submission_id: str) -> None:
-        number = int(submission_id) if submission_id.isdigit() and len(submission_id) < 16 else None
+        # Ids are 32-bit in the database: anything else is no submission (not a database error).
+        number = (int(submission_id) if submission_id.isascii() and submission_id.isdigit()
+                  and len(submission_id) < 11 and int(submission_id) < 2**31 else None)
         found = await self.read(lambda store: store.get(number)) if number is not None else None
         instructor = self.is_instructor
         if found is not None and found["user"] != self.gradebook_user and not instructor:

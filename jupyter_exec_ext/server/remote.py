@@ -149,7 +149,8 @@ class ForwardRoute(ExecAPIHandler):
         self.set_status(status)
         for name, value in headers.items():
             self.set_header(name, value)
-        self.finish(answer)
+        # The service's type (JSON, or CSV for the gradebook export); APIHandler would say JSON.
+        self.finish(answer, set_content_type=headers.get("Content-Type", "application/json"))
 
     @tornado.web.authenticated
     @authorized

@@ -39,6 +39,7 @@ from .handlers import (
     HealthRoute,
     bind_routes,
 )
+from .gradebook_routes import RESERVED_NAME_CHARACTERS, check_user_name  # noqa: F401 (API)
 from .metrics import CONTENT_TYPE, ExecMetrics
 from .roles import HubRoles
 from .settings import ExecSettings
@@ -51,26 +52,6 @@ ACCESS_KEY = "exec_service_access"
 PROXIES_KEY = "exec_service_trusted_proxies"
 HUB_AUTH_KEY = "exec_service_hub_auth"
 OPEN_REQUESTS_KEY = "exec_service_open_requests"
-#: Characters the service refuses in a user name: ``*`` means "everyone" in ``?user=``, and the
-#: others are wildcards or separators in queries, logs and keys. Names are compared exactly.
-RESERVED_NAME_CHARACTERS = frozenset("*?[]{},/\\%\"'`")
-
-
-def check_user_name(name: str, what: str) -> str:
-    """Returns ``name`` if the service accepts it as a user name.
-
-    Raises:
-        ValueError: it is empty, or holds a reserved character or a control character (a line
-            break would forge log lines); the message names ``what`` and the character.
-    """
-    if not name:
-        raise ValueError(f"{what} is empty")
-    for char in name:
-        if char in RESERVED_NAME_CHARACTERS or not char.isprintable():
-            raise ValueError(f"{what} {name!r} contains {char!r}, which the exec service reserves")
-    return name
-
-
 @dataclass(frozen=True)
 class ServiceAccess:
     """Who may do what on the service: only what the configuration grants by name.

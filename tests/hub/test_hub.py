@@ -1,9 +1,10 @@
 """The hub deployment end to end: a real JupyterHub (DummyAuthenticator, configurable-http-proxy),
 the executor service as a hub-managed service on the real Docker engine with its result cache in a
 real, password-protected Redis, and single-user servers in remote mode running as ``nobody``, who
-cannot open the Docker socket. The callers: students alice and bob (with servers), instructor carol
-(hub group ``instructors``), a user named ``*``, a metrics scraper service, an admin service, and
-the hub's own admin service, which has no grant on the executor service.
+cannot open the Docker socket. The callers: students alice and bob and instructor carol (hub group
+``instructors``), each with a server; instructor erin (hub role ``course-instructor``), a user named
+``*``, a metrics scraper service, an admin service, and the hub's own admin service, which has no
+grant on the executor service.
 
 One hub per module (starting it and two user servers is slow on a small machine). Under CI=true a
 missing jupyterhub, configurable-http-proxy, Docker engine or executor image fails these tests.
@@ -39,12 +40,12 @@ ADMIN_TOKEN = "pytest-hub-admin-token-0123456789"
 #: Hub services with exec access: a scraper with a metrics grant, and one with an admin grant.
 SERVICE_TOKENS = {"prometheus": "pytest-prometheus-token-0123456789",
                   "gradebook": "pytest-gradebook-token-0123456789"}
-USERS = ("alice", "bob")
-#: Users with a token and no server: an instructor (group instructors) and a user named "*".
-TOKEN_ONLY_USERS = ("carol", "*")
+USERS = ("alice", "bob", "carol")
+#: Users with a token and no server: an instructor by hub role and a user named "*".
+TOKEN_ONLY_USERS = ("erin", "*")
 SOLUTION = "def add(a, b):\n    return a + b\n"
 #: Graded submissions per user and exercise per hour on the service.
-SUBMIT_LIMIT = 4
+SUBMIT_LIMIT = 6
 
 
 def _free_port() -> int:
@@ -124,6 +125,12 @@ c.JupyterHub.load_roles = [
       "scopes": ["access:services!service=exec"]}},
     {{"name": "exec-clients", "services": list(settings["service_tokens"]),
       "scopes": ["access:services!service=exec"]}},
+    # As the admin guide says (docs/hub.md, "Who is an instructor"): the service asks the hub for
+    # a user's groups and roles with its own token.
+    {{"name": "exec-service", "services": ["exec"],
+      "scopes": ["read:users:groups", "read:roles:users"]}},
+    {{"name": "course-instructor", "users": ["erin"],
+      "scopes": ["self", "access:services!service=exec"]}},
 ]
 c.JupyterHub.load_groups = {{"instructors": {{"users": ["carol"]}}}}
 c.JupyterHub.services = [
@@ -146,11 +153,12 @@ c.ExecServiceApp.pool_size = 0
 c.ExecServiceApp.reuse_idle = 2.0
 c.ExecServiceApp.reap_interval = 0.0
 # Low enough for the limit test to reach, high enough for the other tests' submissions of 'add'
-# (at most 3 per user); the limit test adapts to what bob already used.
+# (at most 5 per user); the limit test adapts to what bob already used.
 c.ExecServiceApp.submit_rate_limit = {submit_limit}
 c.ExecServiceApp.submit_rate_window = 3600.0
 # Who is what (docs/hub.md, "Who is an admin"): nobody but these.
 c.ExecServiceApp.admin_groups = ["instructors"]
+c.ExecServiceApp.admin_roles = ["course-instructor"]
 c.ExecServiceApp.admin_services = ["gradebook"]
 c.ExecServiceApp.metrics_readers = ["prometheus"]
 c.ExecServiceApp.redis_url = {redis_url!r}
@@ -378,8 +386,10 @@ def test_a_user_runs_and_submits_through_their_own_server(hub: Hub, no_leaks) ->
     # The service recorded the submission for alice, with each test's status.
     mine = hub.service_api("GET", "submissions", hub.tokens["alice"]).json()["submissions"]
     assert mine[0]["user"] == "alice" and mine[0]["exercise_id"] == "add"
-    assert mine[0]["score"] == result["score"]
-    assert [t["status"] for t in mine[0]["tests"]] == [t["status"] for t in result["tests"]]
+    assert mine[0]["score"] == result["score"] and mine[0]["id"] == result["submission_id"]
+    full = hub.user_api("alice", "GET", f"submissions/{mine[0]['id']}").json()
+    assert [t["status"] for t in full["tests"]] == [t["status"] for t in result["tests"]]
+    assert full["code"] == {"code": SOLUTION}
 
 
 WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])"
@@ -421,7 +431,8 @@ def test_a_user_cannot_read_another_users_submissions(hub: Hub, no_leaks) -> Non
     assert peek.status_code == 403 and "your own" in peek.json()["message"]
     everyone = hub.service_api("GET", "submissions?user=*", hub.tokens["alice"])
     assert everyone.status_code == 403
-    assert hub.user_api("alice", "GET", "submissions?user=bob").status_code == 400
+    # Through her server the service decides the same.
+    assert hub.user_api("alice", "GET", "submissions?user=bob").status_code == 403
 
 
 def test_an_unauthenticated_call_to_the_service_is_refused(hub: Hub) -> None:
@@ -561,7 +572,7 @@ def test_each_caller_gets_what_the_service_grants_and_nothing_else(hub: Hub, no_
     assert len(first["submissions"]) == 1 and first["total"] == total
     if total > 1:
         second = submissions(hub.tokens["carol"], f"?user=*&limit=1&offset={first['next_offset']}")
-        assert second.json()["submissions"][0]["id"] < first["submissions"][0]["id"]
+        assert int(second.json()["submissions"][0]["id"]) < int(first["submissions"][0]["id"])
     bobs = submissions(hub.tokens["carol"], "?user=bob").json()["submissions"]
     assert bobs and {s["user"] for s in bobs} == {"bob"}
     assert hub.service_api("GET", "metrics", hub.tokens["carol"]).status_code == 200
@@ -588,6 +599,80 @@ def test_each_caller_gets_what_the_service_grants_and_nothing_else(hub: Hub, no_
     # A service named in admin_services is an admin.
     gradebook = submissions(SERVICE_TOKENS["gradebook"], "?user=*")
     assert gradebook.status_code == 200 and gradebook.json()["total"] == total
+
+
+WRONG_BIG = "def add(a, b):\n    return a + b if abs(a) < 1000 else 0\n"
+
+
+def test_students_never_read_each_others_records_or_hidden_details(hub: Hub, no_leaks) -> None:
+    """alice fails the hidden test; bob, a student too, learns nothing of her record through
+    the service or his server, and alice sees her hidden test as pass or fail only."""
+    graded = hub.user_api("alice", "POST", "exercises/add/submit", {"code": WRONG_BIG})
+    assert graded.status_code == 200, graded.text
+    ident = graded.json()["submission_id"]
+    hidden = [t for t in graded.json()["tests"] if t["hidden"]]
+    assert hidden and all(t["message"] in ("hidden test passed", "hidden test failed")
+                          for t in hidden)
+
+    own = hub.user_api("alice", "GET", f"submissions/{ident}")
+    assert own.status_code == 200 and own.json()["code"] == {"code": WRONG_BIG}
+    assert own.json()["tests"] == graded.json()["tests"]
+    assert "expected" not in json.dumps([t for t in own.json()["tests"] if t["hidden"]])
+
+    for call in (lambda route: hub.user_api("bob", "GET", route),
+                 lambda route: hub.service_api("GET", route, hub.tokens["bob"])):
+        peek = call(f"submissions/{ident}")
+        assert peek.status_code == 404 and WRONG_BIG not in peek.text, peek.text
+        for route in ("submissions?user=alice", "submissions?user=*", "gradebook",
+                      "gradebook?format=csv", "exercises/add/stats"):
+            refused = call(route)
+            assert refused.status_code == 403 and "alice" not in refused.text, (route, refused.text)
+        mine = call("submissions?exercise=add").json()["submissions"]
+        assert {s["user"] for s in mine} <= {"bob"}
+        assert call("authoring/mode").json() == {"mode": "student", "instructor": False}
+    progress = hub.user_api("alice", "GET", "exercises/add/progress").json()
+    assert progress["attempts"] >= 1 and progress["last"] == graded.json()["score"]
+
+
+def test_the_instructor_group_reads_the_gradebook_through_her_own_server(hub: Hub, no_leaks) -> None:
+    """carol is an instructor because the hub lists her in the group the service names: her own
+    server's token cannot show her groups, so the service asks the hub with its own token."""
+    graded = hub.user_api("alice", "POST", "exercises/add/submit", {"code": WRONG_BIG})
+    assert graded.status_code == 200, graded.text
+    assert hub.user_api("carol", "GET", "authoring/mode").json() == {"mode": "student",
+                                                                    "instructor": True}
+    full = hub.user_api("carol", "GET", f"submissions/{graded.json()['submission_id']}")
+    assert full.status_code == 200 and full.json()["user"] == "alice"
+    hidden = [t for t in full.json()["tests"] if t["hidden"]]
+    assert hidden and hidden[0]["message"] not in ("hidden test passed", "hidden test failed")
+    assert hidden[0]["expected"] == "1000000000001"
+
+    book = hub.user_api("carol", "GET", "gradebook")
+    assert book.status_code == 200, book.text
+    rows = {(r["user"], r["exercise_id"]): r for r in book.json()["rows"]}
+    assert {"alice", "bob"} <= set(book.json()["users"]) and book.json()["exercises"] == ["add"]
+    assert rows[("alice", "add")]["last"] == graded.json()["score"]
+    assert rows[("alice", "add")]["attempts"] >= 2
+    exported = hub.user_api("carol", "GET", "gradebook?format=csv")
+    assert exported.status_code == 200 and exported.headers["Content-Type"].startswith("text/csv")
+    assert exported.headers["Content-Disposition"] == 'attachment; filename="grades.csv"'
+    lines = exported.text.splitlines()
+    assert lines[0] == "user,exercise_id,score,best,last,max_score,attempts,late,last_at"
+    assert any(line.startswith("alice,add,") for line in lines[1:])
+
+    stats = hub.user_api("carol", "GET", "exercises/add/stats")
+    assert stats.status_code == 200, stats.text
+    big = next(t for t in stats.json()["tests"] if t["name"] == "big numbers")
+    assert big["hidden"] is True and big["attempted_students"] >= 1 and big["failures"] == []
+    alices = hub.user_api("carol", "GET", "submissions?user=alice&exercise=add").json()
+    assert alices["total"] >= 2 and {s["user"] for s in alices["submissions"]} == {"alice"}
+
+
+def test_a_hub_role_named_in_the_config_makes_an_instructor(hub: Hub) -> None:
+    """erin holds the hub role course-instructor (admin_roles); a student holds none."""
+    assert hub.service_api("GET", "gradebook", hub.tokens["erin"]).status_code == 200
+    assert hub.service_api("GET", "authoring/mode", hub.tokens["erin"]).json()["instructor"] is True
+    assert hub.service_api("GET", "gradebook", hub.tokens["alice"]).status_code == 403
 
 
 def test_a_cache_entry_written_into_redis_by_someone_else_is_never_served(hub: Hub, no_leaks) -> None:

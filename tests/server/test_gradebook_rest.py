@@ -102,7 +102,7 @@ async def test_a_student_is_refused_everything_of_instructors(api, executor_imag
         assert body["message"].startswith(("only instructors may read", "you may only list your own"))
     status, body, _ = await api("GET", "authoring/mode")
     assert body == {"mode": "student", "instructor": False}
-    for missing in ("999999", "abc", "-1", "1" * 40):
+    for missing in ("999999", "abc", "-1", "1" * 40, str(2**31), "١٢"):
         status, body, _ = await api("GET", f"submissions/{missing}")
         assert status == 404 and "no submission" in body["message"], missing
 
@@ -179,6 +179,23 @@ async def test_course_rules_refuse_late_and_extra_attempts(api, executor_image, 
     # Refused submissions were not recorded.
     status, page, _ = await api("GET", "submissions?exercise=closed")
     assert page["total"] == 0
+
+
+@pytest.mark.parametrize("extra_config", [{**STUDENT, "max_runs_per_user": 4}])
+async def test_submissions_at_once_cannot_take_more_attempts_than_there_are(
+        api, executor_image, no_leaks):
+    """Three submissions of an exercise with 2 attempts, all at once: two are graded, one is
+    refused, whatever order they arrive in."""
+    import asyncio
+
+    answers = await asyncio.gather(*(api("POST", "exercises/capped/submit", {"code": RIGHT})
+                                     for _ in range(3)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [200, 200, 429], [body for _, body, _ in answers]
+    refused = next(body for status, body, _ in answers if status == 429)
+    assert refused["reason"] == "attempts_exhausted"
+    status, page, _ = await api("GET", "submissions?exercise=capped")
+    assert page["total"] == 2
 
 
 @pytest.mark.parametrize("extra_config", [{**STUDENT, "max_attempts": 1, "score_rule": "last",
