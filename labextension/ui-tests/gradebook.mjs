@@ -87,8 +87,8 @@ async function fromPalette(label) {
       await page.keyboard.press('Control+Shift+C');
       await input.waitFor({ timeout: 2000 }).catch(() => {});
     }
-    if (await input.isVisible()) {
-      await input.fill(label);
+    // JupyterLab may still take the focus back as it finishes restoring, closing the palette.
+    if (await input.fill(label, { timeout: 2000 }).then(() => true, () => false)) {
       if (await chosen()) {
         await page.keyboard.press('Enter');
         return;
@@ -152,6 +152,7 @@ await finish(browser, report, artifacts, async () => {
   await page.reload();
   await page.locator('.jp-NotebookPanel').first().waitFor();
   await page.locator('.jp-NotebookPanel .jp-Toolbar-item[data-jp-item-name="submit-exercise"] button').waitFor();
+  await page.waitForFunction(() => document.querySelector('.jp-ExecExt-status')?.textContent === 'Sandbox: ready');
   check((await page.locator('.jp-ExecExt-submission').count()) === 0, 'results survived the reload in the page');
   await page.locator('.jp-NotebookPanel .jp-CodeCell').first().click();
   await fromPalette('Submission history');
