@@ -8,6 +8,7 @@ import { ILauncher } from '@jupyterlab/launcher';
 import { tableRowsIcon } from '@jupyterlab/ui-components';
 
 import { GradebookView } from './gradebook.js';
+import { IModeAnswer, isInstructor } from './grades.js';
 import { requestAPI } from './request.js';
 
 export const GRADEBOOK_COMMAND = 'jupyter-exec-ext:gradebook';
@@ -30,11 +31,11 @@ export const gradebookPlugin: JupyterFrontEndPlugin<void> = {
   ) => {
     let instructor = false;
     const tracker = new WidgetTracker<MainAreaWidget<GradebookView>>({ namespace: 'jupyter-exec-ext-gradebook' });
-    const known = requestAPI<{ mode?: string; instructor?: boolean }>('authoring/mode')
-      .then(answer => typeof answer.instructor === 'boolean' ? answer.instructor : answer.mode === 'instructor')
+    const known = requestAPI<IModeAnswer>('authoring/mode')
+      .then(isInstructor)
       .catch(() => false)
-      .then(isInstructor => {
-        instructor = isInstructor;
+      .then(yes => {
+        instructor = yes;
         app.commands.notifyCommandChanged(GRADEBOOK_COMMAND);
         if (instructor && launcher) {
           launcher.add({ command: GRADEBOOK_COMMAND, category: 'Sandbox', rank: 1 });

@@ -91,6 +91,23 @@ export interface IExerciseStats {
   tests: ITestStats[];
 }
 
+/** `GET authoring/mode`: the server's mode, and (with the gradebook) whether the caller is an instructor. */
+export interface IModeAnswer {
+  mode?: string;
+  instructor?: boolean;
+}
+
+/**
+ * Whether the gradebook is the caller's: the server's `instructor` flag, or for a server that
+ * does not send one, instructor mode.
+ */
+export function isInstructor(answer: IModeAnswer | null): boolean {
+  if (!answer || typeof answer !== 'object') {
+    return false;
+  }
+  return typeof answer.instructor === 'boolean' ? answer.instructor : answer.mode === 'instructor';
+}
+
 /** How the panels fetch JSON: `requestAPI` in the lab, a fake in the unit tests. */
 export type Fetcher = <T>(endpoint: string) => Promise<T>;
 export const defaultFetcher: Fetcher = <T>(endpoint: string) => requestAPI<T>(endpoint);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { Widget } from '@lumino/widgets';
 import {
   csvUrl, filterLines, formatTime, IExerciseStats, IGradebook, IProgress, ISubmissionDetail, ISubmissionPage,
-  relativeTime, sortLines, studentLines
+  isInstructor, relativeTime, sortLines, studentLines
 } from '../src/grades';
 import { cellText, GradebookView, renderGradebookTable, renderStats } from '../src/gradebook';
 import { numbered, renderHistory, renderProgress, showHistory } from '../src/history';
@@ -57,6 +57,15 @@ test('the filter keeps students whose name contains the text, ignoring case and 
   assert.deepEqual(users(filterLines(lines, 'o')), ['carol', 'bob']);
   assert.equal(filterLines(lines, '').length, 4);
   assert.equal(filterLines(lines, 'zzz').length, 0);
+});
+
+test('the Gradebook is offered when the server says instructor, or in instructor mode without the flag', () => {
+  assert.equal(isInstructor({ mode: 'student', instructor: true }), true);   // e.g. a hub instructor
+  assert.equal(isInstructor({ mode: 'instructor', instructor: false }), false);
+  assert.equal(isInstructor({ mode: 'instructor' }), true);                  // a server before the gradebook
+  assert.equal(isInstructor({ mode: 'student' }), false);
+  assert.equal(isInstructor(null), false);
+  assert.equal(isInstructor({ instructor: 'yes' as any, mode: 'student' }), false);
 });
 
 test('the CSV link asks the gradebook route for CSV, under the server base URL', () => {

@@ -161,6 +161,23 @@ await finish(browser, report, artifacts, async () => {
   check(/^Attempt 2: /.test(listed[0]) && /^Attempt 1: /.test(listed[1]), `history after reload: ${listed}`);
   step('student: history after a reload', { listed });
 
+  // The student is not offered the Gradebook (the server answers 403 to it anyway); the same
+  // palette does list the student's own command.
+  const paletteInput = page.locator('.jp-ModalCommandPalette .lm-CommandPalette-input');
+  const labels = () => page.locator('.jp-ModalCommandPalette .lm-CommandPalette-itemLabel').allTextContents();
+  for (let i = 0; i < 10 && !(await paletteInput.isVisible()); i++) {
+    await page.keyboard.press('Control+Shift+C');
+    await paletteInput.waitFor({ timeout: 2000 }).catch(() => {});
+  }
+  await paletteInput.fill('Submission history', { timeout: 5000 });
+  const control = await labels();
+  check(control.includes('Submission history'), `the palette does not list Submission history: ${control}`);
+  await paletteInput.fill('Gradebook', { timeout: 5000 });
+  const offered = await labels();
+  check(!offered.includes('Gradebook'), `the student is offered: ${offered}`);
+  await page.keyboard.press('Escape');
+  step('student: no Gradebook offered', { offered });
+
   // Open the first (wrong) attempt with the keyboard: its results replace the panel's.
   await attempts.nth(1).locator('button').focus();
   await page.keyboard.press('Enter');
