@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections import Counter
 from typing import Any, Optional
 
@@ -37,6 +38,7 @@ RULES_KEY = "exec_ext_course_rules"
 #: The most rows one page of ``GET submissions`` holds, and the furthest page.
 MAX_PAGE = 1000
 MAX_OFFSET = 10**9
+EXERCISE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: ``?user=*``: everyone's.
 EVERYONE = "*"
 CSV_COLUMNS = ("user", "exercise_id", "score", "best", "last", "max_score", "attempts", "late",
@@ -277,7 +279,9 @@ class GradebookRoute(GradebookRouteBase):
             row["score"] = rules.score(row["best"], row["last"])
         if fmt == "csv":
             content_type = "text/csv; charset=utf-8"
-            name = f"grades-{exercise_id}.csv" if exercise_id else "grades.csv"
+            # Only an id of the exercise schema's form names the file: the header is ours.
+            safe = exercise_id is not None and EXERCISE_ID.fullmatch(exercise_id)
+            name = f"grades-{exercise_id}.csv" if safe else "grades.csv"
             self.set_header("Content-Disposition", f'attachment; filename="{name}"')
             if isinstance(self, APIHandler):  # jupyter_server's finish sets the type itself
                 self.finish(gradebook_csv(rows), set_content_type=content_type)
