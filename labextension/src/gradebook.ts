@@ -134,7 +134,7 @@ export function renderGradebookTable(
       }
       row.appendChild(td);
     }
-    const total = el(doc, 'td', 'jp-ExecExt-gradeTotal', formatScore(line.total, line.totalMax));
+    const total = el(doc, 'td', 'jp-ExecExt-gradeTotal', line.cells.size ? formatScore(line.total, line.totalMax) : '—');
     total.dataset.score = String(line.total);
     row.appendChild(total);
     body.appendChild(row);

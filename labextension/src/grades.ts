@@ -181,7 +181,10 @@ export function percent(rate: number): string {
 export interface IStudentLine {
   user: string;
   cells: Map<string, IGradebookRow>;
-  /** Sum of the counted scores and of the maxima of the exercises attempted. */
+  /**
+   * Sum of the counted scores, and of the maxima of every exercise anyone submitted (so students
+   * who skipped one are out of the same total as the others).
+   */
   total: number;
   totalMax: number;
 }
@@ -200,11 +203,18 @@ export function studentLines(book: IGradebook): IStudentLine[] {
   for (const user of book.users) {
     line(user);
   }
+  const maxima = new Map<string, number>();
   for (const row of book.rows) {
     const entry = line(row.user);
     entry.cells.set(row.exercise_id, row);
     entry.total += row.score ?? 0;
-    entry.totalMax += row.max_score ?? 0;
+    if (row.max_score !== null && row.max_score !== undefined) {
+      maxima.set(row.exercise_id, Math.max(maxima.get(row.exercise_id) ?? 0, row.max_score));
+    }
+  }
+  const totalMax = [...maxima.values()].reduce((a, b) => a + b, 0);
+  for (const entry of byUser.values()) {
+    entry.totalMax = totalMax;
   }
   return [...byUser.values()];
 }
@@ -239,7 +249,7 @@ export function sortLines(lines: IStudentLine[], key: SortKey, direction: SortDi
   const byName = (a: IStudentLine, b: IStudentLine) => collator.compare(a.user, b.user);
   const value = (line: IStudentLine): number | null => {
     if (key.kind === 'total') {
-      return line.totalMax > 0 || line.cells.size > 0 ? line.total : null;
+      return line.cells.size > 0 ? line.total : null;
     }
     if (key.kind === 'exercise') {
       const cell = line.cells.get(key.id);

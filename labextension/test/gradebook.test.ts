@@ -33,6 +33,8 @@ test('the gradebook rows become one line per student, with totals', () => {
   const alice = lines.find(l => l.user === 'alice')!;
   assert.equal(alice.total, 14);
   assert.equal(alice.totalMax, 20);
+  // Out of every exercise anyone submitted, also for carol who skipped one.
+  assert.equal(lines.find(l => l.user === 'carol')!.totalMax, 20);
   assert.deepEqual(cellText(alice, 'add'), { main: '10 / 10', detail: '3 attempts · best 10, last 6' });
   assert.deepEqual(cellText(lines.find(l => l.user === 'bob')!, 'add'), { main: '7 / 10', detail: '2 attempts · late' });
   assert.deepEqual(cellText(lines.find(l => l.user === 'carol')!, 'lists'), { main: '—', detail: 'no submission' });
@@ -88,6 +90,8 @@ test('the table: sortable headers with aria-sort, one row per student shown, a c
   assert.equal(text(rows[1].querySelector('td[data-exercise="add"] .jp-ExecExt-gradeMain')), '7 / 10');
   assert.equal((rows[1].querySelector('td[data-exercise="add"]') as HTMLElement).dataset.late, 'true');
   assert.equal(text(rows[0].querySelector('.jp-ExecExt-gradeTotal')), '14 / 20');
+  assert.equal(text(rows[2].querySelector('.jp-ExecExt-gradeTotal')), '2 / 20');
+  assert.equal(text(rows[3].querySelector('.jp-ExecExt-gradeTotal')), '—');
   assert.match(text(table.querySelector('caption')), /4 of 4 students shown, sorted by add, descending/);
   (headers[3].querySelector('button') as HTMLButtonElement).click();
   assert.deepEqual(pressed, [{ kind: 'total' }]);
