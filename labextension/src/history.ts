@@ -7,7 +7,10 @@
  *
  * `showHistory(node, exerciseId)` is the one call the Results panel makes: it adds (or refreshes)
  * the history section at the end of `node` and keeps the results shown above it.
+ * `addHistoryCommand` adds *Submission history*, which opens it without submitting (after a reload).
  */
+import type { CommandRegistry } from '@lumino/commands';
+
 import { el, renderError, renderSubmission } from './render.js';
 import {
   defaultFetcher,
@@ -310,4 +313,33 @@ export async function showHistory(
     node.insertBefore(section, region);
   }
   return section;
+}
+
+export const HISTORY_COMMAND = 'jupyter-exec-ext:submission-history';
+
+/**
+ * Adds *Submission history*: on an exercise notebook, opens its Results panel and shows the history
+ * there, also when nothing was submitted since the page loaded.
+ *
+ * @param exercise the exercise id of the current notebook, or null (then the command is hidden)
+ * @param openResults opens (or reveals) the current notebook's Results panel; returns the node
+ *   `showHistory` fills, or null
+ */
+export function addHistoryCommand(
+  commands: CommandRegistry,
+  exercise: () => string | null,
+  openResults: () => HTMLElement | null
+): void {
+  commands.addCommand(HISTORY_COMMAND, {
+    label: 'Submission history',
+    caption: 'Your past submissions of this exercise: scores, due time, attempts left; open any one',
+    isVisible: () => exercise() !== null,
+    execute: async () => {
+      const id = exercise();
+      const node = id === null ? null : openResults();
+      if (id !== null && node) {
+        await showHistory(node, id);
+      }
+    }
+  });
 }

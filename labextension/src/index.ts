@@ -32,7 +32,7 @@ import { requestAPI, SandboxRequestError } from './request.js';
 import { IDockerStatus, IExecutionResult, ISubmissionResult } from './types.js';
 import { collectSubmission, describeCell, exerciseId } from './notebook.js';
 import { gradebookPlugin } from './gradebook-plugin.js';
-import { showHistory } from './history.js';
+import { addHistoryCommand, HISTORY_COMMAND, showHistory } from './history.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
@@ -40,8 +40,7 @@ export const CommandIDs = {
   submit: 'jupyter-exec-ext:submit',
   setRole: 'jupyter-exec-ext:set-role',
   chooseRole: 'jupyter-exec-ext:choose-role',
-  exercisePanel: 'jupyter-exec-ext:exercise-panel',
-  history: 'jupyter-exec-ext:submission-history'
+  exercisePanel: 'jupyter-exec-ext:exercise-panel'
 };
 /** Often enough to notice Docker going away, rare enough to cost nothing. */
 const STATUS_POLL_MS = 10_000;
@@ -284,23 +283,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    commands.addCommand(CommandIDs.history, {
-      label: 'Submission history',
-      caption: 'Your past submissions of this exercise: scores, due time, attempts left; open any one',
-      isVisible: () => {
+    addHistoryCommand(
+      commands,
+      () => {
         const panel = current();
-        return !!panel?.model && exerciseId(panel.model) !== null;
+        return panel?.model ? exerciseId(panel.model) : null;
       },
-      execute: () => {
+      () => {
         const panel = current();
-        const id = panel?.model ? exerciseId(panel.model) : null;
-        if (panel && id !== null) {
-          const results = resultsPanel(panel);
+        const results = panel ? resultsPanel(panel) : null;
+        if (results) {
           shell.activateById(results.id);
-          void showHistory(results.content.node, id);
         }
+        return results ? results.content.node : null;
       }
-    });
+    );
 
     // -- authoring (instructor mode) ---------------------------------------------------------
     const setRoles = (choice: RoleChoice): void => {
@@ -398,7 +395,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       palette.addItem({ command: CommandIDs.run, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.submit, category: 'Sandbox' });
-      palette.addItem({ command: CommandIDs.history, category: 'Sandbox' });
+      palette.addItem({ command: HISTORY_COMMAND, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.exercisePanel, category: 'Sandbox' });
       for (const choice of ROLE_CHOICES) {
         palette.addItem({ command: CommandIDs.setRole, args: { role: choice.id }, category: 'Exercise role' });

@@ -2,13 +2,14 @@ import { doc } from './dom-globals';
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
+import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 import {
   csvUrl, filterLines, formatTime, IExerciseStats, IGradebook, IProgress, ISubmissionDetail, ISubmissionPage,
   isInstructor, relativeTime, sortLines, studentLines
 } from '../src/grades';
 import { cellText, GradebookView, renderGradebookTable, renderStats } from '../src/gradebook';
-import { numbered, renderHistory, renderProgress, showHistory } from '../src/history';
+import { addHistoryCommand, HISTORY_COMMAND, numbered, renderHistory, renderProgress, showHistory } from '../src/history';
 
 const text = (node: Element | null | undefined) => (node ? (node.textContent ?? '').trim() : '');
 const row = (user: string, exercise_id: string, score: number | null, extra: any = {}) => ({
@@ -326,4 +327,23 @@ test('a history that cannot be loaded says so and leaves the results alone', asy
   assert.equal(section.dataset.state, 'error');
   assert.match(text(section), /could not be loaded: Server error \(500\): boom/);
   assert.ok(panel.querySelector('p.jp-ExecExt-result'));
+});
+
+test('Submission history: hidden outside an exercise, else it fills the Results panel it opens', async () => {
+  const commands = new CommandRegistry();
+  let exercise: string | null = null;
+  const panel = doc.createElement('div');
+  let opened = 0;
+  addHistoryCommand(commands, () => exercise, () => { opened += 1; return panel; });
+  assert.equal(commands.isVisible(HISTORY_COMMAND), false);
+  await commands.execute(HISTORY_COMMAND);
+  assert.equal(opened, 0, 'no panel opened for a notebook that is not an exercise');
+  exercise = 'add';
+  assert.equal(commands.isVisible(HISTORY_COMMAND), true);
+  assert.equal(commands.label(HISTORY_COMMAND), 'Submission history');
+  // The real command asks the real server; here requestAPI has none, so the section says so.
+  await commands.execute(HISTORY_COMMAND);
+  assert.equal(opened, 1);
+  assert.equal(text(panel.querySelector('.jp-ExecExt-history h3')), 'Your submissions of add');
+  assert.equal(panel.querySelector('.jp-ExecExt-history')!.getAttribute('data-state'), 'error');
 });
