@@ -160,6 +160,10 @@ async def record(handler: ExecRouteBase, exercise: Any, code: str, result: Any, 
         ident = await recorder.record(SubmissionRecord.from_grade(
             handler.gradebook_user, exercise, code, result, late=late))
         return str(ident) if ident is not None else None
+    except Exception:  # the student's answer goes out whatever recording did
+        log.exception("gradebook: could not record %s's submission of %r (score %g/%g)",
+                      handler.gradebook_user, exercise.id, result.score, result.max_score)
+        return None
     finally:
         attempt.release()
 
@@ -274,9 +278,10 @@ class GradebookRoute(GradebookRouteBase):
         registry = self.registry
         known = await self.scheduler.query(registry.list) if registry is not None else []
         by_id = {e.id: e for e in known}
+        rules = {exercise_id: self.course_rules(e) for exercise_id, e in by_id.items()}
+        defaults = self.course_rules(None)
         for row in rows:
-            rules = self.course_rules(by_id.get(row["exercise_id"]))
-            row["score"] = rules.score(row["best"], row["last"])
+            row["score"] = rules.get(row["exercise_id"], defaults).score(row["best"], row["last"])
         if fmt == "csv":
             content_type = "text/csv; charset=utf-8"
             # Only an id of the exercise schema's form names the file: the header is ours.

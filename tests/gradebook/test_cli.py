@@ -27,7 +27,7 @@ def seed(url: str) -> None:
     store.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         path = tmp_path / "exec-submissions.sqlite"

@@ -45,7 +45,7 @@ def record(user: str, exercise: str = "add", score: float = 1.0, when: float = 1
         stdout="out", stderr="err", message="")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path / "gradebook.sqlite")
@@ -210,6 +210,7 @@ def test_a_database_of_the_previous_version_is_upgraded_with_its_rows(tmp_path: 
     again.close()
 
 
+@pytest.mark.postgres
 def test_postgresql_at_the_first_revision_is_upgraded_with_its_rows(postgres_cluster) -> None:
     from alembic import command
     from alembic.config import Config
@@ -240,6 +241,7 @@ def test_postgresql_at_the_first_revision_is_upgraded_with_its_rows(postgres_clu
 # -- the recorder: nothing lost while the database is out --------------------------------------
 
 
+@pytest.mark.postgres
 def test_submissions_wait_in_the_backlog_while_postgresql_is_down(postgres_server, caplog):
     caplog.set_level(logging.INFO, logger="jupyter_exec_ext.gradebook")
     asyncio.run(_backlog_while_down(postgres_server, caplog))

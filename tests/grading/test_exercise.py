@@ -106,3 +106,34 @@ def test_schema_is_shipped_and_is_json_schema():
     data = schema()
     assert data["$schema"].endswith("2020-12/schema")
     assert set(data["properties"]) >= {"exercise_id", "title", "limits", "policy", "tests"}
+
+
+def test_course_rules_are_read_from_the_metadata() -> None:
+    exercise = exercise_from_notebook(exercise_notebook(
+        due="2026-12-01T23:59:00+01:00", late="refuse", max_attempts=3, score_rule="last"))
+    assert exercise.due.isoformat() == "2026-12-01T23:59:00+01:00"
+    assert (exercise.late_policy, exercise.max_attempts, exercise.score_rule) == ("refuse", 3, "last")
+    assert exercise_from_notebook(exercise_notebook(due="2026-12-01T22:59:00Z")).due == exercise.due
+    plain = exercise_from_notebook(exercise_notebook())
+    assert (plain.due, plain.late_policy, plain.max_attempts, plain.score_rule) == (None,) * 4
+
+
+@pytest.mark.parametrize("meta, words", [
+    ({"due": "2026-12-01T23:59:00"}, "field 'due': '2026-12-01T23:59:00' has no time zone; add one, e.g. 2026-12-01T23:59:00Z"),
+    ({"due": "next friday"}, "field 'due': 'next friday' is not an ISO 8601 time"),
+    ({"late": "maybe"}, "field 'late'"),
+    ({"max_attempts": 0}, "field 'max_attempts'"),
+    ({"score_rule": "average"}, "field 'score_rule'"),
+])
+def test_bad_course_rules_are_named(meta, words) -> None:
+    with pytest.raises(ExerciseError) as refused:
+        exercise_from_notebook(exercise_notebook(**meta), "week1/add.ipynb")
+    assert words in str(refused.value) and "week1/add.ipynb" in str(refused.value)
+
+
+def test_the_version_is_a_hash_of_what_grades_the_exercise() -> None:
+    one = exercise_from_notebook(exercise_notebook())
+    assert one.version == exercise_from_notebook(exercise_notebook(prompt="Reworded.")).version
+    changed = exercise_from_notebook(exercise_notebook(tests=[
+        {"name": "small numbers", "test_code": "print(add(2, 3))", "expected_output": "6"}]))
+    assert changed.version != one.version and len(one.version) == 16

@@ -126,7 +126,7 @@ async def test_no_jupyter_api_reaches_a_solution_or_a_hidden_test(jp_fetch, api,
 async def test_authoring_is_refused_in_student_mode(api):
 
     status, body, _ = await api("GET", "authoring/mode")
-    assert (status, body) == (200, {"mode": "student"})
+    assert (status, body) == (200, {"mode": "student", "instructor": False})
     for method, route in (("GET", "authoring/schema"), ("POST", "authoring/validate"),
                           ("POST", "authoring/preview"), ("POST", "authoring/release")):
         status, body, _ = await api(method, route, {"path": "01-strings-palindrome.ipynb"} if method == "POST" else None)
@@ -151,7 +151,7 @@ async def test_instructor_validates_previews_and_releases(api, jp_root_dir, exec
     write_notebook(jp_root_dir / "wrong.ipynb", exercise_notebook(
         "wrong", solution="def add(a, b):\n    return a - b\n"))
     workspace = jp_root_dir.parent / "workspace"
-    assert (await api("GET", "authoring/mode"))[:2] == (200, {"mode": "instructor"})
+    assert (await api("GET", "authoring/mode"))[:2] == (200, {"mode": "instructor", "instructor": True})
     status, body, _ = await api("GET", "authoring/schema")
     assert status == 200 and body["required"] == ["exercise_id", "tests"]
 
@@ -204,7 +204,7 @@ async def test_instructor_validates_previews_and_releases(api, jp_root_dir, exec
 @pytest.mark.parametrize("exercises_inside_root", [True])
 async def test_a_student_mode_root_holding_the_exercises_is_reported(api, caplog):
     """The server still starts (an existing set-up keeps working), and says what is exposed."""
-    assert (await api("GET", "authoring/mode"))[:2] == (200, {"mode": "student"})
+    assert (await api("GET", "authoring/mode"))[:2] == (200, {"mode": "student", "instructor": False})
     warnings = [r.getMessage() for r in caplog.get_records("setup") if r.name == "jupyter_exec_ext.server.app"
                 and r.levelname == "WARNING"]
     assert len(warnings) == 1 and "students can open its reference solutions and hidden tests" in warnings[0]
