@@ -25,6 +25,8 @@ import { requestAPI } from './request.js';
 import { CellRunner } from './runcell.js';
 import { registerSubmit, SHOW_RESULTS_COMMAND, SUBMIT_COMMAND } from './results.js';
 import { SandboxStatus, SandboxStatusModel } from './status.js';
+import { gradebookPlugin } from './gradebook-plugin.js';
+import { HISTORY_COMMAND } from './history.js';
 
 const PLUGIN_ID = 'jupyter-exec-ext:plugin';
 export const CommandIDs = {
@@ -259,6 +261,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette.addItem({ command: CommandIDs.stop, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.submit, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.showResults, category: 'Sandbox' });
+      palette.addItem({ command: HISTORY_COMMAND, category: 'Sandbox' });
       palette.addItem({ command: CommandIDs.exercisePanel, category: 'Sandbox' });
       for (const choice of ROLE_CHOICES) {
         palette.addItem({ command: CommandIDs.setRole, args: { role: choice.id }, category: 'Exercise role' });
@@ -298,4 +301,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, gradebookPlugin];

@@ -13,6 +13,7 @@ import { Widget } from '@lumino/widgets';
 
 import { sandboxActivity } from './activity.js';
 import { collectSubmission, describeCell, exerciseId } from './notebook.js';
+import { addHistoryCommand, showHistory } from './history.js';
 import { renderError, renderPending, renderSubmission, submissionSummary } from './render.js';
 import { requestAPI } from './request.js';
 import { ISubmissionResult } from './types.js';
@@ -240,6 +241,8 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
         box.setContent(renderError(document, `Results: ${id}`, message, 2), false, `Submission failed: ${message}`);
       } finally {
         lastSubmitted.set(panel.id, Date.now());
+        // The student's attempts so far, under the results (from the server: kept across reloads).
+        void showHistory(box.body, id);
         setBusy(panel, false);
         sandboxActivity.emit('end');
         reveal(entry);
@@ -281,6 +284,23 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
       window.setTimeout(() => box.focusHeading(), 50);
     }
   });
+
+  addHistoryCommand(
+    commands,
+    () => {
+      const panel = current();
+      return panel?.model ? exerciseId(panel.model) : null;
+    },
+    () => {
+      const panel = current();
+      if (!panel) {
+        return null;
+      }
+      const entry = results(panel);
+      reveal(entry);
+      return entry.widget.content.body;
+    }
+  );
 
   tracker.widgetAdded.connect((_, panel) => {
     panel.disposed.connect(() => {
