@@ -16,6 +16,7 @@ from .errors import (
     SandboxUnavailableError,
 )
 from .limits import Limits
+from .live import LiveControl
 from .models import Check, CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
 from .policy import PROFILES, SAFE_MODULES, CodePolicy, PolicyViolation
 
@@ -23,6 +24,6 @@ __all__ = [
     "Check", "CheckOutcome", "CheckResult", "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES",
     "CacheConfig", "CachingSandbox", "CodePolicy", "DockerSandbox",
     "DockerUnavailableError", "ExecutionRequest", "ExecutionResult", "ExecutorImageMissingError",
-    "ImageBuildError", "LimitError", "Limits", "PolicyViolation", "SandboxConfig", "SandboxError",
+    "ImageBuildError", "LimitError", "Limits", "LiveControl", "PolicyViolation", "SandboxConfig", "SandboxError",
     "SandboxUnavailableError", "Status",
 ]

@@ -127,6 +127,9 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         self.queued_bytes = 0
         self.outbox: asyncio.Queue = asyncio.Queue()
         self.writer = asyncio.ensure_future(self._write_loop())
+        # Events are small and come one after another: Nagle's algorithm would hold each behind
+        # the client's delayed ACK of the one before (40 ms).
+        self.set_nodelay(True)
         log.info("execute/ws opened user=%s", self.principal)
         return super().open(*args, **kwargs)
 
@@ -368,6 +371,10 @@ class RemoteLiveHandler(ExecLiveHandler):
                 "reason": getattr(error, "reason", None) or "service_unreachable"}))
             self.close(1011, "executor service unreachable")
             return
+        self.set_nodelay(True)  # as LiveRoute.open, both ways
+        stream = getattr(self.upstream, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
         log.info("execute/ws opened user=%s (forwarded to the executor service)", self.principal)
         self.pump = asyncio.ensure_future(self._pump())
 
