@@ -235,11 +235,10 @@ class LiveInput:
         self.cond = threading.Condition()
         self.items = collections.deque()  # bytes, or None for EOF
         self.pending = 0
-        self.writing = False
         self.eof = False
-        # Bytes of input written to the program so far, and how many had been when the last
-        # input_request went out: the host is asked once per answer at most.
-        self.written = 0
+        # Bytes of input accepted for the program so far (written, or queued to be), and how
+        # many had been when the last input_request went out: the host is asked once per answer.
+        self.accepted = 0
         self.asked_at = -1
         self.cancelled = False
         self.host_gone = False
@@ -254,6 +253,7 @@ class LiveInput:
                 return
             self.items.append(data)
             self.pending += len(data)
+            self.accepted += len(data)
             self.cond.notify()
 
     def close_input(self):
@@ -270,18 +270,14 @@ class LiveInput:
                     while not self.items:
                         self.cond.wait()
                     data = self.items.popleft()
-                    self.writing = data is not None
                 if data is None:
                     return
                 view = memoryview(data)
                 while view:
                     count = os.write(self.fd, view)
                     view = view[count:]
-                    with self.cond:
-                        self.written += count
                 with self.cond:
                     self.pending -= len(data)
-                    self.writing = False
         except OSError:
             pass  # the program ended or closed its stdin: nobody reads the rest
         finally:
@@ -296,15 +292,17 @@ class LiveInput:
 
     def on_request(self, prompt, consumed):
         """The program's process says it is about to wait for input, having read ``consumed``
-        bytes of it, and found none in its pipe. Asks the host, unless more input was written
-        since (it is in the pipe now), more is on its way, or the host was asked already since
-        the last input (however often the program says so, the host hears it once per answer)."""
+        bytes of it, and found none in its pipe. Asks the host, unless input it has not read yet
+        was accepted for it (in the pipe or on its way there), or the host was asked already
+        since the last input (however often the program says so, the host hears it once per
+        answer). Counting bytes, not watching the writer, leaves no moment in which a program that
+        read an answer and asks again at once is not heard."""
         with self.cond:
-            if self.eof or self.cancelled or self.items or self.writing:
+            if self.eof or self.cancelled:
                 return
-            if consumed < self.written or self.asked_at == self.written:
+            if consumed < self.accepted or self.asked_at == self.accepted:
                 return
-            self.asked_at = self.written
+            self.asked_at = self.accepted
         self.reporter.frame({"type": "input_request", "prompt": prompt[:MAX_PROMPT_CHARS]})
 
     def on_host(self):
