@@ -59,6 +59,8 @@ import time
 harness = None  # the module, loaded in the harness zygote only
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import student  # noqa: E402
+import workfiles  # noqa: E402
+from display import DisplayPipe  # noqa: E402
 import zygote as student_zygote  # noqa: E402
 from zygote import (  # noqa: E402
     HARNESS, close_fds_except, drop_privileges, empty_bounding_set, helper_loop, privileged, quiet_stdio, receive,
@@ -344,27 +346,30 @@ class StudentProcess:
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
         null = os.open("/dev/null", os.O_RDONLY)
+        # The program's process gets a pipe for figures (display.py); a test's does not.
+        self.display_r, display_w = os.pipe() if rpc_fd < 0 else (-1, null)
         if rpc_fd < 0:
             self.status, status_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            child_fds = [status_child.fileno(), null]
+            child_fds = [status_child.fileno(), null, display_w]
         else:
             self.status = status_child = None
-            child_fds = [null, rpc_fd]
+            child_fds = [null, rpc_fd, null]
         self.zygote = zygote
         try:
-            reply = zygote.request({"op": "spawn", "clean": clean},
+            reply = zygote.request({"op": "spawn", "clean": clean, "display": rpc_fd < 0},
                                    [code_r, in_r, out_w, err_w] + child_fds)
         except OSError:
             reply = {}
         finally:
-            for fd in (code_r, in_r, out_w, err_w, null):
+            for fd in {code_r, in_r, out_w, err_w, null, display_w}:
                 os.close(fd)
             if status_child is not None:
                 status_child.close()
         self.pid = reply.get("pid")
         if not isinstance(self.pid, int):
-            for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
-                os.close(fd)
+            for fd in (self.code_w, self.in_w, self.out_r, self.err_r, self.display_r):
+                if fd >= 0:
+                    os.close(fd)
             if self.status is not None:
                 self.status.close()
             raise OSError(reply.get("reason") or "the student zygote could not start a process")
@@ -382,7 +387,7 @@ class StudentProcess:
         return self.zygote.exit_code(self.pid)
 
     def discard(self):
-        for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
+        for fd in (self.code_w, self.in_w, self.out_r, self.err_r, self.display_r):
             try:
                 os.close(fd)
             except OSError:
@@ -556,6 +561,18 @@ def run_job(job, reporter, zygote, hzygote, child):
         reporter.result("syntax_error", exit_code=1, message="the code is not valid Python")
         return
 
+    try:
+        data_files = workfiles.place(job.get("files") or [])
+    except (OSError, ValueError) as e:
+        reporter.result("internal_error", message="the exercise's data files could not be placed: %s" % e)
+        return
+    try:
+        run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, output_limit, checks)
+    finally:
+        workfiles.remove(data_files)
+
+
+def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, output_limit, checks):
     oom_before = oom_kills()
     started = time.monotonic()
     feed(child.code_w, (("grade" if checks else "run") + "\n" + code).encode("utf-8", "surrogatepass"))
@@ -567,9 +584,17 @@ def run_job(job, reporter, zygote, hzygote, child):
                 lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
     pump.add(child.status.fileno(), "status")
     pump.add(zygote.sock.fileno(), "zygote")
+    display = DisplayPipe(child.display_r, job.get("display_limit", 10), job.get("display_bytes", 0),
+                          reporter.frame, lambda text: reporter.frame(
+                              {"type": "output", "stream": "stderr", "data": text}))
+    child.display_r = -1  # the DisplayPipe's now
+    pump.add(display.fd, "display")
     status, message, done = run_program(child, zygote, pump, started + time_limit, time_limit,
-                                        output_limit)
+                                        output_limit, display)
     program_ms = (time.monotonic() - started) * 1000
+    pump.remove(display.fd)
+    display.read()  # what the program sent right before it ended
+    display.close()
     pump.finish()
     child.status.close()
     returncode = child.exit_code()
@@ -607,7 +632,7 @@ def exit_status(returncode):
         describe_signal(-returncode) if returncode is not None else "an unknown cause")
 
 
-def run_program(child, zygote, pump, deadline, time_limit, output_limit):
+def run_program(child, zygote, pump, deadline, time_limit, output_limit, display):
     """Streams the program's output until it exits and its output is drained.
 
     Returns (status or None, message, done): ``done`` when it said it ran its code to the end.
@@ -641,6 +666,9 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit):
         for fd in pump.poll(min(0.05, limit - now)):
             if fd == zygote_fd:
                 zygote.poll()
+            elif fd == display.fd:
+                if not display.read():
+                    pump.sel.unregister(fd)
             elif fd == status_fd:
                 info = receive(child.status)
                 if info is None:

@@ -7,6 +7,7 @@ thread pool.
 from __future__ import annotations
 
 import atexit
+import base64
 import collections
 import json
 import logging
@@ -27,7 +28,7 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
-from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
+from .errors import DockerUnavailableError, ExecutorImageMissingError, LimitError, SandboxUnavailableError
 from .limits import Limits
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
 from .reuse import ReuseStore
@@ -90,6 +91,9 @@ class _Exchange:
     host_timeout: bool = False
     overflow: bool = False
     protocol_error: str = ""
+    #: Images the program showed, ``{"mime", "data"}`` (base64), within the host's caps.
+    displays: list = field(default_factory=list)
+    display_bytes: int = 0
     #: After a job that asked to keep the container: "ready" or "retired" (with the reason).
     after: str = ""
     retired_reason: str = ""
@@ -165,10 +169,13 @@ class _FrameReader:
     that check a protocol error, never a pass.
     """
 
-    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0):
+    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0,
+                 display_limit: int = 10, display_bytes: int = 2 * 1024 * 1024):
         self.prefix = (nonce + " ").encode("ascii")
         self.exchange = exchange
         self.cap = output_cap
+        self.display_limit = display_limit
+        self.display_cap = display_bytes
         self.pending = bytearray()
         self.stray = 0
         self.checks = checks
@@ -206,6 +213,8 @@ class _FrameReader:
             self._output(frame["stream"], frame["data"])
         elif kind == "check":
             self._check(frame)
+        elif kind == "display":
+            self._display(frame)
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
         elif kind in ("ready", "retired") and self.exchange.result is not None and not self.exchange.after:
@@ -229,6 +238,22 @@ class _FrameReader:
         else:
             checks[index] = frame
         self.next_check = max(self.next_check, index + 1)
+
+    def _display(self, frame: dict) -> None:
+        """An image the program showed. The runner checked and capped it already; the host keeps
+        its own caps (count, decoded bytes) and drops what breaks them. The one place a display
+        is accepted: a per-event hook (streaming) goes here."""
+        mime, data = frame.get("mime"), frame.get("data")
+        if mime != "image/png" or not isinstance(data, str):
+            self.exchange.protocol_error = "the runner sent a malformed display frame"
+            return
+        size = len(data) * 3 // 4
+        ex = self.exchange
+        if len(ex.displays) >= self.display_limit or ex.display_bytes + size > self.display_cap:
+            log.warning("display frame beyond the host's caps dropped")
+            return
+        ex.display_bytes += size
+        ex.displays.append({"mime": mime, "data": data})
 
     def _output(self, stream: str, text: str) -> None:
         # The runner caps output already; the host keeps its own cap so a broken runner cannot flood it.
@@ -452,6 +477,10 @@ class DockerSandbox:
         if not self.config.enabled:
             raise SandboxUnavailableError("the sandbox is disabled by the admin (DOCKER_EXECUTOR_ENABLED)")
         limits, _ = request.limits.clamped(self.config.max_limits)
+        files_size = sum(len(f.data) for f in request.files)
+        if files_size > self.config.data_files_bytes:
+            raise LimitError(f"the data files take {files_size} bytes, above the sandbox's cap of "
+                             f"{self.config.data_files_bytes} bytes (DOCKER_EXECUTOR_DATA_FILES_BYTES)")
         if request.policy is not None:
             violations = request.policy.check(request.code)
             if violations:
@@ -473,7 +502,12 @@ class DockerSandbox:
             "time_limit": limits.time_s,
             "output_limit": self.config.output_limit_bytes,
             "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
+            "display_limit": self.config.display_limit,
+            "display_bytes": self.config.display_bytes,
         }
+        if request.files:
+            job["files"] = [{"name": f.name, "data": base64.b64encode(f.data).decode("ascii")}
+                            for f in request.files]
         # Each check may also run the program again before its test (the runner allows it twice
         # the program's first run, plus a second); the runner enforces the real limits.
         budget_s = limits.time_s + sum(c.timeout_s + 1.0 + 2 * limits.time_s for c in request.checks)
@@ -620,7 +654,8 @@ class DockerSandbox:
         host deadline. Output received before a kill is kept. The attach socket stays open: the
         runner ends (or serves the next job) once the caller says so."""
         exchange = _Exchange()
-        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks)
+        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks,
+                              self.config.display_limit, self.config.display_bytes)
         raw = live.raw
         live.received = 0
         raw.settimeout(max(0.5, deadline - time.monotonic()))
@@ -640,7 +675,8 @@ class DockerSandbox:
         """Demultiplexes the attach stream into ``reader`` until ``done()``, EOF or the deadline."""
         exchange = reader.exchange
         # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
-        budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
+        budget = (2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
+                  + 2 * self.config.display_bytes + 64 * self.config.display_limit)
         raw, pending = live.raw, live.mux
         while True:
             # Complete frames already received first: one chunk may hold the result and more.
@@ -758,6 +794,7 @@ class DockerSandbox:
             truncated=ex.truncated or frame.get("truncated") is True,
             message=frame.get("message") if isinstance(frame.get("message"), str) else "",
             limits=limits,
+            displays=list(ex.displays),
         )
         reported = frame.get("status") if frame.get("status") in _KNOWN_STATUSES else None
         if state.get("OOMKilled") and reported != Status.OK.value:
