@@ -20,9 +20,12 @@ one harness process per test (harness.py), which reaches the student's process o
 Protocol. The host writes a job on this process's stdin as one line of JSON:
     {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
      "checks": [{"code": str, "timeout": float}, ...],            (checks: optional, for grading)
-     "keep": bool, "linger": bool}          (optional: serve another job / wait for EOF to end)
+     "keep": bool, "linger": bool,          (optional: serve another job / wait for EOF to end)
+     "files": [{"name": str, "data": base64}],  (optional: data files, read-only in /tmp; workfiles.py)
+     "display_limit": int, "display_bytes": int}   (caps on the program's figures; display.py)
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
+    {"type": "display", "mime": "image/png", "data": base64}     a figure the program showed
     {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
      "error": {"type", "message", "traceback", "assertion"} | null, "message": str,
      "duration_ms": int}                          one per check, in order, after the program ran

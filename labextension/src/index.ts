@@ -204,9 +204,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         output.setContent(renderPending(document, 'Sandbox output', 'running…'));
         setBusy(key, true);
         try {
+          // From an exercise notebook, the server adds the exercise's data files to the run.
+          const exercise = panel.model ? exerciseId(panel.model) : null;
           const result = await requestAPI<IExecutionResult>('execute', {
             method: 'POST',
-            body: JSON.stringify({ code: cell.model.sharedModel.getSource() })
+            body: JSON.stringify({
+              code: cell.model.sharedModel.getSource(),
+              ...(exercise ? { exercise_id: exercise } : {})
+            })
           });
           output.setContent(renderExecution(document, result));
         } catch (error) {

@@ -149,3 +149,19 @@ def test_tampering_with_a_data_file_changes_nothing_for_the_tests(sandbox, tmp_p
     tests = {t.name: t for t in attacked.tests}
     assert tests["average of the data file"].actual == "1.0\n"
     assert tests["the file is the instructor's"].status == "passed"
+
+
+@pytest.mark.docker
+def test_a_reused_container_forgets_the_last_runs_data_files(sandbox):
+    from jupyter_exec_ext.sandbox import DataFile, ExecutionRequest
+
+    look = ("import os\nprint(open('/proc/self/cgroup').read().strip().split('/')[-1][-12:], "
+            "sorted(os.listdir('.')))\n")
+    first = sandbox.run(ExecutionRequest(code=look, reuse_key="alice",
+                                         files=(DataFile("numbers.txt", NUMBERS),)))
+    assert first.status is Status.OK and first.stdout.split()[1:] == ["['numbers.txt']"], first
+    from ..sandbox.test_reuse import wait_until_kept
+    wait_until_kept(sandbox)  # the reset happens after the answer
+    second = sandbox.run(ExecutionRequest(code=look, reuse_key="alice"))
+    assert second.status is Status.OK and second.stdout.split()[1:] == ["[]"], second
+    assert second.stdout.split()[0] == first.stdout.split()[0]  # the same container

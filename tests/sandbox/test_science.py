@@ -204,3 +204,27 @@ def test_the_stdlib_only_flavour_still_runs_code_and_has_no_numpy(stdlib_image, 
     assert ok.status is Status.OK and ok.stdout == "2\n", ok
     assert missing.status is Status.RUNTIME_ERROR
     assert "ModuleNotFoundError: No module named 'numpy'" in missing.stderr
+
+
+def test_numbers_from_numpy_are_graded_with_the_exercises_tolerance(science, tmp_path):
+    """The example exercise (pandas on its CSV, numpy): right answers pass, answers off by less
+    than the tolerance pass, answers off by more fail, in the real sandbox."""
+    import shutil
+    from pathlib import Path
+
+    from jupyter_exec_ext.grading import Grader, load_exercise
+
+    source = Path(__file__).resolve().parents[2] / "exercises"
+    for name in ("25-pandas-temperatures.ipynb", "temperatures.csv"):
+        shutil.copy(source / name, tmp_path / name)
+    exercise = load_exercise(tmp_path / "25-pandas-temperatures.ipynb")
+    grader = Grader(science)
+    close = exercise.solution_code.replace("float(np.std(values))", "float(np.std(values)) + 1e-9")
+    far = exercise.solution_code.replace("float(np.std(values))", "float(np.std(values)) + 1e-3")
+    scores = {name: grader.grade(exercise, code) for name, code in
+              (("right", exercise.solution_code), ("close", close), ("far", far))}
+    assert scores["right"].score == scores["right"].max_score == 7, scores["right"]
+    assert scores["close"].score == 7, scores["close"]
+    failed = [t.name for t in scores["far"].tests if t.status != "passed"]
+    assert failed == ["spread is the population standard deviation", "spread of a city's week",
+                      "a single value has no spread"], scores["far"]
