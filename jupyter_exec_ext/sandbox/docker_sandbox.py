@@ -176,6 +176,8 @@ class _FrameReader:
         self.cap = output_cap
         self.display_limit = display_limit
         self.display_cap = display_bytes
+        # One display frame carries one whole image in base64 (4/3 of its bytes).
+        self.max_frame = max(MAX_FRAME_BYTES, display_bytes * 4 // 3 + 4096)
         self.pending = bytearray()
         self.stray = 0
         self.checks = checks
@@ -186,7 +188,7 @@ class _FrameReader:
         while True:
             end = self.pending.find(b"\n")
             if end < 0:
-                if len(self.pending) > MAX_FRAME_BYTES:
+                if len(self.pending) > self.max_frame:
                     self.exchange.protocol_error = "a frame from the runner exceeded the size cap"
                     self.pending.clear()
                 return
