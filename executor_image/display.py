@@ -5,8 +5,8 @@ The pipe is the student's: anything may arrive on it, from the program or from a
 started. Records are ``<4-byte big-endian length><PNG bytes>``; the runner checks each one, keeps
 at most ``limit`` images and ``max_bytes`` bytes in all, and only it writes the display frames, under
 the job's nonce, on the channel the program cannot reach. Past a cap, or on anything that is not a
-PNG, one note goes to the program's stderr and the rest of the pipe is read and dropped (a writer
-never blocks on it, and never crashes the runner).
+PNG, one note goes to the program's stderr and the runner closes its end: further writes fail with
+EPIPE at once (a writer never blocks, and a flood costs the runner nothing).
 """
 
 import base64
@@ -35,13 +35,14 @@ class DisplayPipe:
         self.buffer = bytearray()
         self.count = 0
         self.sent_bytes = 0
-        self.dropping = False  # past a cap or out of protocol: read and drop the rest
+        self.dropping = False  # past a cap or out of protocol: nothing more is read
         self.closed = False
         self.eof = False
 
     def read(self):
-        """Reads what is there now; False once the pipe is at EOF (or closed)."""
-        while not (self.closed or self.eof):
+        """Reads what is there now; False once the pipe is at EOF, or past a cap (then the caller
+        stops watching it and closes it)."""
+        while not (self.closed or self.eof or self.dropping):
             try:
                 chunk = os.read(self.fd, READ_CHUNK)
             except BlockingIOError:
@@ -51,9 +52,8 @@ class DisplayPipe:
             if not chunk:
                 self.eof = True
                 return False
-            if not self.dropping:
-                self.buffer += chunk
-                self._records()
+            self.buffer += chunk
+            self._records()
         return False
 
     def _records(self):

@@ -670,8 +670,9 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit, display
             if fd == zygote_fd:
                 zygote.poll()
             elif fd == display.fd:
-                if not display.read():
+                if not display.read():  # EOF, or past its caps: closed now, writes fail with EPIPE
                     pump.sel.unregister(fd)
+                    display.close()
             elif fd == status_fd:
                 info = receive(child.status)
                 if info is None:
