@@ -228,3 +228,34 @@ def test_numbers_from_numpy_are_graded_with_the_exercises_tolerance(science, tmp
     failed = [t.name for t in scores["far"].tests if t.status != "passed"]
     assert failed == ["spread is the population standard deviation", "spread of a city's week",
                       "a single value has no spread"], scores["far"]
+
+
+def test_the_fingerprint_follows_the_flavour_and_every_file_of_the_image(tmp_path):
+    import shutil
+
+    from jupyter_exec_ext.sandbox.image import RUNNER_FILES, executor_image_dir, fingerprint
+
+    context = tmp_path / "context"
+    shutil.copytree(executor_image_dir(), context)
+    base = fingerprint(context, "sha256:base", "science")
+    assert fingerprint(context, "sha256:base", "stdlib") != base
+    assert fingerprint(context, "sha256:other", "science") != base
+    assert {"display.py", "workfiles.py", "backend/jupyter_exec_display.py"} <= set(RUNNER_FILES)
+    for name in RUNNER_FILES:
+        path = context / name
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# changed\n")
+        assert fingerprint(context, "sha256:base", "science") != base, name
+        path.write_bytes(original)
+    assert fingerprint(context, "sha256:base", "science") == base
+
+
+def test_an_up_to_date_image_is_not_rebuilt_and_says_its_flavour(docker_client, stdlib_image):
+    from jupyter_exec_ext.sandbox.image import OFFLINE_BASE_IMAGES
+
+    said = []
+    image_id = build_executor_image(docker_client, stdlib_image, OFFLINE_BASE_IMAGES["stdlib"],
+                                    flavour="stdlib", say=said.append)
+    assert said == [f"executor image {stdlib_image} is up to date ({image_id[:19]})"]
+    labels = docker_client.api.inspect_image(stdlib_image)["Config"]["Labels"]
+    assert labels[FLAVOUR_LABEL] == "stdlib"
