@@ -29,6 +29,7 @@ from docker.types import LogConfig, Ulimit
 
 from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
 from .errors import DockerUnavailableError, ExecutorImageMissingError, LimitError, SandboxUnavailableError
+from .image import FLAVOUR_LABEL
 from .limits import Limits
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
 from .reuse import ReuseStore
@@ -843,6 +844,7 @@ class DockerSandbox:
             "image": self.config.image,
             "image_present": False,
             "image_id": None,
+            "image_flavour": None,
             "runtime": self.config.runtime,
             "pool": self.pool.status() if self.pool is not None else None,
             "reuse": self.reuse.status() if self.reuse is not None else None,
@@ -854,8 +856,12 @@ class DockerSandbox:
             info.update(reachable=True, engine_version=version.get("Version"),
                         api_version=version.get("ApiVersion"))
             try:
-                info["image_id"] = api.inspect_image(self.config.image)["Id"]
+                image = api.inspect_image(self.config.image)
+                info["image_id"] = image["Id"]
                 info["image_present"] = True
+                # science (numpy, pandas, matplotlib) or stdlib; None for an image built elsewhere
+                info["image_flavour"] = ((image.get("Config") or {}).get("Labels") or {}).get(
+                    FLAVOUR_LABEL)
             except docker.errors.ImageNotFound:
                 info["error"] = str(ExecutorImageMissingError(self.config.image))
         except DockerUnavailableError as e:

@@ -259,3 +259,7 @@ def test_an_up_to_date_image_is_not_rebuilt_and_says_its_flavour(docker_client, 
     assert said == [f"executor image {stdlib_image} is up to date ({image_id[:19]})"]
     labels = docker_client.api.inspect_image(stdlib_image)["Config"]["Labels"]
     assert labels[FLAVOUR_LABEL] == "stdlib"
+
+
+def test_the_status_names_the_images_flavour(science):
+    assert science.status()["image_flavour"] == "science"
