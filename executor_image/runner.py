@@ -20,10 +20,13 @@ one harness process per test (harness.py), which reaches the student's process o
 Protocol. The host writes a job on this process's stdin as one line of JSON:
     {"nonce": str, "code": str, "stdin": str, "time_limit": float, "output_limit": int,
      "checks": [{"code": str, "timeout": float}, ...],            (checks: optional, for grading)
-     "keep": bool, "linger": bool}          (optional: serve another job / wait for EOF to end)
-     "interactive": bool}    (optional, never with checks: stdin stays open, see "Live runs")
+     "keep": bool, "linger": bool,          (optional: serve another job / wait for EOF to end)
+     "interactive": bool,    (optional, never with checks: stdin stays open, see "Live runs")
+     "files": [{"name": str, "data": base64}],  (optional: data files, read-only in /tmp; workfiles.py)
+     "display_limit": int, "display_bytes": int}   (caps on the program's figures; display.py)
 The runner answers on its own stdout with frames, one per line, each ``<nonce> <json>\\n``:
     {"type": "output", "stream": "stdout" | "stderr", "data": str}   as the code prints
+    {"type": "display", "mime": "image/png", "data": base64}     a figure the program showed
     {"type": "check", "index": int, "outcome": str, "stdout": str, "stderr": str,
      "error": {"type", "message", "traceback", "assertion"} | null, "message": str,
      "duration_ms": int}                          one per check, in order, after the program ran
@@ -73,6 +76,8 @@ import time
 harness = None  # the module, loaded in the harness zygote only
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import student  # noqa: E402
+import workfiles  # noqa: E402
+from display import DisplayPipe  # noqa: E402
 import zygote as student_zygote  # noqa: E402
 from zygote import (  # noqa: E402
     HARNESS, close_fds_except, drop_privileges, empty_bounding_set, helper_loop, privileged, quiet_stdio, receive,
@@ -542,27 +547,30 @@ class StudentProcess:
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
         null = os.open("/dev/null", os.O_RDONLY)
+        # The program's process gets a pipe for figures (display.py); a test's does not.
+        self.display_r, display_w = os.pipe() if rpc_fd < 0 else (-1, null)
         if rpc_fd < 0:
             self.status, status_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            child_fds = [status_child.fileno(), null]
+            child_fds = [status_child.fileno(), null, display_w]
         else:
             self.status = status_child = None
-            child_fds = [null, rpc_fd]
+            child_fds = [null, rpc_fd, null]
         self.zygote = zygote
         try:
-            reply = zygote.request({"op": "spawn", "clean": clean},
+            reply = zygote.request({"op": "spawn", "clean": clean, "display": rpc_fd < 0},
                                    [code_r, in_r, out_w, err_w] + child_fds)
         except OSError:
             reply = {}
         finally:
-            for fd in (code_r, in_r, out_w, err_w, null):
+            for fd in {code_r, in_r, out_w, err_w, null, display_w}:
                 os.close(fd)
             if status_child is not None:
                 status_child.close()
         self.pid = reply.get("pid")
         if not isinstance(self.pid, int):
-            for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
-                os.close(fd)
+            for fd in (self.code_w, self.in_w, self.out_r, self.err_r, self.display_r):
+                if fd >= 0:
+                    os.close(fd)
             if self.status is not None:
                 self.status.close()
             raise OSError(reply.get("reason") or "the student zygote could not start a process")
@@ -580,7 +588,7 @@ class StudentProcess:
         return self.zygote.exit_code(self.pid)
 
     def discard(self):
-        for fd in (self.code_w, self.in_w, self.out_r, self.err_r):
+        for fd in (self.code_w, self.in_w, self.out_r, self.err_r, self.display_r):
             try:
                 os.close(fd)
             except OSError:
@@ -754,6 +762,18 @@ def run_job(job, reporter, zygote, hzygote, child):
         reporter.result("syntax_error", exit_code=1, message="the code is not valid Python")
         return
 
+    try:
+        data_files = workfiles.place(job.get("files") or [])
+    except (OSError, ValueError) as e:
+        reporter.result("internal_error", message="the exercise's data files could not be placed: %s" % e)
+        return
+    try:
+        run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, output_limit, checks)
+    finally:
+        workfiles.remove(data_files)
+
+
+def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, output_limit, checks):
     oom_before = oom_kills()
     started = time.monotonic()
     interactive = job.get("interactive") is True and not checks
@@ -771,14 +791,22 @@ def run_job(job, reporter, zygote, hzygote, child):
                 lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
     pump.add(child.status.fileno(), "status")
     pump.add(zygote.sock.fileno(), "zygote")
+    display = DisplayPipe(child.display_r, job.get("display_limit", 10), job.get("display_bytes", 0),
+                          reporter.frame, lambda text: reporter.frame(
+                              {"type": "output", "stream": "stderr", "data": text}))
+    child.display_r = -1  # the DisplayPipe's now
+    pump.add(display.fd, "display")
     if live is not None:
         pump.add(HOST.fd, "host")
         live.take_lines()  # control lines that came with the job line
     status, message, done = run_program(child, zygote, pump, started + time_limit, time_limit,
-                                        output_limit, live)
+                                        output_limit, display, live)
     if live is not None:
         live.stop()
     program_ms = (time.monotonic() - started) * 1000
+    pump.remove(display.fd)
+    display.read()  # what the program sent right before it ended
+    display.close()
     pump.finish()
     child.status.close()
     returncode = child.exit_code()
@@ -816,7 +844,7 @@ def exit_status(returncode):
         describe_signal(-returncode) if returncode is not None else "an unknown cause")
 
 
-def run_program(child, zygote, pump, deadline, time_limit, output_limit, live=None):
+def run_program(child, zygote, pump, deadline, time_limit, output_limit, display, live=None):
     """Streams the program's output until it exits and its output is drained; a live run's
     (``live``) host may send input and cancel meanwhile.
 
@@ -851,6 +879,10 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit, live=No
         for fd in pump.poll(min(0.05, limit - now)):
             if fd == zygote_fd:
                 zygote.poll()
+            elif fd == display.fd:
+                if not display.read():  # EOF, or past its caps: closed now, writes fail with EPIPE
+                    pump.sel.unregister(fd)
+                    display.close()
             elif fd == status_fd:
                 info = receive(child.status)
                 if info is None:

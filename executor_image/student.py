@@ -26,6 +26,42 @@ import wire
 FILENAME = "main.py"
 HANDLE_LIMIT = 100_000
 _OUR_FILES = (os.path.dirname(os.path.abspath(__file__)),)
+#: The sandbox's matplotlib backend (jupyter_exec_display), alone in its folder.
+BACKEND_DIR = os.path.join(_OUR_FILES[0], "backend")
+#: matplotlib's font cache, built into the scientific image (absent from the stdlib-only one).
+MPL_FONT_CACHE = os.path.join(_OUR_FILES[0], "mplcache")
+HAS_MPL_CACHE = os.path.isdir(MPL_FONT_CACHE)
+
+
+class MatplotlibConfig:
+    """Sets up matplotlib's config folder (MPLCONFIGDIR, in /tmp: the only writable place) with
+    the image's prebuilt font cache, right before matplotlib's first import, and only then: a
+    program that does not import matplotlib finds nothing of it in its folder."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "matplotlib":
+            try:
+                sys.meta_path.remove(cls)
+            except ValueError:
+                pass
+            cls.prepare()
+        return None
+
+    @staticmethod
+    def prepare():
+        target = os.environ.get("MPLCONFIGDIR")
+        if not target:
+            return
+        try:
+            os.makedirs(target, exist_ok=True)
+            for name in os.listdir(MPL_FONT_CACHE):
+                if not os.path.exists(os.path.join(target, name)):
+                    with open(os.path.join(MPL_FONT_CACHE, name), "rb") as src, \
+                            open(os.path.join(target, name), "wb") as dst:
+                        dst.write(src.read())
+        except OSError:
+            pass  # matplotlib then builds its cache itself: slower, not wrong
 
 
 def say(fd, message):
@@ -122,7 +158,9 @@ def main(code_fd, status_fd, rpc_fd):
     module.__builtins__ = builtins
     sys.modules["__main__"] = module
     sys.argv[:] = [FILENAME]
-    sys.path[:] = [p for p in sys.path if p not in _OUR_FILES]
+    sys.path[:] = [p for p in sys.path if p not in _OUR_FILES] + [BACKEND_DIR]
+    if HAS_MPL_CACHE:
+        sys.meta_path.insert(0, MatplotlibConfig)
     try:
         exec(code, module.__dict__)
     except SystemExit as e:

@@ -30,6 +30,10 @@ CAP_LAST = 63
 WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
 SYSV_IPC = (("/proc/sysvipc/shm", "shmctl"), ("/proc/sysvipc/msg", "msgctl"), ("/proc/sysvipc/sem", "semctl"))
 IPC_RMID = 0
+# numpy's BLAS would start a thread per core at import (against the pids limit, for no gain in
+# a 1-CPU sandbox); matplotlib draws with the sandbox's own backend (backend/) into /tmp.
+SCIENCE_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "MPLBACKEND": "module://jupyter_exec_display", "MPLCONFIGDIR": "/tmp/.matplotlib"}
 
 
 def LIBC(cache=[]):  # noqa: N802 (one handle on libc, made on first use)
@@ -364,8 +368,10 @@ def leftovers():
     places = []
     for top in WRITABLE:
         try:
-            if os.listdir(top):
-                places.append(top)
+            # Entries owned by root are the runner's: the job's read-only data files.
+            with os.scandir(top) as entries:
+                if any(e.stat(follow_symlinks=False).st_uid != 0 for e in entries):
+                    places.append(top)
         except FileNotFoundError:
             pass
         except OSError:
@@ -404,6 +410,7 @@ def student_zygote_main(sock):
     os.chdir("/tmp")
     os.environ.clear()
     os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"})
+    os.environ.update(SCIENCE_ENV)
     empty_bounding_set()
     gc.freeze()  # its forks then share these objects' pages instead of copying them
 
@@ -411,7 +418,7 @@ def student_zygote_main(sock):
 
     def on_message(message, fds, closing):
         op = message.get("op")
-        if op == "spawn" and len(fds) == 6:
+        if op == "spawn" and len(fds) == 7:
             if message.get("clean") is True:
                 # A test's process starts only in a container as clean as a fresh one.
                 if not kill_students(sock, children):
@@ -421,7 +428,7 @@ def student_zygote_main(sock):
                     return {"reason": reason}
             pid = os.fork()
             if pid == 0:
-                student_process(fds)
+                student_process(fds, message.get("display") is True)
             children.add(pid)
             return {"pid": pid}
         if op == "kill":
@@ -437,16 +444,19 @@ def student_zygote_main(sock):
     os._exit(0)
 
 
-def student_process(fds):
-    """In a fork of the student zygote: become the student, then run the code (never returns)."""
+def student_process(fds, display=False):
+    """In a fork of the student zygote: become the student, then run the code (never returns).
+    With ``display``, the last descriptor is the pipe for figures (display.py reads it)."""
     try:
-        code_r, in_r, out_w, err_w, status_fd, rpc_fd = fds
+        code_r, in_r, out_w, err_w, status_fd, rpc_fd, display_fd = fds
         reset_signals()
         os.setsid()
         os.dup2(in_r, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
-        close_fds_except([code_r, status_fd, rpc_fd])
+        close_fds_except([code_r, status_fd, rpc_fd] + ([display_fd] if display else []))
+        if display:
+            os.environ["EXEC_DISPLAY_FD"] = str(display_fd)
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")  # if memory runs out, the student's process goes first, not ours
         drop_privileges(*STUDENT)

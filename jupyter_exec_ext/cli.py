@@ -18,7 +18,8 @@ from .sandbox import (
     SandboxUnavailableError,
     Status,
 )
-from .sandbox.image import DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE, build_executor_image, make_offline_base
+from .sandbox.image import (
+    DEFAULT_BASE_IMAGE, DEFAULT_FLAVOUR, FLAVOURS, OFFLINE_BASE_IMAGES, build_executor_image, make_offline_base)
 from .sandbox.policy import PROFILES
 
 #: Short programs that show what the sandbox does with each kind of run.
@@ -142,7 +143,8 @@ def cmd_validate(args) -> int:
         return 1
     sandbox = None if args.schema_only else _sandbox()
     try:
-        grader = Grader(sandbox, sandbox.config.default_limits) if sandbox else None
+        grader = Grader(sandbox, sandbox.config.default_limits,
+                        sandbox.config.data_files_bytes) if sandbox else None
         for exercise in exercises:
             where = f"{exercise.path} ({exercise.id})"
             if grader is None or exercise.student_copy:
@@ -239,15 +241,19 @@ def cmd_new(args) -> int:
 def cmd_build_image(args) -> int:
     import docker
 
+    import os
+
+    flavour = args.flavour or os.environ.get("JUPYTER_EXEC_EXT_FLAVOUR") or DEFAULT_FLAVOUR
+    if flavour not in FLAVOURS:
+        raise ValueError(f"JUPYTER_EXEC_EXT_FLAVOUR must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
     base = args.base_image
     if args.offline_base:
-        base = base or OFFLINE_BASE_IMAGE
-        make_offline_base(base)
+        base = make_offline_base(base, flavour=flavour)
     base = base or DEFAULT_BASE_IMAGE
     tag = args.tag or SandboxConfig.from_env().image
     client = docker.from_env()
     try:
-        build_executor_image(client, tag, base, force=args.force)
+        build_executor_image(client, tag, base, force=args.force, flavour=flavour)
     finally:
         client.close()
     return 0
@@ -259,10 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build-image", help="build the executor image (idempotent)")
-    p.add_argument("--base-image", help=f"base image (default {DEFAULT_BASE_IMAGE}, or "
-                                        f"{OFFLINE_BASE_IMAGE} with --offline-base)")
+    p.add_argument("--base-image", help=f"base image (default {DEFAULT_BASE_IMAGE}, or with "
+                                        f"--offline-base {OFFLINE_BASE_IMAGES['science']} / "
+                                        f"{OFFLINE_BASE_IMAGES['stdlib']} for --flavour stdlib)")
     p.add_argument("--offline-base", action="store_true",
                    help="make the base with debootstrap (needs root; no registry needed)")
+    p.add_argument("--flavour", choices=FLAVOURS,
+                   help="science (default): Python with numpy, pandas and matplotlib; stdlib: the "
+                        "standard library only (default: JUPYTER_EXEC_EXT_FLAVOUR or science)")
     p.add_argument("--tag", help="image tag (default: DOCKER_EXECUTOR_IMAGE or the versioned tag)")
     p.add_argument("--force", action="store_true", help="rebuild even if the image is up to date")
     p.set_defaults(func=cmd_build_image)

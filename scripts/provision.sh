@@ -5,7 +5,8 @@
 # and npm (the lab extension's build), chromium (the browser tests), docker-compose (validates
 # docker-compose.yml), the Python environment in .venv with the package and its lab extension
 # installed, the lab extension's node packages, configurable-http-proxy (npm; the JupyterHub tests
-# start a real hub), and the executor image. With JUPYTER_EXEC_EXT_RUNTIME=runsc, and always under
+# start a real hub), and the executor image (with numpy, pandas and matplotlib unless
+# JUPYTER_EXEC_EXT_FLAVOUR=stdlib). With JUPYTER_EXEC_EXT_RUNTIME=runsc, and always under
 # CI=true, also gVisor's runsc, registered with the engine.
 # Meant to be sourced or run by scripts/run.sh and scripts/test.sh; run as root.
 set -euo pipefail
@@ -164,11 +165,14 @@ fi
 
 # 7. Executor image --------------------------------------------------------------------------------
 # No registry is needed: the base is made with debootstrap unless BASE_IMAGE names one to use.
+# JUPYTER_EXEC_EXT_FLAVOUR=stdlib builds the standard-library-only image; the default, science,
+# adds Debian's numpy, pandas and matplotlib to the offline base (about a minute more, once).
+flavour="${JUPYTER_EXEC_EXT_FLAVOUR:-science}"
 if [ -n "${BASE_IMAGE:-}" ]; then
-  say "building the executor image from $BASE_IMAGE (skipped if up to date)"
-  "$venv/bin/jupyter-exec-ext" build-image --base-image "$BASE_IMAGE"
+  say "building the executor image ($flavour) from $BASE_IMAGE (skipped if up to date)"
+  "$venv/bin/jupyter-exec-ext" build-image --base-image "$BASE_IMAGE" --flavour "$flavour"
 else
-  say "building the executor image from an offline Debian base (skipped if up to date)"
-  "$venv/bin/jupyter-exec-ext" build-image --offline-base
+  say "building the executor image ($flavour) from an offline Debian base, made with debootstrap if missing (skipped if up to date)"
+  "$venv/bin/jupyter-exec-ext" build-image --offline-base --flavour "$flavour"
 fi
 say "provisioning done"

@@ -5,6 +5,7 @@ Imports the sandbox, never the server: the REST API and the CLI both stand on th
 
 from .exercise import (
     METADATA_KEY,
+    DataFilesError,
     Exercise,
     ExerciseError,
     ExerciseNotFound,
@@ -18,7 +19,7 @@ from .registry import ExerciseRegistry
 from .release import WorkspaceChange, release, student_copy, update_workspace
 
 __all__ = [
-    "METADATA_KEY", "Exercise", "ExerciseError", "ExerciseNotFound", "ExerciseRegistry",
+    "METADATA_KEY", "DataFilesError", "Exercise", "ExerciseError", "ExerciseNotFound", "ExerciseRegistry",
     "ExerciseTest", "GradeResult", "Grader", "TestResult", "exercise_from_notebook",
     "load_exercise", "release", "schema", "student_copy", "update_workspace", "WorkspaceChange",
 ]

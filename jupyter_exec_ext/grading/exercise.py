@@ -1,7 +1,8 @@
 """Exercise notebooks <-> the exercise model: metadata ``jupyter_exec`` and cell roles.
 
 A notebook's metadata ``jupyter_exec`` holds ``exercise_id``, ``title``, ``limits``, ``policy``,
-``tests``, ``requirements`` (how it must be solved) and ``wrong_solutions`` (for validation); cell metadata ``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution``
+``tests``, ``requirements`` (how it must be solved), ``wrong_solutions`` (for validation) and
+``data_files`` (read-only files beside the notebook that the programs read); cell metadata ``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution``
 (the reference, stripped on release) and ``student`` cells. The JSON schema shipped next to this
 module is the authority on the metadata's shape.
 """
@@ -22,6 +23,7 @@ import nbformat
 
 from ..sandbox.errors import LimitError
 from ..sandbox.limits import Limits
+from ..sandbox.models import DataFile
 from ..sandbox.policy import CodePolicy, Requirement
 
 METADATA_KEY = "jupyter_exec"
@@ -34,6 +36,10 @@ SCHEMA_PATH = Path(__file__).with_name("exercise.schema.json")
 
 class ExerciseError(ValueError):
     """An exercise notebook is unusable; the message names the notebook, the test and the field."""
+
+
+class DataFilesError(ExerciseError):
+    """An exercise's data file is missing, unreadable or too big: the instructor must fix it."""
 
 
 class ExerciseNotFound(KeyError):
@@ -137,6 +143,38 @@ class Exercise:
                   "requirements": [{"name": r.name, "rule": r.requirement.description,
                                     "points": r.points} for r in self.requirements]}
         return hashlib.sha256(json.dumps(graded, sort_keys=True).encode()).hexdigest()[:16]
+    #: Names of data files beside the notebook, given read-only in the runs' working directory.
+    data_files: Tuple[str, ...] = ()
+
+    def data_file_paths(self) -> list[Path]:
+        folder = self.path.parent if self.path is not None else Path(".")
+        return [folder / name for name in self.data_files]
+
+    def read_data_files(self, max_bytes: Optional[int] = None) -> Tuple[DataFile, ...]:
+        """The data files' contents, from beside the notebook.
+
+        Raises:
+            DataFilesError: a file is missing or unreadable, or together they pass ``max_bytes``;
+                the message names the file, the exercise and the cap.
+        """
+        files, total = [], 0
+        for name, path in zip(self.data_files, self.data_file_paths()):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise DataFilesError(f"exercise {self.id!r}: data file {name!r} is missing (it belongs "
+                                     f"beside the exercise notebook {self.path.name if self.path else ''})"
+                                     ) from None
+            except OSError as e:
+                raise DataFilesError(f"exercise {self.id!r}: data file {name!r} cannot be read "
+                                     f"({e.strerror or type(e).__name__})") from None
+            total += len(data)
+            if max_bytes is not None and total > max_bytes:
+                raise DataFilesError(f"exercise {self.id!r}: data file {name!r} brings the data files to "
+                                    f"{total} bytes, above the cap of {max_bytes} bytes "
+                                    "(DOCKER_EXECUTOR_DATA_FILES_BYTES)")
+            files.append(DataFile(name=name, data=data))
+        return tuple(files)
 
     @property
     def max_score(self) -> float:
@@ -168,6 +206,7 @@ class Exercise:
             "max_score": self.max_score,
             "tests": [t.public_dict() for t in self.visible_tests],
             "requirements": [r.public_dict() for r in self.requirements],
+            "data_files": list(self.data_files),
             "hidden_tests": len(hidden),
             "hidden_points": _points(sum(t.points for t in hidden)),
             # The longest a grading can run in the sandbox (the code's time limit, then each test's
@@ -321,6 +360,7 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
         late_policy=meta.get("late"),
         max_attempts=meta.get("max_attempts"),
         score_rule=meta.get("score_rule"),
+        data_files=tuple(meta.get("data_files") or ()),
     )
 
 

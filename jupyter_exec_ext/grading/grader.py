@@ -118,9 +118,11 @@ class Grader:
         default_limits: the base an exercise's own limits are laid over.
     """
 
-    def __init__(self, sandbox: SandboxLike, default_limits: Optional[Limits] = None):
+    def __init__(self, sandbox: SandboxLike, default_limits: Optional[Limits] = None,
+                 data_files_bytes: Optional[int] = None):
         self.sandbox = sandbox
         self.default_limits = default_limits or Limits()
+        self.data_files_bytes = data_files_bytes
 
     def grade(self, exercise: Exercise, code: str, *, reveal_hidden: bool = False) -> GradeResult:
         """Runs ``code`` against every test of ``exercise`` and scores it.
@@ -130,9 +132,11 @@ class Grader:
 
         Raises:
             SandboxUnavailableError: the sandbox cannot run anything (the caller answers 503).
+            ExerciseError: a data file of the exercise is missing or too big.
         """
         request = ExecutionRequest(
             code=code,
+            files=exercise.read_data_files(self.data_files_bytes),
             limits=exercise.resolved_limits(self.default_limits),
             policy=exercise.policy,
             checks=tuple(Check(code=t.test_code, timeout_s=t.timeout) for t in exercise.tests),

@@ -52,17 +52,19 @@ def student_copy(nb: Any, path: Union[str, Path] = "<notebook>") -> Any:
 
 
 def release(src: Union[str, Path], dst: Union[str, Path], *, force: bool = False) -> list[Path]:
-    """Writes student copies of ``src`` (a notebook or a directory of them) to ``dst``.
+    """Writes student copies of ``src`` (a notebook or a directory of them) to ``dst``, each with
+    its exercise's data files beside it.
 
     A directory is mirrored; a file goes to ``dst`` if it ends in ``.ipynb``, else into the
-    directory ``dst``. Nothing is
-    overwritten without ``force``, and a source is never its own destination.
+    directory ``dst``. Nothing is overwritten without ``force`` (a data file that is already there
+    with the same content is fine), and a source is never its own destination.
 
     Returns:
         The files written.
 
     Raises:
-        ExerciseError: a source notebook is not a valid exercise (nothing is written then).
+        ExerciseError: a source notebook is not a valid exercise, or a data file it declares is
+            missing (nothing is written then).
         FileExistsError: a destination file exists and ``force`` is not set.
         ValueError: the destination is the source.
     """
@@ -80,11 +82,24 @@ def release(src: Union[str, Path], dst: Union[str, Path], *, force: bool = False
             raise ValueError(f"{target}: the student copy would overwrite its source")
         if target.exists() and not force:
             raise FileExistsError(f"{target} exists; pass --force to overwrite it")
-        copies.append((target, student_copy(nbformat.read(str(source), as_version=4), source)))
-    for target, nb in copies:
+        nb = nbformat.read(str(source), as_version=4)
+        copy_nb = student_copy(nb, source)
+        files = [(target.parent / f.name, f.data)
+                 for f in exercise_from_notebook(nb, source).read_data_files()]
+        for path, data in files:
+            if path.exists() and not force and path.read_bytes() != data:
+                raise FileExistsError(f"{path} exists with other content; pass --force to overwrite it")
+        copies.append((target, copy_nb, files))
+    written = []
+    for target, nb, files in copies:
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(target))
-    return [t for t, _ in copies]
+        written.append(target)
+        for path, data in files:
+            if not path.exists() or path.read_bytes() != data:
+                _write_atomic(path, data)
+                written.append(path)
+    return written
 
 
 #: In the workspace: what each student copy looked like when it was written (hidden from Jupyter,
@@ -116,6 +131,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _update_data_file(workspace: Path, path: Path, data: bytes, record: dict[str, str]) -> None:
+    """A data file beside a student copy: written when absent or as the last release left it; a
+    file the student changed stays theirs (the sandbox always uses the exercise's own)."""
+    rel = path.relative_to(workspace).as_posix()
+    new = _digest(data)
+    if not path.exists() or _digest(path.read_bytes()) == record.get(rel):
+        if not path.exists() or _digest(path.read_bytes()) != new:
+            _write_atomic(path, data)
+        record[rel] = new
 
 
 def _beside(target: Path) -> Path:
@@ -180,6 +206,7 @@ def update_workspace(src: Union[str, Path], workspace: Union[str, Path],
                 changes.append(WorkspaceChange(source, None, "skipped", f"{source}: a student copy, not an exercise"))
                 continue
             data = nbformat.writes(student_copy(nb, source)).encode("utf-8") + b"\n"
+            data_files = exercise_from_notebook(nb, source).read_data_files()
         except ExerciseError as e:
             changes.append(WorkspaceChange(source, None, "skipped", str(e)))
             continue
@@ -204,6 +231,8 @@ def update_workspace(src: Union[str, Path], workspace: Union[str, Path],
                 action = "added beside"
         record[rel] = new
         changes.append(WorkspaceChange(source, target, action))
+        for f in data_files:
+            _update_data_file(workspace, target.parent / f.name, f.data, record)
     if changes:
         _write_atomic(record_path, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
     return changes

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from .exercise import Exercise, WrongSolution
+from .exercise import DataFilesError, Exercise, WrongSolution
 from .grader import GradeResult, Grader
 
 
@@ -81,6 +81,11 @@ def check_exercise(grader: Grader, exercise: Exercise, *, workers: int = 4) -> E
         SandboxUnavailableError: the sandbox cannot run anything.
     """
     check = ExerciseCheck(exercise)
+    try:
+        exercise.read_data_files(getattr(grader, "data_files_bytes", None))
+    except DataFilesError as e:
+        check.problem = str(e)
+        return check
     if not exercise.solution_code:
         check.problem = "no reference solution (a code cell with role 'solution')"
         return check

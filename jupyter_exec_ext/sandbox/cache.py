@@ -170,6 +170,8 @@ def cache_key(request: ExecutionRequest, limits: Limits, image_id: str, runner: 
         "stdin": request.stdin,
         "limits": limits.to_dict(),
         "policy": request.policy.to_dict() if request.policy is not None else None,
+        "files": [[f.name, hashlib.sha256(f.data).hexdigest()] for f in request.files],
+        "display": [config.display_limit, config.display_bytes],
         "output_limit_bytes": config.output_limit_bytes,
         "tmpfs_mb": config.tmpfs_mb,
         "network": config.network,

@@ -74,6 +74,10 @@ class SandboxConfig:
             on a hub, about the number of students working at once.
         seccomp: the containers' seccomp profile: ``"builtin"`` (this package's, the default),
             ``"engine"`` (the Docker engine's own default profile) or the path of a JSON profile.
+        display_limit: figures (PNG images) one run may show; past it, a note on stderr.
+        display_bytes: their total size in bytes (before base64); also the largest one figure.
+        data_files_bytes: total size of an exercise's data files (they live in ``/tmp``, so it is
+            kept well under ``tmpfs_mb``).
     """
 
     enabled: bool = True
@@ -94,6 +98,9 @@ class SandboxConfig:
     reuse_idle_s: float = 60.0
     reuse_kept: int = 64
     seccomp: str = SECCOMP_BUILTIN
+    display_limit: int = 10
+    display_bytes: int = 2 * 1024 * 1024
+    data_files_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name, value in (("user", self.user), ("harness_user", self.harness_user)):
@@ -112,7 +119,7 @@ class SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
         ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``,
-        ``_SECCOMP``.
+        ``_SECCOMP``, ``_DISPLAY_LIMIT``, ``_DISPLAY_BYTES``, ``_DATA_FILES_BYTES``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -128,12 +135,14 @@ class SandboxConfig:
                            ("OWNER", "owner"), ("SECCOMP", "seccomp")):
             if get(name):
                 changes[attr] = get(name).strip()
-        for name, attr in (("REUSE_RUNS", "reuse_runs"), ("REUSE_KEPT", "reuse_kept")):
+        for name, attr in (("REUSE_RUNS", "reuse_runs"), ("REUSE_KEPT", "reuse_kept"),
+                           ("DISPLAY_LIMIT", "display_limit"), ("DISPLAY_BYTES", "display_bytes"),
+                           ("DATA_FILES_BYTES", "data_files_bytes")):
             value = get(name)
             if value is not None:
                 if not value.strip().isdigit():
-                    raise LimitError(f"{ENV_PREFIX}{name} must be a whole number (0 turns reuse off), "
-                                     f"got {value!r}")
+                    hint = " (0 turns reuse off)" if name.startswith("REUSE") else ""
+                    raise LimitError(f"{ENV_PREFIX}{name} must be a whole number{hint}, got {value!r}")
                 changes[attr] = int(value)
         idle = get("REUSE_IDLE")
         if idle is not None:

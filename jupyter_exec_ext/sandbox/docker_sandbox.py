@@ -7,6 +7,7 @@ thread pool.
 from __future__ import annotations
 
 import atexit
+import base64
 import collections
 import datetime
 import json
@@ -28,7 +29,8 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
-from .errors import DockerUnavailableError, ExecutorImageMissingError, SandboxUnavailableError
+from .errors import DockerUnavailableError, ExecutorImageMissingError, LimitError, SandboxUnavailableError
+from .image import FLAVOUR_LABEL
 from .limits import Limits
 from .live import LiveControl
 from .models import CheckOutcome, CheckResult, ExecutionRequest, ExecutionResult, Status
@@ -103,6 +105,9 @@ class _Exchange:
     protocol_error: str = ""
     #: A live run the host stopped itself: the runner did not report within CANCEL_GRACE_S.
     host_cancelled: bool = False
+    #: Images the program showed, ``{"mime", "data"}`` (base64), within the host's caps.
+    displays: list = field(default_factory=list)
+    display_bytes: int = 0
     #: After a job that asked to keep the container: "ready" or "retired" (with the reason).
     after: str = ""
     retired_reason: str = ""
@@ -177,16 +182,22 @@ class _FrameReader:
     (a duplicate, an unknown index, one out of order or after the result, a malformed one) makes
     that check a protocol error, never a pass.
 
-    With ``on_event`` (a live run), each output frame (as kept under the host's cap) and each
-    input_request goes to it as it arrives, before the result; ``emit`` is the one way there.
+    With ``on_event`` (a live run), each output frame (as kept under the host's cap), each display
+    (within the host's caps) and each input_request goes to it as it arrives, before the result;
+    ``emit`` is the one way there.
     """
 
     def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0,
-                 on_event: Optional[EventCallback] = None):
+                 on_event: Optional[EventCallback] = None,
+                 display_limit: int = 10, display_bytes: int = 2 * 1024 * 1024):
         self.prefix = (nonce + " ").encode("ascii")
         self.exchange = exchange
         self.on_event = on_event
         self.cap = output_cap
+        self.display_limit = display_limit
+        self.display_cap = display_bytes
+        # One display frame carries one whole image in base64 (4/3 of its bytes).
+        self.max_frame = max(MAX_FRAME_BYTES, display_bytes * 4 // 3 + 4096)
         self.pending = bytearray()
         self.stray = 0
         self.checks = checks
@@ -197,7 +208,7 @@ class _FrameReader:
         while True:
             end = self.pending.find(b"\n")
             if end < 0:
-                if len(self.pending) > MAX_FRAME_BYTES:
+                if len(self.pending) > self.max_frame:
                     self.exchange.protocol_error = "a frame from the runner exceeded the size cap"
                     self.pending.clear()
                 return
@@ -228,6 +239,8 @@ class _FrameReader:
             prompt = frame.get("prompt")
             self.emit({"type": "input_request",
                        "prompt": prompt[:MAX_PROMPT_CHARS] if isinstance(prompt, str) else ""})
+        elif kind == "display":
+            self._display(frame)
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
         elif kind in ("ready", "retired") and self.exchange.result is not None and not self.exchange.after:
@@ -251,6 +264,23 @@ class _FrameReader:
         else:
             checks[index] = frame
         self.next_check = max(self.next_check, index + 1)
+
+    def _display(self, frame: dict) -> None:
+        """An image the program showed. The runner checked and capped it already; the host keeps
+        its own caps (count, decoded bytes) and drops what breaks them. The one place a display
+        is accepted: a per-event hook (streaming) goes here."""
+        mime, data = frame.get("mime"), frame.get("data")
+        if mime != "image/png" or not isinstance(data, str):
+            self.exchange.protocol_error = "the runner sent a malformed display frame"
+            return
+        size = len(data) * 3 // 4
+        ex = self.exchange
+        if len(ex.displays) >= self.display_limit or ex.display_bytes + size > self.display_cap:
+            log.warning("display frame beyond the host's caps dropped")
+            return
+        ex.display_bytes += size
+        ex.displays.append({"mime": mime, "data": data})
+        self.emit({"type": "display", "mime": mime, "data": data})
 
     def _output(self, stream: str, text: str) -> None:
         # The runner caps output already; the host keeps its own cap so a broken runner cannot flood it.
@@ -494,6 +524,10 @@ class DockerSandbox:
         if not self.config.enabled:
             raise SandboxUnavailableError("the sandbox is disabled by the admin (DOCKER_EXECUTOR_ENABLED)")
         limits, _ = request.limits.clamped(self.config.max_limits)
+        files_size = sum(len(f.data) for f in request.files)
+        if files_size > self.config.data_files_bytes:
+            raise LimitError(f"the data files take {files_size} bytes, above the sandbox's cap of "
+                             f"{self.config.data_files_bytes} bytes (DOCKER_EXECUTOR_DATA_FILES_BYTES)")
         if request.policy is not None:
             violations = request.policy.check(request.code)
             if violations:
@@ -519,9 +553,14 @@ class DockerSandbox:
             "time_limit": limits.time_s,
             "output_limit": self.config.output_limit_bytes,
             "checks": [{"code": c.code, "timeout": c.timeout_s} for c in request.checks],
+            "display_limit": self.config.display_limit,
+            "display_bytes": self.config.display_bytes,
         }
         if control is not None:
             job["interactive"] = True
+        if request.files:
+            job["files"] = [{"name": f.name, "data": base64.b64encode(f.data).decode("ascii")}
+                            for f in request.files]
         # Each check may also run the program again before its test (the runner allows it twice
         # the program's first run, plus a second); the runner enforces the real limits.
         budget_s = limits.time_s + sum(c.timeout_s + 1.0 + 2 * limits.time_s for c in request.checks)
@@ -699,7 +738,8 @@ class DockerSandbox:
         host deadline. Output received before a kill is kept. The attach socket stays open: the
         runner ends (or serves the next job) once the caller says so."""
         exchange = _Exchange()
-        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks, on_event)
+        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks, on_event,
+                              self.config.display_limit, self.config.display_bytes)
         raw = live.raw
         live.received = 0
         raw.settimeout(max(0.5, deadline - time.monotonic()))
@@ -726,7 +766,8 @@ class DockerSandbox:
         (a live run's: until CANCEL_GRACE_S after a cancel that the runner did not answer)."""
         exchange = reader.exchange
         # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
-        budget = 2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
+        budget = (2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
+                  + 2 * self.config.display_bytes + 64 * self.config.display_limit)
         raw, pending = live.raw, live.mux
         while True:
             # Complete frames already received first: one chunk may hold the result and more.
@@ -856,6 +897,7 @@ class DockerSandbox:
             truncated=ex.truncated or frame.get("truncated") is True,
             message=frame.get("message") if isinstance(frame.get("message"), str) else "",
             limits=limits,
+            displays=list(ex.displays),
         )
         reported = frame.get("status") if frame.get("status") in _KNOWN_STATUSES else None
         if state.get("OOMKilled") and reported != Status.OK.value:
@@ -906,6 +948,7 @@ class DockerSandbox:
             "image": self.config.image,
             "image_present": False,
             "image_id": None,
+            "image_flavour": None,
             "runtime": self.config.runtime,
             "pool": self.pool.status() if self.pool is not None else None,
             "reuse": self.reuse.status() if self.reuse is not None else None,
@@ -917,8 +960,12 @@ class DockerSandbox:
             info.update(reachable=True, engine_version=version.get("Version"),
                         api_version=version.get("ApiVersion"))
             try:
-                info["image_id"] = api.inspect_image(self.config.image)["Id"]
+                image = api.inspect_image(self.config.image)
+                info["image_id"] = image["Id"]
                 info["image_present"] = True
+                # science (numpy, pandas, matplotlib) or stdlib; None for an image built elsewhere
+                info["image_flavour"] = ((image.get("Config") or {}).get("Labels") or {}).get(
+                    FLAVOUR_LABEL)
             except docker.errors.ImageNotFound:
                 info["error"] = str(ExecutorImageMissingError(self.config.image))
         except DockerUnavailableError as e:

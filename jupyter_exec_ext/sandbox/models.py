@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple
 
 from .limits import Limits
 from .policy import CodePolicy
+
+#: What a data file may be called: a plain name in the working directory, no folders.
+DATA_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 class Status(str, enum.Enum):
@@ -77,6 +81,21 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A file the program finds, read-only, in its working directory (an exercise's data)."""
+
+    name: str
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not DATA_FILE_NAME.match(self.name):
+            raise ValueError(f"data file name {self.name!r} must be a plain file name (letters, digits, "
+                             "'.', '_', '-'; no folders)")
+        if not isinstance(self.data, bytes):
+            raise TypeError(f"data file {self.name!r}: data must be bytes")
+
+
+@dataclass(frozen=True)
 class ExecutionRequest:
     """One piece of Python source to run, with what it reads on stdin and what it may use.
 
@@ -89,6 +108,7 @@ class ExecutionRequest:
         reuse_key: who the run is for (a user name). Runs with the same key may run one after
             another in one container, reset in between; None (and any run with checks) gets a
             container that ran nothing before.
+        files: data files placed read-only in the program's working directory (and the tests').
     """
 
     code: str
@@ -97,6 +117,7 @@ class ExecutionRequest:
     policy: Optional[CodePolicy] = None
     checks: Tuple[Check, ...] = ()
     reuse_key: Optional[str] = None
+    files: Tuple[DataFile, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str):
@@ -123,6 +144,9 @@ class ExecutionResult:
     limits: Optional[Limits] = None
     cached: bool = False
     checks: list = field(default_factory=list)
+    #: Images the program showed (``plt.show()``, figures open at its end): ``{"mime", "data"}``
+    #: with base64 data, in order.
+    displays: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +159,7 @@ class ExecutionResult:
             "message": self.message,
             "cached": self.cached,
             "limits": self.limits.to_dict() if self.limits else None,
+            **({"displays": [dict(d) for d in self.displays]} if self.displays else {}),
         }
 
     @classmethod
@@ -150,4 +175,6 @@ class ExecutionResult:
             message=data.get("message", ""),
             limits=Limits.from_mapping(limits) if limits else None,
             cached=bool(data.get("cached", False)),
+            displays=[{"mime": str(d["mime"]), "data": str(d["data"])}
+                      for d in data.get("displays") or [] if isinstance(d, dict)],
         )

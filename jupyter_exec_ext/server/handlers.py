@@ -27,7 +27,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
-from ..grading import Exercise, ExerciseError, ExerciseNotFound, ExerciseRegistry, Grader
+from ..grading import DataFilesError, Exercise, ExerciseError, ExerciseNotFound, ExerciseRegistry, Grader
 from ..sandbox import (
     CachingSandbox,
     DockerUnavailableError,
@@ -93,6 +93,7 @@ class ExecRouteBase(tornado.web.RequestHandler):
     error_statuses: tuple[tuple[type, Optional[int]], ...] = (
         (ApiError, None),
         (ExerciseNotFound, 404),
+        (DataFilesError, 409),
         (LimitError, 400),
         (SandboxUnavailableError, 503),
     )
@@ -285,6 +286,12 @@ class ExecuteRoute(ExecRouteBase):
         payload = parse_execute(self.json_body(), self.bounds)
         # One user's runs may follow each other in one container (reset in between); never another's.
         request = dataclasses.replace(payload.request, reuse_key=self.principal)
+        if payload.exercise_id is not None:
+            # A run from an exercise notebook gets the exercise's data files (read off the loop).
+            exercise = await self.exercise(payload.exercise_id)
+            cap = self.settings[GRADER_KEY].data_files_bytes if GRADER_KEY in self.settings else None
+            files = await self.scheduler.query(lambda: exercise.read_data_files(cap))
+            request = dataclasses.replace(request, files=files)
         sandbox = self.sandbox
         if isinstance(sandbox, CachingSandbox):
             run = lambda: sandbox.run(request, use_cache=payload.use_cache)  # noqa: E731

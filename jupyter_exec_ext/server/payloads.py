@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from ..sandbox import ExecutionRequest, ExecutionResult, Limits
 from .errors import BadRequestError, PayloadTooLargeError
 
 #: Fields ``POST execute`` accepts; anything else is a 400, so a typo never passes silently.
-EXECUTE_FIELDS = ("code", "stdin", "time_limit", "memory_limit", "use_cache")
+EXECUTE_FIELDS = ("code", "stdin", "time_limit", "memory_limit", "use_cache", "exercise_id")
 #: Fields ``POST exercises/{id}/submit`` accepts.
 SUBMIT_FIELDS = ("code",)
 #: Limits a request may ask for (the others are the admin's alone).
@@ -60,6 +60,9 @@ class ExecutePayload:
     request: ExecutionRequest
     notes: tuple[str, ...]
     use_cache: bool
+    #: The exercise notebook the run comes from: its data files go into the run (resolved by the
+    #: server from the exercise, never from a path the client sends).
+    exercise_id: Optional[str] = None
 
 
 def type_name(value: Any) -> str:
@@ -188,8 +191,10 @@ def parse_execute(data: Mapping[str, Any], bounds: RequestBounds) -> ExecutePayl
     code = text_field(data, "code", bounds.max_code_bytes, required=True)
     stdin = text_field(data, "stdin", bounds.max_stdin_bytes, required=False)
     use_cache = bool_field(data, "use_cache", default=True)
+    exercise_id = text_field(data, "exercise_id", 256, required=False) or None
     limits, notes = requested_limits(data, bounds)
-    return ExecutePayload(ExecutionRequest(code=code, stdin=stdin, limits=limits), notes, use_cache)
+    return ExecutePayload(ExecutionRequest(code=code, stdin=stdin, limits=limits), notes, use_cache,
+                          exercise_id)
 
 
 def parse_submit(data: Mapping[str, Any], bounds: RequestBounds) -> str:

@@ -95,6 +95,27 @@ class ExecSettings(LoggingConfigurable):
                                     "if higher.").tag(config=True)
     output_limit_bytes = Integer(1024 * 1024, help="Cap on stdout and on stderr of a run, in bytes; "
                                  "beyond it the status is output_limit.").tag(config=True)
+    display_limit = Integer(help="Figures (PNG images: plt.show(), figures open at the end) one run "
+                            "may show; past it a note on stderr. 0 shows none. Default: "
+                            "DOCKER_EXECUTOR_DISPLAY_LIMIT, else 10.").tag(config=True)
+    display_bytes = Integer(help="Total size of a run's figures in bytes (before base64), also the "
+                            "largest one figure. Default: DOCKER_EXECUTOR_DISPLAY_BYTES, else 2 MiB."
+                            ).tag(config=True)
+    data_files_bytes = Integer(help="Largest total size of an exercise's data files in bytes (they "
+                               "are placed in the run's /tmp). Default: "
+                               "DOCKER_EXECUTOR_DATA_FILES_BYTES, else 8 MiB.").tag(config=True)
+
+    @default("display_limit")
+    def _default_display_limit(self) -> int:
+        return self._env_config().display_limit
+
+    @default("display_bytes")
+    def _default_display_bytes(self) -> int:
+        return self._env_config().display_bytes
+
+    @default("data_files_bytes")
+    def _default_data_files_bytes(self) -> int:
+        return self._env_config().data_files_bytes
 
     # -- REST API -------------------------------------------------------------------------------
     max_code_bytes = Integer(64 * 1024, help="Largest `code` a request may send, in UTF-8 bytes "
@@ -403,7 +424,8 @@ class ExecSettings(LoggingConfigurable):
                              f"got {proposal['value']!r}")
         return proposal["value"]
 
-    @validate("pool_size", "reuse_runs", "reuse_kept", "submit_rate_limit")
+    @validate("pool_size", "reuse_runs", "reuse_kept", "submit_rate_limit", "display_limit",
+              "display_bytes", "data_files_bytes")
     def _valid_zero_or_more(self, proposal: Any) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be 0 (off) or more, "
@@ -449,7 +471,8 @@ class ExecSettings(LoggingConfigurable):
             runtime=self.runtime or None, default_limits=defaults, max_limits=maxima,
             output_limit_bytes=self.output_limit_bytes, owner=self.owner,
             reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle, reuse_kept=self.reuse_kept,
-            seccomp=self.seccomp)
+            seccomp=self.seccomp, display_limit=self.display_limit, display_bytes=self.display_bytes,
+            data_files_bytes=self.data_files_bytes)
 
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
         return RequestBounds(
@@ -474,7 +497,7 @@ class ExecSettings(LoggingConfigurable):
         return {
             SANDBOX_KEY: self.caching_sandbox,
             REGISTRY_KEY: ExerciseRegistry(exercises) if exercises is not None else None,
-            GRADER_KEY: Grader(self.docker_sandbox, config.default_limits),
+            GRADER_KEY: Grader(self.docker_sandbox, config.default_limits, config.data_files_bytes),
             SCHEDULER_KEY: self.scheduler,
             BOUNDS_KEY: self.request_bounds(config),
             EXERCISES_DIR_KEY: exercises,

@@ -77,6 +77,7 @@ def test_release_command(tmp_path, capsys):
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(900)  # every exercise's solution, starter and wrong solutions, graded for real
 def test_every_sample_exercise_validates_in_the_real_sandbox(capsys, executor_image, no_leaks, monkeypatch):
     from pathlib import Path
 

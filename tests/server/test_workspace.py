@@ -90,8 +90,11 @@ async def test_no_jupyter_api_reaches_a_solution_or_a_hidden_test(jp_fetch, api,
         assert all(s in text or json.dumps(s)[1:-1] in text for s in secrets[load_exercise(path).id])
     status, listing = await get(jp_fetch, "api", "contents")
     assert status == 200
-    names = sorted(item["name"] for item in json.loads(listing)["content"])
-    assert names == sorted(p.name for p in exercises_dir.glob("*.ipynb"))  # the copies, nothing else
+    listed = sorted(item["name"] for item in json.loads(listing)["content"])
+    names = [n for n in listed if n.endswith(".ipynb")]
+    assert names == sorted(p.name for p in exercises_dir.glob("*.ipynb"))  # the copies
+    data_files = sorted(f for p in exercises_dir.glob("*.ipynb") for f in load_exercise(p).data_files)
+    assert [n for n in listed if not n.endswith(".ipynb")] == data_files  # and their data, nothing else
 
     seen = []
     for name in names:

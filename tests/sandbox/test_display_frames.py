@@ -1,0 +1,49 @@
+"""The host's side of display frames: only the nonce's frames count, the host keeps its own caps
+on top of the runner's, and a malformed display frame is a protocol error, never an image."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from jupyter_exec_ext.sandbox.docker_sandbox import _Exchange, _FrameReader
+
+NONCE = "ab" * 16
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 100).decode()
+
+
+def frame(obj: dict, nonce: str = NONCE) -> bytes:
+    return f"{nonce} {json.dumps(obj)}\n".encode()
+
+
+def display(data: str = PNG) -> dict:
+    return {"type": "display", "mime": "image/png", "data": data}
+
+
+def test_display_frames_are_collected_in_order_under_the_nonce_only():
+    ex = _Exchange()
+    reader = _FrameReader(NONCE, ex, 1024, display_limit=5, display_bytes=10_000)
+    reader.feed(frame(display()) + frame(display(), nonce="00" * 16) + b'{"type": "display"}\n'
+                + frame(display(PNG[:-4] + "AAAA")))
+    assert [d["data"] for d in ex.displays] == [PNG, PNG[:-4] + "AAAA"]
+    assert reader.stray == 2 and not ex.protocol_error
+
+
+def test_the_host_caps_count_and_bytes_whatever_the_runner_sends():
+    ex = _Exchange()
+    reader = _FrameReader(NONCE, ex, 1024, display_limit=2, display_bytes=10_000)
+    reader.feed(frame(display()) * 5)
+    assert len(ex.displays) == 2
+    ex = _Exchange()
+    reader = _FrameReader(NONCE, ex, 1024, display_limit=10, display_bytes=150)
+    reader.feed(frame(display()) * 3)  # each about 81 bytes decoded: one fits in 150
+    assert len(ex.displays) == 1
+
+
+def test_a_malformed_display_frame_is_a_protocol_error():
+    for bad in ({"type": "display", "mime": "text/html", "data": "<script>"},
+                {"type": "display", "mime": "image/png", "data": 5},
+                {"type": "display", "mime": "image/png"}):
+        ex = _Exchange()
+        _FrameReader(NONCE, ex, 1024).feed(frame(bad))
+        assert ex.displays == [] and ex.protocol_error == "the runner sent a malformed display frame"
