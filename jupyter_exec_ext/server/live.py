@@ -15,6 +15,7 @@ memory; the run still ends at its time limit (the host's deadline), and a closed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -29,10 +30,11 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
+from ..grading import DataFilesError, ExerciseNotFound
 from ..sandbox import CachingSandbox, DockerUnavailableError, LimitError, SandboxUnavailableError
 from ..sandbox.live import LiveControl
 from .errors import ApiError, BadRequestError, RateLimitedError
-from .handlers import NAMESPACE, UNAVAILABLE_REASONS, ExecAPIHandler, ExecRouteBase
+from .handlers import GRADER_KEY, NAMESPACE, UNAVAILABLE_REASONS, ExecAPIHandler, ExecRouteBase
 from .payloads import execute_reply, parse_execute, type_name
 from .remote import REMOTE_KEY
 
@@ -236,13 +238,30 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         payload = parse_execute({**body, **limits}, self.bounds)
         run = LiveRun(self, self.bounds.max_stdin_bytes)
         self.current = run
-        asyncio.ensure_future(self._run(run, payload))
+        asyncio.ensure_future(self._run(run, payload, exercise_id))
 
-    async def _run(self, run: LiveRun, payload: Any) -> None:
+    async def _run(self, run: LiveRun, payload: Any, exercise_id: Optional[str] = None) -> None:
         sandbox = self.sandbox
         if isinstance(sandbox, CachingSandbox):
             sandbox = sandbox.sandbox  # a live run is never served from the cache
-        request = payload.request
+        # One user's runs may follow each other in one container (reset in between), as through
+        # POST execute; never another's.
+        request = dataclasses.replace(payload.request, reuse_key=self.principal)
+        if exercise_id is not None:
+            # A run from an exercise notebook gets the exercise's data files (read off the loop).
+            try:
+                exercise = await self.exercise(exercise_id)
+                cap = self.settings[GRADER_KEY].data_files_bytes if GRADER_KEY in self.settings else None
+                files = await self.scheduler.query(lambda: exercise.read_data_files(cap))
+            except ExerciseNotFound:
+                self.current = None
+                self.error(f"the run did not start: unknown exercise {exercise_id!r}", "not_found")
+                return
+            except (DataFilesError, ApiError) as e:
+                self.current = None
+                self.error(f"the run did not start: {e}", getattr(e, "reason", None) or "data_files")
+                return
+            request = dataclasses.replace(request, files=files)
         self.run_started()
         try:
             result = await self.scheduler.run(

@@ -76,3 +76,28 @@ async def test_figures_come_back_in_the_answer(api, docker_client, executor_imag
     assert base64.b64decode(body["displays"][0]["data"]).startswith(b"\x89PNG\r\n\x1a\n")
     status, body, _ = await api("POST", "execute", {"code": "print(1)"})
     assert "displays" not in body
+
+
+@docker_needed
+async def test_a_live_run_from_an_exercise_notebook_has_its_data_files(jp_ws_fetch, exercises_dir,
+                                                                       executor_image, no_leaks):
+    from .test_live_ws import WS, Client
+
+    client = Client(await jp_ws_fetch(*WS))
+    try:
+        await client.send({"type": "run", "code": READ, "exercise_id": "with-data"})
+        messages = await client.until("result")
+        assert messages[-1]["status"] == "ok", messages[-1]
+        assert messages[-1]["stdout"] == "['table.csv']\na,b\n1,2\n"
+        # An unknown exercise and a missing file: an error naming it, and the socket goes on.
+        await client.send({"type": "run", "code": "print(1)", "exercise_id": "nope"})
+        refused = await client.until("error")
+        assert "unknown exercise 'nope'" in refused[-1]["message"], refused
+        await client.send({"type": "run", "code": "print(1)", "exercise_id": "broken-data"})
+        refused = await client.until("error")
+        assert "data file 'gone.csv' is missing" in refused[-1]["message"], refused
+        assert str(exercises_dir) not in refused[-1]["message"]
+        await client.send({"type": "run", "code": "print(2)"})
+        assert (await client.until("result"))[-1]["stdout"] == "2\n"
+    finally:
+        client.close()
