@@ -70,8 +70,9 @@ else
 fi
 
 # -- 2. the wheelhouse ---------------------------------------------------------------------------
-# What the package's wheel is made of: a change to any of these files rebuilds it.
-source_hash="$(cd "$repo" && git ls-files -co --exclude-standard -- pyproject.toml README.md \
+# What the package's wheel is made of: a change to any of these files rebuilds it (not README.md,
+# its long description only: editing the docs rebuilds nothing).
+source_hash="$(cd "$repo" && git ls-files -co --exclude-standard -- pyproject.toml \
     jupyter_exec_ext jupyter-config executor_image labextension \
   | grep -v -e '^jupyter_exec_ext/labextension/' -e 'node_modules/' -e '/ui-tests/' \
   | sort | xargs -d '\n' sha256sum 2>/dev/null | sha256sum | cut -c1-16)"

@@ -172,6 +172,11 @@ def test_the_hub_answers_on_loopback_only_with_a_healthcheck_for_each_service(st
     hub = stack.run("port", "hub", "8000").stdout.strip()
     assert hub == stack.url.removeprefix("http://"), hub
     assert requests.get(f"{stack.url}/hub/health", timeout=10).status_code == 200
+    # The authenticator's configuration is current: nothing deprecated, no warning about it.
+    log = stack.run("logs", "--no-color", "hub").stdout
+    assert "JupyterHub is now running" in log, log[-3000:]
+    assert not [line for line in log.splitlines() if "Authenticator" in line
+                and ("WARN" in line or "deprecated" in line.lower())], log[-3000:]
 
 
 def test_only_listed_users_log_in_and_the_instructor_needs_their_own_password(stack: Stack) -> None:
