@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
@@ -259,6 +260,19 @@ def cmd_build_image(args) -> int:
     return 0
 
 
+def cmd_build_stack(args) -> int:
+    """Runs deploy/build-offline.sh of the checkout this package runs from."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "deploy" / "build-offline.sh"
+    if not script.is_file():
+        print("build-stack needs a checkout of the repository (deploy/build-offline.sh builds the "
+              "images of docker-compose.yml from it); this installation has none", file=sys.stderr)
+        return 2
+    options = (["--force"] if args.force else []) + (["--no-executor"] if args.no_executor else [])
+    return subprocess.run(["bash", str(script), *options]).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jupyter exec-ext", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -276,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="image tag (default: DOCKER_EXECUTOR_IMAGE or the versioned tag)")
     p.add_argument("--force", action="store_true", help="rebuild even if the image is up to date")
     p.set_defaults(func=cmd_build_image)
+
+    p = sub.add_parser("build-stack", help="build the images of docker-compose.yml offline, cached "
+                                           "(deploy/build-offline.sh of a checkout)")
+    p.add_argument("--force", action="store_true", help="rebuild the wheelhouse and the images")
+    p.add_argument("--no-executor", action="store_true", help="leave the executor image alone")
+    p.set_defaults(func=cmd_build_stack)
 
     p = sub.add_parser("validate", help="check exercise notebooks and run their reference solutions")
     p.add_argument("paths", nargs="+", help="exercise notebooks or directories of them")

@@ -34,7 +34,9 @@ def resolved(profile: str) -> dict:
     command = compose_command()
     require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
     env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="compose-test-token",
-               REDIS_PASSWORD="compose-redis-password", DEMO_PASSWORD="compose-demo-password")
+               REDIS_PASSWORD="compose-redis-password", DEMO_PASSWORD="compose-demo-password",
+               DEMO_USERS="ada,grace")
+    env.pop("HUB_BIND", None)
     run = subprocess.run([*command, "--profile", profile, "config"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -84,9 +86,9 @@ def test_the_stacks_have_no_default_secrets_and_redis_asks_for_its_password() ->
     """The security checklist of docs/hub.md, as the compose binary resolves the hub stack."""
     command = compose_command()
     require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
-    for missing in ("EXEC_SERVICE_TOKEN", "REDIS_PASSWORD", "DEMO_PASSWORD"):
+    for missing in ("EXEC_SERVICE_TOKEN", "REDIS_PASSWORD", "DEMO_PASSWORD", "DEMO_USERS"):
         env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="t", REDIS_PASSWORD="r",
-                   DEMO_PASSWORD="d")
+                   DEMO_PASSWORD="d", DEMO_USERS="ada")
         del env[missing]
         run = subprocess.run([*command, "--profile", "hub", "config"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=120)
@@ -115,3 +117,30 @@ def test_the_service_config_of_the_stack_loads_and_grants_by_name() -> None:
     app.load_config_file(str(REPO / "deploy" / "exec_service_config.py"))
     assert app.admin_groups == ["instructors"] and app.admin_services == []
     assert app.metrics_readers == ["prometheus"] and app.trusted_proxies == []
+
+
+def test_the_hub_listens_on_loopback_and_every_service_declares_a_health_check() -> None:
+    stack = in_profile(resolved("hub"), "hub")
+    ports = stack["hub"]["ports"]
+    assert len(ports) == 1
+    port = ports[0]
+    host_ip = port.get("host_ip") if isinstance(port, dict) else port.rsplit(":", 2)[0]
+    assert host_ip == "127.0.0.1", port
+    for name in ("hub", "exec-service", "redis"):
+        assert stack[name]["healthcheck"]["test"], name
+    # The executor image's service only builds the image and exits: the service waits for that.
+    assert stack["exec-service"]["depends_on"]["executor-image"]["condition"] == "service_completed_successfully"
+    assert stack["hub"]["depends_on"]["exec-service"]["condition"] == "service_healthy"
+    assert stack["exec-service"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # The authoritative exercises reach the service only; no image carries them.
+    mounts = lambda name: [v if isinstance(v, str) else v.get("target") for v in stack[name].get("volumes", [])]  # noqa: E731
+    assert any("/srv/exercises" in str(m) for m in mounts("exec-service"))
+    assert not any("exercises" in str(m) for m in mounts("hub"))
+    assert "exercises" in (REPO / ".dockerignore").read_text().split()
+
+
+def test_the_demo_login_allows_listed_users_only_with_no_deprecated_password() -> None:
+    text = (REPO / "deploy" / "jupyterhub_config.py").read_text()
+    assert "DummyAuthenticator" not in text and "allow_all = True" not in text
+    assert '"shared-password"' in text and "allowed_users" in text
+    assert 'c.JupyterHub.spawner_class = "localprocess"' in text

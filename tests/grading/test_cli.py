@@ -184,3 +184,12 @@ def test_the_authoring_answer_carries_the_wrong_solution_table(sandbox):
         "name": "small numbers only", "reason": "", "score": 3.0, "max_score": 4.0, "status": "ok",
         "caught": True, "caught_by_visible": False,
         "caught_by": [{"name": "big numbers", "hidden": True, "status": "failed"}]}]
+
+
+def test_build_stack_outside_a_checkout_says_it_needs_one(tmp_path, monkeypatch, capsys) -> None:
+    """`build-stack` runs the checkout's deploy/build-offline.sh; an installed package has none."""
+    import jupyter_exec_ext.cli as cli
+
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "jupyter_exec_ext" / "cli.py"))
+    assert cli.main(["build-stack"]) == 2
+    assert "needs a checkout of the repository" in capsys.readouterr().err
