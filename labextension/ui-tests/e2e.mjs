@@ -265,15 +265,24 @@ await finish(browser, report, artifacts, async () => {
   // The first code cell, reached with the notebook's own keys (Escape: command mode; k/j: up/down).
   await page.waitForFunction(() => !!document.activeElement?.closest('.jp-Notebook'), null, { timeout: 15_000 })
     .catch(() => {});
-  await page.keyboard.press('Escape');
-  for (let i = 0; i < 12; i++) {
-    await page.keyboard.press('k');
-  }
-  for (let i = 0; i < 12 && !(await page.evaluate(() => document.querySelector('.jp-Cell.jp-mod-active')?.classList.contains('jp-CodeCell'))); i++) {
-    await page.keyboard.press('j');
+  // The shortcuts answer once the front end has bound them, which after a reload can be a moment
+  // after the cells show (Notebook 7 on a busy machine): keep pressing, bounded, until they do.
+  const onCodeCell = () => page.evaluate(
+    () => document.querySelector('.jp-Cell.jp-mod-active')?.classList.contains('jp-CodeCell'));
+  for (let round = 0; round < 40 && (round === 0 || !(await onCodeCell())); round++) {
+    await page.keyboard.press('Escape');
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('k');
+    }
+    for (let i = 0; i < 12 && !(await onCodeCell()); i++) {
+      await page.keyboard.press('j');
+    }
+    if (!(await onCodeCell())) {
+      await page.waitForTimeout(250);
+    }
   }
   check(await page.evaluate(() => document.querySelector('.jp-Cell.jp-mod-active')?.classList.contains('jp-CodeCell')),
-    'the keyboard did not reach a code cell');
+    `the keyboard did not reach a code cell (focus on ${await focused()})`);
   await page.keyboard.press('Enter');
   await page.keyboard.press('Control+A');
   await page.keyboard.insertText(BROKEN);
