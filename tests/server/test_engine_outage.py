@@ -89,8 +89,9 @@ async def test_a_run_cut_short_by_the_engine_answers_so_with_the_output_so_far(
 @pytest.fixture
 def exec_ext_config(tmp_path):
     folder = tmp_path / "course"
-    write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 20}))
-    # One graded submission allowed: one the engine cut short must not use it up.
+    # One graded submission allowed, by the rate limit and by the exercise's attempts: one the
+    # engine cut short must use up neither.
+    write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 20}, max_attempts=1))
     return {"exercises_dir": str(folder), "submit_rate_limit": 1}
 
 
@@ -112,14 +113,19 @@ async def test_a_submission_cut_short_by_the_engine_is_no_grade_and_says_so(
         await asyncio.to_thread(engine.start)
         again, graded, _ = await api("POST", "exercises/add/submit",
                                      {"code": "def add(a, b):\n    return a + b\n"}, timeout=120)
+        listed, record, _ = await api("GET", "submissions")
     finally:
         if engine.process is None:
             await asyncio.to_thread(engine.start)
         await asyncio.to_thread(box.close)
     assert (again, graded.get("score")) == (200, 4.0), (again, graded)
+    # The gradebook holds the graded submission only: the cut one was not a grade.
+    assert listed == 200 and record["total"] == 1, record
+    assert record["submissions"][0]["score"] == 4.0, record
     assert status == 200, body
     assert body["status"] == "internal_error", body
     assert body["message"].startswith("the Docker engine stopped or restarted"), body["message"]
     assert body["score"] == 0 and body["tests"], body
     assert all(t["status"] != "passed" for t in body["tests"]), body["tests"]
     assert body["stdout"] == "printed before\n"
+    assert body["submission_id"] is None, body
