@@ -125,7 +125,11 @@ def probed_sysv_ids(call):
     get, extra = _IPC_GET[call]
     top = getattr(libc, get)(IPC_PRIVATE, *extra, IPC_CREAT | 0o600)
     if top < 0:
-        return []  # the kind is not offered at all: nothing of it can be left
+        if ctypes.get_errno() == errno.ENOSYS:
+            return []  # the kind is not offered at all: nothing of it can be left
+        # No room for one more (a program filled the table): what is there cannot be listed, so
+        # the container is not reset but retired.
+        return [-1] * (MAX_PROBED_IPC_IDS + 1)
     sysv_call(call, top, IPC_RMID)
     if top > MAX_PROBED_IPC_IDS:
         return [-1] * (MAX_PROBED_IPC_IDS + 1)
