@@ -503,6 +503,15 @@ class DockerSandbox:
     def _take_warm(self, limits: Limits) -> Optional[_Live]:
         return self.pool.take(limits) if self.pool is not None else None
 
+    def _take_spare(self, limits: Limits) -> Optional[_Live]:
+        """A pooled container for a user whose own is still being reset, only if one waits now:
+        rather than start a container, the run waits for the reset (milliseconds). The pool's
+        miss counter (its demand) is left alone."""
+        pool = self.pool
+        if pool is None or not pool.fits(limits) or not pool.status().get("idle"):
+            return None
+        return pool.take(limits)
+
     # -- running -------------------------------------------------------------------------------
 
     def run(self, request: ExecutionRequest, on_event: Optional[EventCallback] = None,
@@ -572,7 +581,7 @@ class DockerSandbox:
         self._run_started()
         try:
             if reuse_key is not None:
-                live = self.reuse.take(reuse_key, limits)
+                live = self.reuse.take(reuse_key, limits, spare=lambda: self._take_spare(limits))
             live = live or self._take_warm(limits) or self._launch(api, limits)
             keep = reuse_key is not None and self.reuse.may_keep(live, limits)
             # A container that is not kept waits (its program's processes killed) for a calmer

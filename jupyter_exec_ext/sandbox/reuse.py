@@ -6,6 +6,13 @@ empties every writable place, removes System V IPC objects, starts a fresh inter
 user, for that user's next run. It saves the engine a container's creation, start and removal
 (~150 ms of two cores) for each run after a user's first.
 
+A user who runs again while their container is still being reset (a notebook's *Run All*, a
+client looping) does not wait for that reset when the warm pool has a container ready: the run
+takes that one, which ran nothing before, and after its own reset it is kept for the same user too.
+From then on the user's runs alternate between their two containers, each reset while the other
+serves, so back-to-back runs no longer wait for a reset. A user never holds more than ``per_key``
+containers this way: at the cap a run waits for one of theirs instead.
+
 A container is retired (removed) when the runner could not verify the reset, when a run ended in
 any way the host had to step in (timeout on the host, flood, protocol error), after
 ``max_runs`` runs, after ``idle_s`` unused, or well before its expiry label would let the reaper
@@ -19,7 +26,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .limits import Limits
 
@@ -67,7 +74,7 @@ class ReuseStore:
         self._closed = False
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-reuse")
         self._sweeper: Optional[threading.Thread] = None
-        self.counters = {"reused": 0, "retired": 0}
+        self.counters = {"reused": 0, "retired": 0, "spares": 0}
 
     # -- taking and keeping ------------------------------------------------------------------
 
@@ -80,19 +87,39 @@ class ReuseStore:
         margin = 2 * limits.time_s + self.sandbox.config.startup_grace_s + 60
         return time.time() + margin < live.expires_at
 
-    def take(self, key: str, limits: Limits) -> Optional["_Live"]:
-        """One of ``key``'s reset containers that fits ``limits``, or None."""
+    def take(self, key: str, limits: Limits,
+             spare: Optional[Callable[[], Optional["_Live"]]] = None) -> Optional["_Live"]:
+        """One of ``key``'s reset containers that fits ``limits``, or None (the caller takes a
+        pooled container or starts one).
+
+        While one of ``key``'s containers is still being reset, ``spare`` (if given) is asked once
+        for a container that ran nothing before and is ready now (the warm pool's); the run takes
+        it rather than waiting, as long as ``key`` holds fewer than ``per_key`` containers. Without
+        one, the run waits up to WAIT_FOR_RESET_S for the reset.
+        """
         deadline = time.monotonic() + WAIT_FOR_RESET_S
         stale = []
+        asked = spare is None
         try:
-            with self._cond:
-                while True:
+            while True:
+                with self._cond:
                     found = self._pick(key, limits, stale)
                     remaining = deadline - time.monotonic()
                     if (found is not None or self._closed or not self._resetting[key]
                             or remaining <= 0):
                         return found
-                    self._cond.wait(remaining)
+                    # The containers being reset are the user's (a run in progress holds one
+                    # more at most); at the cap the run waits for one of them.
+                    ask = not asked and self._resetting[key] < self.per_key
+                    asked = True
+                    if not ask:
+                        self._cond.wait(remaining)
+                        continue
+                live = spare()  # outside the lock: the pool has its own
+                if live is not None:
+                    with self._cond:
+                        self.counters["spares"] += 1
+                    return live
         finally:
             for live in stale:
                 self._retire(live, "idle too long, too old or ended")
@@ -223,4 +250,5 @@ class ReuseStore:
         with self._cond:
             return {"max_runs": self.max_runs, "idle_s": self.idle_s, "max_kept": self.max_total, "kept": self._total(),
                     "users": len(self._idle), "resetting": sum(self._resetting.values()),
-                    "served": self.counters["reused"], "retired": self.counters["retired"]}
+                    "served": self.counters["reused"], "retired": self.counters["retired"],
+                    "spares": self.counters["spares"]}
