@@ -292,3 +292,135 @@ def test_reuse_can_be_turned_off(executor_image, no_leaks):
         assert container_of(run(box, WHERE)) != first
     finally:
         box.close()
+
+
+# -- a second container while the first is reset ----------------------------------------------------
+
+#: Thousands of files: the reset that empties /tmp after this run takes a while (tens of ms), so a
+#: run right after it finds the container still being reset.
+SLOW_TO_RESET = ("import os\nfor i in range(40):\n    os.makedirs(f'/tmp/slow/{i}')\n"
+                 "    for j in range(100):\n        open(f'/tmp/slow/{i}/{j}', 'w').close()\n")
+
+
+@pytest.fixture
+def pool_box(executor_image, no_leaks):
+    """A sandbox with a warm pool of two, full."""
+    sandbox = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    sandbox.start_pool(2)
+    wait_for_pool(sandbox, 2)
+    yield sandbox
+    sandbox.close()
+
+
+def wait_for_pool(sandbox, idle, seconds=60.0):
+    end = time.monotonic() + seconds
+    while sandbox.pool.status()["idle"] < idle:
+        assert time.monotonic() < end, f"the pool never filled: {sandbox.pool.status()}"
+        time.sleep(0.02)
+
+
+def test_a_run_during_its_users_reset_takes_a_pooled_container_that_then_stays_theirs(pool_box):
+    box = pool_box
+    first = run(box, WHERE + SLOW_TO_RESET)
+    a = container_of(first)
+    assert box.reuse.status()["resetting"] == 1, "the premise: the first run's container is still being reset"
+    # The next run does not wait for that reset: it takes the pool's other container, which ran
+    # nothing before (an empty /tmp, no process of the student's uid but its own).
+    second = run(box, LOOK_FOR_IT)
+    b = container_of(second)
+    assert b != a
+    assert box.reuse.status()["spares"] == 1
+    found = json.loads(second.stdout.splitlines()[1])
+    assert found["/tmp"] == [] and found["processes"] == [], found
+    # Both are then kept for alice, each reset; hers are never another user's or a grading run's.
+    wait_until_kept(box, 2)
+    assert container_of(run(box, WHERE, key="bob")) not in (a, b)
+    graded = run(box, WHERE + "def f():\n    return 1\n", key=None, checks=(Check(WHERE.strip()),))
+    assert graded.status is Status.OK
+    assert {container_of(graded), graded.checks[0].stdout.strip()}.isdisjoint({a, b})
+    wait_until_kept(box, 3)  # alice's two and bob's one
+    assert container_of(run(box, WHERE)) in (a, b)
+
+
+#: Looks for anything an earlier run could have left in its container, prints it as JSON after
+#: the container id, then leaves things behind itself (files, a daemon ignoring signals, shared
+#: memory, 1200 files that make the reset take a while).
+LOOK_THEN_LEAVE = WHERE + r'''
+import json, os, subprocess, sys
+me = os.getpid()
+def uid_of(pid):
+    try:
+        return int(open("/proc/%s/status" % pid).read().split("Uid:")[1].split()[0])
+    except OSError:
+        return -1
+found = {top: sorted(os.listdir(top)) for top in ("/tmp", "/dev/shm")}
+found["processes"] = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != me and uid_of(p) == os.getuid()]
+print(json.dumps(found))
+open("/tmp/was-here", "w").write("earlier run")
+open("/dev/shm/was-here", "wb").write(b"x" * 4096)
+subprocess.Popen([sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(100)"],
+                 start_new_session=True)
+for i in range(12):
+    os.makedirs("/tmp/d/%d" % i)
+    for j in range(100):
+        open("/tmp/d/%d/%d" % (i, j), "w").close()
+'''
+
+
+def test_back_to_back_runs_use_at_most_two_containers_each_reset_before_every_run(pool_box):
+    box = pool_box
+    seen = []
+    for _ in range(12):
+        result = run(box, LOOK_THEN_LEAVE)
+        seen.append(container_of(result))
+        found = json.loads(result.stdout.splitlines()[1])
+        assert found == {"/tmp": [], "/dev/shm": [], "processes": []}, (len(seen), found)
+    assert len(set(seen)) <= box.reuse.per_key == 2, seen
+    assert len(set(seen)) < len(seen), "no container served the user twice"
+
+
+def test_two_users_running_back_to_back_at_once_never_share_a_container(executor_image, no_leaks):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    try:
+        box.start_pool(4)
+        wait_for_pool(box, 4)
+        seen = {"alice": [], "bob": []}
+
+        def user(key):
+            for _ in range(10):
+                seen[key].append(container_of(run(box, WHERE + SLOW_TO_RESET, key=key)))
+
+        threads = [threading.Thread(target=user, args=(key,)) for key in seen]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(seen["alice"]) == len(seen["bob"]) == 10
+        assert set(seen["alice"]).isdisjoint(seen["bob"]), seen
+        assert box.reuse.status()["spares"] >= 1, box.reuse.status()
+    finally:
+        box.close()
+
+
+def test_at_its_cap_a_user_waits_for_a_reset_rather_than_take_a_third_container(pool_box):
+    box = pool_box
+    box.start_pool(3)  # one more pooled container than the cap would ever let the user take
+    wait_for_pool(box, 3)
+    # Two runs of alice's at once, each in a container of its own; both end at the same moment
+    # (the containers share the host's clock), so both are being reset at once.
+    end = time.time() + 3
+    # (Fewer files than SLOW_TO_RESET: the resets must end within WAIT_FOR_RESET_S.)
+    code = WHERE + SLOW_TO_RESET.replace("range(40)", "range(8)") + f"import time\ntime.sleep(max(0, {end} - time.time()))\n"
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run(box, code)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a, b = (container_of(r) for r in results)
+    assert a != b and box.reuse.status()["resetting"] == 2, box.reuse.status()
+    # Both of alice's containers are being reset: the next run waits for one of them.
+    assert container_of(run(box, WHERE)) in (a, b)
+    assert box.reuse.status()["spares"] == 0
+    assert box.pool.status()["idle"] >= 1, box.pool.status()
