@@ -4,6 +4,7 @@ the same run (a cold hardened ``docker run``). A measurement, not a test: it pri
 and ratios.
 
     .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 48] [--clients 8] [--profile DIR]
+    .venv/bin/python benchmarks/rest_bench.py --run-all [--rounds 20] [--pool-size 2] [--profile DIR]
 
 It starts its own ``jupyter server`` with the extension on a free loopback port and stops it at
 the end; every container it makes carries the owner label ``bench-<pid>`` and is gone afterwards.
@@ -276,6 +277,78 @@ def throughput(work, clients: int, seconds: float) -> tuple[int, int, float]:
     return done[0], errors[0], done[0] / (time.monotonic() - started)
 
 
+def run_all_phase(server: Server, image: str, rounds: int, profile_dir: Optional[Path] = None) -> None:
+    """One student's *Run All*: 10 distinct runs back to back (each sent as soon as the last one
+    answered), repeated ``rounds`` times, beside the same student's runs at a human pace (the warm
+    floor) and a cold hardened ``docker run`` measured here too. Prints medians and ratios."""
+    def execute(code: str, user: str) -> float:
+        ms, status, answer = server.timed("POST", "execute", {"code": code, "use_cache": False}, user=user)
+        assert status == 200 and answer["stdout"] == code[7:-2] + "\n", (status, answer)
+        return ms
+
+    def settle(seconds: float = 10.0) -> None:
+        deadline = time.monotonic() + seconds
+        while (server.resetting() > 0 or server.pool_idle() < server.pool_size) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    settle(120)
+    baseline = [docker_run_hello(image) for _ in range(5)]
+    execute("print('first run')", "pace")  # the student's own container from now on
+    human = []
+    for i in range(max(10, rounds)):
+        time.sleep(0.3 + 0.7 * (i % 8) / 7)  # 0.3-1 s between runs: a person reading the answer
+        human.append(execute(f"print('run {i}')", "pace"))
+    settle()
+    execute("print('first run')", "runall")
+    per_run, whole = [], []
+    with CpuSplit() as cpu, Profile(server.proc.pid, profile_dir and profile_dir / "run_all.txt") as prof:
+        for r in range(rounds):
+            settle()  # each Run All starts from a server at rest, the pool full
+            started = time.perf_counter()
+            per_run += [execute(f"print('cell {cell} of run {r}')", "runall") for cell in range(10)]
+            whole.append((time.perf_counter() - started) * 1000)
+    base = statistics.median(baseline)
+    print(f"{'Run All (one student)':38}")
+    for name, values in (("docker run (cold, CLI), baseline", baseline),
+                         ("warm execute, human pace (0.3-1 s)", human),
+                         ("Run All, each of 10 runs in a row", per_run)):
+        print(f"{name:38} {summary(values)}   {base / statistics.median(values):6.1f}x faster than docker run")
+    print(f"{'a whole Run All of 10 runs':38} {summary(whole)}   "
+          f"{10 * base / statistics.median(whole):6.1f}x faster than 10 docker runs")
+    reuse = server.call("GET", "docker/status")[1]["docker"].get("reuse") or {}
+    print(f"reuse: {reuse.get('served')} runs served by a kept container, {reuse.get('spares')} by a pooled "
+          f"one while the user's was reset, {reuse.get('kept')} kept now")
+    print(cpu.report(len(per_run)))
+    if prof.report():
+        print(prof.report())
+
+
+def run_all_main(args: argparse.Namespace) -> None:
+    """``--run-all``: only the Run All phase, on a server of its own (its pool at the server's
+    default size, 2, unless --pool-size says otherwise)."""
+    if not any(a.startswith("--pool-size") for a in sys.argv[1:]):
+        args.pool_size = 2
+    image = SandboxConfig.from_env().image
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, image {image}, "
+          f"runtime {SandboxConfig.from_env().runtime or 'default'}; server pool_size={args.pool_size}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        server = Server(workdir, args.pool_size, args.concurrent)
+        server.pool_size = args.pool_size
+        try:
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            run_all_phase(server, image, args.rounds, args.profile)
+        finally:
+            server.stop()
+            left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
+                                  capture_output=True, text=True).stdout.split()
+            if left:
+                subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
+            print(f"\ncontainers of this benchmark left on the engine: {len(left)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, 15 s instead of 60 s")
@@ -285,7 +358,12 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=6, help="the server's max_concurrent_runs")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="also record the server with py-spy during the throughput and burst phases")
+    parser.add_argument("--run-all", action="store_true",
+                        help="only the Run All phase: one student's 10 runs back to back, repeated")
+    parser.add_argument("--rounds", type=int, default=20, help="Run Alls in the --run-all phase")
     args = parser.parse_args()
+    if args.run_all:
+        return run_all_main(args)
     n = 10 if args.quick else 30
     sustain = 15.0 if args.quick else 60.0
     image = SandboxConfig.from_env().image
