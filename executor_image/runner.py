@@ -799,8 +799,10 @@ def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, ou
     if live is not None:
         pump.add(HOST.fd, "host")
         live.take_lines()  # control lines that came with the job line
+    # Without checks nothing runs after the program in this job: its leftovers can be swept
+    # after the result (main() does, before the container serves anything else).
     status, message, done = run_program(child, zygote, pump, started + time_limit, time_limit,
-                                        output_limit, display, live)
+                                        output_limit, display, live, stop_later=not checks)
     if live is not None:
         live.stop()
     program_ms = (time.monotonic() - started) * 1000
@@ -844,9 +846,12 @@ def exit_status(returncode):
         describe_signal(-returncode) if returncode is not None else "an unknown cause")
 
 
-def run_program(child, zygote, pump, deadline, time_limit, output_limit, display, live=None):
+def run_program(child, zygote, pump, deadline, time_limit, output_limit, display, live=None,
+                stop_later=False):
     """Streams the program's output until it exits and its output is drained; a live run's
-    (``live``) host may send input and cancel meanwhile.
+    (``live``) host may send input and cancel meanwhile. With ``stop_later``, a program whose
+    output is closed when it exits returns at once: the caller stops whatever it left behind
+    right after the result (the reset, the linger, or the end of the runner and its container).
 
     Returns (status or None, message, done): ``done`` when it said it ran its code to the end.
     """
@@ -857,6 +862,12 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit, display
     while True:
         now = time.monotonic()
         if drain_until is None and child.exit_code() is not None:
+            if stop_later:
+                pump.read_available()
+                if not any(pump.watching(fd) for fd in (child.out_r, child.err_r)):
+                    # Its output ended with it (nothing it left behind holds it): the result
+                    # need not wait for the sweep of its processes, which the caller makes next.
+                    return status, message, done
             # The program is done; stop whatever it left behind, then take what is still buffered.
             zygote.kill()
             drain_until = time.monotonic() + DRAIN_SECONDS
