@@ -424,3 +424,32 @@ def test_at_its_cap_a_user_waits_for_a_reset_rather_than_take_a_third_container(
     assert container_of(run(box, WHERE)) in (a, b)
     assert box.reuse.status()["spares"] == 0
     assert box.pool.status()["idle"] >= 1, box.pool.status()
+
+
+#: A daemon that holds none of the program's output (so the result does not wait for it) and
+#: goes on writing files and starting processes after the program's end.
+DETACHED_DAEMON = WHERE + r'''
+import os, subprocess, sys
+daemon = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+while True:
+    open('/tmp/daemon-%d' % time.monotonic_ns(), 'w').close()
+    if os.fork() == 0:
+        time.sleep(1000)
+    time.sleep(0.001)
+"""
+subprocess.Popen([sys.executable, "-c", daemon], start_new_session=True, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print("started")
+'''
+
+
+def test_what_a_program_left_running_without_its_output_is_gone_before_the_next_run(box):
+    first = run(box, DETACHED_DAEMON)
+    assert first.status is Status.OK and first.stdout.splitlines()[1] == "started", first
+    wait_until_kept(box)
+    after = run(box, LOOK_FOR_IT)
+    assert container_of(after) == container_of(first)
+    found = json.loads(after.stdout.splitlines()[1])
+    assert (found["/tmp"], found["processes"]) == ([], []), found
