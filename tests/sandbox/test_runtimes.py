@@ -247,3 +247,41 @@ def test_a_full_system_v_table_is_never_left_for_the_next_run(box):
     time.sleep(1)  # the reset (or the retirement) happens after the answer
     second = box.run(ExecutionRequest(code=look, reuse_key="alice", limits=limits))
     assert (second.status, second.stdout) == (Status.OK, "0\nTrue\n"), (second.status, second.stdout, second.stderr)
+
+
+def test_a_run_during_its_users_reset_takes_a_pooled_container_under_each_runtime(box):
+    # Run All: the next run of a user whose container is still being reset takes a pooled one
+    # (it ran nothing before); both are then the user's, and each is reset before it serves again.
+    # The programs are those of the reset test above, made to suit gVisor in the same way.
+    from .test_reuse import LEAVE_EVERYTHING_BEHIND, LOOK_FOR_IT, SLOW_TO_RESET, WHERE, wait_until_kept
+
+    queue = 'fd = os.open("/dev/mqueue/queue", os.O_CREAT | os.O_RDWR, 0o600)\nos.close(fd)\n'
+    leave = LEAVE_EVERYTHING_BEHIND.replace(queue, "if os.path.isdir('/dev/mqueue'):\n"
+                                            + "".join("    " + line + "\n" for line in queue.splitlines()))
+    sysv = 'found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]'
+    look = LOOK_FOR_IT[len(WHERE):].replace(sysv, (
+        "import ctypes\n"
+        "found['sysv'] = [[] if ctypes.CDLL(None).shmget(0x5eed, 0, 0) < 0 else ['0x5eed'], [], []]"))
+    assert leave != LEAVE_EVERYTHING_BEHIND and look != LOOK_FOR_IT[len(WHERE):]
+    clean = {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
+             "processes": [], "env": False, "module": False, "allocated": 200}
+    box.start_pool(2)
+    deadline = time.monotonic() + 60
+    while box.pool.status()["idle"] < 2:
+        assert time.monotonic() < deadline, f"the pool never filled: {box.pool.status()}"
+        time.sleep(0.05)
+    first = box.run(ExecutionRequest(code=SLOW_TO_RESET + leave, reuse_key="alice"))
+    assert first.status is Status.OK, (first.message, first.stderr)
+    assert box.reuse.status()["resetting"] == 1, "the premise: the first container is still being reset"
+    second = box.run(ExecutionRequest(code=look + "del block\n" + leave, reuse_key="alice"))
+    assert second.status is Status.OK, (second.message, second.stderr)
+    assert (box.reuse.status()["spares"], box.pool.status()["served"]) == (1, 2)
+    assert json.loads(second.stdout.splitlines()[0]) == clean
+    # Both containers are alice's now; whichever serves next was reset after leaving everything.
+    wait_until_kept(box, 2, seconds=30.0)
+    for _ in range(2):
+        served = box.reuse.status()["served"]
+        after = box.run(ExecutionRequest(code=look, reuse_key="alice"))
+        assert after.status is Status.OK, (after.message, after.stderr)
+        assert box.reuse.status()["served"] == served + 1
+        assert json.loads(after.stdout) == clean
