@@ -172,12 +172,10 @@ def test_proc_of_the_runner_and_its_helpers_is_closed_to_the_program(box):
             assert rest == ["/dev/null"], lines
 
 
-def test_the_reuse_reset_leaves_nothing_for_the_next_run(box):
-    # Reuse is on by default: runs with the same key share a container, reset in between. gVisor
-    # has no POSIX message queues (/dev/mqueue), no /proc/sysvipc and an empty /proc/self/cgroup, so
-    # the program skips the first, looks its System V segment up by key, and the host's container
-    # count says the second run reused the container.
-    from .test_reuse import LEAVE_EVERYTHING_BEHIND, LOOK_FOR_IT, WHERE, wait_until_kept
+def reset_programs():
+    """test_reuse's program that leaves everything behind and the one that looks for it, made to
+    suit both runtimes: gVisor has no POSIX message queues (/dev/mqueue) and no /proc/sysvipc."""
+    from .test_reuse import LEAVE_EVERYTHING_BEHIND, LOOK_FOR_IT, WHERE
 
     queue = 'fd = os.open("/dev/mqueue/queue", os.O_CREAT | os.O_RDWR, 0o600)\nos.close(fd)\n'
     assert queue in LEAVE_EVERYTHING_BEHIND and LOOK_FOR_IT.startswith(WHERE)
@@ -189,6 +187,17 @@ def test_the_reuse_reset_leaves_nothing_for_the_next_run(box):
     look = LOOK_FOR_IT[len(WHERE):].replace(sysv, (
         "import ctypes\n"
         "found['sysv'] = [[] if ctypes.CDLL(None).shmget(0x5eed, 0, 0) < 0 else ['0x5eed'], [], []]"))
+    return leave, look
+
+
+def test_the_reuse_reset_leaves_nothing_for_the_next_run(box):
+    # Reuse is on by default: runs with the same key share a container, reset in between. gVisor
+    # has no POSIX message queues (/dev/mqueue), no /proc/sysvipc and an empty /proc/self/cgroup, so
+    # the program skips the first, looks its System V segment up by key, and the host's container
+    # count says the second run reused the container.
+    from .test_reuse import wait_until_kept
+
+    leave, look = reset_programs()
     first = box.run(ExecutionRequest(code=leave, reuse_key="alice"))
     assert first.status is Status.OK, (first.message, first.stderr)
     wait_until_kept(box, seconds=30.0)
@@ -252,17 +261,10 @@ def test_a_full_system_v_table_is_never_left_for_the_next_run(box):
 def test_a_run_during_its_users_reset_takes_a_pooled_container_under_each_runtime(box):
     # Run All: the next run of a user whose container is still being reset takes a pooled one
     # (it ran nothing before); both are then the user's, and each is reset before it serves again.
-    # The programs are those of the reset test above, made to suit gVisor in the same way.
-    from .test_reuse import LEAVE_EVERYTHING_BEHIND, LOOK_FOR_IT, SLOW_TO_RESET, WHERE, wait_until_kept
+    # The programs are those of the reset test above (reset_programs).
+    from .test_reuse import SLOW_TO_RESET, wait_until_kept
 
-    queue = 'fd = os.open("/dev/mqueue/queue", os.O_CREAT | os.O_RDWR, 0o600)\nos.close(fd)\n'
-    leave = LEAVE_EVERYTHING_BEHIND.replace(queue, "if os.path.isdir('/dev/mqueue'):\n"
-                                            + "".join("    " + line + "\n" for line in queue.splitlines()))
-    sysv = 'found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]'
-    look = LOOK_FOR_IT[len(WHERE):].replace(sysv, (
-        "import ctypes\n"
-        "found['sysv'] = [[] if ctypes.CDLL(None).shmget(0x5eed, 0, 0) < 0 else ['0x5eed'], [], []]"))
-    assert leave != LEAVE_EVERYTHING_BEHIND and look != LOOK_FOR_IT[len(WHERE):]
+    leave, look = reset_programs()
     clean = {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
              "processes": [], "env": False, "module": False, "allocated": 200}
     box.start_pool(2)
