@@ -108,8 +108,9 @@ class ReuseStore:
                     if (found is not None or self._closed or not self._resetting[key]
                             or remaining <= 0):
                         return found
-                    # The containers being reset are the user's (a run in progress holds one
-                    # more at most); at the cap the run waits for one of them.
+                    # With per_key of the user's containers being reset, the run waits for one
+                    # of them. (Containers in use are not counted: two runs of the user at once
+                    # may make one more, and the cap retires it once it is reset.)
                     ask = not asked and self._resetting[key] < self.per_key
                     asked = True
                     if not ask:
