@@ -148,6 +148,8 @@ def docker_run_hello(image: str) -> float:
          "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
          "--pids-limit", "50", "--memory", "256m", "--memory-swap", "256m", "--cpus", "0.5",
          "--label", f"jupyter-exec-ext.owner={OWNER}", "--label", "jupyter-exec-ext.managed=true",
+         # Without an expiry label any reaper on the engine (another server's) may remove it mid-run.
+         "--label", f"jupyter-exec-ext.expires-at={int(time.time()) + 600}",
          image, "python3", "-c", "print('hello')"],
         check=True, stdout=subprocess.DEVNULL)
     return (time.perf_counter() - started) * 1000
