@@ -203,7 +203,7 @@ def test_every_container_asks_for_resources_and_probes_the_real_health_route() -
     for probe in ("readinessProbe", "livenessProbe"):
         assert service[probe]["httpGet"]["path"] == HEALTH_PATH
     balancer_cfg = find(render(), "ConfigMap", "jupyter-exec-balancer")["data"]["haproxy.cfg"]
-    assert f"option httpchk GET {HEALTH_PATH}" in balancer_cfg
+    assert f"http-check send meth GET uri {HEALTH_PATH} " in balancer_cfg
 
 
 def pod_environment(container: dict, node_name: str) -> dict[str, str]:
