@@ -6,6 +6,17 @@ that did not score full marks as an error (their latency is left out of the figu
 
     .venv/bin/python benchmarks/grading_bench.py [--quick] [--repeat 15] [--sizes 1,10,50,100]
                                                  [--pool-size 4] [--json FILE]
+    .venv/bin/python benchmarks/grading_bench.py --direct [--images TAG_A,TAG_B] [--sizes 1,10,50,100]
+
+With ``--direct`` it measures the cost of a submission's tests inside the container, without the
+server: ``DockerSandbox.run`` on a warm (pooled) container, the wall time, the container's own CPU
+time (its cgroup's ``cpuacct.usage`` before and after the job) and the time the kernel held it back
+for its CPU quota (``cpu.stat``), and the cost of each extra test: for every round, (x_N - x_1) /
+(N - 1), then the median over rounds. ``--images`` measures several executor images in alternation
+in the same process (each with its ratio to the first), so a change to the image is compared
+against a baseline measured under the same load. It also times the host's frame reader on
+synthetic check frames (what each extra test costs the server). The cold ``docker run`` baseline is
+measured in the same process in both modes.
 
 The image is ``DOCKER_EXECUTOR_IMAGE`` (else the default tag), as for the server. Meant to be run
 before and after a change to the grading path with the same arguments, on a tag nothing rebuilds
@@ -29,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -121,6 +133,175 @@ def image_id(image: str) -> str:
     return out.stdout.strip()
 
 
+def cgroup_file(container_id: str, name: str) -> Optional[str]:
+    """A file of the container's cgroup (v1, cgroupfs driver), or None where it is not found."""
+    for controller in ("cpuacct", "cpu,cpuacct", "cpu"):
+        path = Path("/sys/fs/cgroup") / controller / "docker" / container_id / name
+        if path.exists():
+            return path.read_text()
+    return None
+
+
+def container_cpu(container_id: str) -> tuple:
+    """(CPU time in ms, throttled time in ms) the container used so far; None for what is unknown."""
+    usage = cgroup_file(container_id, "cpuacct.usage")
+    stat = cgroup_file(container_id, "cpu.stat") or ""
+    throttled = next((int(line.split()[1]) for line in stat.splitlines() if line.startswith("throttled_time ")), None)
+    return (int(usage) / 1e6 if usage else None, throttled / 1e6 if throttled is not None else None)
+
+
+def per_extra_test(rounds: list, sizes: list, key: int) -> dict:
+    """Median over rounds of (x_N - x_first) / (N - first): what one more test costs."""
+    first = sizes[0]
+    out = {}
+    for n in sizes[1:]:
+        slopes = [(r[n][key] - r[first][key]) / (n - first) for r in rounds
+                  if r.get(n) and r.get(first) and r[n][key] is not None and r[first][key] is not None]
+        out[n] = statistics.median(slopes) if slopes else None
+    return out
+
+
+def frame_reader_cost(counts=(10, 100, 1000), repeat: int = 20) -> dict:
+    """Host side: microseconds per check frame to parse N check frames (as the runner sends them)
+    with the sandbox's own frame reader; flat across N means O(1) per frame."""
+    from jupyter_exec_ext.sandbox.docker_sandbox import _Exchange, _FrameReader
+
+    nonce = "0" * 32
+    out = {}
+    for n in counts:
+        frames = b"".join(
+            (nonce + " " + json.dumps({"type": "check", "index": i, "outcome": "completed", "stdout": f"{i}\n",
+                                        "stderr": "", "error": None, "duration_ms": 3, "message": ""}) + "\n").encode()
+            for i in range(n))
+        chunks = [frames[i:i + 65536] for i in range(0, len(frames), 65536)]
+        samples = []
+        for _ in range(repeat):
+            exchange = _Exchange()
+            reader = _FrameReader(nonce, exchange, 1 << 20, n)
+            started = time.perf_counter()
+            for chunk in chunks:
+                reader.feed(chunk)
+            samples.append((time.perf_counter() - started) * 1e6 / n)
+            assert len(exchange.checks) == n and not exchange.protocol_error
+        out[n] = statistics.median(samples)
+    return out
+
+
+def direct(args, sizes: list, repeat: int) -> int:
+    """The ``--direct`` measurement (see the module's docstring)."""
+    from jupyter_exec_ext.sandbox import Check, DockerSandbox, ExecutionRequest
+    import docker
+
+    images = [i.strip() for i in (args.images or SandboxConfig.from_env().image).split(",") if i.strip()]
+    shas = {image: image_id(image) for image in images}
+    client = docker.from_env()
+    load_start = loadavg()
+    print(f"machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, load {' '.join(map(str, load_start))}")
+    print(f"images: {', '.join(f'{i} ({shas[i][7:19]})' for i in images)}; commit {git_commit()}")
+    print(f"sizes {sizes}, {repeat} rounds (one warm-up), images and sizes alternating; each job on a warm "
+          f"pooled container, default limits\n")
+    checks = {n: tuple(Check(t.test_code, timeout_s=10) for t in synthetic_tests(n)) for n in sizes}
+    expected = {n: [t.expected_output for t in synthetic_tests(n)] for n in sizes}
+    # An owner label per image: each image's pooled container is found by its label alone.
+    owners = {image: f"{OWNER}-{k}" for k, image in enumerate(images)}
+    boxes = {image: DockerSandbox(SandboxConfig(image=image, owner=owners[image])) for image in images}
+    rounds: dict = {image: [] for image in images}
+    errors = 0
+    used: set = set()
+    try:
+        for box in boxes.values():
+            box.start_pool(1)
+        baseline = [docker_run_hello(images[0]) for _ in range(max(5, repeat // 3))]
+        for r in range(repeat + 1):
+            for image, box in boxes.items():
+                row = {}
+                for n in sizes:
+                    deadline = time.monotonic() + 60
+                    while box.pool.status()["idle"] < 1 and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                    running = [c["Id"] for c in client.api.containers(
+                        filters={"label": f"jupyter-exec-ext.owner={owners[image]}", "status": "running"})]
+                    fresh = [c for c in running if c not in used]
+                    cid = fresh[0] if len(fresh) == 1 else None
+                    before = container_cpu(cid) if cid else (None, None)
+                    started = time.perf_counter()
+                    result = box.run(ExecutionRequest(code=SOLUTION, checks=checks[n]))
+                    wall = (time.perf_counter() - started) * 1000
+                    after = container_cpu(cid) if cid else (None, None)
+                    used.update(running)
+                    outputs = [c.stdout.strip() for c in result.checks]
+                    ok = (result.status.value == "ok" and len(result.checks) == n
+                          and all(c.outcome.value == "completed" for c in result.checks)
+                          and all(not e or o == e for o, e in zip(outputs, expected[n])))
+                    if not ok:
+                        errors += 1
+                        print(f"  WRONG, {image} N={n}: {result.status} {[c.outcome.value for c in result.checks][:5]}")
+                        continue
+                    cpu = after[0] - before[0] if None not in (after[0], before[0]) else None
+                    throttled = after[1] - before[1] if None not in (after[1], before[1]) else None
+                    row[n] = (wall, cpu, throttled)
+                if r:
+                    rounds[image].append(row)
+    finally:
+        for box in boxes.values():
+            box.close()
+        left = []
+        for owner in [OWNER, *owners.values()]:
+            left += subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={owner}"],
+                                   capture_output=True, text=True).stdout.split()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
+    base = statistics.median(baseline)
+    print(f"cold docker run (CLI), the baseline: p50 {base:7.1f} ms   n={len(baseline)}\n")
+    summary: dict = {}
+    first_image = images[0]
+    for image in images:
+        summary[image] = {}
+        print(image)
+        print(f"  {'N tests':>8} {'wall p50':>10} {'CPU p50':>10} {'throttled':>10} {'n':>4}   "
+              f"{'per extra test: wall':>20} {'CPU':>8}" + ("" if image == first_image else f"   {'wall vs ' + first_image.split(':')[-1]:>14}"))
+        wall_slope = per_extra_test(rounds[image], sizes, 0)
+        cpu_slope = per_extra_test(rounds[image], sizes, 1)
+        for n in sizes:
+            vals = [row[n] for row in rounds[image] if n in row]
+            med = lambda k: statistics.median([v[k] for v in vals if v[k] is not None]) if any(v[k] is not None for v in vals) else None  # noqa: E731
+            w, c, t = med(0), med(1), med(2)
+            summary[image][n] = {"wall_ms": w, "cpu_ms": c, "throttled_ms": t, "n": len(vals),
+                                 "wall_per_extra_test_ms": wall_slope.get(n), "cpu_per_extra_test_ms": cpu_slope.get(n)}
+            fmt = lambda v, unit=" ms": f"{v:7.1f}{unit}" if v is not None else f"{'-':>10}"  # noqa: E731
+            ratio = ""
+            if image != first_image and summary[first_image].get(n, {}).get("wall_ms") and w:
+                ratio = f"   {w / summary[first_image][n]['wall_ms']:13.2f}x"
+            slope_w = wall_slope.get(n)
+            slope_c = cpu_slope.get(n)
+            print(f"  {n:8d} {fmt(w)} {fmt(c)} {fmt(t)} {len(vals):4d}   "
+                  f"{(f'{slope_w:8.2f} ms' if slope_w is not None else '-'):>20} "
+                  f"{(f'{slope_c:5.2f} ms' if slope_c is not None else '-'):>8}{ratio}")
+        print()
+    host = frame_reader_cost()
+    print("host frame reader, per check frame: " + ", ".join(f"{n} frames {us:.1f} us" for n, us in host.items()))
+    load_end = loadavg()
+    print("columns: wall = DockerSandbox.run on a warm container (the job's round trip); CPU = the container's "
+          "cgroup CPU time for the job (runner, zygotes, harness, every test's process); throttled = time "
+          "the kernel held the container back for its CPU quota; per extra test = median over rounds of "
+          "(x_N - x_first) / (N - first)")
+    print(f"load average at start {' '.join(map(str, load_start))}, at end {' '.join(map(str, load_end))}")
+    print(f"containers of this benchmark left on the engine: {len(left)}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "benchmark": "grading_bench --direct", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "commit": git_commit(), "images": {i: shas[i] for i in images}, "cores": os.cpu_count(),
+            "load_start": load_start, "load_end": load_end, "repeat": repeat, "sizes": sizes,
+            "baseline_ms": {"p50": base, "samples": baseline}, "summary": summary,
+            "rounds": {i: [{str(n): v for n, v in row.items()} for row in rows] for i, rows in rounds.items()},
+            "host_frame_reader_us_per_frame": host, "errors": errors,
+        }, indent=2) + "\n")
+        print(f"results saved to {args.json}")
+    if errors:
+        print(f"\nERRORS: {errors} jobs of the correct solution did not pass every test")
+    return 1 if errors else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 submissions per size instead of 15")
@@ -130,11 +311,16 @@ def main() -> int:
                         help="the server's warm pool; every submission waits for it to be full")
     parser.add_argument("--concurrent", type=int, default=2, help="the server's max_concurrent_runs")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save the results (raw samples included)")
+    parser.add_argument("--direct", action="store_true",
+                        help="measure inside the container (DockerSandbox on a warm container, no server)")
+    parser.add_argument("--images", metavar="A,B", help="with --direct: executor images to compare, in alternation")
     args = parser.parse_args()
     repeat = args.repeat or (5 if args.quick else 15)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if repeat < 1 or not sizes or sizes[0] < 1:
         parser.error("--repeat and every size must be at least 1")
+    if args.direct:
+        return direct(args, sizes, repeat)
     image = SandboxConfig.from_env().image
     image_sha = image_id(image)
 
