@@ -150,6 +150,32 @@ def container_cpu(container_id: str) -> tuple:
     return (int(usage) / 1e6 if usage else None, throttled / 1e6 if throttled is not None else None)
 
 
+def shim_of(container_id: str) -> Optional[int]:
+    """The pid of the container's containerd-shim (its relay of the attach stream), if visible."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and b"containerd-shim" in cmdline[0] and container_id.encode() in cmdline:
+            return int(entry)
+    return None
+
+
+def on_cpu_ms(pid: Optional[int]) -> Optional[float]:
+    """A process's time on the CPU so far, all its threads (``/proc/<pid>/task/*/schedstat``, in
+    ns: finer than the 10 ms ticks of ``stat``), in ms."""
+    if pid is None:
+        return None
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0])
+                   for task in Path(f"/proc/{pid}/task").iterdir()) / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def per_extra_test(rounds: list, sizes: list, key: int) -> dict:
     """Median over rounds of (x_N - x_first) / (N - first): what one more test costs."""
     first = sizes[0]
@@ -187,19 +213,83 @@ def frame_reader_cost(counts=(10, 100, 1000), repeat: int = 20) -> dict:
     return out
 
 
+#: Run inside the image: the CPU time of fork + exit of a process holding what the student zygote
+#: holds (its modules, frozen by gc.freeze as the zygote does), parent and child, per fork. No
+#: test's process can cost less: it is this, plus the work it does.
+FORK_FLOOR = r"""
+import gc, json, os, resource, sys
+sys.path.insert(0, "/opt/jupyter-exec-ext")
+import zygote  # noqa: F401  (the zygote's modules, as in the container)
+gc.freeze()
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime, r.ru_minflt
+samples = []
+for _ in range(7):
+    p0, c0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    for _ in range(100):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    p1, c1 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    samples.append(((p1[0] - p0[0]) * 10, (c1[0] - c0[0]) * 10, (c1[1] - c0[1]) / 100))
+samples.sort(key=lambda s: s[0] + s[1])
+print(json.dumps(samples[len(samples) // 2]))
+"""
+
+
+def fork_floor(image: str) -> dict:
+    """Median CPU ms of one fork + exit from the zygote's modules in ``image``, under the default
+    CPU limit (0.5): parent, child, and the child's page faults."""
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", "--cpus", "0.5", "--label",
+                          f"jupyter-exec-ext.owner={OWNER}", "--entrypoint", "python3", image, "-I", "-B",
+                          "-c", FORK_FLOOR], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-300:]}
+    parent, child, faults = json.loads(out.stdout)
+    return {"parent_ms": parent, "child_ms": child, "total_ms": parent + child, "child_faults": faults}
+
+
+def baseline_run(image: str, attempts: int = 3) -> float:
+    """One cold ``docker run`` (rest_bench's), tried again if something outside ended it (another
+    user of the engine removing containers): a lost sample, not a failed benchmark."""
+    for attempt in range(attempts):
+        try:
+            return docker_run_hello(image)
+        except subprocess.CalledProcessError as e:
+            print(f"  baseline docker run failed (exit {e.returncode}); again")
+    raise SystemExit("the baseline docker run failed every time")
+
+
+class _Handed:
+    """Stands in for the warm pool: hands ``run`` the one container started for it."""
+
+    def __init__(self, live):
+        self.live = live
+
+    def take(self, limits):
+        live, self.live = self.live, None
+        return live
+
+    def status(self) -> dict:
+        return {"size": 1, "idle": int(self.live is not None)}
+
+    def drain(self) -> None:
+        pass
+
+
 def direct(args, sizes: list, repeat: int) -> int:
     """The ``--direct`` measurement (see the module's docstring)."""
     from jupyter_exec_ext.sandbox import Check, DockerSandbox, ExecutionRequest
-    import docker
 
     images = [i.strip() for i in (args.images or SandboxConfig.from_env().image).split(",") if i.strip()]
     shas = {image: image_id(image) for image in images}
-    client = docker.from_env()
     load_start = loadavg()
     print(f"machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, load {' '.join(map(str, load_start))}")
     print(f"images: {', '.join(f'{i} ({shas[i][7:19]})' for i in images)}; commit {git_commit()}")
-    print(f"sizes {sizes}, {repeat} rounds (one warm-up), images and sizes alternating; each job on a warm "
-          f"pooled container, default limits\n")
+    print(f"sizes {sizes}, {repeat} rounds (one warm-up), images and sizes alternating; each job on a "
+          f"container started {args.settle:g} s before it (as a pooled one), default limits\n")
     checks = {n: tuple(Check(t.test_code, timeout_s=10) for t in synthetic_tests(n)) for n in sizes}
     expected = {n: [t.expected_output for t in synthetic_tests(n)] for n in sizes}
     # An owner label per image: each image's pooled container is found by its label alone.
@@ -207,28 +297,30 @@ def direct(args, sizes: list, repeat: int) -> int:
     boxes = {image: DockerSandbox(SandboxConfig(image=image, owner=owners[image])) for image in images}
     rounds: dict = {image: [] for image in images}
     errors = 0
-    used: set = set()
     try:
-        for box in boxes.values():
-            box.start_pool(1)
-        baseline = [docker_run_hello(images[0]) for _ in range(max(5, repeat // 3))]
+        baseline = [baseline_run(images[0]) for _ in range(max(5, repeat // 3))]
         for r in range(repeat + 1):
             for image, box in boxes.items():
                 row = {}
                 for n in sizes:
-                    deadline = time.monotonic() + 60
-                    while box.pool.status()["idle"] < 1 and time.monotonic() < deadline:
-                        time.sleep(0.02)
-                    running = [c["Id"] for c in client.api.containers(
-                        filters={"label": f"jupyter-exec-ext.owner={owners[image]}", "status": "running"})]
-                    fresh = [c for c in running if c not in used]
-                    cid = fresh[0] if len(fresh) == 1 else None
-                    before = container_cpu(cid) if cid else (None, None)
+                    # A container started beforehand, as the warm pool's are, and nothing else
+                    # going on in this process meanwhile: no pool refill, no removal of the last
+                    # job's container (the pool would start one while the job runs).
+                    box.flush()
+                    live = box._launch(box._api(), box.config.default_limits)
+                    time.sleep(args.settle)  # its runner, zygotes and harness start and wait
+                    box.pool = _Handed(live)
+                    shim = shim_of(live.container_id)
+                    shim_before = on_cpu_ms(shim)
+                    before = container_cpu(live.container_id)
                     started = time.perf_counter()
-                    result = box.run(ExecutionRequest(code=SOLUTION, checks=checks[n]))
+                    try:
+                        result = box.run(ExecutionRequest(code=SOLUTION, checks=checks[n]))
+                    finally:
+                        box.pool = None
                     wall = (time.perf_counter() - started) * 1000
-                    after = container_cpu(cid) if cid else (None, None)
-                    used.update(running)
+                    after = container_cpu(live.container_id)
+                    shim_after = on_cpu_ms(shim)
                     outputs = [c.stdout.strip() for c in result.checks]
                     ok = (result.status.value == "ok" and len(result.checks) == n
                           and all(c.outcome.value == "completed" for c in result.checks)
@@ -239,7 +331,8 @@ def direct(args, sizes: list, repeat: int) -> int:
                         continue
                     cpu = after[0] - before[0] if None not in (after[0], before[0]) else None
                     throttled = after[1] - before[1] if None not in (after[1], before[1]) else None
-                    row[n] = (wall, cpu, throttled)
+                    relay = shim_after - shim_before if None not in (shim_before, shim_after) else None
+                    row[n] = (wall, cpu, throttled, relay)
                 if r:
                     rounds[image].append(row)
     finally:
@@ -258,15 +351,15 @@ def direct(args, sizes: list, repeat: int) -> int:
     for image in images:
         summary[image] = {}
         print(image)
-        print(f"  {'N tests':>8} {'wall p50':>10} {'CPU p50':>10} {'throttled':>10} {'n':>4}   "
+        print(f"  {'N tests':>8} {'wall p50':>10} {'CPU p50':>10} {'throttled':>10} {'shim':>10} {'n':>4}   "
               f"{'per extra test: wall':>20} {'CPU':>8}" + ("" if image == first_image else f"   {'wall vs ' + first_image.split(':')[-1]:>14}"))
         wall_slope = per_extra_test(rounds[image], sizes, 0)
         cpu_slope = per_extra_test(rounds[image], sizes, 1)
         for n in sizes:
             vals = [row[n] for row in rounds[image] if n in row]
             med = lambda k: statistics.median([v[k] for v in vals if v[k] is not None]) if any(v[k] is not None for v in vals) else None  # noqa: E731
-            w, c, t = med(0), med(1), med(2)
-            summary[image][n] = {"wall_ms": w, "cpu_ms": c, "throttled_ms": t, "n": len(vals),
+            w, c, t, sh = med(0), med(1), med(2), med(3)
+            summary[image][n] = {"wall_ms": w, "cpu_ms": c, "throttled_ms": t, "shim_ms": sh, "n": len(vals),
                                  "wall_per_extra_test_ms": wall_slope.get(n), "cpu_per_extra_test_ms": cpu_slope.get(n)}
             fmt = lambda v, unit=" ms": f"{v:7.1f}{unit}" if v is not None else f"{'-':>10}"  # noqa: E731
             ratio = ""
@@ -274,16 +367,26 @@ def direct(args, sizes: list, repeat: int) -> int:
                 ratio = f"   {w / summary[first_image][n]['wall_ms']:13.2f}x"
             slope_w = wall_slope.get(n)
             slope_c = cpu_slope.get(n)
-            print(f"  {n:8d} {fmt(w)} {fmt(c)} {fmt(t)} {len(vals):4d}   "
+            print(f"  {n:8d} {fmt(w)} {fmt(c)} {fmt(t)} {fmt(sh)} {len(vals):4d}   "
                   f"{(f'{slope_w:8.2f} ms' if slope_w is not None else '-'):>20} "
                   f"{(f'{slope_c:5.2f} ms' if slope_c is not None else '-'):>8}{ratio}")
         print()
     host = frame_reader_cost()
     print("host frame reader, per check frame: " + ", ".join(f"{n} frames {us:.1f} us" for n, us in host.items()))
+    floors = {image: fork_floor(image) for image in images}
+    for image, floor in floors.items():
+        if "error" in floor:
+            print(f"fork floor, {image}: could not measure: {floor['error']}")
+            continue
+        print(f"fork floor, {image}: one fork + exit of a process with the zygote's modules costs "
+              f"{floor['total_ms']:.2f} ms of CPU (parent {floor['parent_ms']:.2f}, child {floor['child_ms']:.2f}, "
+              f"{floor['child_faults']:.0f} page faults in the child); at the default 0.5 CPU that is "
+              f"{2 * floor['total_ms']:.2f} ms of wall time once the quota binds")
     load_end = loadavg()
     print("columns: wall = DockerSandbox.run on a warm container (the job's round trip); CPU = the container's "
           "cgroup CPU time for the job (runner, zygotes, harness, every test's process); throttled = time "
-          "the kernel held the container back for its CPU quota; per extra test = median over rounds of "
+          "the kernel held the container back for its CPU quota; shim = the container's containerd-shim "
+          "(which relays its frames to the engine) on the CPU during the job; per extra test = median over rounds of "
           "(x_N - x_first) / (N - first)")
     print(f"load average at start {' '.join(map(str, load_start))}, at end {' '.join(map(str, load_end))}")
     print(f"containers of this benchmark left on the engine: {len(left)}")
@@ -294,7 +397,7 @@ def direct(args, sizes: list, repeat: int) -> int:
             "load_start": load_start, "load_end": load_end, "repeat": repeat, "sizes": sizes,
             "baseline_ms": {"p50": base, "samples": baseline}, "summary": summary,
             "rounds": {i: [{str(n): v for n, v in row.items()} for row in rows] for i, rows in rounds.items()},
-            "host_frame_reader_us_per_frame": host, "errors": errors,
+            "host_frame_reader_us_per_frame": host, "fork_floor": floors, "errors": errors,
         }, indent=2) + "\n")
         print(f"results saved to {args.json}")
     if errors:
@@ -314,6 +417,8 @@ def main() -> int:
     parser.add_argument("--direct", action="store_true",
                         help="measure inside the container (DockerSandbox on a warm container, no server)")
     parser.add_argument("--images", metavar="A,B", help="with --direct: executor images to compare, in alternation")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="with --direct: seconds a started container waits before its job (default 1)")
     args = parser.parse_args()
     repeat = args.repeat or (5 if args.quick else 15)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
