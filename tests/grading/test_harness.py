@@ -323,3 +323,49 @@ def test_a_tests_process_is_a_lean_fork(sandbox):
                "         os.getuid())\n")
     result = run_checks(sandbox, program, "print(STATE)\n", "print(STATE)\n")
     assert [c.stdout for c in result.checks] == ["(False, True, -1, '1000', 10001)\n"] * 2, result.checks
+
+
+def test_checks_done_before_a_grading_the_host_gives_up_on_are_still_reported(executor_image, no_leaks,
+                                                                              docker_client):
+    # The runner sends check frames with the result, or 0.25 s after its last write at the latest:
+    # when the host's deadline ends a grading (here: the runner is frozen from outside during the
+    # third test), the tests done until shortly before still have their outcome.
+    import signal
+    import threading
+    import time
+
+    from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig, Status
+
+    from ..conftest import TEST_OWNER, our_containers, signal_runner
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=2))
+    frozen = threading.Event()
+
+    def freeze_during_the_third_test():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for c in our_containers(docker_client):
+                if c["State"] != "running":
+                    continue
+                probe = docker_client.api.exec_create(c["Id"], ["test", "-e", "/tmp/third-started"], user="0:0")
+                docker_client.api.exec_start(probe)
+                if docker_client.api.exec_inspect(probe)["ExitCode"] == 0:
+                    signal_runner(docker_client, c["Id"], signal.SIGSTOP)
+                    frozen.set()
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=freeze_during_the_third_test)
+    thread.start()
+    try:
+        result = box.run(ExecutionRequest(code="def add(a, b):\n    return a + b\n", limits=Limits(time_s=1),
+                                          checks=(Check("print(add(1, 1))", timeout_s=1),
+                                                  Check("import time\ntime.sleep(0.5)\nprint(add(2, 2))", timeout_s=1),
+                                                  Check("open('/tmp/third-started', 'w').close()\n"
+                                                        "import time\ntime.sleep(30)\n", timeout_s=5))))
+    finally:
+        thread.join()
+        box.close()
+    assert frozen.is_set()
+    assert result.status is Status.TIMEOUT, result
+    assert [(c.outcome, c.stdout) for c in result.checks] == [
+        (CheckOutcome.COMPLETED, "2\n"), (CheckOutcome.COMPLETED, "4\n"), (CheckOutcome.NOT_RUN, "")]
