@@ -1,7 +1,8 @@
 """Benchmark of grading through the REST API against the real engine: how a graded submission's
 latency grows with the number of tests in the exercise (N = 1, 10, 50, 100), on a warm pool, next
 to a baseline measured in the same run (a cold hardened ``docker run``). A measurement, not a
-test: it prints p50, p95, the cost of one more test and ratios, and it counts every submission
+test: it prints p50, p95, the cost of one more test (the slope of the p50s, and the median over
+rounds of (t_N - t_1) / (N - 1)) and ratios, and it counts every submission
 that did not score full marks as an error (their latency is left out of the figures).
 
     .venv/bin/python benchmarks/grading_bench.py [--quick] [--repeat 15] [--sizes 1,10,50,100]
@@ -444,6 +445,7 @@ def main() -> int:
     # not included. Kept to see where a change moves the time; its meaning is the runner's.
     graded_ms: dict = {n: [] for n in sizes}
     errors: dict = {n: [] for n in sizes}
+    rounds: list = []  # per round, N -> (ms,): the cost of one more test is taken within a round
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for n in sizes:
@@ -458,7 +460,7 @@ def main() -> int:
             # Baseline: a cold hardened docker run, sequential, with the pool full and idle.
             baseline = [docker_run_hello(image) for _ in range(max(5, repeat // 3))]
 
-            def submit(n: int, timed: bool) -> None:
+            def submit(n: int, timed: bool, row: Optional[dict] = None) -> None:
                 wait_pool(server, args.pool_size, 30)  # each submission takes a container that ran nothing
                 ms, status, answer = server.timed("POST", f"exercises/{exercise_id(n)}/submit",
                                                   {"code": SOLUTION}, user=STUDENT)
@@ -469,14 +471,18 @@ def main() -> int:
                 elif timed:
                     latency[n].append(ms)
                     graded_ms[n].append(float(answer.get("duration_ms") or 0))
+                    if row is not None:
+                        row[n] = (ms,)
 
             # Rounds over the sizes rather than one size after the other: a shared machine's load
             # changes over minutes, and should not fall on one size only.
             for n in sizes:
                 submit(n, timed=False)  # warm-up: the registry loads the notebook, the server's code paths
             for _ in range(repeat):
+                row: dict = {}
                 for n in sizes:
-                    submit(n, timed=True)
+                    submit(n, timed=True, row=row)
+                rounds.append(row)
         finally:
             server.stop()
             left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
@@ -505,6 +511,10 @@ def main() -> int:
     if slope is not None:
         print(f"\nper-test cost (p50 slope N={lo} -> N={hi}): {slope:.2f} ms per test "
               f"({slope / base * 100:.1f}% of a cold docker run)")
+    extra = per_extra_test(rounds, sizes, 0)
+    if any(v is not None for v in extra.values()):
+        print(f"one more test, median over rounds of (t_N - t_{first}) / (N - {first}): " + ", ".join(
+            f"N={n} {v:.2f} ms ({v / base * 100:.1f}% of a cold docker run)" for n, v in extra.items() if v is not None))
     print("columns: p50/p95 of the client's round trip (the figures to compare); duration_ms: p50 of the "
           "answer's duration_ms field (what the runner reports, currently the student's code before the tests); "
           "wrong: submissions without full marks (not in the figures); vs docker run: p50 / the baseline's p50 "
@@ -529,7 +539,8 @@ def main() -> int:
                                "ratio_vs_first": p50[n] / p50[first] if n in p50 and first in p50 else None,
                                "samples_ms": latency[n], "duration_ms": graded_ms[n], "errors": errors[n]}
                       for n in sizes},
-            "per_test_ms": slope, "slope_between": [lo, hi], "errors": total_errors,
+            "per_test_ms": slope, "slope_between": [lo, hi],
+            "per_extra_test_ms": {str(n): v for n, v in extra.items()}, "errors": total_errors,
         }, indent=2) + "\n")
         print(f"results saved to {args.json}")
     return 1 if total_errors else 0
