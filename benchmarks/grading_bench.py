@@ -1,11 +1,23 @@
 """Benchmark of grading through the REST API against the real engine: how a graded submission's
 latency grows with the number of tests in the exercise (N = 1, 10, 50, 100), on a warm pool, next
 to a baseline measured in the same run (a cold hardened ``docker run``). A measurement, not a
-test: it prints p50, p95, the cost of one more test and ratios, and it counts every submission
+test: it prints p50, p95, the cost of one more test (the slope of the p50s, and the median over
+rounds of (t_N - t_1) / (N - 1)) and ratios, and it counts every submission
 that did not score full marks as an error (their latency is left out of the figures).
 
     .venv/bin/python benchmarks/grading_bench.py [--quick] [--repeat 15] [--sizes 1,10,50,100]
                                                  [--pool-size 4] [--json FILE]
+    .venv/bin/python benchmarks/grading_bench.py --direct [--images TAG_A,TAG_B] [--sizes 1,10,50,100]
+
+With ``--direct`` it measures the cost of a submission's tests inside the container, without the
+server: ``DockerSandbox.run`` on a warm (pooled) container, the wall time, the container's own CPU
+time (its cgroup's ``cpuacct.usage`` before and after the job) and the time the kernel held it back
+for its CPU quota (``cpu.stat``), and the cost of each extra test: for every round, (x_N - x_1) /
+(N - 1), then the median over rounds. ``--images`` measures several executor images in alternation
+in the same process (each with its ratio to the first), so a change to the image is compared
+against a baseline measured under the same load. It also times the host's frame reader on
+synthetic check frames (what each extra test costs the server). The cold ``docker run`` baseline is
+measured in the same process in both modes.
 
 The image is ``DOCKER_EXECUTOR_IMAGE`` (else the default tag), as for the server. Meant to be run
 before and after a change to the grading path with the same arguments, on a tag nothing rebuilds
@@ -29,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -121,6 +134,278 @@ def image_id(image: str) -> str:
     return out.stdout.strip()
 
 
+def cgroup_file(container_id: str, name: str) -> Optional[str]:
+    """A file of the container's cgroup (v1, cgroupfs driver), or None where it is not found."""
+    for controller in ("cpuacct", "cpu,cpuacct", "cpu"):
+        path = Path("/sys/fs/cgroup") / controller / "docker" / container_id / name
+        if path.exists():
+            return path.read_text()
+    return None
+
+
+def container_cpu(container_id: str) -> tuple:
+    """(CPU time in ms, throttled time in ms) the container used so far; None for what is unknown."""
+    usage = cgroup_file(container_id, "cpuacct.usage")
+    stat = cgroup_file(container_id, "cpu.stat") or ""
+    throttled = next((int(line.split()[1]) for line in stat.splitlines() if line.startswith("throttled_time ")), None)
+    return (int(usage) / 1e6 if usage else None, throttled / 1e6 if throttled is not None else None)
+
+
+def shim_of(container_id: str) -> Optional[int]:
+    """The pid of the container's containerd-shim (its relay of the attach stream), if visible."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and b"containerd-shim" in cmdline[0] and container_id.encode() in cmdline:
+            return int(entry)
+    return None
+
+
+def on_cpu_ms(pid: Optional[int]) -> Optional[float]:
+    """A process's time on the CPU so far, all its threads (``/proc/<pid>/task/*/schedstat``, in
+    ns: finer than the 10 ms ticks of ``stat``), in ms."""
+    if pid is None:
+        return None
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0])
+                   for task in Path(f"/proc/{pid}/task").iterdir()) / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def per_extra_test(rounds: list, sizes: list, key: int) -> dict:
+    """Median over rounds of (x_N - x_first) / (N - first): what one more test costs."""
+    first = sizes[0]
+    out = {}
+    for n in sizes[1:]:
+        slopes = [(r[n][key] - r[first][key]) / (n - first) for r in rounds
+                  if r.get(n) and r.get(first) and r[n][key] is not None and r[first][key] is not None]
+        out[n] = statistics.median(slopes) if slopes else None
+    return out
+
+
+def frame_reader_cost(counts=(10, 100, 1000), repeat: int = 20) -> dict:
+    """Host side: microseconds per check frame to parse N check frames (as the runner sends them)
+    with the sandbox's own frame reader; flat across N means O(1) per frame."""
+    from jupyter_exec_ext.sandbox.docker_sandbox import _Exchange, _FrameReader
+
+    nonce = "0" * 32
+    out = {}
+    for n in counts:
+        frames = b"".join(
+            (nonce + " " + json.dumps({"type": "check", "index": i, "outcome": "completed", "stdout": f"{i}\n",
+                                        "stderr": "", "error": None, "duration_ms": 3, "message": ""}) + "\n").encode()
+            for i in range(n))
+        chunks = [frames[i:i + 65536] for i in range(0, len(frames), 65536)]
+        samples = []
+        for _ in range(repeat):
+            exchange = _Exchange()
+            reader = _FrameReader(nonce, exchange, 1 << 20, n)
+            started = time.perf_counter()
+            for chunk in chunks:
+                reader.feed(chunk)
+            samples.append((time.perf_counter() - started) * 1e6 / n)
+            assert len(exchange.checks) == n and not exchange.protocol_error
+        out[n] = statistics.median(samples)
+    return out
+
+
+#: Run inside the image: the CPU time of fork + exit of a process holding what the student zygote
+#: holds (its modules, frozen by gc.freeze as the zygote does), parent and child, per fork. No
+#: test's process can cost less: it is this, plus the work it does.
+FORK_FLOOR = r"""
+import gc, json, os, resource, sys
+sys.path.insert(0, "/opt/jupyter-exec-ext")
+import zygote  # noqa: F401  (the zygote's modules, as in the container)
+gc.freeze()
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime, r.ru_minflt
+samples = []
+for _ in range(7):
+    p0, c0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    for _ in range(100):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    p1, c1 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    samples.append(((p1[0] - p0[0]) * 10, (c1[0] - c0[0]) * 10, (c1[1] - c0[1]) / 100))
+samples.sort(key=lambda s: s[0] + s[1])
+print(json.dumps(samples[len(samples) // 2]))
+"""
+
+
+def fork_floor(image: str) -> dict:
+    """Median CPU ms of one fork + exit from the zygote's modules in ``image``, under the default
+    CPU limit (0.5): parent, child, and the child's page faults."""
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", "--cpus", "0.5", "--label",
+                          f"jupyter-exec-ext.owner={OWNER}", "--entrypoint", "python3", image, "-I", "-B",
+                          "-c", FORK_FLOOR], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-300:]}
+    parent, child, faults = json.loads(out.stdout)
+    return {"parent_ms": parent, "child_ms": child, "total_ms": parent + child, "child_faults": faults}
+
+
+def baseline_run(image: str, attempts: int = 3) -> float:
+    """One cold ``docker run`` (rest_bench's), tried again if something outside ended it (another
+    user of the engine removing containers): a lost sample, not a failed benchmark."""
+    for attempt in range(attempts):
+        try:
+            return docker_run_hello(image)
+        except subprocess.CalledProcessError as e:
+            print(f"  baseline docker run failed (exit {e.returncode}); again")
+    raise SystemExit("the baseline docker run failed every time")
+
+
+class _Handed:
+    """Stands in for the warm pool: hands ``run`` the one container started for it."""
+
+    def __init__(self, live):
+        self.live = live
+
+    def take(self, limits):
+        live, self.live = self.live, None
+        return live
+
+    def status(self) -> dict:
+        return {"size": 1, "idle": int(self.live is not None)}
+
+    def drain(self) -> None:
+        pass
+
+
+def direct(args, sizes: list, repeat: int) -> int:
+    """The ``--direct`` measurement (see the module's docstring)."""
+    from jupyter_exec_ext.sandbox import Check, DockerSandbox, ExecutionRequest
+
+    images = [i.strip() for i in (args.images or SandboxConfig.from_env().image).split(",") if i.strip()]
+    shas = {image: image_id(image) for image in images}
+    load_start = loadavg()
+    print(f"machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, load {' '.join(map(str, load_start))}")
+    print(f"images: {', '.join(f'{i} ({shas[i][7:19]})' for i in images)}; commit {git_commit()}")
+    print(f"sizes {sizes}, {repeat} rounds (one warm-up), images and sizes alternating; each job on a "
+          f"container started {args.settle:g} s before it (as a pooled one), default limits\n")
+    checks = {n: tuple(Check(t.test_code, timeout_s=10) for t in synthetic_tests(n)) for n in sizes}
+    expected = {n: [t.expected_output for t in synthetic_tests(n)] for n in sizes}
+    # An owner label per image: each image's pooled container is found by its label alone.
+    owners = {image: f"{OWNER}-{k}" for k, image in enumerate(images)}
+    boxes = {image: DockerSandbox(SandboxConfig(image=image, owner=owners[image])) for image in images}
+    rounds: dict = {image: [] for image in images}
+    errors = 0
+    try:
+        baseline = [baseline_run(images[0]) for _ in range(max(5, repeat // 3))]
+        for r in range(repeat + 1):
+            for image, box in boxes.items():
+                row = {}
+                for n in sizes:
+                    # A container started beforehand, as the warm pool's are, and nothing else
+                    # going on in this process meanwhile: no pool refill, no removal of the last
+                    # job's container (the pool would start one while the job runs).
+                    box.flush()
+                    live = box._launch(box._api(), box.config.default_limits)
+                    time.sleep(args.settle)  # its runner, zygotes and harness start and wait
+                    box.pool = _Handed(live)
+                    shim = shim_of(live.container_id)
+                    shim_before = on_cpu_ms(shim)
+                    before = container_cpu(live.container_id)
+                    started = time.perf_counter()
+                    try:
+                        result = box.run(ExecutionRequest(code=SOLUTION, checks=checks[n]))
+                    finally:
+                        box.pool = None
+                    wall = (time.perf_counter() - started) * 1000
+                    after = container_cpu(live.container_id)
+                    shim_after = on_cpu_ms(shim)
+                    outputs = [c.stdout.strip() for c in result.checks]
+                    ok = (result.status.value == "ok" and len(result.checks) == n
+                          and all(c.outcome.value == "completed" for c in result.checks)
+                          and all(not e or o == e for o, e in zip(outputs, expected[n])))
+                    if not ok:
+                        errors += 1
+                        print(f"  WRONG, {image} N={n}: {result.status} {[c.outcome.value for c in result.checks][:5]}")
+                        continue
+                    cpu = after[0] - before[0] if None not in (after[0], before[0]) else None
+                    throttled = after[1] - before[1] if None not in (after[1], before[1]) else None
+                    relay = shim_after - shim_before if None not in (shim_before, shim_after) else None
+                    row[n] = (wall, cpu, throttled, relay)
+                if r:
+                    rounds[image].append(row)
+    finally:
+        for box in boxes.values():
+            box.close()
+        left = []
+        for owner in [OWNER, *owners.values()]:
+            left += subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={owner}"],
+                                   capture_output=True, text=True).stdout.split()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
+    base = statistics.median(baseline)
+    print(f"cold docker run (CLI), the baseline: p50 {base:7.1f} ms   n={len(baseline)}\n")
+    summary: dict = {}
+    first_image = images[0]
+    for image in images:
+        summary[image] = {}
+        print(image)
+        print(f"  {'N tests':>8} {'wall p50':>10} {'CPU p50':>10} {'throttled':>10} {'shim':>10} {'n':>4}   "
+              f"{'per extra test: wall':>20} {'CPU':>8}" + ("" if image == first_image else f"   {'wall vs ' + first_image.split(':')[-1]:>14}"))
+        wall_slope = per_extra_test(rounds[image], sizes, 0)
+        cpu_slope = per_extra_test(rounds[image], sizes, 1)
+        for n in sizes:
+            vals = [row[n] for row in rounds[image] if n in row]
+            med = lambda k: statistics.median([v[k] for v in vals if v[k] is not None]) if any(v[k] is not None for v in vals) else None  # noqa: E731
+            w, c, t, sh = med(0), med(1), med(2), med(3)
+            summary[image][n] = {"wall_ms": w, "cpu_ms": c, "throttled_ms": t, "shim_ms": sh, "n": len(vals),
+                                 "wall_per_extra_test_ms": wall_slope.get(n), "cpu_per_extra_test_ms": cpu_slope.get(n)}
+            fmt = lambda v, unit=" ms": f"{v:7.1f}{unit}" if v is not None else f"{'-':>10}"  # noqa: E731
+            ratio = ""
+            if image != first_image and summary[first_image].get(n, {}).get("wall_ms") and w:
+                ratio = f"   {w / summary[first_image][n]['wall_ms']:13.2f}x"
+            slope_w = wall_slope.get(n)
+            slope_c = cpu_slope.get(n)
+            print(f"  {n:8d} {fmt(w)} {fmt(c)} {fmt(t)} {fmt(sh)} {len(vals):4d}   "
+                  f"{(f'{slope_w:8.2f} ms' if slope_w is not None else '-'):>20} "
+                  f"{(f'{slope_c:5.2f} ms' if slope_c is not None else '-'):>8}{ratio}")
+        print()
+    host = frame_reader_cost()
+    print("host frame reader, per check frame: " + ", ".join(f"{n} frames {us:.1f} us" for n, us in host.items()))
+    floors = {image: fork_floor(image) for image in images}
+    for image, floor in floors.items():
+        if "error" in floor:
+            print(f"fork floor, {image}: could not measure: {floor['error']}")
+            continue
+        print(f"fork floor, {image}: one fork + exit of a process with the zygote's modules costs "
+              f"{floor['total_ms']:.2f} ms of CPU (parent {floor['parent_ms']:.2f}, child {floor['child_ms']:.2f}, "
+              f"{floor['child_faults']:.0f} page faults in the child); at the default 0.5 CPU that is "
+              f"{2 * floor['total_ms']:.2f} ms of wall time once the quota binds")
+    load_end = loadavg()
+    print("columns: wall = DockerSandbox.run on a warm container (the job's round trip); CPU = the container's "
+          "cgroup CPU time for the job (runner, zygotes, harness, every test's process); throttled = time "
+          "the kernel held the container back for its CPU quota; shim = the container's containerd-shim "
+          "(which relays its frames to the engine) on the CPU during the job; per extra test = median over rounds of "
+          "(x_N - x_first) / (N - first)")
+    print(f"load average at start {' '.join(map(str, load_start))}, at end {' '.join(map(str, load_end))}")
+    print(f"containers of this benchmark left on the engine: {len(left)}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "benchmark": "grading_bench --direct", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "commit": git_commit(), "images": {i: shas[i] for i in images}, "cores": os.cpu_count(),
+            "load_start": load_start, "load_end": load_end, "repeat": repeat, "sizes": sizes,
+            "baseline_ms": {"p50": base, "samples": baseline}, "summary": summary,
+            "rounds": {i: [{str(n): v for n, v in row.items()} for row in rows] for i, rows in rounds.items()},
+            "host_frame_reader_us_per_frame": host, "fork_floor": floors, "errors": errors,
+        }, indent=2) + "\n")
+        print(f"results saved to {args.json}")
+    if errors:
+        print(f"\nERRORS: {errors} jobs of the correct solution did not pass every test")
+    return 1 if errors else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 submissions per size instead of 15")
@@ -130,11 +415,18 @@ def main() -> int:
                         help="the server's warm pool; every submission waits for it to be full")
     parser.add_argument("--concurrent", type=int, default=2, help="the server's max_concurrent_runs")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save the results (raw samples included)")
+    parser.add_argument("--direct", action="store_true",
+                        help="measure inside the container (DockerSandbox on a warm container, no server)")
+    parser.add_argument("--images", metavar="A,B", help="with --direct: executor images to compare, in alternation")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="with --direct: seconds a started container waits before its job (default 1)")
     args = parser.parse_args()
     repeat = args.repeat or (5 if args.quick else 15)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if repeat < 1 or not sizes or sizes[0] < 1:
         parser.error("--repeat and every size must be at least 1")
+    if args.direct:
+        return direct(args, sizes, repeat)
     image = SandboxConfig.from_env().image
     image_sha = image_id(image)
 
@@ -153,6 +445,7 @@ def main() -> int:
     # not included. Kept to see where a change moves the time; its meaning is the runner's.
     graded_ms: dict = {n: [] for n in sizes}
     errors: dict = {n: [] for n in sizes}
+    rounds: list = []  # per round, N -> (ms,): the cost of one more test is taken within a round
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for n in sizes:
@@ -167,7 +460,7 @@ def main() -> int:
             # Baseline: a cold hardened docker run, sequential, with the pool full and idle.
             baseline = [docker_run_hello(image) for _ in range(max(5, repeat // 3))]
 
-            def submit(n: int, timed: bool) -> None:
+            def submit(n: int, timed: bool, row: Optional[dict] = None) -> None:
                 wait_pool(server, args.pool_size, 30)  # each submission takes a container that ran nothing
                 ms, status, answer = server.timed("POST", f"exercises/{exercise_id(n)}/submit",
                                                   {"code": SOLUTION}, user=STUDENT)
@@ -178,14 +471,18 @@ def main() -> int:
                 elif timed:
                     latency[n].append(ms)
                     graded_ms[n].append(float(answer.get("duration_ms") or 0))
+                    if row is not None:
+                        row[n] = (ms,)
 
             # Rounds over the sizes rather than one size after the other: a shared machine's load
             # changes over minutes, and should not fall on one size only.
             for n in sizes:
                 submit(n, timed=False)  # warm-up: the registry loads the notebook, the server's code paths
             for _ in range(repeat):
+                row: dict = {}
                 for n in sizes:
-                    submit(n, timed=True)
+                    submit(n, timed=True, row=row)
+                rounds.append(row)
         finally:
             server.stop()
             left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
@@ -214,6 +511,10 @@ def main() -> int:
     if slope is not None:
         print(f"\nper-test cost (p50 slope N={lo} -> N={hi}): {slope:.2f} ms per test "
               f"({slope / base * 100:.1f}% of a cold docker run)")
+    extra = per_extra_test(rounds, sizes, 0)
+    if any(v is not None for v in extra.values()):
+        print(f"one more test, median over rounds of (t_N - t_{first}) / (N - {first}): " + ", ".join(
+            f"N={n} {v:.2f} ms ({v / base * 100:.1f}% of a cold docker run)" for n, v in extra.items() if v is not None))
     print("columns: p50/p95 of the client's round trip (the figures to compare); duration_ms: p50 of the "
           "answer's duration_ms field (what the runner reports, currently the student's code before the tests); "
           "wrong: submissions without full marks (not in the figures); vs docker run: p50 / the baseline's p50 "
@@ -238,7 +539,8 @@ def main() -> int:
                                "ratio_vs_first": p50[n] / p50[first] if n in p50 and first in p50 else None,
                                "samples_ms": latency[n], "duration_ms": graded_ms[n], "errors": errors[n]}
                       for n in sizes},
-            "per_test_ms": slope, "slope_between": [lo, hi], "errors": total_errors,
+            "per_test_ms": slope, "slope_between": [lo, hi],
+            "per_extra_test_ms": {str(n): v for n, v in extra.items()}, "errors": total_errors,
         }, indent=2) + "\n")
         print(f"results saved to {args.json}")
     return 1 if total_errors else 0

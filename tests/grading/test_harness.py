@@ -233,3 +233,139 @@ def test_the_program_cannot_hand_the_test_the_harnesss_own_os_module(sandbox):
     program = "import os, math\ndef give_os():\n    return os\ndef give_math():\n    return math\n"
     result = run_checks(sandbox, program, "import os, math\nprint(give_os() is os, give_math() is math)\n")
     assert result.checks[0].stdout == "False True\n", result.checks[0]
+
+
+# -- what one test's process starts from, and what it cannot leave to the next -----------------------
+
+POISON = r'''
+import builtins, gc, math, os, resource, signal, sys
+
+COUNT = 0
+SECRET = None
+
+def poison(secret):
+    """Everything a test's process can change about itself and the container, then a secret kept
+    in each of those places: a later test that finds any of it learned something it must not."""
+    global COUNT, SECRET
+    COUNT += 1
+    SECRET = secret
+    builtins.abs = lambda x: 999
+    builtins.SECRET = secret
+    fake = type(sys)("math")
+    fake.pi = 3.0
+    sys.modules["math"] = fake
+    sys.modules["stash"] = type(sys)("stash")
+    sys.modules["stash"].secret = secret
+    sys.setrecursionlimit(150)
+    gc.disable()
+    os.environ["STASH"] = secret
+    os.umask(0o777)
+    os.chdir("/dev/shm")
+    open("/tmp/stash", "w").write(secret)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGALRM})
+    signal.setitimer(signal.ITIMER_REAL, 0.2)    # would end the next test's process if it carried over
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    return "poisoned"
+
+def observe():
+    """What this test's process finds: the values of a process nothing ran in before."""
+    import math as m
+    try:
+        stash = open("/tmp/stash").read()
+    except OSError:
+        stash = None
+    return {
+        "count": COUNT, "secret": SECRET, "abs": abs(-2), "builtins_secret": hasattr(builtins, "SECRET"),
+        "math_pi": m.pi == math.pi == 3.141592653589793, "stash_module": "stash" in sys.modules,
+        "recursion": sys.getrecursionlimit(), "gc": gc.isenabled(), "env": os.environ.get("STASH"),
+        "umask": os.umask(0o022), "cwd": os.getcwd(), "file": stash,
+        "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+        "sigusr1": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
+        "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+        "timer": signal.getitimer(signal.ITIMER_REAL)[0] == 0.0,
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 20,
+    }
+'''
+
+PRISTINE = {"count": 0, "secret": None, "abs": 2, "builtins_secret": False, "math_pi": True,
+            "stash_module": False, "recursion": 1000, "gc": True, "env": None, "umask": 0o022,
+            "cwd": "/tmp", "file": None, "sigterm": True, "sigusr1": True, "blocked": [],
+            "timer": True, "nofile": True}
+
+
+def test_a_test_that_poisons_its_process_and_the_container_cannot_reach_the_next(sandbox):
+    # The second test runs right after the first poisoned everything it could (globals, builtins,
+    # sys.modules, signals, the signal mask, a pending timer, limits, umask, cwd, environment,
+    # files): it finds a process as fresh as the first test's own, without the secret anywhere.
+    observe = "import json\nprint(json.dumps(dict(observe()), sort_keys=True))\n"
+    result = run_checks(sandbox, POISON, observe, "print(poison('HIDDEN-9f2'))\n", observe,
+                        "print(poison('HIDDEN-9f3'))\nprint(observe()['count'])\n", observe)
+    import json
+    assert [c.outcome for c in result.checks] == [CheckOutcome.COMPLETED] * 5, result.checks
+    assert json.loads(result.checks[0].stdout) == PRISTINE
+    assert result.checks[1].stdout == "poisoned\n"
+    # The poisoning took effect in its own test (count 1 there), and nowhere after it.
+    assert result.checks[3].stdout == "poisoned\n1\n"
+    for later in (result.checks[2], result.checks[4]):
+        assert json.loads(later.stdout) == PRISTINE, later.stdout
+        assert "HIDDEN" not in later.stdout
+
+
+def test_a_tests_process_is_a_lean_fork(sandbox):
+    # What each test's process starts with, as cheap as it can be (docs/internals.md, "What one
+    # more test costs"): threading is not loaded (with it, every fork runs its at-fork hook), the
+    # SIGCHLD handler of the zygote is gone, and it is still first in line for the OOM killer.
+    program = ("import os, signal, sys\n"
+               "STATE = ('threading' in sys.modules, signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,\n"
+               "         signal.set_wakeup_fd(-1), open('/proc/self/oom_score_adj').read().strip(),\n"
+               "         os.getuid())\n")
+    result = run_checks(sandbox, program, "print(STATE)\n", "print(STATE)\n")
+    assert [c.stdout for c in result.checks] == ["(False, True, -1, '1000', 10001)\n"] * 2, result.checks
+
+
+def test_checks_done_before_a_grading_the_host_gives_up_on_are_still_reported(executor_image, no_leaks,
+                                                                              docker_client):
+    # The runner sends check frames with the result, or 0.25 s after its last write at the latest:
+    # when the host's deadline ends a grading (here: the runner is frozen from outside during the
+    # third test), the tests done until shortly before still have their outcome.
+    import signal
+    import threading
+    import time
+
+    from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig, Status
+
+    from ..conftest import TEST_OWNER, our_containers, signal_runner
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=2))
+    frozen = threading.Event()
+
+    def freeze_during_the_third_test():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for c in our_containers(docker_client):
+                if c["State"] != "running":
+                    continue
+                probe = docker_client.api.exec_create(c["Id"], ["test", "-e", "/tmp/third-started"], user="0:0")
+                docker_client.api.exec_start(probe)
+                if docker_client.api.exec_inspect(probe)["ExitCode"] == 0:
+                    signal_runner(docker_client, c["Id"], signal.SIGSTOP)
+                    frozen.set()
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=freeze_during_the_third_test)
+    thread.start()
+    try:
+        result = box.run(ExecutionRequest(code="def add(a, b):\n    return a + b\n", limits=Limits(time_s=1),
+                                          checks=(Check("print(add(1, 1))", timeout_s=1),
+                                                  Check("import time\ntime.sleep(0.5)\nprint(add(2, 2))", timeout_s=1),
+                                                  Check("open('/tmp/third-started', 'w').close()\n"
+                                                        "import time\ntime.sleep(30)\n", timeout_s=5))))
+    finally:
+        thread.join()
+        box.close()
+    assert frozen.is_set()
+    assert result.status is Status.TIMEOUT, result
+    assert [(c.outcome, c.stdout) for c in result.checks] == [
+        (CheckOutcome.COMPLETED, "2\n"), (CheckOutcome.COMPLETED, "4\n"), (CheckOutcome.NOT_RUN, "")]
