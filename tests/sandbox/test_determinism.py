@@ -64,3 +64,20 @@ def test_deterministic_code_is_not_flagged(code):
 ])
 def test_only_results_that_come_out_the_same_again_are_reusable(result, expected):
     assert reusable(result) is expected
+
+
+def test_the_top_level_package_decides_however_deep_the_import():
+    assert nondeterminism_reason("import concurrent.futures.thread") == "imports 'concurrent.futures.thread'"
+    assert nondeterminism_reason("from concurrent.futures.process import BrokenProcessPool") == (
+        "imports from 'concurrent.futures.process'")
+    assert nondeterminism_reason("import json.decoder.scanner") is None
+
+
+def test_a_volatile_path_is_named_by_its_first_40_characters():
+    path = "/proc/self/" + "x" * 60
+    assert nondeterminism_reason(f"print(open({path!r}).read())") == f"reads '{path[:40]}'"
+
+
+def test_a_runtime_error_with_exit_code_zero_is_not_reused():
+    # Not an ordinary exit of a failing program: something else decided the status.
+    assert reusable(ExecutionResult(Status.RUNTIME_ERROR, exit_code=0)) is False
