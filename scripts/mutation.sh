@@ -9,9 +9,9 @@
 #   scripts/mutation.sh grading/compare.py   only the modules named (paths under jupyter_exec_ext/)
 #
 # One module at a time, one test process at a time (MUTATION_JOBS, default 1): it is slow but
-# leaves the machine usable. Work goes to .mutation/ (gitignored); results there are reused while
-# neither the module nor its tests change. Needs the .venv of scripts/provision.sh; installs the
-# pinned mutmut into it.
+# leaves the machine usable. Work goes to .mutation/ (gitignored), started afresh every time (mutmut
+# keeps the verdicts of a module whose source did not change, even when its tests did). Needs the
+# .venv of scripts/provision.sh; installs the pinned mutmut into it.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="$repo/.venv/bin/python"
@@ -54,7 +54,7 @@ for module in "${modules[@]}"; do
   # A copy of its own per module: the package, the tests (their folders' helpers too) and the
   # pytest settings. No conftest: these tests use no fixture of ours, and ours talk to Docker.
   mkdir -p "$dir"
-  rm -rf "$dir/jupyter_exec_ext" "$dir/tests"
+  rm -rf "$dir/jupyter_exec_ext" "$dir/tests" "$dir/mutants"
   cp -a "$repo/jupyter_exec_ext" "$repo/tests" "$dir/"
   rm -rf "$dir/jupyter_exec_ext/labextension" "$dir/tests/lab"
   find "$dir/jupyter_exec_ext" "$dir/tests" \( -name __pycache__ -o -name conftest.py \) -prune -exec rm -rf {} +

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .models import ExecutionResult, Status
-from .policy import ATTRIBUTE, IMPORT, IMPORT_FROM, NAME, PARSE_ERRORS, STRING, parse, uses
+from .policy import ATTRIBUTE, IMPORT, IMPORT_FROM, NAME, PARSE_ERRORS, STRING, parse, top_level, uses
 
 #: Modules whose use makes output change from run to run: randomness, clocks, process and host
 #: state, concurrency (thread scheduling), dynamic imports. Conservative on purpose: a false alarm
@@ -54,10 +54,10 @@ def nondeterminism_reason(code: str) -> Optional[str]:
         return "the code could not be analysed"
     for use in uses(tree):
         if use.kind == IMPORT:
-            if _top(use.name) in NONDETERMINISTIC_MODULES:
+            if top_level(use.name) in NONDETERMINISTIC_MODULES:
                 return f"imports '{use.name}'"
         elif use.kind == IMPORT_FROM:
-            if use.name and _top(use.name) in NONDETERMINISTIC_MODULES:
+            if use.name and top_level(use.name) in NONDETERMINISTIC_MODULES:
                 return f"imports from '{use.name}'"
         elif use.kind == NAME:
             if use.name in NONDETERMINISTIC_CALLS:
@@ -68,11 +68,6 @@ def nondeterminism_reason(code: str) -> Optional[str]:
         elif use.kind == STRING and use.name.startswith(_VOLATILE_PATHS):
             return f"reads '{use.name[:40]}'"
     return None
-
-
-def _top(module: str) -> str:
-    """The top-level package of a dotted module name."""
-    return module.split(".", 1)[0]
 
 
 def reusable(result: ExecutionResult) -> bool:

@@ -45,7 +45,7 @@ class Use:
             (``name`` is the builtin called: a bare name or ``builtins.NAME``, else ``""``),
             ``attribute`` and ``name`` (any attribute or name read or written), ``string`` (a
             string constant).
-        line: where it is (0 when the node has no line).
+        line: where it is.
         level: ``import_from`` only: the dots of a relative import.
         method: ``call`` only: the attribute called (``sort`` in ``xs.sort()``), else ``""``.
     """
@@ -58,15 +58,15 @@ class Use:
 
 
 def uses(tree: ast.AST) -> Iterator[Use]:
-    """Every :class:`Use` in ``tree``, in ``ast.walk`` order (an import statement's names in the
-    order written). The one AST walk the policy and the determinism check share."""
+    """Every :class:`Use` in ``tree`` (as ``parse`` makes it: every node reported has a line), in
+    ``ast.walk`` order (an import statement's names in the order written). The one AST walk the
+    policy and the determinism check share."""
     for node in ast.walk(tree):
-        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield Use(IMPORT, alias.name, line)
+                yield Use(IMPORT, alias.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
-            yield Use(IMPORT_FROM, node.module or "", line, level=node.level or 0)
+            yield Use(IMPORT_FROM, node.module or "", node.lineno, level=node.level or 0)
         elif isinstance(node, ast.Call):
             func = node.func
             name = method = ""
@@ -76,13 +76,20 @@ def uses(tree: ast.AST) -> Iterator[Use]:
                 method = func.attr
                 if isinstance(func.value, ast.Name) and func.value.id in ("builtins", "__builtins__"):
                     name = func.attr
-            yield Use(CALL, name, line, method=method)
+            yield Use(CALL, name, node.lineno, method=method)
         elif isinstance(node, ast.Attribute):
-            yield Use(ATTRIBUTE, node.attr, line)
+            yield Use(ATTRIBUTE, node.attr, node.lineno)
         elif isinstance(node, ast.Name):
-            yield Use(NAME, node.id, line)
+            yield Use(NAME, node.id, node.lineno)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            yield Use(STRING, node.value, line)
+            yield Use(STRING, node.value, node.lineno)
+
+
+def top_level(module: str) -> str:
+    """The top-level package of a dotted module name (``os`` of ``os.path``): what an import rule
+    is about."""
+    return module.partition(".")[0]
+
 
 #: The seed's safe-module list, the modules most beginner exercises need.
 SAFE_MODULES = frozenset(
@@ -189,7 +196,7 @@ class CodePolicy:
         return sorted(found, key=lambda v: v.line)
 
     def _check_module(self, name: str, line: int) -> Iterable[PolicyViolation]:
-        top = name.split(".", 1)[0]
+        top = top_level(name)
         if top in self.forbidden_imports:
             yield PolicyViolation(line, f"importing '{name}' is not allowed in this exercise")
         elif self.allowed_modules is not None and top not in self.allowed_modules:

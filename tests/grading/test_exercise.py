@@ -344,3 +344,34 @@ def test_a_missing_or_unreadable_data_file_is_named(tmp_path) -> None:
     with pytest.raises(DataFilesError) as err:
         unreadable.read_data_files()
     assert str(err.value) == "exercise 'add': data file 'folder.csv' cannot be read (Is a directory)"
+
+
+def test_a_due_time_in_utc_may_end_in_a_lowercase_z() -> None:
+    exercise = exercise_from_notebook(exercise_notebook(due="2026-12-01T22:59:00z"))
+    assert exercise.due.isoformat() == "2026-12-01T22:59:00+00:00"
+
+
+def test_a_regex_test_needs_its_pattern() -> None:
+    with pytest.raises(ExerciseError) as err:
+        exercise_from_notebook(exercise_notebook(tests=[{"name": "t", "test_code": "x", "compare": "regex"}]),
+                               "x.ipynb")
+    assert str(err.value) == "x.ipynb: test 't' (tests[0]): field 'expected_output': compare 'regex' needs a pattern"
+
+
+def test_a_rule_without_a_reason_says_only_the_rule() -> None:
+    exercise = exercise_from_notebook(exercise_notebook(requirements=[{"rule": "avoids", "construct": "while"}]))
+    assert exercise.requirements[0].requirement.check("while True:\n    break\n") == (
+        "your code must not use a `while` loop")
+
+
+def test_a_markdown_cell_without_source_adds_nothing_to_the_prompt() -> None:
+    meta = {"exercise_id": "a", "tests": [{"name": "t", "test_code": "x"}]}
+    nb = {"metadata": {"jupyter_exec": meta},
+          "cells": [{"cell_type": "markdown"}, {"cell_type": "markdown", "source": "Task."}]}
+    assert exercise_from_notebook(nb).prompt == "Task."
+
+
+def test_a_missing_data_file_of_an_exercise_without_a_notebook_path_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFilesError, match="^exercise 'add': data file 'gone.csv' is missing"):
+        Exercise(id="add", title="Add", data_files=("gone.csv",)).read_data_files()
