@@ -360,6 +360,7 @@ def test_a_regex_test_needs_its_pattern() -> None:
 
 def test_a_rule_without_a_reason_says_only_the_rule() -> None:
     exercise = exercise_from_notebook(exercise_notebook(requirements=[{"rule": "avoids", "construct": "while"}]))
+    assert exercise.requirements[0].requirement.why == ""
     assert exercise.requirements[0].requirement.check("while True:\n    break\n") == (
         "your code must not use a `while` loop")
 
