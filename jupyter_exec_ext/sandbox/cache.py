@@ -39,7 +39,8 @@ from .result_store import REDIS_KEY_PREFIX, MemoryStore, ResultStore, redact_url
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
-#: Names that lived here before the cache was split up; importable from here as before.
+#: The caching sandbox, and the names that lived here before the cache was split up (importable
+#: from here as before).
 __all__ = [
     "CACHE_SECRET_ENV", "KEY_FORMAT", "NONDETERMINISTIC_ATTRIBUTES", "NONDETERMINISTIC_CALLS",
     "NONDETERMINISTIC_MODULES", "REDIS_KEY_PREFIX", "REDIS_URL_ENV", "CacheConfig", "CachingSandbox",
