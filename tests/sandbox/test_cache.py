@@ -16,6 +16,7 @@ from jupyter_exec_ext.sandbox import (
     Check,
     CachingSandbox,
     CodePolicy,
+    DataFile,
     DockerSandbox,
     ExecutionRequest,
     ExecutionResult,
@@ -54,6 +55,15 @@ def test_the_key_covers_everything_that_changes_a_result():
         "output cap": dict(base, config=replace(config, output_limit_bytes=1000)),
         "tmpfs": dict(base, config=replace(config, tmpfs_mb=16)),
         "runtime": dict(base, config=replace(config, runtime="runsc")),
+        "network": dict(base, config=replace(config, network="class-net")),
+        "user": dict(base, config=replace(config, user="10005:10005")),
+        "figures": dict(base, config=replace(config, display_limit=3)),
+        "figure bytes": dict(base, config=replace(config, display_bytes=1024)),
+        "a data file": dict(base, request=replace(request, files=(DataFile("d.csv", b"1,2"),))),
+        "its content": dict(base, request=replace(request, files=(DataFile("d.csv", b"1,3"),))),
+        "its name": dict(base, request=replace(request, files=(DataFile("e.csv", b"1,2"),))),
+        # Code may hold a lone surrogate (JSON can spell one); the key is still made.
+        "surrogate": dict(base, request=replace(request, code="print('\ud800')")),
     }
     keys = {name: cache_key(**kwargs) for name, kwargs in variants.items()}
     assert all(k != key for k in keys.values()), [n for n, k in keys.items() if k == key]
