@@ -7,11 +7,11 @@ import os
 import socket
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from .. import __version__
 from .errors import LimitError
-from .limits import Limits
+from .limits import Limits, parse_positive_float, parse_positive_int
 
 DEFAULT_IMAGE = f"jupyter-exec-ext-executor:{__version__}"
 #: Label on every container, image and build this project makes; the reaper looks for it.
@@ -193,3 +193,82 @@ def seccomp_security_opt(setting: str) -> Optional[str]:
                          f"defaultAction")
     # The engine takes the profile itself, not a path (the docker CLI reads the file the same way).
     return "seccomp=" + json.dumps(profile, separators=(",", ":"))
+
+
+#: Environment variable with the result cache's Redis URL (the seed's ``DOCKER_EXECUTOR_`` family).
+REDIS_URL_ENV = ENV_PREFIX + "REDIS_URL"
+#: Environment variable with the key that authenticates result cache entries.
+CACHE_SECRET_ENV = ENV_PREFIX + "CACHE_SECRET"
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """How results are cached. Admins set it through traits or environment variables.
+
+    Args:
+        enabled: when false, every run goes to the sandbox.
+        redis_url: ``redis://[:password@]host:port/db`` (also ``rediss://``, ``unix://``); None
+            keeps the cache in this process only.
+        ttl_s: how long an entry lives, in seconds.
+        max_entries: bound of the in-process LRU (embedded default and Redis fallback).
+        max_bytes: bound of the in-process LRU's total size.
+        max_entry_bytes: a result larger than this (serialized) is not cached.
+        redis_timeout_s: connect and read timeout of every Redis call, so a dead or frozen Redis
+            delays a run by at most this much once per retry interval.
+        retry_initial_s: after a Redis failure, wait this long before trying Redis again.
+        retry_max_s: the wait doubles per failed try up to this.
+        image_id_ttl_s: how long the executor image id is trusted before it is read again
+            (a rebuilt image is noticed within this time).
+        secret: the key that authenticates entries (HMAC-SHA256 over key and value); None makes
+            a random one per process, so entries written before a restart become misses. Set it
+            when several servers share one Redis, or to keep entries across restarts.
+    """
+
+    enabled: bool = True
+    redis_url: Optional[str] = None
+    ttl_s: float = 3600.0
+    max_entries: int = 1024
+    max_bytes: int = 64 * 1024 * 1024
+    max_entry_bytes: int = 256 * 1024
+    redis_timeout_s: float = 0.5
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 30.0
+    image_id_ttl_s: float = 30.0
+    secret: Optional[bytes] = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.secret is not None and len(self.secret) < 16:
+            raise ValueError("the result cache secret must be at least 16 bytes (e.g. "
+                             "`openssl rand -hex 32`)")
+        for name in ("ttl_s", "redis_timeout_s", "retry_initial_s", "retry_max_s", "image_id_ttl_s"):
+            parse_positive_float(getattr(self, name), name)
+        for name in ("max_entries", "max_bytes", "max_entry_bytes"):
+            parse_positive_int(getattr(self, name), name)
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> CacheConfig:
+        """Reads ``DOCKER_EXECUTOR_REDIS_URL``, ``_CACHE_ENABLED``, ``_CACHE_TTL`` (seconds),
+        ``_CACHE_MAX_ENTRIES`` and ``_CACHE_SECRET``; ``overrides`` win.
+
+        Raises:
+            ValueError: a variable holds a value that makes no sense; the message names it.
+        """
+        env = os.environ if environ is None else environ
+        changes: dict[str, Any] = {}
+        url = (env.get(REDIS_URL_ENV) or "").strip()
+        if url:
+            changes["redis_url"] = url
+        secret = (env.get(CACHE_SECRET_ENV) or "").strip()
+        if secret:
+            changes["secret"] = secret.encode()
+        readers: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+            "CACHE_ENABLED": ("enabled", parse_env_bool),
+            "CACHE_TTL": ("ttl_s", lambda v, n: parse_positive_float(v, n, seconds=True)),
+            "CACHE_MAX_ENTRIES": ("max_entries", parse_positive_int),
+        }
+        for suffix, (attr, parse) in readers.items():
+            value = env.get(ENV_PREFIX + suffix)
+            if value:
+                changes[attr] = parse(value, ENV_PREFIX + suffix)
+        changes.update(overrides)
+        return cls(**changes)

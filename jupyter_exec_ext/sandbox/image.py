@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -45,6 +46,27 @@ def executor_image_dir() -> Path:
         if all((candidate / name).is_file() for name in RUNNER_FILES):
             return candidate
     raise ImageBuildError(f"the executor image sources ({', '.join(RUNNER_FILES)}) are missing from the install")
+
+
+def runner_digest(context: Path) -> str:
+    """Hash of the runner's files (``RUNNER_FILES``: every module the container runs, the child
+    programs included, and the Dockerfile that places them)."""
+    h = hashlib.sha256(b"runner-files 1\0")
+    for name in RUNNER_FILES:
+        h.update(name.encode() + b"\0" + (context / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def runner_version() -> str:
+    """Hash of the runner shipped with this package (``runner_digest``); part of every result
+    cache key, so a changed runner or child program makes every old key unused."""
+    try:
+        return runner_digest(executor_image_dir())
+    except (ImageBuildError, OSError) as e:
+        # The image id in the key still separates runners; this only loses a second safeguard.
+        log.warning("runner source not found (%s); the cache key relies on the image id alone", e)
+        return "unknown"
 
 
 def fingerprint(context: Path, base_image_id: str, flavour: str = DEFAULT_FLAVOUR) -> str:

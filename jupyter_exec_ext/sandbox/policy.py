@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 # CPython 3.11 keeps one recursion counter for turning a parse tree into ``ast`` objects per
 # interpreter, not per thread: two threads parsing at once can end in "SystemError: AST constructor
@@ -23,6 +23,73 @@ def parse(code: str) -> ast.Module:
     """``ast.parse``, one thread at a time."""
     with _PARSE_LOCK:
         return ast.parse(code)
+
+
+#: What ``parse`` raises for code this interpreter cannot turn into a tree (bad syntax, a null
+#: byte, nesting too deep for the parser, a source too large for memory).
+PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
+
+#: Kinds of :class:`Use`.
+IMPORT, IMPORT_FROM, CALL, ATTRIBUTE, NAME, STRING = (
+    "import", "import_from", "call", "attribute", "name", "string")
+
+
+@dataclass(frozen=True)
+class Use:
+    """One thing a program uses, as the static checks (the code policy, the cache's determinism
+    check) see it.
+
+    Args:
+        kind: ``import`` (``name`` is the module of ``import name``), ``import_from`` (``name`` is
+            the module of ``from name import …``, ``""`` for ``from . import x``), ``call``
+            (``name`` is the builtin called: a bare name or ``builtins.NAME``, else ``""``),
+            ``attribute`` and ``name`` (any attribute or name read or written), ``string`` (a
+            string constant).
+        line: where it is.
+        level: ``import_from`` only: the dots of a relative import.
+        method: ``call`` only: the attribute called (``sort`` in ``xs.sort()``), else ``""``.
+    """
+
+    kind: str
+    name: str
+    line: int
+    level: int = 0
+    method: str = ""
+
+
+def uses(tree: ast.AST) -> Iterator[Use]:
+    """Every :class:`Use` in ``tree`` (as ``parse`` makes it: every node reported has a line), in
+    ``ast.walk`` order (an import statement's names in the order written). The one AST walk the
+    policy and the determinism check share."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Use(IMPORT, alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            yield Use(IMPORT_FROM, node.module or "", node.lineno, level=node.level or 0)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = method = ""
+            if isinstance(func, ast.Name):
+                name = func.id
+            elif isinstance(func, ast.Attribute):
+                method = func.attr
+                if isinstance(func.value, ast.Name) and func.value.id in ("builtins", "__builtins__"):
+                    name = func.attr
+            yield Use(CALL, name, node.lineno, method=method)
+        elif isinstance(node, ast.Attribute):
+            yield Use(ATTRIBUTE, node.attr, node.lineno)
+        elif isinstance(node, ast.Name):
+            yield Use(NAME, node.id, node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield Use(STRING, node.value, node.lineno)
+
+
+def top_level(module: str) -> str:
+    """The top-level package of a dotted module name (``os`` of ``os.path``): what an import rule
+    is about."""
+    return module.partition(".")[0]
+
 
 #: The seed's safe-module list, the modules most beginner exercises need.
 SAFE_MODULES = frozenset(
@@ -121,15 +188,15 @@ class CodePolicy:
         """
         try:
             tree = parse(code)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        except PARSE_ERRORS:
             return []
         found = []
-        for node in ast.walk(tree):
-            found.extend(self._check_node(node))
+        for use in uses(tree):
+            found.extend(self._check_use(use))
         return sorted(found, key=lambda v: v.line)
 
     def _check_module(self, name: str, line: int) -> Iterable[PolicyViolation]:
-        top = name.split(".", 1)[0]
+        top = top_level(name)
         if top in self.forbidden_imports:
             yield PolicyViolation(line, f"importing '{name}' is not allowed in this exercise")
         elif self.allowed_modules is not None and top not in self.allowed_modules:
@@ -138,34 +205,26 @@ class CodePolicy:
                 line, f"importing '{name}' is not allowed in this exercise (allowed modules: {allowed})"
             )
 
-    def _check_node(self, node: ast.AST) -> Iterable[PolicyViolation]:
-        line = getattr(node, "lineno", 0)
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield from self._check_module(alias.name, line)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
+    def _check_use(self, use: Use) -> Iterable[PolicyViolation]:
+        line = use.line
+        if use.kind == IMPORT:
+            yield from self._check_module(use.name, line)
+        elif use.kind == IMPORT_FROM:
+            if use.level:
                 yield PolicyViolation(line, "relative imports are not allowed in this exercise")
-            elif node.module:
-                yield from self._check_module(node.module, line)
-        elif isinstance(node, ast.Call):
-            func = node.func
-            name = None
-            if isinstance(func, ast.Name):
-                name = func.id
-            elif (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                  and func.value.id in ("builtins", "__builtins__")):
-                name = func.attr
-            if name in self.forbidden_calls:
-                yield PolicyViolation(line, f"calling '{name}()' is not allowed in this exercise")
-            elif isinstance(func, ast.Attribute) and "." + func.attr in self.forbidden_calls:
-                yield PolicyViolation(line, f"calling '.{func.attr}()' is not allowed in this exercise")
-        elif isinstance(node, ast.Attribute) and self.forbid_dunder_access:
-            if node.attr.startswith("__") and node.attr.endswith("__"):
-                yield PolicyViolation(line, f"using '{node.attr}' is not allowed in this exercise")
-        elif isinstance(node, ast.Name) and self.forbid_dunder_access:
-            if node.id in ("__builtins__", "__loader__", "__spec__"):
-                yield PolicyViolation(line, f"using '{node.id}' is not allowed in this exercise")
+            elif use.name:
+                yield from self._check_module(use.name, line)
+        elif use.kind == CALL:
+            if use.name and use.name in self.forbidden_calls:
+                yield PolicyViolation(line, f"calling '{use.name}()' is not allowed in this exercise")
+            elif use.method and "." + use.method in self.forbidden_calls:
+                yield PolicyViolation(line, f"calling '.{use.method}()' is not allowed in this exercise")
+        elif use.kind == ATTRIBUTE and self.forbid_dunder_access:
+            if use.name.startswith("__") and use.name.endswith("__"):
+                yield PolicyViolation(line, f"using '{use.name}' is not allowed in this exercise")
+        elif use.kind == NAME and self.forbid_dunder_access:
+            if use.name in ("__builtins__", "__loader__", "__spec__"):
+                yield PolicyViolation(line, f"using '{use.name}' is not allowed in this exercise")
 
 
 #: Ready-made policies by name; "none" allows everything (the default for plain execution).
@@ -248,7 +307,7 @@ class Requirement:
         """None when ``code`` follows the rule, else the message a student reads."""
         try:
             tree = parse(code)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        except PARSE_ERRORS:
             return f"{self.description}: the code does not parse, so this could not be checked"
         scope: ast.AST = tree
         if self.function:

@@ -16,6 +16,7 @@ from jupyter_exec_ext.sandbox import (
     Check,
     CachingSandbox,
     CodePolicy,
+    DataFile,
     DockerSandbox,
     ExecutionRequest,
     ExecutionResult,
@@ -29,70 +30,14 @@ from jupyter_exec_ext.sandbox.cache import (
     MemoryStore,
     ResultStore,
     cache_key,
-    nondeterminism_reason,
     redact_url,
-    reusable,
 )
 
-CACHE_LOGGER = "jupyter_exec_ext.sandbox.cache"
+#: The Redis outage and recovery messages come from the store.
+STORE_LOGGER = "jupyter_exec_ext.sandbox.result_store"
 
 
-# -- what may be reused -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("code, reason", [
-    ("import random\nprint(random.random())", "imports 'random'"),
-    ("from random import randint\nprint(randint(1, 6))", "imports from 'random'"),
-    ("import numpy as np\nprint(np.random.rand())", "uses '.random'"),
-    ("import time\nprint(time.time())", "imports 'time'"),
-    ("from datetime import datetime\nprint(datetime.now())", "imports from 'datetime'"),
-    ("import secrets\nprint(secrets.token_hex())", "imports 'secrets'"),
-    ("import uuid\nprint(uuid.uuid4())", "imports 'uuid'"),
-    ("import os\nprint(os.urandom(4))", "imports 'os'"),
-    ("import os.path\nprint(1)", "imports 'os.path'"),
-    ("import threading\nprint(1)", "imports 'threading'"),
-    ("print(id([]))", "uses 'id'"),
-    ("print(hash('abc'))", "uses 'hash'"),
-    ("m = __import__('random')\nprint(m.random())", "uses '__import__'"),
-    ("exec('print(1)')", "uses 'exec'"),
-    ("print(open('/proc/uptime').read())", "reads '/proc/uptime'"),
-    ("print(open('/dev/urandom', 'rb').read(4))", "reads '/dev/urandom'"),
-    ("def f(:\n  pass", "the code could not be analysed"),
-])
-def test_plainly_nondeterministic_code_is_named(code, reason):
-    assert nondeterminism_reason(code) == reason
-
-
-@pytest.mark.parametrize("code", [
-    "print('hello')",
-    "import math\nprint(math.sqrt(2))",
-    "import sys\nfor line in sys.stdin:\n    print(line.upper())",
-    "name = input()\nprint(f'hi {name}')",
-    "from collections import Counter\nprint(Counter('banana').most_common(1))",
-    "with open('/tmp/x', 'w') as f:\n    f.write('1')\nprint(open('/tmp/x').read())",
-    "class Clock:\n    def tick(self):\n        return 1\nprint(Clock().tick())",
-    "1 / 0",
-])
-def test_deterministic_code_is_not_flagged(code):
-    assert nondeterminism_reason(code) is None
-
-
-@pytest.mark.parametrize("result, expected", [
-    (ExecutionResult(Status.OK, stdout="hi\n", exit_code=0), True),
-    (ExecutionResult(Status.OK, exit_code=0, message="a process of the program was stopped at the memory limit"), False),
-    (ExecutionResult(Status.OK, stdout="x" * 10, exit_code=0, truncated=True), False),
-    (ExecutionResult(Status.SYNTAX_ERROR, exit_code=1), True),
-    (ExecutionResult(Status.RUNTIME_ERROR, exit_code=1, stderr="ZeroDivisionError"), True),
-    (ExecutionResult(Status.RUNTIME_ERROR, exit_code=-9, message="the program was killed by SIGKILL"), False),
-    (ExecutionResult(Status.RUNTIME_ERROR, exit_code=None), False),
-    (ExecutionResult(Status.TIMEOUT), False),
-    (ExecutionResult(Status.MEMORY_LIMIT), False),
-    (ExecutionResult(Status.INTERNAL_ERROR), False),
-    (ExecutionResult(Status.OUTPUT_LIMIT, truncated=True), False),
-    (ExecutionResult(Status.POLICY_VIOLATION), False),
-])
-def test_only_results_that_come_out_the_same_again_are_reusable(result, expected):
-    assert reusable(result) is expected
-
+# -- the key ------------------------------------------------------------------------------------------
 
 def test_the_key_covers_everything_that_changes_a_result():
     request = ExecutionRequest(code="print(input())", stdin="a")
@@ -110,6 +55,15 @@ def test_the_key_covers_everything_that_changes_a_result():
         "output cap": dict(base, config=replace(config, output_limit_bytes=1000)),
         "tmpfs": dict(base, config=replace(config, tmpfs_mb=16)),
         "runtime": dict(base, config=replace(config, runtime="runsc")),
+        "network": dict(base, config=replace(config, network="class-net")),
+        "user": dict(base, config=replace(config, user="10005:10005")),
+        "figures": dict(base, config=replace(config, display_limit=3)),
+        "figure bytes": dict(base, config=replace(config, display_bytes=1024)),
+        "a data file": dict(base, request=replace(request, files=(DataFile("d.csv", b"1,2"),))),
+        "its content": dict(base, request=replace(request, files=(DataFile("d.csv", b"1,3"),))),
+        "its name": dict(base, request=replace(request, files=(DataFile("e.csv", b"1,2"),))),
+        # Code may hold a lone surrogate (JSON can spell one); the key is still made.
+        "surrogate": dict(base, request=replace(request, code="print('\ud800')")),
     }
     keys = {name: cache_key(**kwargs) for name, kwargs in variants.items()}
     assert all(k != key for k in keys.values()), [n for n, k in keys.items() if k == key]
@@ -241,7 +195,7 @@ def test_values_live_in_redis_with_the_ttl(redis_server):
 
 @pytest.mark.redis
 def test_redis_down_falls_back_to_memory_and_says_so_once(redis_server, caplog):
-    caplog.set_level(logging.DEBUG, logger=CACHE_LOGGER)
+    caplog.set_level(logging.DEBUG, logger=STORE_LOGGER)
     # A long retry interval: during it, no call may touch Redis at all.
     store = ResultStore(CacheConfig(redis_url=redis_server.url, retry_initial_s=600))
     store.set("before", b"1")
@@ -281,7 +235,7 @@ def test_a_down_redis_is_retried_with_a_doubling_backoff(redis_server):
 
 @pytest.mark.redis
 def test_redis_is_used_again_when_it_comes_back(redis_server, caplog):
-    caplog.set_level(logging.INFO, logger=CACHE_LOGGER)
+    caplog.set_level(logging.INFO, logger=STORE_LOGGER)
     config = outage_config(redis_server.url)
     store = ResultStore(config)
     redis_server.kill()
@@ -539,7 +493,7 @@ def test_random_numbers_are_never_stale(make_cache, counting_sandbox, redis_serv
 @pytest.mark.redis
 def test_runs_go_on_when_redis_dies_and_use_it_again_when_it_returns(
         make_cache, counting_sandbox, redis_server, caplog):
-    caplog.set_level(logging.INFO, logger=CACHE_LOGGER)
+    caplog.set_level(logging.INFO, logger=STORE_LOGGER)
     cache = make_cache(redis_url=redis_server.url, retry_initial_s=0.2, retry_max_s=0.4,
                        redis_timeout_s=0.3)
     code = "print(sum(range(10)))"

@@ -3,6 +3,7 @@
 import pytest
 
 from jupyter_exec_ext.sandbox import LimitError, Limits, SandboxConfig
+from jupyter_exec_ext.sandbox.limits import parse_memory_mb, parse_positive_float, parse_positive_int
 
 
 def test_defaults_are_the_seeds():
@@ -110,3 +111,55 @@ def test_config_reads_the_reuse_settings_and_names_a_bad_one():
 def test_config_refuses_root():
     with pytest.raises(ValueError, match="other than root"):
         SandboxConfig(user="0:0")
+
+
+# -- the parsers' edges (each one a way the rules could change unnoticed) ---------------------------
+
+def test_the_smallest_memory_docker_accepts_is_allowed_and_one_less_is_not():
+    assert Limits.from_mapping({"memory_limit": 16}).memory_mb == 16
+    assert Limits.from_mapping({"memory_limit": "16m"}).memory_mb == 16
+    with pytest.raises(LimitError, match="memory_limit of 15 MiB is below the minimum of 16 MiB"):
+        Limits.from_mapping({"memory_limit": 15})
+
+
+def test_the_smallest_whole_number_is_one():
+    assert Limits.from_mapping({"pids_limit": 1, "nofile_limit": "1"}).pids == 1
+    with pytest.raises(LimitError, match="pids_limit must be positive, got 0"):
+        Limits.from_mapping({"pids_limit": 0})
+
+
+@pytest.mark.parametrize("value, number", [(4, 4), (4.0, 4), ("12", 12), (" 12 ", 12), ("007", 7)])
+def test_whole_numbers_from_json_numbers_and_text(value, number):
+    parsed = parse_positive_int(value, "pids_limit")
+    assert parsed == number and type(parsed) is int
+
+
+def test_a_boolean_is_no_number_and_the_message_names_the_field():
+    for parse in (parse_positive_int, parse_positive_float, parse_memory_mb):
+        with pytest.raises(LimitError, match="^some_field must be a number, got True$"):
+            parse(True, "some_field")
+
+
+def test_memory_errors_name_memory_limit_by_default():
+    with pytest.raises(LimitError, match="^memory_limit must be a positive size"):
+        parse_memory_mb("lots")
+
+
+def test_a_seconds_suffix_only_where_seconds_are_meant():
+    assert parse_positive_float("30s", "time_limit", seconds=True) == 30.0
+    with pytest.raises(LimitError, match="cpu_limit must be a positive number, got '2s'"):
+        parse_positive_float("2s", "cpu_limit")
+    with pytest.raises(LimitError, match="cpu_limit must be a positive number"):
+        Limits.from_mapping({"cpu_limit": "2s"})
+
+
+def test_limits_that_are_not_an_object_are_named():
+    with pytest.raises(LimitError, match="^limits must be an object, got list$"):
+        Limits.from_mapping(["memory_limit"])
+
+
+def test_an_unknown_limit_lists_the_known_ones():
+    with pytest.raises(LimitError) as err:
+        Limits.from_mapping({"disk": "1g"})
+    assert str(err.value) == ("unknown limit 'disk'; known limits: memory_limit, cpu_limit, time_limit, "
+                              "pids_limit, nofile_limit")

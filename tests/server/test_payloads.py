@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_exec_ext.sandbox import LimitError, Limits
+from jupyter_exec_ext.sandbox import ExecutionResult, LimitError, Limits, Status
 from jupyter_exec_ext.server.errors import BadRequestError, PayloadTooLargeError
 from jupyter_exec_ext.server.payloads import (
     RequestBounds,
+    execute_reply,
     health_status,
     parse_execute,
     parse_json_object,
+    parse_submit,
+    type_name,
 )
 
 BOUNDS = RequestBounds(max_code_bytes=100, max_stdin_bytes=50, default_limits=Limits(),
@@ -112,3 +115,79 @@ def test_limits_start_from_the_defaults_and_are_clamped_with_notes() -> None:
 ])
 def test_health_status(engine: dict, saturated: bool, expected: str) -> None:
     assert health_status(engine, saturated) == expected
+
+
+# -- what a request keeps, and the exact edges ------------------------------------------------------
+
+def test_a_body_of_exactly_the_cap_is_parsed() -> None:
+    body = b'{"code": "' + b"x" * 990 + b'"}'
+    assert len(body) == 1002
+    assert parse_json_object(body, 1002) == {"code": "x" * 990}
+    with pytest.raises(PayloadTooLargeError):
+        parse_json_object(body, 1001)
+
+
+@pytest.mark.parametrize("body, message", [
+    (b" \n", "request body is empty; expected a JSON object"),
+    (b"\xff", "request body is not UTF-8 text"),
+    (b"[" * 100_000, "request body nests JSON arrays or objects too deeply; expected an object of "
+                     "plain fields"),
+])
+def test_refusals_of_a_body_say_what_was_expected(body: bytes, message: str) -> None:
+    with pytest.raises(BadRequestError) as err:
+        parse_json_object(body, 1_000_000)
+    assert str(err.value) == message
+
+
+def test_types_outside_json_are_named_by_their_python_name() -> None:
+    assert [type_name(v) for v in ({}, [], "", True, 1, 1.5, None)] == [
+        "object", "array", "string", "boolean", "number", "number", "null"]
+    assert type_name(b"x") == "bytes" and type_name({1}) == "set"
+
+
+def test_an_unknown_field_lists_the_known_ones() -> None:
+    with pytest.raises(BadRequestError) as err:
+        parse_execute({"code": "x", "timeout": 3}, BOUNDS)
+    assert str(err.value) == ("unknown field 'timeout'; known fields: code, stdin, time_limit, "
+                              "memory_limit, use_cache, exercise_id")
+
+
+def test_stdin_and_the_exercise_go_into_the_request() -> None:
+    payload = parse_execute({"code": "print(input())", "stdin": "4\n", "exercise_id": "squares"}, BOUNDS)
+    assert payload.request.stdin == "4\n" and payload.request.code == "print(input())"
+    assert payload.exercise_id == "squares"
+    assert parse_execute({"code": "x", "exercise_id": ""}, BOUNDS).exercise_id is None
+    assert parse_execute({"code": "x"}, BOUNDS).exercise_id is None
+
+
+def test_the_exercise_id_is_at_most_256_bytes_and_a_string() -> None:
+    assert parse_execute({"code": "x", "exercise_id": "e" * 256}, BOUNDS).exercise_id == "e" * 256
+    with pytest.raises(PayloadTooLargeError, match="^exercise_id is 257 bytes, over the limit of 256 bytes$"):
+        parse_execute({"code": "x", "exercise_id": "e" * 257}, BOUNDS)
+    with pytest.raises(BadRequestError, match="^exercise_id must be a string, got number$"):
+        parse_execute({"code": "x", "exercise_id": 7}, BOUNDS)
+
+
+def test_the_admins_default_limits_are_the_start() -> None:
+    defaults = Limits(memory_mb=200, cpus=0.25, time_s=7, pids=20, nofile=64)
+    bounds = RequestBounds(max_code_bytes=100, max_stdin_bytes=50, default_limits=defaults,
+                           max_limits=Limits(memory_mb=512, time_s=60))
+    assert parse_execute({"code": "pass"}, bounds).request.limits == defaults
+    asked = parse_execute({"code": "pass", "time_limit": 9}, bounds).request.limits
+    assert asked == Limits(memory_mb=200, cpus=0.25, time_s=9, pids=20, nofile=64)
+
+
+def test_a_submission_is_only_its_code() -> None:
+    assert parse_submit({"code": "print(1)"}, BOUNDS) == "print(1)"
+    with pytest.raises(BadRequestError, match="^code is required$"):
+        parse_submit({}, BOUNDS)
+    with pytest.raises(BadRequestError, match="^unknown field 'stdin'; known fields: code$"):
+        parse_submit({"code": "x", "stdin": "1"}, BOUNDS)
+    with pytest.raises(PayloadTooLargeError, match="^code is 101 bytes, over the limit of 100 bytes$"):
+        parse_submit({"code": "x" * 101}, BOUNDS)
+
+
+def test_the_reply_is_the_result_with_the_notes() -> None:
+    result = ExecutionResult(Status.OK, stdout="hi\n", exit_code=0)
+    reply = execute_reply(result, ("time_limit lowered",))
+    assert reply == {**result.to_dict(), "notes": ["time_limit lowered"]}
