@@ -3,10 +3,10 @@
  * bar text. Pure functions of the API answers (given a `Document`), so they are unit-tested
  * without JupyterLab. Text goes in through `textContent` only: output is never parsed as HTML.
  */
-import { IDockerStatus, IExecutionResult, ISubmissionResult, ITestResult } from './types.js';
+import { IDockerStatus, IExecutionResult, ISubmissionResult, ITestResult, RunStatus, TestStatus } from './types.js';
 
-/** Words a student understands for each run status. */
-const RUN_STATUS_TEXT: Record<string, string> = {
+/** Words a student understands for each run status (the type makes the table complete). */
+const RUN_STATUS_TEXT: Record<RunStatus, string> = {
   ok: 'ok',
   runtime_error: 'runtime error',
   syntax_error: 'syntax error',
@@ -18,8 +18,9 @@ const RUN_STATUS_TEXT: Record<string, string> = {
   cancelled: 'stopped'
 };
 
-export function runStatusText(status: string): string {
-  return RUN_STATUS_TEXT[status] ?? status.replace(/_/g, ' ');
+/** A status a newer server may add reads as its own words. */
+export function runStatusText(status: RunStatus): string {
+  return RUN_STATUS_TEXT[status] ?? String(status).replace(/_/g, ' ');
 }
 
 export function el(
@@ -229,7 +230,7 @@ export function renderPending(doc: Document, title: string, what: string, level 
   return root;
 }
 
-const TEST_STATUS_TEXT: Record<string, string> = {
+const TEST_STATUS_TEXT: Record<TestStatus, string> = {
   passed: 'passed',
   failed: 'failed',
   error: 'error',

@@ -91,7 +91,7 @@ export async function requestAPI<T>(
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
+  } catch {
     throw new SandboxRequestError(
       'Cannot reach the Jupyter server: check your connection, or whether the server is still running.',
       0

@@ -80,6 +80,8 @@ export class ResultsBox extends Widget {
 
 interface ISubmitOptions {
   instructor: () => boolean;
+  /** Whether the toolbar shows the Submit button (the `showSubmit` setting). */
+  showButton: () => boolean;
   /** The cells a submission graded (models' ids), for their marks. */
   onGraded: (panel: NotebookPanel, cellIds: Set<string>) => void;
   refreshCommands: () => void;
@@ -186,9 +188,9 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
       return panel && inFlight.has(panel.id) ? 'Submitting…' : 'Submit';
     },
     caption: 'Submit this exercise: your code cells are graded against its tests in the sandbox',
-    isVisible: () => {
+    isVisible: args => {
       const panel = current();
-      return !!panel?.model && exerciseId(panel.model) !== null;
+      return !!panel?.model && exerciseId(panel.model) !== null && (args.toolbar !== true || options.showButton());
     },
     // Enabled while in flight too (a disabled button drops the keyboard focus): a repeat is ignored.
     isEnabled: () => {
