@@ -107,8 +107,7 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const serverMessage =
-      data && typeof data.message === 'string' ? data.message : '';
+    const serverMessage = data && typeof data.message === 'string' ? data.message : '';
     const retryAfter = response.headers.get('Retry-After');
     const reason = data && typeof data.reason === 'string' ? data.reason : null;
     throw new SandboxRequestError(

@@ -35,7 +35,10 @@ export class SandboxStatusModel {
    * @param interval between polls, in ms (the `statusPollInterval` setting)
    * @param settings the server connection (tests give their own)
    */
-  constructor(interval = DEFAULT_SETTINGS.statusPollMs, private _settings?: ServerConnection.ISettings) {
+  constructor(
+    interval = DEFAULT_SETTINGS.statusPollMs,
+    private _settings?: ServerConnection.ISettings
+  ) {
     this._poll = new Poll({
       factory: () => this._fetch(),
       frequency: { interval, backoff: false },
@@ -114,7 +117,10 @@ export class SandboxStatus extends Widget {
   private _text: HTMLElement;
   private _details: HTMLElement;
 
-  constructor(private _model: SandboxStatusModel, className = 'jp-ExecExt-statusItem') {
+  constructor(
+    private _model: SandboxStatusModel,
+    className = 'jp-ExecExt-statusItem'
+  ) {
     super();
     this.addClass(className);
     this._text = document.createElement('span');
