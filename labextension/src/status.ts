@@ -51,6 +51,8 @@ export class SandboxStatusModel {
 
   /** Stops polling and listening. */
   dispose(): void {
+    // Stopped first: lumino's Poll.dispose leaves its pending timer running until it fires.
+    void this._poll.stop();
     this._poll.dispose();
     sandboxActivity.changed.disconnect(this._onActivity, this);
   }
