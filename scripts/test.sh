@@ -30,6 +30,7 @@ runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_root/data" -l "$pg_root/postgres
   || { tail -n 20 "$pg_root/postgres.log" >&2; exit 1; }
 export JUPYTER_EXEC_EXT_TEST_POSTGRES="postgresql+psycopg://postgres@127.0.0.1:$pg_port/postgres"
 
+bash "$repo/scripts/lint-js.sh"  # the lab extension's ESLint and Prettier: a finding fails the run
 status=0
 "$repo/.venv/bin/python" -m pytest -ra "$@" || status=$?
 left="$(docker ps -aq --filter "label=jupyter-exec-ext.owner=$DOCKER_EXECUTOR_OWNER" | wc -l)"

@@ -69,17 +69,25 @@ export function describeErrors(meta: any, errors: ErrorObject[] | null | undefin
   return found;
 }
 
-
 /** The validator's answer: the reference's and the starter's result on every test. */
 export function renderValidation(doc: Document, answer: IValidation): HTMLElement {
   const root = el(doc, 'div', 'jp-ExecExt-validation');
   root.dataset.ok = String(answer.ok);
-  root.appendChild(el(doc, 'div', `jp-ExecExt-validationSummary ${answer.ok ? 'jp-mod-passed' : 'jp-mod-failed'}`,
-    answer.ok ? 'Valid: the reference solution passes every test.' : `Not valid: ${answer.problem}.`));
+  root.appendChild(
+    el(
+      doc,
+      'div',
+      `jp-ExecExt-validationSummary ${answer.ok ? 'jp-mod-passed' : 'jp-mod-failed'}`,
+      answer.ok ? 'Valid: the reference solution passes every test.' : `Not valid: ${answer.problem}.`
+    )
+  );
   if (answer.warning) {
     root.appendChild(el(doc, 'div', 'jp-ExecExt-validationWarning', `Warning: ${answer.warning}.`));
   }
-  for (const [label, graded] of [['Reference solution', answer.solution], ['Starter code', answer.starter]] as const) {
+  for (const [label, graded] of [
+    ['Reference solution', answer.solution],
+    ['Starter code', answer.starter]
+  ] as const) {
     if (!graded) {
       continue;
     }
@@ -105,7 +113,14 @@ function renderWrongSolutions(doc: Document, wrong: IWrongSolution[]): HTMLEleme
   const section = el(doc, 'section', 'jp-ExecExt-validationPart');
   section.dataset.part = 'wrong';
   const byVisible = wrong.filter(w => w.caught_by_visible).length;
-  section.appendChild(el(doc, 'h4', '', `Wrong solutions: ${wrong.filter(w => w.caught).length} of ${wrong.length} caught, ${byVisible} by a visible test`));
+  section.appendChild(
+    el(
+      doc,
+      'h4',
+      '',
+      `Wrong solutions: ${wrong.filter(w => w.caught).length} of ${wrong.length} caught, ${byVisible} by a visible test`
+    )
+  );
   const table = el(doc, 'table', 'jp-ExecExt-wrongSolutions');
   table.appendChild(el(doc, 'caption', '', 'Each known-wrong answer, its score and the tests that catch it'));
   const head = el(doc, 'tr', '');
@@ -122,10 +137,17 @@ function renderWrongSolutions(doc: Document, wrong: IWrongSolution[]): HTMLEleme
     name.setAttribute('scope', 'row');
     row.appendChild(name);
     row.appendChild(el(doc, 'td', '', `${w.score} / ${w.max_score}`));
-    const tests = [...w.caught_by].sort((a, b) => Number(a.hidden) - Number(b.hidden))
+    const tests = [...w.caught_by]
+      .sort((a, b) => Number(a.hidden) - Number(b.hidden))
       .map(t => (t.hidden ? `${t.name} (hidden)` : t.name));
-    row.appendChild(el(doc, 'td', w.caught ? '' : 'jp-mod-failed',
-      w.caught ? tests.join(', ') : 'nothing: this wrong answer scores full marks'));
+    row.appendChild(
+      el(
+        doc,
+        'td',
+        w.caught ? '' : 'jp-mod-failed',
+        w.caught ? tests.join(', ') : 'nothing: this wrong answer scores full marks'
+      )
+    );
     table.appendChild(row);
   }
   section.appendChild(table);
@@ -133,9 +155,20 @@ function renderWrongSolutions(doc: Document, wrong: IWrongSolution[]): HTMLEleme
 }
 
 /** The student copy, read-only: each cell as students will see it, and the visible tests. */
-export function renderPreview(doc: Document, nb: any, render: (markdown: string, host: HTMLElement) => void): HTMLElement {
+export function renderPreview(
+  doc: Document,
+  nb: any,
+  render: (markdown: string, host: HTMLElement) => void
+): HTMLElement {
   const root = el(doc, 'div', 'jp-ExecExt-preview');
-  root.appendChild(el(doc, 'p', 'jp-ExecExt-previewNote', 'Preview of the student copy (read-only): no reference solution, no hidden tests.'));
+  root.appendChild(
+    el(
+      doc,
+      'p',
+      'jp-ExecExt-previewNote',
+      'Preview of the student copy (read-only): no reference solution, no hidden tests.'
+    )
+  );
   for (const cell of nb.cells ?? []) {
     const source = Array.isArray(cell.source) ? cell.source.join('') : String(cell.source ?? '');
     const box = el(doc, 'div', `jp-ExecExt-previewCell jp-ExecExt-preview-${cell.cell_type}`);

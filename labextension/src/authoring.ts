@@ -81,7 +81,12 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, te
 let fieldCounter = 0;
 
 /** A labelled field with the place its schema error appears (linked for screen readers). */
-function field(labelText: string, input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement, path: string, help?: string): HTMLElement {
+function field(
+  labelText: string,
+  input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement,
+  path: string,
+  help?: string
+): HTMLElement {
   const id = `jp-ExecExt-field-${++fieldCounter}`;
   const wrap = el('div', 'jp-ExecExt-field');
   const label = el('label', 'jp-ExecExt-fieldLabel', labelText);
@@ -196,7 +201,11 @@ export class ExercisePanel extends Panel {
     }
     if (errors.size) {
       const [path, message] = errors.entries().next().value as [string, string];
-      const where = path.replace(/^\/tests\/(\d+)/, (_, i) => `test ${Number(i) + 1}`).replace(/^\//, '').replace(/\//g, ' ') || 'exercise';
+      const where =
+        path
+          .replace(/^\/tests\/(\d+)/, (_, i) => `test ${Number(i) + 1}`)
+          .replace(/^\//, '')
+          .replace(/\//g, ' ') || 'exercise';
       const more = errors.size > 1 ? ` (and ${errors.size - 1} more)` : '';
       this.say(`Not saved until fixed: ${where} ${message}${more}.`, true);
       return;
@@ -223,8 +232,21 @@ export class ExercisePanel extends Panel {
     const title = el('h2', 'jp-ExecExt-panelTitle', `Exercise: ${this.notebook.title.label}`);
     this.head.node.appendChild(title);
     if (!this.draft) {
-      this.head.node.appendChild(el('p', '', 'This notebook is not an exercise yet. Give it an id and a title; an example test is added for you to edit.'));
-      const id = input('text', this.notebook.title.label.replace(/\.ipynb$/, '').toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+/, ''));
+      this.head.node.appendChild(
+        el(
+          'p',
+          '',
+          'This notebook is not an exercise yet. Give it an id and a title; an example test is added for you to edit.'
+        )
+      );
+      const id = input(
+        'text',
+        this.notebook.title.label
+          .replace(/\.ipynb$/, '')
+          .toLowerCase()
+          .replace(/[^a-z0-9_-]+/g, '-')
+          .replace(/^[-_]+/, '')
+      );
       const name = input('text', '');
       const make = button('Make this an exercise');
       make.classList.add('jp-mod-accept');
@@ -237,7 +259,12 @@ export class ExercisePanel extends Panel {
         this.render();
         this.commit();
       });
-      this.head.node.append(field('Exercise id', id, '/exercise_id'), field('Title', name, '/title'), make, this.status);
+      this.head.node.append(
+        field('Exercise id', id, '/exercise_id'),
+        field('Title', name, '/title'),
+        make,
+        this.status
+      );
       this.foot.hide();
       return;
     }
@@ -361,8 +388,12 @@ export class ExercisePanel extends Panel {
       this.commit();
     });
     const compare = el('select', 'jp-mod-styled jp-ExecExt-input');
-    for (const [value, text] of [['strip', 'strip: ignore surrounding blank space'], ['exact', 'exact'],
-      ['float', 'float: numbers within a tolerance'], ['regex', 'regex: output matches a pattern']]) {
+    for (const [value, text] of [
+      ['strip', 'strip: ignore surrounding blank space'],
+      ['exact', 'exact'],
+      ['float', 'float: numbers within a tolerance'],
+      ['regex', 'regex: output matches a pattern']
+    ]) {
       const option = el('option', '', text);
       option.value = value;
       option.selected = (test.compare ?? 'strip') === value;
@@ -394,7 +425,12 @@ export class ExercisePanel extends Panel {
       }
       this.commit();
     });
-    const expectedField = field('Expected output', expected, `${base}/expected_output`, 'Leave empty for an assert-style test: it passes when its code raises nothing.');
+    const expectedField = field(
+      'Expected output',
+      expected,
+      `${base}/expected_output`,
+      'Leave empty for an assert-style test: it passes when its code raises nothing.'
+    );
     expectedField.classList.add('jp-ExecExt-full');
     rest.node.append(
       expectedField,
@@ -443,32 +479,60 @@ export class ExercisePanel extends Panel {
         await this.notebook.context.save(); // the server reads the notebook from disk
         await action();
       } catch (error) {
-        this.results.replaceChildren(el('div', 'jp-ExecExt-authoringError', `${what} failed: ${(error as Error).message}`));
+        this.results.replaceChildren(
+          el('div', 'jp-ExecExt-authoringError', `${what} failed: ${(error as Error).message}`)
+        );
       } finally {
         busy(false);
       }
     };
-    validate.addEventListener('click', () => void run('Validating in the sandbox', async () => {
-      const answer = await requestAPI<IValidation>('authoring/validate', { method: 'POST', body: JSON.stringify({ path: path() }) });
-      this.results.replaceChildren(renderValidation(document, answer));
-    }));
-    preview.addEventListener('click', () => void run('Making the student copy', async () => {
-      const answer = await requestAPI<{ notebook: any }>('authoring/preview', { method: 'POST', body: JSON.stringify({ path: path() }) });
-      this.openPreview(answer.notebook, this.notebook.title.label);
-      this.results.textContent = 'The preview opened beside the notebook.';
-    }));
-    release.addEventListener('click', () => void run('Releasing', async () => {
-      const answer = await requestAPI<{ action: string; path: string }>('authoring/release', { method: 'POST', body: JSON.stringify({ path: path() }) });
-      const words: Record<string, string> = {
-        added: 'Released: students now have', updated: 'Released: updated the students’ copy',
-        'added beside': 'Released beside the student’s edited copy as', unchanged: 'Already released, unchanged:'
-      };
-      const node = el('div', 'jp-ExecExt-released', `${words[answer.action] ?? answer.action} ${answer.path} in their workspace.`);
-      node.dataset.action = answer.action;
-      this.results.replaceChildren(node);
-    }));
+    validate.addEventListener(
+      'click',
+      () =>
+        void run('Validating in the sandbox', async () => {
+          const answer = await requestAPI<IValidation>('authoring/validate', {
+            method: 'POST',
+            body: JSON.stringify({ path: path() })
+          });
+          this.results.replaceChildren(renderValidation(document, answer));
+        })
+    );
+    preview.addEventListener(
+      'click',
+      () =>
+        void run('Making the student copy', async () => {
+          const answer = await requestAPI<{ notebook: any }>('authoring/preview', {
+            method: 'POST',
+            body: JSON.stringify({ path: path() })
+          });
+          this.openPreview(answer.notebook, this.notebook.title.label);
+          this.results.textContent = 'The preview opened beside the notebook.';
+        })
+    );
+    release.addEventListener(
+      'click',
+      () =>
+        void run('Releasing', async () => {
+          const answer = await requestAPI<{ action: string; path: string }>('authoring/release', {
+            method: 'POST',
+            body: JSON.stringify({ path: path() })
+          });
+          const words: Record<string, string> = {
+            added: 'Released: students now have',
+            updated: 'Released: updated the students’ copy',
+            'added beside': 'Released beside the student’s edited copy as',
+            unchanged: 'Already released, unchanged:'
+          };
+          const node = el(
+            'div',
+            'jp-ExecExt-released',
+            `${words[answer.action] ?? answer.action} ${answer.path} in their workspace.`
+          );
+          node.dataset.action = answer.action;
+          this.results.replaceChildren(node);
+        })
+    );
     bar.append(validate, preview, release);
     this.foot.node.append(this.status, bar, this.results);
   }
 }
-

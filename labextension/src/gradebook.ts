@@ -85,13 +85,21 @@ export function renderGradebookTable(
   const all = studentLines(book);
   const lines = sortLines(filterLines(all, state.filter), state.key, state.direction);
   const table = el(doc, 'table', 'jp-ExecExt-gradebookTable') as HTMLTableElement;
-  const caption = el(doc, 'caption', 'jp-ExecExt-tableCaption',
+  const caption = el(
+    doc,
+    'caption',
+    'jp-ExecExt-tableCaption',
     `Scores by student and exercise (${lines.length} of ${all.length} students shown, ` +
-    `sorted by ${keyLabel(state.key)}, ${state.direction}). Each score counts by the exercise's rule, best or last.`);
+      `sorted by ${keyLabel(state.key)}, ${state.direction}). Each score counts by the exercise's rule, best or last.`
+  );
   table.appendChild(caption);
   const head = el(doc, 'thead', '');
   const headRow = el(doc, 'tr', '');
-  const columns: SortKey[] = [{ kind: 'user' }, ...exercises.map(id => ({ kind: 'exercise', id }) as SortKey), { kind: 'total' }];
+  const columns: SortKey[] = [
+    { kind: 'user' },
+    ...exercises.map(id => ({ kind: 'exercise', id }) as SortKey),
+    { kind: 'total' }
+  ];
   for (const key of columns) {
     const th = el(doc, 'th', 'jp-ExecExt-sortHeader');
     th.setAttribute('scope', 'col');
@@ -101,7 +109,12 @@ export function renderGradebookTable(
     const button = el(doc, 'button', 'jp-ExecExt-sortButton', keyLabel(key)) as HTMLButtonElement;
     button.type = 'button';
     // The arrow is decoration; aria-sort tells screen readers.
-    const arrow = el(doc, 'span', 'jp-ExecExt-sortArrow', active ? (state.direction === 'ascending' ? ' ▲' : ' ▼') : '');
+    const arrow = el(
+      doc,
+      'span',
+      'jp-ExecExt-sortArrow',
+      active ? (state.direction === 'ascending' ? ' ▲' : ' ▼') : ''
+    );
     arrow.setAttribute('aria-hidden', 'true');
     button.appendChild(arrow);
     button.addEventListener('click', () => onSort(key));
@@ -128,13 +141,20 @@ export function renderGradebookTable(
       }
       td.appendChild(el(doc, 'span', 'jp-ExecExt-gradeMain', main));
       // "no submission" is for screen readers; the dash says it to the eye.
-      td.appendChild(el(doc, 'span', cell && cell.attempts > 0 ? 'jp-ExecExt-gradeDetail' : 'jp-ExecExt-visuallyHidden', detail));
+      td.appendChild(
+        el(doc, 'span', cell && cell.attempts > 0 ? 'jp-ExecExt-gradeDetail' : 'jp-ExecExt-visuallyHidden', detail)
+      );
       if (cell?.last_at) {
         td.title = `last submission ${formatTime(cell.last_at)}`;
       }
       row.appendChild(td);
     }
-    const total = el(doc, 'td', 'jp-ExecExt-gradeTotal', line.cells.size ? formatScore(line.total, line.totalMax) : '—');
+    const total = el(
+      doc,
+      'td',
+      'jp-ExecExt-gradeTotal',
+      line.cells.size ? formatScore(line.total, line.totalMax) : '—'
+    );
     total.dataset.score = String(line.total);
     row.appendChild(total);
     body.appendChild(row);
@@ -201,9 +221,15 @@ export function renderPassRateChart(doc: Document, stats: IExerciseStats): SVGSV
 export function renderStats(doc: Document, stats: IExerciseStats): HTMLElement {
   const root = el(doc, 'div', 'jp-ExecExt-stats');
   root.dataset.exercise = stats.exercise_id;
-  root.appendChild(el(doc, 'p', 'jp-ExecExt-statsSummary',
-    `${stats.submissions} ${stats.submissions === 1 ? 'submission' : 'submissions'} by ` +
-    `${stats.students} ${stats.students === 1 ? 'student' : 'students'}.`));
+  root.appendChild(
+    el(
+      doc,
+      'p',
+      'jp-ExecExt-statsSummary',
+      `${stats.submissions} ${stats.submissions === 1 ? 'submission' : 'submissions'} by ` +
+        `${stats.students} ${stats.students === 1 ? 'student' : 'students'}.`
+    )
+  );
   if (stats.tests.length === 0) {
     root.appendChild(el(doc, 'p', 'jp-ExecExt-statsEmpty', 'No test results recorded for this exercise yet.'));
     return root;
@@ -211,9 +237,15 @@ export function renderStats(doc: Document, stats: IExerciseStats): HTMLElement {
   const figure = el(doc, 'figure', 'jp-ExecExt-statsChart');
   figure.appendChild(renderPassRateChart(doc, stats));
   const hardest = [...stats.tests].sort((a, b) => a.pass_rate - b.pass_rate)[0];
-  figure.appendChild(el(doc, 'figcaption', 'jp-ExecExt-chartCaption',
-    `Pass rate per test (share of the students who tried it that passed it). Lowest: ${hardest.name}` +
-    `${hardest.hidden ? ' (hidden)' : ''} at ${percent(hardest.pass_rate)}. The table below has every number.`));
+  figure.appendChild(
+    el(
+      doc,
+      'figcaption',
+      'jp-ExecExt-chartCaption',
+      `Pass rate per test (share of the students who tried it that passed it). Lowest: ${hardest.name}` +
+        `${hardest.hidden ? ' (hidden)' : ''} at ${percent(hardest.pass_rate)}. The table below has every number.`
+    )
+  );
   root.appendChild(figure);
 
   const table = el(doc, 'table', 'jp-ExecExt-statsTable');
@@ -236,8 +268,14 @@ export function renderStats(doc: Document, stats: IExerciseStats): HTMLElement {
     row.appendChild(name);
     row.appendChild(el(doc, 'td', 'jp-ExecExt-passRate', percent(t.pass_rate)));
     row.appendChild(el(doc, 'td', '', `${t.passed_students} of ${t.attempted_students}`));
-    row.appendChild(el(doc, 'td', '',
-      t.median_attempts_to_first_pass === null ? 'nobody passed yet' : formatPoints(t.median_attempts_to_first_pass)));
+    row.appendChild(
+      el(
+        doc,
+        'td',
+        '',
+        t.median_attempts_to_first_pass === null ? 'nobody passed yet' : formatPoints(t.median_attempts_to_first_pass)
+      )
+    );
     body.appendChild(row);
   }
   table.appendChild(body);
@@ -317,7 +355,10 @@ export class GradebookView extends Widget {
     empty.addEventListener('change', () => {
       this._state = { ...this._state, showEmpty: empty.checked };
       this._renderTable(false);
-      announce(this._region, empty.checked ? 'Exercises without submissions shown.' : 'Exercises without submissions hidden.');
+      announce(
+        this._region,
+        empty.checked ? 'Exercises without submissions shown.' : 'Exercises without submissions hidden.'
+      );
     });
     const emptyLabel = el(doc, 'label', '', 'Show exercises without submissions');
     emptyLabel.setAttribute('for', emptyId);
@@ -380,12 +421,14 @@ export class GradebookView extends Widget {
     delete this._status.dataset.state;
     const exercises = exerciseColumns(this._book);
     const previous = this._exercise.value;
-    this._exercise.replaceChildren(...exercises.map(id => {
-      const option = doc.createElement('option');
-      option.value = id;
-      option.textContent = id;
-      return option;
-    }));
+    this._exercise.replaceChildren(
+      ...exercises.map(id => {
+        const option = doc.createElement('option');
+        option.value = id;
+        option.textContent = id;
+        return option;
+      })
+    );
     const submitted = submittedExercises(this._book);
     if (exercises.includes(previous)) {
       this._exercise.value = previous;
@@ -394,9 +437,11 @@ export class GradebookView extends Widget {
     }
     this._renderTable(false);
     this.node.removeAttribute('aria-busy');
-    announce(this._region,
+    announce(
+      this._region,
       `Gradebook loaded: ${this._book.users.length} ${this._book.users.length === 1 ? 'student' : 'students'}, ` +
-      `${exercises.length} ${exercises.length === 1 ? 'exercise' : 'exercises'}.`);
+        `${exercises.length} ${exercises.length === 1 ? 'exercise' : 'exercises'}.`
+    );
     if (exercises.length) {
       await this.loadStats(this._exercise.value || exercises[0]);
     } else {
@@ -424,8 +469,12 @@ export class GradebookView extends Widget {
   sortBy(key: SortKey): void {
     const same = sameKey(key, this._state.key);
     const direction: SortDirection = same
-      ? this._state.direction === 'ascending' ? 'descending' : 'ascending'
-      : key.kind === 'user' ? 'ascending' : 'descending';
+      ? this._state.direction === 'ascending'
+        ? 'descending'
+        : 'ascending'
+      : key.kind === 'user'
+        ? 'ascending'
+        : 'descending';
     this._state = { ...this._state, key, direction };
     this._renderTable(true, key);
   }
@@ -438,21 +487,28 @@ export class GradebookView extends Widget {
     const { table, shown, total } = renderGradebookTable(doc, this._book, this._state, key => this.sortBy(key));
     this._tableHost.replaceChildren(table);
     const hidden = exerciseColumns(this._book).length - submittedExercises(this._book).length;
-    this._status.textContent = total === 0
-      ? 'No submission recorded yet.'
-      : `${shown} of ${total} ${total === 1 ? 'student' : 'students'} shown.` +
-        (hidden > 0 && !this._state.showEmpty ? ` ${hidden} ${hidden === 1 ? 'exercise' : 'exercises'} without submissions not shown.` : '');
+    this._status.textContent =
+      total === 0
+        ? 'No submission recorded yet.'
+        : `${shown} of ${total} ${total === 1 ? 'student' : 'students'} shown.` +
+          (hidden > 0 && !this._state.showEmpty
+            ? ` ${hidden} ${hidden === 1 ? 'exercise' : 'exercises'} without submissions not shown.`
+            : '');
     if (focusKey) {
       // The table was redrawn: the header just pressed keeps the focus.
       const column = focusKey.kind === 'exercise' ? focusKey.id : focusKey.kind;
-      const header = [...table.querySelectorAll<HTMLElement>('th.jp-ExecExt-sortHeader')]
-        .find(th => th.dataset.column === column);
+      const header = [...table.querySelectorAll<HTMLElement>('th.jp-ExecExt-sortHeader')].find(
+        th => th.dataset.column === column
+      );
       header?.querySelector<HTMLButtonElement>('button')?.focus();
     }
     if (say) {
-      announce(this._region, focusKey
-        ? `Sorted by ${keyLabel(this._state.key)}, ${this._state.direction}.`
-        : `${shown} of ${total} students shown.`);
+      announce(
+        this._region,
+        focusKey
+          ? `Sorted by ${keyLabel(this._state.key)}, ${this._state.direction}.`
+          : `${shown} of ${total} students shown.`
+      );
     }
   }
 }

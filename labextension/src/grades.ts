@@ -8,7 +8,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { API_NAMESPACE, requestAPI } from './request.js';
-import { ITestResult } from './types.js';
+import { ITestResult, RunStatus } from './types.js';
 
 /** One recorded submission, without its code and test details. */
 export interface ISubmissionSummary {
@@ -19,7 +19,8 @@ export interface ISubmissionSummary {
   submitted_at: string;
   score: number;
   max_score: number;
-  status: string;
+  /** How the submitted code itself ran. */
+  status: RunStatus;
   late: boolean;
   duration_ms: number;
 }

@@ -94,9 +94,7 @@ export function renderProgress(doc: Document, progress: IProgress, now: Date = n
 
 /** The attempts oldest first, each with its number (1 = the first ever, even if not listed). */
 export function numbered(page: ISubmissionPage): Array<{ attempt: number; submission: ISubmissionSummary }> {
-  return page.submissions
-    .map((submission, i) => ({ attempt: page.total - page.offset - i, submission }))
-    .reverse();
+  return page.submissions.map((submission, i) => ({ attempt: page.total - page.offset - i, submission })).reverse();
 }
 
 /** One line of text per attempt, the chart's text alternative and the list's labels. */
@@ -108,7 +106,10 @@ export function attemptLabel(attempt: number, s: ISubmissionSummary): string {
  * A bar per attempt, its height the score's share of the maximum. Decorative for screen readers
  * (`aria-hidden`): the list of attempts right below says the same in words.
  */
-export function renderScoreChart(doc: Document, attempts: Array<{ attempt: number; submission: ISubmissionSummary }>): SVGSVGElement {
+export function renderScoreChart(
+  doc: Document,
+  attempts: Array<{ attempt: number; submission: ISubmissionSummary }>
+): SVGSVGElement {
   const barWidth = 14;
   const gap = 4;
   const height = 60;
@@ -178,13 +179,21 @@ export function renderHistory(
   const figure = el(doc, 'figure', 'jp-ExecExt-historyChart');
   figure.appendChild(renderScoreChart(doc, attempts));
   const scores = attempts.map(a => formatPoints(a.submission.score)).join(', ');
-  const caption = el(doc, 'figcaption', 'jp-ExecExt-chartCaption',
+  const caption = el(
+    doc,
+    'figcaption',
+    'jp-ExecExt-chartCaption',
     `Score over ${attempts.length === 1 ? '1 attempt' : `${attempts.length} attempts`}, oldest first: ${scores}` +
-    ` (out of ${formatPoints(attempts[attempts.length - 1].submission.max_score)}). Each attempt is listed below.`);
+      ` (out of ${formatPoints(attempts[attempts.length - 1].submission.max_score)}). Each attempt is listed below.`
+  );
   figure.appendChild(caption);
   section.appendChild(figure);
-  const listHeading = el(doc, 'h4', 'jp-ExecExt-attemptsHeading',
-    page.total > attempts.length ? `Attempts (the latest ${attempts.length} of ${page.total})` : 'Attempts');
+  const listHeading = el(
+    doc,
+    'h4',
+    'jp-ExecExt-attemptsHeading',
+    page.total > attempts.length ? `Attempts (the latest ${attempts.length} of ${page.total})` : 'Attempts'
+  );
   section.appendChild(listHeading);
   const list = el(doc, 'ol', 'jp-ExecExt-attempts');
   // Newest first, as people look for their last try; numbered so the order is never in doubt.
@@ -192,7 +201,12 @@ export function renderHistory(
     const item = el(doc, 'li', 'jp-ExecExt-attempt');
     item.dataset.id = submission.id;
     item.dataset.attempt = String(attempt);
-    const button = el(doc, 'button', 'jp-ExecExt-attemptButton jp-mod-styled', attemptLabel(attempt, submission)) as HTMLButtonElement;
+    const button = el(
+      doc,
+      'button',
+      'jp-ExecExt-attemptButton jp-mod-styled',
+      attemptLabel(attempt, submission)
+    ) as HTMLButtonElement;
     button.type = 'button';
     button.dataset.full = String(submission.score >= submission.max_score && submission.max_score > 0);
     button.addEventListener('click', () => {
@@ -240,8 +254,12 @@ export function renderPastSubmission(doc: Document, detail: ISubmissionDetail, a
   const root = renderSubmission(doc, detailAsResult(detail));
   root.classList.add('jp-ExecExt-pastSubmission');
   root.dataset.id = detail.id;
-  const note = el(doc, 'div', 'jp-ExecExt-pastNote',
-    `Attempt ${attempt}, submitted ${formatTime(detail.submitted_at)}${detail.late ? ' (late)' : ''}`);
+  const note = el(
+    doc,
+    'div',
+    'jp-ExecExt-pastNote',
+    `Attempt ${attempt}, submitted ${formatTime(detail.submitted_at)}${detail.late ? ' (late)' : ''}`
+  );
   root.insertBefore(note, root.children[1] ?? null);
   const code = submittedCode(detail.code);
   if (code !== null) {
@@ -297,13 +315,24 @@ export async function showHistory(
       shown.focus();
     };
     section = renderHistory(doc, exerciseId, progress, page, { open: (s, a) => void open(s, a) }, now);
-    announce(region, `Submission history loaded: ${page.total === 1 ? '1 attempt' : `${page.total} attempts`}` +
-      (progress?.attempts_left !== null && progress?.attempts_left !== undefined ? `, ${progress.attempts_left} left` : ''));
+    announce(
+      region,
+      `Submission history loaded: ${page.total === 1 ? '1 attempt' : `${page.total} attempts`}` +
+        (progress?.attempts_left !== null && progress?.attempts_left !== undefined
+          ? `, ${progress.attempts_left} left`
+          : '')
+    );
   } catch (error) {
     section = el(doc, 'section', 'jp-ExecExt-history');
     section.appendChild(el(doc, 'h3', 'jp-ExecExt-historyHeading', `Your submissions of ${exerciseId}`));
-    section.appendChild(el(doc, 'div', 'jp-ExecExt-message jp-ExecExt-historyError',
-      `The history could not be loaded: ${(error as Error).message}`));
+    section.appendChild(
+      el(
+        doc,
+        'div',
+        'jp-ExecExt-message jp-ExecExt-historyError',
+        `The history could not be loaded: ${(error as Error).message}`
+      )
+    );
     section.dataset.state = 'error';
   }
   const old = node.querySelector(':scope > .jp-ExecExt-history');

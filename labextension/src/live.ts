@@ -139,8 +139,12 @@ export class LiveRun {
         post(request)
           .catch(error => {
             // A server whose POST execute does not know exercise_id runs the code without it.
-            if (request.exercise_id !== undefined && error instanceof SandboxRequestError &&
-                error.status === 400 && /exercise_id/.test(error.message)) {
+            if (
+              request.exercise_id !== undefined &&
+              error instanceof SandboxRequestError &&
+              error.status === 400 &&
+              /exercise_id/.test(error.message)
+            ) {
               const { exercise_id: _id, ...plain } = request;
               return post(plain);
             }
@@ -222,7 +226,9 @@ export class LiveRun {
             const aboutControl = /^(stdin|cancel):/.test(text);
             if (!started && !aboutControl) {
               // The run message itself was refused (bad limits, too many runs): nothing will run.
-              finish(() => reject(new SandboxRequestError(text, typeof message.status === 'number' ? message.status : 0)));
+              finish(() =>
+                reject(new SandboxRequestError(text, typeof message.status === 'number' ? message.status : 0))
+              );
             } else {
               this._handlers.notice?.(text);
             }

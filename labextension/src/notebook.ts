@@ -67,10 +67,7 @@ export function gradedCellIndexes(model: INotebookLike, instructor = false): num
 }
 
 /** The code a submission sends (see `gradedCellIndexes`), and the cells it came from. */
-export function collectSubmission(
-  model: INotebookLike,
-  instructor = false
-): { code: string; cells: number[] } {
+export function collectSubmission(model: INotebookLike, instructor = false): { code: string; cells: number[] } {
   const cells = [...model.cells];
   const indexes = gradedCellIndexes(model, instructor);
   return { code: indexes.map(i => cells[i].sharedModel.getSource()).join('\n\n'), cells: indexes };
@@ -78,7 +75,11 @@ export function collectSubmission(
 
 /** A short name of a cell for people: its number and first line, e.g. `cell 2 (def add(a, b):)`. */
 export function describeCell(index: number, source: string): string {
-  const first = source.split('\n').find(line => line.trim().length > 0)?.trim() ?? '';
+  const first =
+    source
+      .split('\n')
+      .find(line => line.trim().length > 0)
+      ?.trim() ?? '';
   const shown = first.length > 40 ? `${first.slice(0, 39)}…` : first;
   return shown ? `cell ${index + 1} (${shown})` : `cell ${index + 1} (empty)`;
 }

@@ -168,8 +168,15 @@ export class LiveView {
     this._stderr = new StreamBlock(_doc, 'stderr', 'stderr');
     this._figures = el(_doc, 'div', 'jp-ExecExt-figures');
     this._inputSlot = el(_doc, 'div', 'jp-ExecExt-inputSlot');
-    this.node.append(head, this.announcer, this._messages, this._stdout.node, this._stderr.node,
-      this._inputSlot, this._figures);
+    this.node.append(
+      head,
+      this.announcer,
+      this._messages,
+      this._stdout.node,
+      this._stderr.node,
+      this._inputSlot,
+      this._figures
+    );
   }
 
   get stopButton(): HTMLButtonElement {
@@ -351,7 +358,10 @@ export class LiveView {
           child.remove();
         }
       }
-      say(`Output was not streamed: ${fallbackReason}. The run went through the plain API (no input, no Stop).`, 'jp-ExecExt-note');
+      say(
+        `Output was not streamed: ${fallbackReason}. The run went through the plain API (no input, no Stop).`,
+        'jp-ExecExt-note'
+      );
     }
     if (result.dropped) {
       // The stream skipped events the page was too slow for: the result's output is complete.

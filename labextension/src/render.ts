@@ -3,10 +3,10 @@
  * bar text. Pure functions of the API answers (given a `Document`), so they are unit-tested
  * without JupyterLab. Text goes in through `textContent` only: output is never parsed as HTML.
  */
-import { IDockerStatus, IExecutionResult, ISubmissionResult, ITestResult } from './types.js';
+import { IDockerStatus, IExecutionResult, ISubmissionResult, ITestResult, RunStatus, TestStatus } from './types.js';
 
-/** Words a student understands for each run status. */
-const RUN_STATUS_TEXT: Record<string, string> = {
+/** Words a student understands for each run status (the type makes the table complete). */
+const RUN_STATUS_TEXT: Record<RunStatus, string> = {
   ok: 'ok',
   runtime_error: 'runtime error',
   syntax_error: 'syntax error',
@@ -18,16 +18,12 @@ const RUN_STATUS_TEXT: Record<string, string> = {
   cancelled: 'stopped'
 };
 
-export function runStatusText(status: string): string {
-  return RUN_STATUS_TEXT[status] ?? status.replace(/_/g, ' ');
+/** A status a newer server may add reads as its own words. */
+export function runStatusText(status: RunStatus): string {
+  return RUN_STATUS_TEXT[status] ?? String(status).replace(/_/g, ' ');
 }
 
-export function el(
-  doc: Document,
-  tag: string,
-  className: string,
-  text?: string
-): HTMLElement {
+export function el(doc: Document, tag: string, className: string, text?: string): HTMLElement {
   const node = doc.createElement(tag);
   node.className = className;
   if (text !== undefined) {
@@ -229,7 +225,7 @@ export function renderPending(doc: Document, title: string, what: string, level 
   return root;
 }
 
-const TEST_STATUS_TEXT: Record<string, string> = {
+const TEST_STATUS_TEXT: Record<TestStatus, string> = {
   passed: 'passed',
   failed: 'failed',
   error: 'error',
@@ -301,7 +297,15 @@ export function renderSubmission(doc: Document, result: ISubmissionResult, grade
   const passed = result.tests.filter(t => t.status === 'passed').length;
   const full = result.score === result.max_score && result.max_score > 0;
   root.dataset.status = full ? 'full' : 'partial';
-  root.appendChild(header(doc, `Results: ${result.exercise_id}`, full ? 'all tests pass' : `${passed} of ${result.tests.length} tests pass`, full ? 'ok' : 'error', 2));
+  root.appendChild(
+    header(
+      doc,
+      `Results: ${result.exercise_id}`,
+      full ? 'all tests pass' : `${passed} of ${result.tests.length} tests pass`,
+      full ? 'ok' : 'error',
+      2
+    )
+  );
   const score = el(doc, 'div', 'jp-ExecExt-score', `Score: ${result.score} / ${result.max_score}`);
   score.dataset.score = String(result.score);
   score.dataset.maxScore = String(result.max_score);
@@ -324,11 +328,17 @@ export function renderSubmission(doc: Document, result: ISubmissionResult, grade
   // `list-style: none` drops the list role in Safari/VoiceOver: say it explicitly.
   list.setAttribute('role', 'list');
   for (const test of result.tests) {
-    const repeats = !!result.message && !!test.message && test.message !== result.message &&
-      test.message.includes(result.message);
+    const repeats =
+      !!result.message && !!test.message && test.message !== result.message && test.message.includes(result.message);
     // Hidden tests carry only their name and outcome; showing anything else would leak them.
-    list.appendChild(renderTest(doc, test, !test.hidden,
-      repeats ? 'not run: your code stopped before the tests (see the message above)' : undefined));
+    list.appendChild(
+      renderTest(
+        doc,
+        test,
+        !test.hidden,
+        repeats ? 'not run: your code stopped before the tests (see the message above)' : undefined
+      )
+    );
   }
   root.appendChild(list);
   if (result.stderr && !policy) {
@@ -377,14 +387,22 @@ export function describeDockerStatus(
     return { state: 'unavailable', text: 'Sandbox: off', title: 'The sandbox is turned off on this server' };
   }
   if (!docker.reachable) {
-    return { state: 'unavailable', text: 'Sandbox: Docker unavailable', title: docker.error || 'Docker is not running' };
+    return {
+      state: 'unavailable',
+      text: 'Sandbox: Docker unavailable',
+      title: docker.error || 'Docker is not running'
+    };
   }
   if (!docker.image_present) {
     return { state: 'unavailable', text: 'Sandbox: image missing', title: `Executor image ${docker.image} is missing` };
   }
   const inFlight = status.runs.in_flight + status.runs.queued;
   if (inFlight > 0) {
-    return { state: 'busy', text: `Sandbox: ${inFlight} run${inFlight === 1 ? '' : 's'} in flight`, title: `${status.runs.in_flight} running, ${status.runs.queued} queued` };
+    return {
+      state: 'busy',
+      text: `Sandbox: ${inFlight} run${inFlight === 1 ? '' : 's'} in flight`,
+      title: `${status.runs.in_flight} running, ${status.runs.queued} queued`
+    };
   }
   return { state: 'ready', text: 'Sandbox: ready', title: 'Docker is running and the executor image is present' };
 }

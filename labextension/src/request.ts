@@ -91,7 +91,7 @@ export async function requestAPI<T>(
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
+  } catch {
     throw new SandboxRequestError(
       'Cannot reach the Jupyter server: check your connection, or whether the server is still running.',
       0
@@ -107,8 +107,7 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const serverMessage =
-      data && typeof data.message === 'string' ? data.message : '';
+    const serverMessage = data && typeof data.message === 'string' ? data.message : '';
     const retryAfter = response.headers.get('Retry-After');
     const reason = data && typeof data.reason === 'string' ? data.reason : null;
     throw new SandboxRequestError(

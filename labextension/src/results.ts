@@ -80,6 +80,8 @@ export class ResultsBox extends Widget {
 
 interface ISubmitOptions {
   instructor: () => boolean;
+  /** Whether the toolbar shows the Submit button (the `showSubmit` setting). */
+  showButton: () => boolean;
   /** The cells a submission graded (models' ids), for their marks. */
   onGraded: (panel: NotebookPanel, cellIds: Set<string>) => void;
   refreshCommands: () => void;
@@ -90,7 +92,9 @@ interface ISubmitOptions {
  * attributes on to the `<button>` in their shadow root.
  */
 function toolbarButtons(panel: NotebookPanel, name: string): HTMLElement[] {
-  return [...panel.toolbar.node.querySelectorAll<HTMLElement>(`[data-jp-item-name="${name}"] .jp-ToolbarButtonComponent`)];
+  return [
+    ...panel.toolbar.node.querySelectorAll<HTMLElement>(`[data-jp-item-name="${name}"] .jp-ToolbarButtonComponent`)
+  ];
 }
 
 export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, options: ISubmitOptions): void {
@@ -186,9 +190,9 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
       return panel && inFlight.has(panel.id) ? 'Submitting…' : 'Submit';
     },
     caption: 'Submit this exercise: your code cells are graded against its tests in the sandbox',
-    isVisible: () => {
+    isVisible: args => {
       const panel = current();
-      return !!panel?.model && exerciseId(panel.model) !== null;
+      return !!panel?.model && exerciseId(panel.model) !== null && (args.toolbar !== true || options.showButton());
     },
     // Enabled while in flight too (a disabled button drops the keyboard focus): a repeat is ignored.
     isEnabled: () => {
@@ -230,10 +234,10 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
       setBusy(panel, true);
       sandboxActivity.emit('start');
       try {
-        const result = await requestAPI<ISubmissionResult>(
-          `exercises/${encodeURIComponent(id)}/submit`,
-          { method: 'POST', body: JSON.stringify({ code }) }
-        );
+        const result = await requestAPI<ISubmissionResult>(`exercises/${encodeURIComponent(id)}/submit`, {
+          method: 'POST',
+          body: JSON.stringify({ code })
+        });
         options.onGraded(panel, new Set(cells.map(i => cellModels[i].id)));
         box.setContent(renderSubmission(document, result, gradedNames), false, submissionSummary(result));
       } catch (error) {
@@ -249,7 +253,9 @@ export function registerSubmit(app: JupyterFrontEnd, tracker: INotebookTracker, 
         // Focus back where it was if the submission moved it away (lost to the page, or taken
         // by the panel as it opened); where the student moved it meanwhile, it stays.
         const now = document.activeElement;
-        const taken = now === null || now === document.body ||
+        const taken =
+          now === null ||
+          now === document.body ||
           (entry.widget.node.contains(now) && !(focused && entry.widget.node.contains(focused)));
         if (focused && focused.isConnected && taken) {
           focused.focus();

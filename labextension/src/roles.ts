@@ -23,7 +23,12 @@ export function roleBadge(cell: ICellLike): string | null {
 
 /** The cell metadata a role choice writes (the same keys `jupyter exec-ext` reads). */
 export function applyRole(
-  cell: { type: string; getMetadata(key: string): any; setMetadata(key: string, value: any): void; deleteMetadata(key: string): void },
+  cell: {
+    type: string;
+    getMetadata(key: string): any;
+    setMetadata(key: string, value: any): void;
+    deleteMetadata(key: string): void;
+  },
   choice: RoleChoice
 ): void {
   if (cell.type !== 'code' && !['prompt', 'none', 'read-only'].includes(choice)) {

@@ -107,7 +107,9 @@ export class CellRunner {
     if (already) {
       // Keep the command enabled (focus stays on the button) and drop the duplicate.
       if (Date.now() - already.startedAt > DOUBLE_CLICK_MS) {
-        Notification.info('A sandbox run is still going in this notebook: Stop it (or wait) first.', { autoClose: 4000 });
+        Notification.info('A sandbox run is still going in this notebook: Stop it (or wait) first.', {
+          autoClose: 4000
+        });
       }
       return;
     }

@@ -13,10 +13,8 @@ import { Widget } from '@lumino/widgets';
 import { sandboxActivity } from './activity.js';
 import { describeDockerStatus, SandboxState, uniqueId } from './render.js';
 import { requestAPI, SandboxRequestError } from './request.js';
+import { DEFAULT_SETTINGS } from './settings.js';
 import { IDockerStatus } from './types.js';
-
-/** Often enough to notice Docker going away, rare enough to cost nothing. */
-export const STATUS_POLL_MS = 10_000;
 
 export interface IStatusView {
   state: SandboxState;
@@ -34,10 +32,13 @@ export class SandboxStatusModel {
   requests = 0;
 
   /**
-   * @param interval between polls, in ms
+   * @param interval between polls, in ms (the `statusPollInterval` setting)
    * @param settings the server connection (tests give their own)
    */
-  constructor(interval = STATUS_POLL_MS, private _settings?: ServerConnection.ISettings) {
+  constructor(
+    interval = DEFAULT_SETTINGS.statusPollMs,
+    private _settings?: ServerConnection.ISettings
+  ) {
     this._poll = new Poll({
       factory: () => this._fetch(),
       frequency: { interval, backoff: false },
@@ -50,8 +51,25 @@ export class SandboxStatusModel {
 
   /** Stops polling and listening. */
   dispose(): void {
+    // Stopped first: lumino's Poll.dispose leaves its pending timer running until it fires.
+    void this._poll.stop();
     this._poll.dispose();
     sandboxActivity.changed.disconnect(this._onActivity, this);
+  }
+
+  /** Between two polls, in ms. */
+  get interval(): number {
+    return this._poll.frequency.interval;
+  }
+
+  /** A new interval applies at once: the next poll is one new interval from now. */
+  set interval(ms: number) {
+    if (ms === this.interval) {
+      return;
+    }
+    const frequency = this._poll.frequency;
+    this._poll.frequency = { ...frequency, interval: ms, max: Math.max(ms, frequency.max) };
+    void this._poll.schedule({ interval: ms });
   }
 
   private _onActivity(): void {
@@ -101,7 +119,10 @@ export class SandboxStatus extends Widget {
   private _text: HTMLElement;
   private _details: HTMLElement;
 
-  constructor(private _model: SandboxStatusModel, className = 'jp-ExecExt-statusItem') {
+  constructor(
+    private _model: SandboxStatusModel,
+    className = 'jp-ExecExt-statusItem'
+  ) {
     super();
     this.addClass(className);
     this._text = document.createElement('span');

@@ -1,7 +1,29 @@
 /** Shapes of the REST API answers this extension reads (see jupyter_exec_ext/server/openapi.yaml). */
 
+/**
+ * How a run ended (`ExecutionResult.status` in openapi.yaml, `Status` in sandbox/models.py);
+ * a submission's `status` is how the submitted code itself ran. `cancelled` only for a live run
+ * its user stopped.
+ */
+export const RUN_STATUSES = [
+  'ok',
+  'runtime_error',
+  'syntax_error',
+  'timeout',
+  'memory_limit',
+  'output_limit',
+  'policy_violation',
+  'internal_error',
+  'cancelled'
+] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** One test's verdict (`TestResult.status` in openapi.yaml, grading/grader.py). */
+export const TEST_STATUSES = ['passed', 'failed', 'error', 'timeout', 'memory_limit'] as const;
+export type TestStatus = (typeof TEST_STATUSES)[number];
+
 export interface IExecutionResult {
-  status: string;
+  status: RunStatus;
   stdout: string;
   stderr: string;
   exit_code: number | null;
@@ -14,7 +36,7 @@ export interface IExecutionResult {
 
 export interface ITestResult {
   name: string;
-  status: string;
+  status: TestStatus;
   points: number;
   max_points: number;
   hidden: boolean;
@@ -25,7 +47,7 @@ export interface ITestResult {
 
 export interface ISubmissionResult {
   exercise_id: string;
-  status: string;
+  status: RunStatus;
   score: number;
   max_score: number;
   tests: ITestResult[];

@@ -4,9 +4,19 @@ import { JSDOM } from 'jsdom';
 
 const dom = new JSDOM('<!doctype html><body></body>', { url: 'http://localhost:8888/lab' });
 const g = globalThis as any;
+// jsdom has no media queries; JupyterLab's web components ask for `forced-colors` when they load.
+if (!(dom.window as any).matchMedia) {
+  (dom.window as any).matchMedia = (media: string) => ({
+    matches: false, media, onchange: null, addListener() {}, removeListener() {},
+    addEventListener() {}, removeEventListener() {}, dispatchEvent: () => false
+  });
+}
 for (const name of ['window', 'document', 'navigator', 'HTMLElement', 'Element', 'Node', 'Event',
                     'KeyboardEvent', 'MouseEvent', 'requestAnimationFrame', 'cancelAnimationFrame',
-                    'getComputedStyle', 'MutationObserver', 'WebSocket']) {
+                    'getComputedStyle', 'MutationObserver', 'WebSocket', 'customElements', 'matchMedia',
+                    // Every DOM class (Document, CSSStyleSheet, ShadowRoot, …): JupyterLab's web
+                    // components (via @jupyterlab/ui-components) read them as they load.
+                    ...Object.getOwnPropertyNames(dom.window).filter(name => /^[A-Z]/.test(name))]) {
   if (!(name in g) || name === 'navigator') {
     Object.defineProperty(g, name, { value: name === 'window' ? dom.window : (dom.window as any)[name], configurable: true, writable: true });
   }

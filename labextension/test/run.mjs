@@ -18,6 +18,11 @@ await build({
   target: 'node20',
   outdir,
   external: ['jsdom'],
+  // @jupyterlab/ui-components imports its icons' SVG sources as strings (webpack's raw loader).
+  loader: { '.svg': 'text' },
+  // package.json's `sideEffects` (meant for the lab build) would let esbuild drop a bare
+  // `import './dom-globals'`, which sets up the page lumino reads as it loads.
+  ignoreAnnotations: true,
   logLevel: 'warning'
 });
 const run = spawnSync(
