@@ -521,7 +521,9 @@ class ReplicaServer(Server):
         self.api = f"http://127.0.0.1:{self.port}/api/exec/v1/"
         config = workdir / "config.json"
         config.write_text(json.dumps({
-            "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+            # The balancer's health check names its own Host, which jupyter_server would refuse
+            # as a DNS-rebinding attempt; the server still listens on loopback only.
+            "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}, "allow_remote_access": True},
             "ExecExtApp": {"owner": OWNER, "pool_size": pool_size, "cache_enabled": False,
                            "max_concurrent_runs": concurrent, "max_runs_per_user": 1000,
                            "submit_rate_limit": 0, "shared_state_url": redis_url,
@@ -604,7 +606,10 @@ def scaleout(args: argparse.Namespace) -> None:
                                         stderr=subprocess.STDOUT)
             through = Target(f"http://127.0.0.1:{lb_port}/api/exec/v1/")
             deadline = time.monotonic() + 60
-            while through.call("GET", "health")[0] != 200 and time.monotonic() < deadline:
+            while through.call("GET", "health")[0] != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the balancer found no healthy replica:\n"
+                                     + (root / "haproxy.log").read_text()[-2000:])
                 time.sleep(0.2)
 
             def pools_full() -> None:
@@ -621,6 +626,9 @@ def scaleout(args: argparse.Namespace) -> None:
             before = [r.completed() for r in replicas]
             both = measure_spread([through], args.clients, seconds, burst, "bench-square", solution, 5000)
             spread = [r.completed() - b for r, b in zip(replicas, before)]
+            if both["run_errors"] or both["burst_ok"] < burst:
+                raise SystemExit(f"requests through the balancer failed: {both['run_errors']} runs, "
+                                 f"{burst - both['burst_ok']} submissions; see {root}")
             for name, got in (("replica 1 alone (baseline)", alone), ("2 replicas through HAProxy", both)):
                 print(f"{name:28} runs {got['runs_per_s']:5.1f}/s ({got['run_errors']} errors)   "
                       f"burst {got['burst_ok']}/{burst} graded in {got['burst_wall_s']:5.1f} s = "

@@ -490,8 +490,10 @@ class Answer:
     body: dict
 
 
-def load(d: Deployment, users: list[str], stop: threading.Event, code: str) -> list[Answer]:
-    """Each user, in a thread, submits 'add' (at most the limit) and runs code until ``stop``."""
+def load(d: Deployment, users: list[str], stop: threading.Event,
+         code: str) -> tuple[list[Answer], list[threading.Thread]]:
+    """Each user, in a thread, submits 'add' (at most the limit) and runs code until ``stop``;
+    the answers so far, and the threads to join."""
     answers_: list[Answer] = []
     lock = threading.Lock()
 
@@ -519,12 +521,11 @@ def load(d: Deployment, users: list[str], stop: threading.Event, code: str) -> l
         d.token(u)
     for t in threads:
         t.start()
-    load.threads = threads  # type: ignore[attr-defined]
-    return answers_
+    return answers_, threads
 
 
-def finish(answers_: list[Answer]) -> None:
-    for t in load.threads:  # type: ignore[attr-defined]
+def finish(threads: list[threading.Thread]) -> None:
+    for t in threads:
         t.join(timeout=120)
 
 
@@ -559,7 +560,7 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
     zoe_thread = threading.Thread(target=zoe)
     zoe_thread.start()
     stop = threading.Event()
-    answers_ = load(d, [f"crash-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
+    answers_, threads = load(d, [f"crash-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
     time.sleep(4)
     two.kill()
     killed_at = time.monotonic()
@@ -567,7 +568,7 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
     down_at = time.monotonic()
     time.sleep(5)
     stop.set()
-    finish(answers_)
+    finish(threads)
     zoe_thread.join(timeout=60)
 
     # Only requests in progress on the stopped replica were lost, with the balancer's JSON error.
@@ -599,14 +600,14 @@ def test_an_engine_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
         deployment) -> None:
     d = deployment
     stop = threading.Event()
-    answers_ = load(d, [f"engine-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
+    answers_, threads = load(d, [f"engine-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
     time.sleep(4)
     d.engine.stop()
     wait_until(lambda: d.balancer.state()["exec2"] == "DOWN", "the balancer marks replica 2 down", 60)
     down_at = time.monotonic()
     time.sleep(5)
     stop.set()
-    finish(answers_)
+    finish(threads)
     # Requests in progress on the stopped engine answered, each with a clear error; a run cut
     # short says so, a submission cut short is not a grade.
     for a in answers_:

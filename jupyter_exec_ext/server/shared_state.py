@@ -27,7 +27,7 @@ import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from traitlets import Float, Unicode, validate, default, TraitError
+from traitlets import Float, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..sandbox.cache import redact_url

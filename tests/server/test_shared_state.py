@@ -28,6 +28,9 @@ LEASE_S = 1.0
 
 
 def replicas(url: str, n: int = 2, **options) -> list[SharedState]:
+    # A patient timeout unless the test says otherwise: on a busy machine a slow answer would
+    # make a replica count alone, which only the outage test is about.
+    options.setdefault("timeout_s", 5.0)
     return [SharedState(url, prefix="test:", lease_s=LEASE_S, **options) for _ in range(n)]
 
 
@@ -71,7 +74,7 @@ def test_a_live_replica_keeps_its_runs_counted_and_a_dead_ones_lapse(redis_serve
         started = time.monotonic()
         assert await cap.acquire("bob") is None
         await eventually(lambda: cap.acquire("bob"), "the dead replica's run no longer counts")
-        assert time.monotonic() - started < LEASE_S + 1
+        assert time.monotonic() - started < LEASE_S + 2  # a lease, and a busy machine's slack
         # Three leases later ada's run, renewed by its live replica, still counts.
         await asyncio.sleep(3 * LEASE_S)
         assert await cap.acquire("ada") is None
