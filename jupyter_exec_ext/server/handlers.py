@@ -459,9 +459,9 @@ class SubmitRoute(ExecRouteBase):
                         self.principal, exercise.id, result.message)
             submission_id = None
         else:
-            if admission is not None:
-                await limiter.graded(admission)
             submission_id = await course.record(self, exercise, code, result, late, attempt)
+            if admission is not None:  # graded: it counts for the whole window from now on
+                await limiter.graded(admission)
         await self.submission_graded(exercise, result)
         answer = result.redacted().to_dict()
         answer.update({"submission_id": submission_id, "late": late})
