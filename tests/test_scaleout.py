@@ -552,6 +552,18 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
         deployment) -> None:
     d = deployment
     one, two = d.replicas
+    # A student the balancer sends to replica 2, with a long run in progress there.
+    stranded = next(u for u in (f"stranded-{i}" for i in range(20))
+                    if d.engine_of(where_runs(d, u)) == "second")
+    stranded_answer: list[requests.Response] = []
+    stranded_thread = threading.Thread(target=lambda: stranded_answer.append(
+        d.run(stranded, "import time\ntime.sleep(15)\n")))
+    stranded_thread.start()
+
+    def in_flight_on_two() -> int:
+        return d.call(stranded, "GET", "docker/status", base=two.url).json()["runs"]["in_flight"]
+
+    wait_until(lambda: in_flight_on_two() >= 1, "replica 2 runs the stranded student's run")
     # zoe's submission is being graded on replica 2 when it goes away.
     cut: list[requests.Response | Exception] = []
 
@@ -563,6 +575,7 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
 
     zoe_thread = threading.Thread(target=zoe)
     zoe_thread.start()
+    wait_until(lambda: in_flight_on_two() >= 2, "replica 2 grades zoe's submission")
     stop = threading.Event()
     answers_, threads = load(d, [f"crash-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
     time.sleep(4)
@@ -574,6 +587,14 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
     stop.set()
     finish(threads)
     zoe_thread.join(timeout=60)
+    stranded_thread.join(timeout=60)
+    # Through the balancer, the run lost with its replica says so, in the API's JSON shape; the
+    # student's next run goes to the other replica.
+    lost_run = stranded_answer[0]
+    assert lost_run.status_code == 502 and lost_run.headers["Content-Type"] == "application/json"
+    assert lost_run.json()["reason"] == "replica_lost"
+    assert lost_run.json()["message"].startswith("the executor replica running this request stopped")
+    assert d.engine_of(where_runs(d, stranded)) == "system"
 
     # Only requests in progress on the stopped replica were lost, with the balancer's JSON error.
     lost = [a for a in answers_ if a.status != 200]
