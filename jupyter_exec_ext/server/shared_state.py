@@ -212,7 +212,6 @@ class SharedRunCap(LocalRunCap):
     def __init__(self, shared: SharedState, max_per_user: int) -> None:
         super().__init__(max_per_user)
         self.shared = shared
-        self.refused_alone = 0
 
     async def acquire(self, user: str) -> Optional[RunTicket]:
         key, member = self.shared.key(RUNS_KEY, user), self.shared.new_member()
