@@ -363,9 +363,18 @@ def main() -> None:
     parser.add_argument("--run-all", action="store_true",
                         help="only the Run All phase: one student's 10 runs back to back, repeated")
     parser.add_argument("--rounds", type=int, default=20, help="Run Alls in the --run-all phase")
+    parser.add_argument("--targets", metavar="URL,URL|start",
+                        help="scale-out: measure throughput and a burst of submissions through a "
+                             "balancer (one API URL) or spread over replicas (several), or 'start' "
+                             "two replicas on two engines behind HAProxy here (see scaleout())")
+    parser.add_argument("--tokens", type=Path, metavar="FILE",
+                        help="with --targets URL: hub tokens, one per line, one per student")
     args = parser.parse_args()
     if args.run_all:
         return run_all_main(args)
+    if args.targets:
+        scaleout(args)
+        return
     n = 10 if args.quick else 30
     sustain = 15.0 if args.quick else 60.0
     image = SandboxConfig.from_env().image
@@ -517,6 +526,216 @@ def main() -> None:
             if left:
                 subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
             print(f"\ncontainers of this benchmark left on the engine: {len(left)}")
+
+
+# -- scale-out: replicas behind a balancer ---------------------------------------------------------
+
+class Target:
+    """A running REST API (a replica or a balancer): ``url`` ends in ``api/exec/v1/``; each
+    student calls it with a token of their own (bench tokens unless a hub's are given)."""
+
+    def __init__(self, url: str, tokens: Optional[list] = None) -> None:
+        self.api = url if url.endswith("/") else url + "/"
+        self.tokens = tokens
+
+    def call(self, method: str, route: str, body=None, timeout: float = 120, user: int = 0):
+        token = self.tokens[user % len(self.tokens)] if self.tokens else f"{TOKEN_PREFIX}s{user}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.api + route, data=data, method=method,
+                                         headers={"Authorization": f"token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            try:
+                return e.code, json.loads(e.read() or b"null")
+            except ValueError:
+                return e.code, None
+        except OSError as e:
+            return 0, {"message": str(e)}
+
+
+def measure_spread(targets: list, clients: int, seconds: float, burst: int,
+                   exercise: str, solution: str, first_student: int) -> dict:
+    """Sustained distinct runs from ``clients`` students, then ``burst`` submissions at once by
+    as many other students (each a container that ran nothing before); students are spread over
+    ``targets`` by number (one target: a balancer spreads them)."""
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+
+    def run(client: int) -> bool:
+        with lock:
+            i = next(counter)
+        student = first_student + client
+        status, answer = targets[student % len(targets)].call(
+            "POST", "execute", {"code": f"print({i} * 2)", "use_cache": False}, user=student)
+        return status == 200 and (answer or {}).get("stdout") == f"{i * 2}\n"
+
+    done, errors, rate = throughput(run, clients, seconds)
+
+    def submit(i: int):
+        student = first_student + 1000 + i
+        started = time.perf_counter()
+        status, answer = targets[student % len(targets)].call(
+            "POST", f"exercises/{exercise}/submit", {"code": solution}, user=student)
+        ok = status == 200 and (answer or {}).get("score") == (answer or {}).get("max_score")
+        if not ok:
+            why = (answer or {}).get("message") or (answer or {}).get("status")
+            failures.append(f"HTTP {status}: {why}"[:200])
+        return (time.perf_counter() - started) * 1000, ok
+
+    failures: list = []
+    with ThreadPoolExecutor(max_workers=burst) as pool:
+        started = time.monotonic()
+        results = list(pool.map(submit, range(burst)))
+        wall = time.monotonic() - started
+    return {"runs": done, "run_errors": errors, "runs_per_s": rate,
+            "burst_ok": sum(ok for _, ok in results), "burst_ms": [ms for ms, _ in results],
+            "burst_wall_s": wall, "burst_per_s": burst / wall, "burst_failures": failures}
+
+
+class ReplicaServer(Server):
+    """A ``jupyter server`` with the extension as one replica: its own engine (``docker_host``),
+    the run caps and submission limits shared in Redis (``shared_state_url``)."""
+
+    def __init__(self, workdir: Path, pool_size: int, concurrent: int, docker_host: Optional[str],
+                 redis_url: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api/exec/v1/"
+        config = workdir / "config.json"
+        config.write_text(json.dumps({
+            # The balancer's health check names its own Host, which jupyter_server would refuse
+            # as a DNS-rebinding attempt; the server still listens on loopback only.
+            "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}, "allow_remote_access": True},
+            "ExecExtApp": {"owner": OWNER, "pool_size": pool_size, "cache_enabled": False,
+                           "max_concurrent_runs": concurrent, "max_runs_per_user": 1000,
+                           "submit_rate_limit": 0, "shared_state_url": redis_url,
+                           "exercises_dir": str(workdir.parent / "exercises"), "reap_interval": 0},
+        }))
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        env.update(JUPYTER_CONFIG_DIR=str(workdir / "cfg"), JUPYTER_RUNTIME_DIR=str(workdir / "rt"),
+                   JUPYTER_DATA_DIR=str(workdir / "data"),
+                   PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+        if docker_host:
+            env["DOCKER_HOST"] = docker_host
+        self.log = open(workdir / "server.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", f"--config={config}", f"--port={self.port}",
+             "--ip=127.0.0.1", "--no-browser", "--allow-root", "--ServerApp.port_retries=0",
+             "--ServerApp.identity_provider_class=bench_identity.BenchIdentityProvider",
+             f"--ServerApp.root_dir={workdir}"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if self.call("GET", "health", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass  # not listening yet
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"a replica did not start; see {workdir / 'server.log'}")
+            time.sleep(0.2)
+
+    def completed(self) -> int:
+        return self.call("GET", "docker/status")[1]["runs"]["completed"]
+
+
+def scaleout(args: argparse.Namespace) -> None:
+    """``--targets URL[,URL]``: throughput and a burst of submissions against running replicas or
+    a balancer (the exercise ``bench-square`` must be on them; hub tokens from ``--tokens``).
+
+    ``--targets start``: starts here two replicas of the REST API (the extension's server, one on
+    the system's engine, one on the tests' second engine), sharing a redis-server of its own,
+    behind HAProxy with deploy/haproxy/haproxy.cfg; measures one replica alone first (the
+    baseline, in the same process), then both through the balancer, and says how the work
+    spread. On one small machine both engines share its cores: this shows the spread, not a
+    speed-up; a replica per machine multiplies the fresh containers per second.
+    """
+    seconds = 15.0 if args.quick else 45.0
+    burst = 100
+    solution = "def square(x):\n    return x * x\n"
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
+    if args.targets != "start":
+        tokens = [t.strip() for t in args.tokens.read_text().splitlines() if t.strip()] if args.tokens else None
+        targets = [Target(url, tokens) for url in args.targets.split(",")]
+        got = measure_spread(targets, args.clients, seconds, burst, "bench-square", solution, 0)
+        print(f"{len(targets)} target(s): {got['runs_per_s']:.1f} runs/s ({got['runs']} runs, "
+              f"{got['run_errors']} errors); burst of {burst} submissions: {got['burst_ok']} graded, "
+              f"{summary(got['burst_ms'])}, {got['burst_wall_s']:.1f} s = {got['burst_per_s']:.1f}/s")
+        return
+
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import RedisServer
+    from tests.second_engine import running_engine
+
+    image = SandboxConfig.from_env().image
+    with tempfile.TemporaryDirectory() as tmp, running_engine(image) as engine:
+        root = Path(tmp)
+        ten_test_exercise(root / "exercises")
+        redis_server = RedisServer(root)
+        redis_server.start()
+        replicas: list = []
+        balancer = None
+        try:
+            replicas = [ReplicaServer(root / "r1", args.pool_size, args.concurrent, None, redis_server.url),
+                        ReplicaServer(root / "r2", args.pool_size, args.concurrent, engine.base_url,
+                                      redis_server.url)]
+            lb_port = free_port()
+            env = dict(os.environ, EXEC_LB_BIND=f"127.0.0.1:{lb_port}", EXEC_SERVICE_PREFIX="/",
+                       EXEC_REPLICA_1=f"127.0.0.1:{replicas[0].port}",
+                       EXEC_REPLICA_2=f"127.0.0.1:{replicas[1].port}")
+            balancer = subprocess.Popen(["haproxy", "-db", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")],
+                                        env=env, stdout=open(root / "haproxy.log", "wb"),
+                                        stderr=subprocess.STDOUT)
+            through = Target(f"http://127.0.0.1:{lb_port}/api/exec/v1/")
+            deadline = time.monotonic() + 60
+            while through.call("GET", "health")[0] != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the balancer found no healthy replica:\n"
+                                     + (root / "haproxy.log").read_text()[-2000:])
+                time.sleep(0.2)
+
+            def pools_full() -> None:
+                deadline = time.monotonic() + 180
+                while min(r.pool_idle() for r in replicas) < args.pool_size and time.monotonic() < deadline:
+                    time.sleep(0.2)
+
+            print(f"two replicas (pool_size={args.pool_size}, max_concurrent_runs={args.concurrent} "
+                  f"each), {args.clients} clients, bursts of {burst} submissions\n")
+            pools_full()
+            alone = measure_spread([Target(replicas[0].api)], args.clients, seconds, burst,
+                                   "bench-square", solution, 0)
+            pools_full()
+            before = [r.completed() for r in replicas]
+            both = measure_spread([through], args.clients, seconds, burst, "bench-square", solution, 5000)
+            spread = [r.completed() - b for r, b in zip(replicas, before)]
+            if both["burst_ok"] == 0 or both["run_errors"] > both["runs"] // 2:
+                raise SystemExit(f"requests through the balancer failed: {both['run_errors']} runs, "
+                                 f"{burst - both['burst_ok']} submissions; see {root}")
+            for name, got in (("replica 1 alone (baseline)", alone), ("2 replicas through HAProxy", both)):
+                print(f"{name:28} runs {got['runs_per_s']:5.1f}/s ({got['run_errors']} errors)   "
+                      f"burst {got['burst_ok']}/{burst} graded in {got['burst_wall_s']:5.1f} s = "
+                      f"{got['burst_per_s']:5.1f} fresh containers/s   {summary(got['burst_ms'])}")
+            for name, got in (("alone", alone), ("through HAProxy", both)):
+                for failure in sorted(set(got["burst_failures"])):
+                    print(f"  a submission not graded in full ({name}): {failure}")
+            print(f"ratio, two replicas / one: runs {both['runs_per_s'] / alone['runs_per_s']:.2f}x, "
+                  f"burst {both['burst_per_s'] / alone['burst_per_s']:.2f}x")
+            print(f"requests answered by replica 1 / replica 2 (engine 1 / engine 2): {spread[0]} / {spread[1]}")
+            print(f"load average at the end {os.getloadavg()[0]:.1f}")
+        finally:
+            if balancer is not None:
+                balancer.terminate()
+                balancer.wait(timeout=30)
+            for replica in replicas:
+                replica.stop()
+            redis_server.kill()
+            left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
+                                  capture_output=True, text=True).stdout.split()
+            if left:
+                subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
+            print(f"containers of this benchmark left on the system engine: {len(left)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # Provisions what jupyter-exec-ext needs on a Debian machine, idempotently, saying what it does:
 # the Docker engine (started if not running), debootstrap, Redis (started on 127.0.0.1), PostgreSQL
 # (the gradebook's production database; the tests start throwaway clusters of their own), Node.js
-# and npm (the lab extension's build), chromium (the browser tests), docker-compose (validates
+# and npm (the lab extension's build), chromium (the browser tests), haproxy (the reference load
+# balancer of several executor replicas; the scale-out test starts one), docker-compose (validates
 # docker-compose.yml), the Python environment in .venv with the package and its lab extension
 # installed, the lab extension's node packages, configurable-http-proxy (npm; the JupyterHub tests
 # start a real hub), and the executor image (with numpy, pandas and matplotlib unless
@@ -29,6 +30,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml in the tests
+# The reference load balancer of several executor replicas (deploy/haproxy/), started by the tests.
+command -v haproxy >/dev/null || missing+=(haproxy)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 # The wheel's build hook compiles the lab extension with npm; the e2e test drives Debian's chromium
 # (Playwright cannot download a browser here).
@@ -42,7 +45,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log_dir/apt.log" 2>&1 \
     || { tail -n 20 "$log_dir/apt.log"; die "apt-get install failed (log: $log_dir/apt.log)"; }
 else
-  say "Debian packages present (docker.io, debootstrap, redis-server, postgresql, python3-venv, nodejs, npm, chromium, docker-compose)"
+  say "Debian packages present (docker.io, debootstrap, redis-server, postgresql, python3-venv, nodejs, npm, chromium, docker-compose, haproxy)"
 fi
 
 # 2. Docker engine ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ lock on it makes a second test session wait rather than start a second engine on
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import docker
 import pytest
@@ -138,10 +140,10 @@ def our_containers_on(engine: SecondEngine) -> set:
         client.close()
 
 
-@pytest.fixture
-def engine(executor_image, no_leaks):
-    """A started engine of this test alone, with the executor image; at the end it must hold
-    none of our containers."""
+@contextlib.contextmanager
+def running_engine(image: str) -> Iterator[SecondEngine]:
+    """The tests' own engine, started (waiting for another session's to stop) with ``image``
+    loaded; at the end it must hold none of our containers, and it is stopped."""
     second_engine_available()
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
     lock = open(DATA_ROOT / "lock", "w")
@@ -149,7 +151,7 @@ def engine(executor_image, no_leaks):
     engine = SecondEngine()
     try:
         engine.start()
-        engine.load_image(executor_image)
+        engine.load_image(image)
         yield engine
         if engine.process is None:
             engine.start()
@@ -162,3 +164,11 @@ def engine(executor_image, no_leaks):
     finally:
         engine.stop()
         lock.close()
+
+
+@pytest.fixture
+def engine(executor_image, no_leaks):
+    """A started engine of this test alone, with the executor image; at the end it must hold
+    none of our containers."""
+    with running_engine(executor_image) as started:
+        yield started

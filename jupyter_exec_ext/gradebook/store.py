@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The revision of the table the executor service wrote by hand before the gradebook.
 FIRST_REVISION = "0001"
+#: PostgreSQL advisory lock held while migrating: replicas of the service that start at once on
+#: one database take turns (the first creates the schema, the others find it done).
+MIGRATION_LOCK = 0x6A657865  # "jexe"
 #: Failure messages of one test the statistics keep apart (longer ones are cut here).
 MESSAGE_CHARS = 300
 #: Common failure messages a test's statistics name.
@@ -226,6 +229,9 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Released when the transaction ends.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         tables = set(sa.inspect(connection).get_table_names())
         config.attributes["connection"] = connection
         if "submissions" in tables and "alembic_version" not in tables:

@@ -428,7 +428,7 @@ class SubmitRoute(ExecRouteBase):
         admission = None
         if limiter is not None:
             try:
-                admission = limiter.admit(self.principal, exercise.id)
+                admission = await limiter.admit(self.principal, exercise.id)
             except SubmissionLimitedError:
                 attempt.release()
                 if self.metrics is not None:
@@ -442,7 +442,7 @@ class SubmitRoute(ExecRouteBase):
         except BaseException:
             # Not graded (sandbox down, too many runs at once): it uses up none of the allowance.
             if admission is not None:
-                limiter.cancel(admission)
+                await limiter.cancel(admission)
             attempt.release()
             raise
         log.info("submission user=%s exercise=%s status=%s score=%g/%g late=%s", self.principal,
@@ -453,13 +453,15 @@ class SubmitRoute(ExecRouteBase):
             # Cut short by the engine or a failed runner: not graded, so not the student's try.
             # It uses up no submission and no attempt, and is not recorded as a grade.
             if admission is not None:
-                limiter.cancel(admission)
+                await limiter.cancel(admission)
             attempt.release()
             log.warning("submission user=%s exercise=%s not graded (%s); not recorded",
                         self.principal, exercise.id, result.message)
             submission_id = None
         else:
             submission_id = await course.record(self, exercise, code, result, late, attempt)
+            if admission is not None:  # graded: it counts for the whole window from now on
+                await limiter.graded(admission)
         await self.submission_graded(exercise, result)
         answer = result.redacted().to_dict()
         answer.update({"submission_id": submission_id, "late": late})

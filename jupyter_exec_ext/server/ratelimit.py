@@ -5,7 +5,9 @@ inputs from which of them pass; it does not stop one (README, "Submission rate l
 A sliding-window log: each (user, exercise) keeps the times of its admitted submissions in the
 last window, at most ``limit`` of them, so the limit is exact ("at most 5 per 10 min" means that,
 with no burst allowance a token bucket would add) and the wait is known to the second. Not
-thread-safe: admissions and cancellations happen on the event loop only.
+thread-safe: admissions and cancellations happen on the event loop only. Its methods are
+coroutines because the submit route also awaits the limiter that replicas share in Redis
+(``shared_state.SharedSubmissionLimiter``), which has the same ones.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from .errors import RateLimitedError
 
@@ -59,6 +61,8 @@ class Admission:
     user: str
     exercise_id: str
     at: float
+    #: The admission's entry in the shared count (``shared_state``); None when counted here.
+    lease: Optional[str] = None
 
 
 class SubmissionRateLimiter:
@@ -89,7 +93,7 @@ class SubmissionRateLimiter:
     def enabled(self) -> bool:
         return self.limit > 0
 
-    def admit(self, user: str, exercise_id: str) -> Admission:
+    async def admit(self, user: str, exercise_id: str) -> Admission:
         """Counts one submission of ``exercise_id`` by ``user``, or refuses it without counting it.
 
         Returns:
@@ -117,7 +121,11 @@ class SubmissionRateLimiter:
         times.append(now)
         return Admission(user, exercise_id, now)
 
-    def cancel(self, admission: Admission) -> None:
+    async def graded(self, admission: Admission) -> None:
+        """The submission was graded: its admission counts until it leaves the window (here it
+        already does; the shared limiter stops renewing its lease)."""
+
+    async def cancel(self, admission: Admission) -> None:
         """Takes back an admission whose submission was not graded (the sandbox was down, the user
         had too many runs at once): only graded submissions use up the allowance."""
         times = self._admitted.get((admission.user, admission.exercise_id))

@@ -531,6 +531,9 @@ class ExecServiceApp(ExecSettings, Application):
         except asyncio.TimeoutError:
             pass
         await asyncio.get_running_loop().run_in_executor(None, self.stop_parts)
+        shared_state = getattr(self, "shared_state", None)
+        if shared_state is not None:  # its runs have ended: nothing is left to renew
+            await shared_state.close()
         log.info("jupyter-exec-service stopped")
 
     def start(self) -> None:

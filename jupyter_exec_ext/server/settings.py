@@ -40,13 +40,13 @@ from ..gradebook.rules import CourseRules
 from ..gradebook.store import GradebookStore, StoreError, describe_url, sqlite_url
 from .gradebook_routes import GRADEBOOK_KEY, RULES_KEY
 from .payloads import RequestBounds
-from .ratelimit import SubmissionRateLimiter
 from .scheduler import RunScheduler
+from .shared_state import SharedStateSettings
 
 log = logging.getLogger(__name__)
 
 
-class ExecSettings(LoggingConfigurable):
+class ExecSettings(SharedStateSettings, LoggingConfigurable):
     """Sandbox, limits, scheduling, pool and cache settings, and the parts they describe.
 
     Mixed into ``ExecExtApp`` (``c.ExecExtApp.…``) and ``ExecServiceApp`` (``c.ExecServiceApp.…``);
@@ -490,7 +490,10 @@ class ExecSettings(LoggingConfigurable):
         self.caching_sandbox = CachingSandbox(self.docker_sandbox, CacheConfig.from_env(
             enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl,
             secret=self.cache_secret.encode() if self.cache_secret else None))
-        self.scheduler = RunScheduler(self.max_concurrent_runs, self.max_runs_per_user)
+        # Counted in this process, or in the Redis that replicas share (shared_state_url).
+        user_cap, submit_limiter = self.build_limits(self.max_runs_per_user, self.submit_rate_limit,
+                                                     self.submit_rate_window)
+        self.scheduler = RunScheduler(self.max_concurrent_runs, self.max_runs_per_user, user_cap)
         exercises = Path(self.exercises_dir) if self.exercises_dir else None
         if exercises is not None and not exercises.is_dir():
             log.warning("exercise directory %s does not exist", exercises)
@@ -501,7 +504,7 @@ class ExecSettings(LoggingConfigurable):
             SCHEDULER_KEY: self.scheduler,
             BOUNDS_KEY: self.request_bounds(config),
             EXERCISES_DIR_KEY: exercises,
-            SUBMIT_LIMITER_KEY: SubmissionRateLimiter(self.submit_rate_limit, self.submit_rate_window),
+            SUBMIT_LIMITER_KEY: submit_limiter,
         }
 
     def start_background(self) -> None:

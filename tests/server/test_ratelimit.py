@@ -3,6 +3,9 @@ cancellations that do not count, and memory that holds only the last window's su
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+
 import pytest
 
 from jupyter_exec_ext.server.ratelimit import (
@@ -25,13 +28,26 @@ class FakeClock:
         self.now += seconds
 
 
+class Awaited:
+    """The limiter with its coroutines awaited in place (it holds nothing tied to a loop)."""
+
+    def __init__(self, limiter: SubmissionRateLimiter) -> None:
+        self.limiter = limiter
+
+    def __getattr__(self, name: str):
+        value = getattr(self.limiter, name)
+        if inspect.iscoroutinefunction(value):
+            return lambda *args: asyncio.run(value(*args))
+        return value
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
 def test_the_limit_admits_n_then_refuses_with_the_wait(clock) -> None:
-    limiter = SubmissionRateLimiter(3, 600, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(3, 600, clock=clock))
     for _ in range(3):
         limiter.admit("alice", "add")
         clock.advance(10)
@@ -45,7 +61,7 @@ def test_the_limit_admits_n_then_refuses_with_the_wait(clock) -> None:
 
 
 def test_the_wait_is_rounded_up_to_whole_seconds(clock) -> None:
-    limiter = SubmissionRateLimiter(1, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(1, 60, clock=clock))
     limiter.admit("alice", "add")
     clock.advance(17.25)
     with pytest.raises(SubmissionLimitedError) as refused:
@@ -55,7 +71,7 @@ def test_the_wait_is_rounded_up_to_whole_seconds(clock) -> None:
 
 
 def test_a_submission_is_admitted_again_exactly_when_the_wait_is_over(clock) -> None:
-    limiter = SubmissionRateLimiter(2, 100, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(2, 100, clock=clock))
     limiter.admit("alice", "add")
     clock.advance(30)
     limiter.admit("alice", "add")
@@ -74,7 +90,7 @@ def test_a_submission_is_admitted_again_exactly_when_the_wait_is_over(clock) -> 
 
 def test_refusals_do_not_count(clock) -> None:
     """Asking again and again while refused never pushes the next admission further away."""
-    limiter = SubmissionRateLimiter(1, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(1, 60, clock=clock))
     limiter.admit("alice", "add")
     for _ in range(50):
         clock.advance(1)
@@ -86,7 +102,7 @@ def test_refusals_do_not_count(clock) -> None:
 
 
 def test_users_and_exercises_have_their_own_allowance(clock) -> None:
-    limiter = SubmissionRateLimiter(1, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(1, 60, clock=clock))
     limiter.admit("alice", "add")
     limiter.admit("alice", "square")
     limiter.admit("bob", "add")
@@ -96,7 +112,7 @@ def test_users_and_exercises_have_their_own_allowance(clock) -> None:
 
 
 def test_a_cancelled_admission_does_not_count(clock) -> None:
-    limiter = SubmissionRateLimiter(1, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(1, 60, clock=clock))
     admission = limiter.admit("alice", "add")
     limiter.cancel(admission)
     assert limiter.tracked() == 0
@@ -106,7 +122,7 @@ def test_a_cancelled_admission_does_not_count(clock) -> None:
 
 
 def test_cancelling_after_the_window_is_harmless(clock) -> None:
-    limiter = SubmissionRateLimiter(1, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(1, 60, clock=clock))
     old = limiter.admit("alice", "add")
     clock.advance(61)
     limiter.admit("alice", "add")
@@ -116,14 +132,14 @@ def test_cancelling_after_the_window_is_harmless(clock) -> None:
 
 
 def test_zero_turns_the_limit_off(clock) -> None:
-    limiter = SubmissionRateLimiter(0, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(0, 60, clock=clock))
     for _ in range(1000):
         limiter.admit("alice", "add")
     assert not limiter.enabled and limiter.tracked() == 0 and limiter.refused == 0
 
 
 def test_memory_keeps_only_the_last_windows_submitters(clock) -> None:
-    limiter = SubmissionRateLimiter(5, 60, clock=clock)
+    limiter = Awaited(SubmissionRateLimiter(5, 60, clock=clock))
     for n in range(2000):
         limiter.admit(f"student{n}", f"exercise{n % 7}")
     assert limiter.tracked() == 2000
