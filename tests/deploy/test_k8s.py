@@ -240,7 +240,8 @@ def test_the_executors_pod_configures_the_service_as_meant(tmp_path: Path) -> No
         "cfg = app.sandbox_config()\n"
         "print(json.dumps({'ip': app.ip, 'port': app.port, 'base_url': app.base_url,\n"
         "  'exercises': app.exercises_dir, 'redis': app.redis_url, 'db': app.db_url,\n"
-        "  'secret': app.cache_secret, 'runs': app.max_concurrent_runs,\n"
+        "  'secret': app.cache_secret, 'shared': app.shared_state_url,\n"
+        "  'runs': app.max_concurrent_runs,\n"
         "  'per_user': app.max_runs_per_user, 'admins': list(app.admin_groups),\n"
         "  'owner': cfg.owner, 'image': cfg.image}))\n")
     clean = {k: v for k, v in os.environ.items()
@@ -254,6 +255,8 @@ def test_the_executors_pod_configures_the_service_as_meant(tmp_path: Path) -> No
     assert seen["base_url"] == "/services/exec/"
     assert seen["exercises"] == "/srv/exercises"
     assert seen["redis"] == env["DOCKER_EXECUTOR_REDIS_URL"]
+    # The replicas share their run caps and submission limits (docs/hub.md, "More than one machine").
+    assert seen["shared"] == "secret:redis-url"
     assert seen["db"] == env["DOCKER_EXECUTOR_DB_URL"]
     assert seen["secret"] == "secret:cache-secret"
     assert (seen["runs"], seen["per_user"], seen["admins"]) == (8, 2, ["instructors"])
