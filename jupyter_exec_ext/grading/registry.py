@@ -15,14 +15,15 @@ from .exercise import Exercise, ExerciseError, ExerciseNotFound, load_exercise
 log = logging.getLogger(__name__)
 
 
-def group_definitions(exercises: Iterable[Exercise]) -> dict[str, list[Exercise]]:
-    """Exercise definitions by id, each id's in the order given. Student copies (``student_copy``
-    set by release) share their exercise's id and are no definitions: they are left out. An id
-    with more than one definition is a duplicate."""
-    grouped: dict[str, list[Exercise]] = {}
-    for exercise in exercises:
+def group_definitions(loaded: Iterable[tuple[Path, Exercise]]
+                      ) -> dict[str, list[tuple[Path, Exercise]]]:
+    """Exercise definitions (notebook and exercise) by id, each id's in the order given. Student
+    copies (``student_copy`` set by release) share their exercise's id and are no definitions:
+    they are left out. An id with more than one definition is a duplicate."""
+    grouped: dict[str, list[tuple[Path, Exercise]]] = {}
+    for path, exercise in loaded:
         if not exercise.student_copy:
-            grouped.setdefault(exercise.id, []).append(exercise)
+            grouped.setdefault(exercise.id, []).append((path, exercise))
     return grouped
 
 
@@ -46,15 +47,15 @@ def load_notebooks(paths: Iterable[Path]) -> list[LoadedNotebook]:
             loaded.append(LoadedNotebook(path, load_exercise(path)))
         except ExerciseError as e:
             loaded.append(LoadedNotebook(path, problem=str(e)))
-    definitions = group_definitions(n.exercise for n in loaded if n.exercise is not None)
+    definitions = group_definitions((n.path, n.exercise) for n in loaded if n.exercise is not None)
     for notebook in loaded:
         exercise = notebook.exercise
         if exercise is None or exercise.student_copy:
             continue
-        first = definitions[exercise.id][0]
+        first_path, first = definitions[exercise.id][0]
         if first is not exercise:
             notebook.problem = (f"{notebook.path}: exercise id {exercise.id!r} is also used by "
-                                f"{first.path}")
+                                f"{first_path}")
             notebook.exercise = None
     return loaded
 
@@ -111,8 +112,9 @@ class ExerciseRegistry:
                     loaded = e
                     log.warning("exercise notebook skipped: %s", e)
                 files[path] = (*key, loaded)
-            by_path = {i: [e.path for e in defined] for i, defined in group_definitions(
-                loaded for _, _, loaded in files.values() if isinstance(loaded, Exercise)).items()}
+            by_path = {i: [path for path, _ in defined] for i, defined in group_definitions(
+                (path, loaded) for path, (_, _, loaded) in files.items()
+                if isinstance(loaded, Exercise)).items()}
             self._files = files
             self._duplicates = {i: paths for i, paths in by_path.items() if len(paths) > 1}
             for exercise_id, paths in self._duplicates.items():

@@ -180,6 +180,7 @@ def build_context(settings: ExecSettings, *, gradebook_sqlite: Path, metrics: bo
     exercises = Path(settings.exercises_dir) if settings.exercises_dir else None
     if exercises is not None and not exercises.is_dir():
         log.warning("exercise directory %s does not exist", exercises)
+    housekeeping = Housekeeping(sandbox, scheduler, settings.reap_interval, settings.pool_size)
     context = ExecContext(
         bounds=settings.request_bounds(config), runner=runner, sandbox=sandbox,
         grader=Grader(sandbox, config.default_limits, config.data_files_bytes),
@@ -187,8 +188,8 @@ def build_context(settings: ExecSettings, *, gradebook_sqlite: Path, metrics: bo
         exercises_dir=exercises, scheduler=scheduler, submit_limiter=submit_limiter,
         rules=settings.course_rules(), metrics=ExecMetrics(runner) if metrics else None,
         instructor=instructor, workspace_dir=workspace_dir,
-        housekeeping=Housekeeping(sandbox, scheduler, settings.reap_interval, settings.pool_size))
-    context._closers += [context.housekeeping.stop, scheduler.shutdown,
+        housekeeping=housekeeping)
+    context._closers += [housekeeping.stop, scheduler.shutdown,
                          runner.close]  # drains the warm pool and finishes container removals
     try:
         gradebook = build_gradebook(settings, gradebook_sqlite)
