@@ -281,7 +281,8 @@ class ExecuteRoute(ExecRouteBase):
         if payload.exercise_id is not None:
             # A run from an exercise notebook gets the exercise's data files (read off the loop).
             exercise = await self.exercise(payload.exercise_id)
-            files = await self.scheduler.query(lambda: exercise.read_data_files(self.data_files_cap))
+            cap = self.data_files_cap
+            files = await self.scheduler.query(lambda: exercise.read_data_files(cap))
             request = dataclasses.replace(request, files=files)
         runner = self.runner
         result = await self.scheduler.run(

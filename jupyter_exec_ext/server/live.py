@@ -248,8 +248,8 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
             # A run from an exercise notebook gets the exercise's data files (read off the loop).
             try:
                 exercise = await self.exercise(exercise_id)
-                files = await self.scheduler.query(
-                    lambda: exercise.read_data_files(self.data_files_cap))
+                cap = self.data_files_cap
+                files = await self.scheduler.query(lambda: exercise.read_data_files(cap))
             except ExerciseNotFound:
                 self.current = None
                 self.error(f"the run did not start: unknown exercise {exercise_id!r}", "not_found")
