@@ -45,15 +45,8 @@ from jupyter_exec_ext.sandbox.models import (  # noqa: E402
     ExecutionResult,
     Status,
 )
-from jupyter_exec_ext.server.gradebook_routes import GRADEBOOK_KEY, RULES_KEY  # noqa: E402
-from jupyter_exec_ext.server.handlers import (  # noqa: E402
-    BOUNDS_KEY,
-    GRADER_KEY,
-    REGISTRY_KEY,
-    SCHEDULER_KEY,
-    ExecRouteBase,
-    bind_routes,
-)
+from jupyter_exec_ext.server.context import CONTEXT_KEY, ExecContext  # noqa: E402
+from jupyter_exec_ext.server.handlers import ROUTES, ExecRouteBase  # noqa: E402
 from jupyter_exec_ext.server.payloads import RequestBounds  # noqa: E402
 from jupyter_exec_ext.server.scheduler import RunScheduler  # noqa: E402
 
@@ -117,18 +110,17 @@ def notebook(folder: Path) -> Path:
 def make_app(exercises: Path, recorder: Optional[GradebookRecorder]) -> tornado.web.Application:
     registry = ExerciseRegistry(exercises)
     exercise = registry.get("add")
-    settings = {
-        SCHEDULER_KEY: RunScheduler(4, 1000),
-        BOUNDS_KEY: RequestBounds(max_code_bytes=65536, max_stdin_bytes=65536,
-                                  default_limits=Limits(), max_limits=Limits()),
-        REGISTRY_KEY: registry,
-        GRADER_KEY: Grader(CannedSandbox([t.expected_output for t in exercise.tests])),
-        RULES_KEY: CourseRules(),
-    }
-    if recorder is not None:
-        settings[GRADEBOOK_KEY] = recorder
-    routes = [("/" + pattern, handler) for pattern, handler in bind_routes(BenchBase, "Bench")]
-    return tornado.web.Application(routes, **settings)
+    context = ExecContext(
+        scheduler=RunScheduler(4, 1000),
+        bounds=RequestBounds(max_code_bytes=65536, max_stdin_bytes=65536,
+                             default_limits=Limits(), max_limits=Limits()),
+        registry=registry,
+        grader=Grader(CannedSandbox([t.expected_output for t in exercise.tests])),
+        rules=CourseRules(), gradebook=recorder)
+    # The extension's routes with the benchmark's authentication in place of jupyter_server's.
+    routes = [("/" + pattern, type("Bench" + handler.__name__, (handler.__bases__[0], BenchBase), {}))
+              for pattern, handler in ROUTES]
+    return tornado.web.Application(routes, **{CONTEXT_KEY: context})
 
 
 def seed(store: GradebookStore) -> float:

@@ -119,26 +119,18 @@ def _notebooks(paths: Sequence[str]) -> list:
 
 
 def cmd_validate(args) -> int:
-    from .grading import ExerciseError, Grader, load_exercise
+    from .grading import Grader
+    from .grading.registry import load_notebooks
     from .grading.validation import check_exercise
 
     failures = 0
     exercises = []
-    seen: dict = {}
-    for path in _notebooks(args.paths):
-        try:
-            exercise = load_exercise(path)
-        except ExerciseError as e:
-            print(f"FAIL  {e}")
+    for notebook in load_notebooks(_notebooks(args.paths)):
+        if notebook.exercise is None:
+            print(f"FAIL  {notebook.problem}")
             failures += 1
-            continue
-        if exercise.id in seen and not exercise.student_copy:  # copies share their exercise's id
-            print(f"FAIL  {path}: exercise id {exercise.id!r} is also used by {seen[exercise.id]}")
-            failures += 1
-            continue
-        if not exercise.student_copy:
-            seen[exercise.id] = path
-        exercises.append(exercise)
+        else:
+            exercises.append(notebook.exercise)
     if not exercises and not failures:
         print("no exercise notebooks found")
         return 1
@@ -158,14 +150,14 @@ def cmd_validate(args) -> int:
                 print(f"FAIL  {where}: {check.problem}")
                 if not check.wrong_solutions:  # the reference solution failed: show how
                     for test in solution.tests if solution else []:
-                        if test.status != "passed":
+                        if not test.passed:
                             print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
                                   + test.message.replace("\n", "\n        "))
                     if solution and solution.stderr.strip():
                         print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
                     continue
             else:
-                passed = sum(t.status == "passed" for t in solution.tests)
+                passed = sum(t.passed for t in solution.tests)
                 print(f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
                       f"({solution.score:g}/{solution.max_score:g} points); the starter code scores "
                       f"{check.starter.score:g}")

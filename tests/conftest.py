@@ -108,13 +108,13 @@ def release_server_sandbox(serverapp) -> None:
     """Has a test server's sandbox remove what it handed to its background remover (a run answers
     before its container is gone) and the containers it kept for users' next runs (kept by design
     while the server lives): then a leak check sees only what was really left behind."""
-    from jupyter_exec_ext.server.handlers import SANDBOX_KEY
-    sandbox = serverapp.web_app.settings.get(SANDBOX_KEY)
-    inner = getattr(sandbox, "sandbox", sandbox)
+    from jupyter_exec_ext.server.context import CONTEXT_KEY
+    context = serverapp.web_app.settings.get(CONTEXT_KEY)
+    inner = getattr(context, "sandbox", None)
     if getattr(inner, "reuse", None) is not None:
         inner.reuse.drain()
-    if hasattr(sandbox, "flush"):
-        sandbox.flush()
+    if hasattr(inner, "flush"):
+        inner.flush()
 
 
 @pytest.fixture

@@ -52,6 +52,10 @@ class TestResult:
     expected: Optional[str] = None
     actual: Optional[str] = None
 
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "status": self.status, "points": self.points,
                                 "max_points": self.max_points, "hidden": self.hidden,

@@ -6,12 +6,58 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Optional, Union
 
 from .exercise import Exercise, ExerciseError, ExerciseNotFound, load_exercise
 
 log = logging.getLogger(__name__)
+
+
+def group_definitions(loaded: Iterable[tuple[Path, Exercise]]
+                      ) -> dict[str, list[tuple[Path, Exercise]]]:
+    """Exercise definitions (notebook and exercise) by id, each id's in the order given. Student
+    copies (``student_copy`` set by release) share their exercise's id and are no definitions:
+    they are left out. An id with more than one definition is a duplicate."""
+    grouped: dict[str, list[tuple[Path, Exercise]]] = {}
+    for path, exercise in loaded:
+        if not exercise.student_copy:
+            grouped.setdefault(exercise.id, []).append((path, exercise))
+    return grouped
+
+
+@dataclass
+class LoadedNotebook:
+    """One notebook as ``load_notebooks`` found it: its exercise, or the problem that makes it
+    unusable (it does not load, or an earlier notebook already defines its id)."""
+
+    path: Path
+    exercise: Optional[Exercise] = None
+    problem: str = ""
+
+
+def load_notebooks(paths: Iterable[Path]) -> list[LoadedNotebook]:
+    """Loads each notebook in order. The first definition of an id wins, as the instructor reads
+    the list; a later one with the same id is a problem naming the first (student copies may
+    share an id)."""
+    loaded: list[LoadedNotebook] = []
+    for path in paths:
+        try:
+            loaded.append(LoadedNotebook(path, load_exercise(path)))
+        except ExerciseError as e:
+            loaded.append(LoadedNotebook(path, problem=str(e)))
+    definitions = group_definitions((n.path, n.exercise) for n in loaded if n.exercise is not None)
+    for notebook in loaded:
+        exercise = notebook.exercise
+        if exercise is None or exercise.student_copy:
+            continue
+        first_path, first = definitions[exercise.id][0]
+        if first is not exercise:
+            notebook.problem = (f"{notebook.path}: exercise id {exercise.id!r} is also used by "
+                                f"{first_path}")
+            notebook.exercise = None
+    return loaded
 
 
 class ExerciseRegistry:
@@ -66,10 +112,9 @@ class ExerciseRegistry:
                     loaded = e
                     log.warning("exercise notebook skipped: %s", e)
                 files[path] = (*key, loaded)
-            by_path: dict[str, list[Path]] = {}
-            for path, (_, _, loaded) in files.items():
-                if isinstance(loaded, Exercise) and not loaded.student_copy:
-                    by_path.setdefault(loaded.id, []).append(path)
+            by_path = {i: [path for path, _ in defined] for i, defined in group_definitions(
+                (path, loaded) for path, (_, _, loaded) in files.items()
+                if isinstance(loaded, Exercise)).items()}
             self._files = files
             self._duplicates = {i: paths for i, paths in by_path.items() if len(paths) > 1}
             for exercise_id, paths in self._duplicates.items():

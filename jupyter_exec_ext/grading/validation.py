@@ -21,7 +21,7 @@ class WrongSolutionCheck:
 
     @property
     def caught_by(self) -> list:
-        return [t for t in self.result.tests if t.status != "passed" and t.max_points > 0]
+        return [t for t in self.result.tests if not t.passed and t.max_points > 0]
 
     @property
     def caught(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -16,11 +16,12 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Enum, Float, TraitError, Unicode, default, validate
 
 from .. import __version__
-from .authoring import AUTHORING_ROUTES, INSTRUCTOR_KEY, WORKSPACE_DIR_KEY
-from .handlers import BOUNDS_KEY, NAMESPACE, ROUTES
+from .authoring import AUTHORING_ROUTES
+from .config import ExecSettings
+from .context import CONTEXT_KEY, ExecContext, build_context, remote_context
+from .handlers import NAMESPACE, ROUTES
 from .live import LIVE_ROUTES, REMOTE_LIVE_ROUTES
-from .remote import REMOTE_KEY, RemoteService, loopback_mismatch, remote_routes
-from .settings import ExecSettings
+from .remote import REMOTE_ROUTES, RemoteService, loopback_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class ExecExtApp(ExecSettings, ExtensionApp):
     """Runs students' Python code in hardened Docker containers behind ``{base_url}api/exec/v1/``.
 
     Every knob is a ``config=True`` trait (``c.ExecExtApp.time_limit = 10``); the sandbox knobs
-    are shared with the executor service (``ExecSettings``).
+    are shared with the executor service (``config.ExecSettings``). The parts the routes share are
+    one ``ExecContext`` (``context.build_context``), under one tornado settings key.
     """
 
     name = "jupyter_exec_ext"
@@ -105,6 +107,9 @@ class ExecExtApp(ExecSettings, ExtensionApp):
 
     # -- assembling the parts -------------------------------------------------------------------
 
+    #: The parts the routes share, once ``initialize_settings`` built them.
+    context: Optional[ExecContext] = None
+
     def initialize_settings(self) -> None:
         """Builds the parts of the chosen backend, publishes the API's address to kernels, and
         (locally) starts the reaper and the warm pool."""
@@ -117,29 +122,27 @@ class ExecExtApp(ExecSettings, ExtensionApp):
             if mismatch:
                 log.warning("%s", mismatch)
             # Nothing here touches Docker: the service owns the socket.
-            self.settings.update({
-                REMOTE_KEY: RemoteService(self.service_url, self.service_token, self.service_timeout),
-                BOUNDS_KEY: self.request_bounds(self.sandbox_config()),
-            })
+            self.context = remote_context(
+                self, RemoteService(self.service_url, self.service_token, self.service_timeout))
+            self.settings[CONTEXT_KEY] = self.context
             self._publish_for_kernels()
             log.info("jupyter_exec_ext %s: forwarding to the executor service at %s",
                      __version__, self.service_url)
             return
-        parts = self.build_parts()
-        self.settings.update(parts)
-        self.settings.update(self.build_gradebook(
-            Path(jupyter_data_dir()) / "jupyter_exec_ext" / "gradebook.sqlite"))
-        self.settings.update({INSTRUCTOR_KEY: self.instructor, WORKSPACE_DIR_KEY: self.workspace_dir})
+        self.context = build_context(
+            self, gradebook_sqlite=Path(jupyter_data_dir()) / "jupyter_exec_ext" / "gradebook.sqlite",
+            instructor=self.instructor, workspace_dir=self.workspace_dir)
+        self.settings[CONTEXT_KEY] = self.context
         self._warn_if_exercises_are_served()
         self._publish_for_kernels()
-        self.start_background()
+        self.context.start()
         log.info("jupyter_exec_ext %s: image %s, %d run(s) at once, %d per user, exercises in %s",
                  __version__, self.image, self.max_concurrent_runs, self.max_runs_per_user,
                  self.exercises_dir or "(none)")
 
     def initialize_handlers(self) -> None:
         """Adds the route table; ExtensionApp prefixes every pattern with the server's base_url."""
-        self.handlers.extend(remote_routes() + REMOTE_LIVE_ROUTES if self.backend == "remote"
+        self.handlers.extend(REMOTE_ROUTES + REMOTE_LIVE_ROUTES if self.backend == "remote"
                              else ROUTES + AUTHORING_ROUTES + LIVE_ROUTES)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -148,7 +151,8 @@ class ExecExtApp(ExecSettings, ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Stops the reaper and the pools, closes the engine connection, restores the environment."""
-        self.stop_parts()
+        if self.context is not None:
+            self.context.close()
         for name, value in getattr(self, "_environ_before", {}).items():
             if value is None:
                 os.environ.pop(name, None)

@@ -19,11 +19,8 @@ from jupyter_server.auth.decorator import authorized
 from ..grading import ExerciseError, load_exercise, schema, student_copy, update_workspace
 from ..grading.validation import check_exercise
 from .errors import ApiError
-from .handlers import EXERCISES_DIR_KEY, GRADER_KEY, NAMESPACE, ExecAPIHandler
+from .handlers import NAMESPACE, ExecAPIHandler
 
-#: Tornado settings keys ExecExtApp fills.
-INSTRUCTOR_KEY = "exec_ext_instructor"
-WORKSPACE_DIR_KEY = "exec_ext_workspace_dir"
 INSTRUCTOR_HINT = ("authoring is for instructor mode only (start the server with "
                    "`bash scripts/run.sh --instructor`, or c.ExecExtApp.instructor = True)")
 
@@ -33,7 +30,7 @@ class AuthoringHandler(ExecAPIHandler):
 
     @property
     def instructor(self) -> bool:
-        return bool(self.settings.get(INSTRUCTOR_KEY))
+        return self.context.instructor
 
     def require_instructor(self) -> None:
         if not self.instructor:
@@ -116,7 +113,7 @@ class ValidateRoute(AuthoringHandler):
     @authorized
     async def post(self) -> None:
         _, exercise = await self.requested_exercise()
-        grader = self.settings[GRADER_KEY]
+        grader = self.context.grader
         check = await self.scheduler.run(self.principal, lambda: check_exercise(grader, exercise))
         self.finish(check.to_dict())
 
@@ -147,8 +144,8 @@ class ReleaseRoute(AuthoringHandler):
     @authorized
     async def post(self) -> None:
         path, _ = await self.requested_exercise()
-        exercises = self.settings.get(EXERCISES_DIR_KEY) or ""
-        workspace = self.settings.get(WORKSPACE_DIR_KEY) or ""
+        exercises = self.context.exercises_dir or ""
+        workspace = self.context.workspace_dir or ""
         if not workspace:
             raise ApiError("this server has no students' workspace to release into "
                            "(c.ExecExtApp.workspace_dir)", status=409)

@@ -27,14 +27,11 @@ from ..gradebook.store import SubmissionRecord, redact_test
 from ..grading import ExerciseNotFound
 from .errors import ApiError
 # handlers takes this module's routes in at its end: ExecRouteBase and NAMESPACE exist by then.
-from .handlers import ATTEMPTS_IN_FLIGHT_KEY, NAMESPACE, ExecRouteBase
+from .handlers import NAMESPACE, ExecAPIHandler, ExecRouteBase
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
-#: Tornado settings: the ``GradebookRecorder`` and the default ``CourseRules``.
-GRADEBOOK_KEY = "exec_ext_gradebook"
-RULES_KEY = "exec_ext_course_rules"
 #: The most rows one page of ``GET submissions`` holds, and the furthest page.
 MAX_PAGE = 1000
 MAX_OFFSET = 10**9
@@ -125,10 +122,10 @@ async def admit(handler: ExecRouteBase, exercise: Any) -> tuple[bool, Attempt]:
         ApiError: past due and late submissions refused (409), or no attempts left (429).
             Instructors are refused neither.
     """
-    recorder: Optional[GradebookRecorder] = handler.settings.get(GRADEBOOK_KEY)
-    rules = (handler.settings.get(RULES_KEY) or CourseRules()).for_exercise(exercise)
+    recorder: Optional[GradebookRecorder] = handler.context.gradebook
+    rules = handler.context.rules.for_exercise(exercise)
     late = rules.is_late()
-    counts: Counter = handler.settings.setdefault(ATTEMPTS_IN_FLIGHT_KEY, Counter())
+    counts: Counter = handler.context.attempts_in_flight
     user, key = handler.gradebook_user, (handler.gradebook_user, exercise.id)
     if not handler.is_instructor:
         attempts = 0
@@ -153,7 +150,7 @@ async def record(handler: ExecRouteBase, exercise: Any, code: str, result: Any, 
                  attempt: Attempt) -> Optional[str]:
     """Records a graded submission; its id, or None when the gradebook queued it (database out)
     or the server keeps none."""
-    recorder: Optional[GradebookRecorder] = handler.settings.get(GRADEBOOK_KEY)
+    recorder: Optional[GradebookRecorder] = handler.context.gradebook
     try:
         if recorder is None:
             return None
@@ -173,13 +170,13 @@ class GradebookRouteBase(ExecRouteBase):
 
     @property
     def gradebook(self) -> GradebookRecorder:
-        recorder = self.settings.get(GRADEBOOK_KEY)
+        recorder = self.context.gradebook
         if recorder is None:
             raise ApiError("this server keeps no gradebook", status=404)
         return recorder
 
     def course_rules(self, exercise: Any) -> CourseRules:
-        defaults: CourseRules = self.settings.get(RULES_KEY) or CourseRules()
+        defaults: CourseRules = self.context.rules
         return defaults.for_exercise(exercise) if exercise is not None else defaults
 
     async def known_exercise(self, exercise_id: str) -> Any:
@@ -348,11 +345,33 @@ class ProgressRoute(GradebookRouteBase):
         })
 
 
-#: The gradebook's part of the route table (``handlers.ROUTE_LOGIC`` takes it in).
-GRADEBOOK_ROUTE_LOGIC: list[tuple[str, type[ExecRouteBase]]] = [
-    (f"{NAMESPACE}/submissions", SubmissionsRoute),
-    (rf"{NAMESPACE}/submissions/(?P<submission_id>[^/]+)", SubmissionRoute),
-    (f"{NAMESPACE}/gradebook", GradebookRoute),
-    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/stats", StatsRoute),
-    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/progress", ProgressRoute),
+# -- the gradebook's routes as the jupyter_server extension serves them ---------------------------
+
+class SubmissionsHandler(SubmissionsRoute, ExecAPIHandler):
+    """``GET submissions`` in the jupyter_server extension."""
+
+
+class SubmissionHandler(SubmissionRoute, ExecAPIHandler):
+    """``GET submissions/{id}`` in the jupyter_server extension."""
+
+
+class GradebookHandler(GradebookRoute, ExecAPIHandler):
+    """``GET gradebook`` in the jupyter_server extension."""
+
+
+class StatsHandler(StatsRoute, ExecAPIHandler):
+    """``GET exercises/{id}/stats`` in the jupyter_server extension."""
+
+
+class ProgressHandler(ProgressRoute, ExecAPIHandler):
+    """``GET exercises/{id}/progress`` in the jupyter_server extension."""
+
+
+#: The gradebook's part of the extension's route table (``handlers.ROUTES`` takes it in).
+GRADEBOOK_ROUTES: list[tuple[str, type[ExecAPIHandler]]] = [
+    (f"{NAMESPACE}/submissions", SubmissionsHandler),
+    (rf"{NAMESPACE}/submissions/(?P<submission_id>[^/]+)", SubmissionHandler),
+    (f"{NAMESPACE}/gradebook", GradebookHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/stats", StatsHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/progress", ProgressHandler),
 ]

@@ -9,16 +9,13 @@ base each supply the authentication (``current_user``, ``authorizer``).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import getpass
 import os
 
 import json
 import logging
-import math
-import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 import tornado.web
 from tornado.httputil import responses
@@ -29,14 +26,15 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from ..grading import DataFilesError, Exercise, ExerciseError, ExerciseNotFound, ExerciseRegistry, Grader
 from ..sandbox import (
-    CachingSandbox,
     DockerUnavailableError,
     ExecutorImageMissingError,
     LimitError,
     SandboxUnavailableError,
     Status,
 )
+from .context import CONTEXT_KEY, ExecContext
 from .errors import ApiError, PayloadTooLargeError, RateLimitedError
+from .metrics import ExecMetrics
 from .payloads import (
     RequestBounds,
     execute_reply,
@@ -52,23 +50,6 @@ log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
 NAMESPACE = "api/exec/v1"
-#: Keys of the tornado settings the handlers read (ExecExtApp fills them). The sandbox is looked up
-#: per request, so a wrapper with the same ``run()`` (the result cache) replaces it by one key.
-SANDBOX_KEY = "exec_ext_sandbox"
-SCHEDULER_KEY = "exec_ext_scheduler"
-BOUNDS_KEY = "exec_ext_bounds"
-EXERCISES_DIR_KEY = "exec_ext_exercises_dir"
-REGISTRY_KEY = "exec_ext_registry"
-GRADER_KEY = "exec_ext_grader"
-#: The ``SubmissionRateLimiter`` of the submit route; absent means no limit.
-SUBMIT_LIMITER_KEY = "exec_ext_submit_limiter"
-#: Optional: an ``ExecMetrics`` that routes report executions and submissions to.
-METRICS_KEY = "exec_ext_metrics"
-HEALTH_KEY = "exec_ext_health"
-#: Whether this single-user server runs in instructor mode (``authoring.INSTRUCTOR_KEY``).
-INSTRUCTOR_MODE_KEY = "exec_ext_instructor"
-#: Submissions being graded per (user, exercise): counted as attempts until they are recorded.
-ATTEMPTS_IN_FLIGHT_KEY = "exec_ext_attempts_in_flight"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
 INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
 #: The ``reason`` of an unavailability error names its cause, so a client says which part is
@@ -99,22 +80,27 @@ class ExecRouteBase(tornado.web.RequestHandler):
     )
 
     @property
-    def sandbox(self) -> Any:
-        """What runs code: a DockerSandbox, or a wrapper with the same ``run()`` (the cache)."""
-        return self.settings[SANDBOX_KEY]
+    def context(self) -> ExecContext:
+        """The parts every route shares (``context.build_context``)."""
+        return self.settings[CONTEXT_KEY]
+
+    @property
+    def runner(self) -> Any:
+        """What runs ``POST execute``: the result cache in front of the sandbox."""
+        return self.context.runner
 
     @property
     def scheduler(self) -> RunScheduler:
-        return self.settings[SCHEDULER_KEY]
+        return self.context.scheduler
 
     @property
     def bounds(self) -> RequestBounds:
-        return self.settings[BOUNDS_KEY]
+        return self.context.bounds
 
     @property
     def registry(self) -> Optional[ExerciseRegistry]:
         """The authoritative exercise notebooks; None when the server has no exercise directory."""
-        return self.settings.get(REGISTRY_KEY)
+        return self.context.registry
 
     async def exercise(self, exercise_id: str) -> Exercise:
         """Looks an exercise up (reading notebooks off the event loop).
@@ -157,12 +143,18 @@ class ExecRouteBase(tornado.web.RequestHandler):
         """Whether the caller may read everyone's records and hidden tests' details. On a
         single-user server: its own user, when the server runs in instructor mode (the executor
         service decides by hub users, groups and roles)."""
-        return bool(self.settings.get(INSTRUCTOR_MODE_KEY))
+        return self.context.instructor
 
     @property
-    def metrics(self) -> Any:
+    def metrics(self) -> Optional[ExecMetrics]:
         """The ``ExecMetrics`` of this server, or None."""
-        return self.settings.get(METRICS_KEY)
+        return self.context.metrics
+
+    @property
+    def data_files_cap(self) -> Optional[int]:
+        """The largest total size of an exercise's data files (the grader's), or None."""
+        grader = self.context.grader
+        return grader.data_files_bytes if grader is not None else None
 
     async def submission_graded(self, exercise: Exercise, result: Any) -> None:
         """Called after each graded submission (recorded in the gradebook by then), with the
@@ -289,15 +281,12 @@ class ExecuteRoute(ExecRouteBase):
         if payload.exercise_id is not None:
             # A run from an exercise notebook gets the exercise's data files (read off the loop).
             exercise = await self.exercise(payload.exercise_id)
-            cap = self.settings[GRADER_KEY].data_files_bytes if GRADER_KEY in self.settings else None
+            cap = self.data_files_cap
             files = await self.scheduler.query(lambda: exercise.read_data_files(cap))
             request = dataclasses.replace(request, files=files)
-        sandbox = self.sandbox
-        if isinstance(sandbox, CachingSandbox):
-            run = lambda: sandbox.run(request, use_cache=payload.use_cache)  # noqa: E731
-        else:
-            run = lambda: sandbox.run(request)  # noqa: E731
-        result = await self.scheduler.run(self.principal, run)
+        runner = self.runner
+        result = await self.scheduler.run(
+            self.principal, lambda: runner.run(request, use_cache=payload.use_cache))
         if self.metrics is not None:
             self.metrics.execution(result)
         self.finish(execute_reply(result, payload.notes))
@@ -311,9 +300,9 @@ class DockerStatusRoute(ExecRouteBase):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        engine = await self.scheduler.query(self.sandbox.status)
+        engine = await self.scheduler.query(self.runner.status)
         bounds = self.bounds
-        limiter: Optional[SubmissionRateLimiter] = self.settings.get(SUBMIT_LIMITER_KEY)
+        limiter: Optional[SubmissionRateLimiter] = self.context.submit_limiter
         self.finish({
             "docker": engine,
             "runs": self.scheduler.snapshot(),
@@ -324,49 +313,6 @@ class DockerStatusRoute(ExecRouteBase):
         })
 
 
-#: A health probe answers within this long whatever the engine does (a probe's own timeout is
-#: typically 1 to 10 s); an engine slower than that counts as down.
-HEALTH_DEADLINE_S = 1.0
-#: What a probe sees of an engine that did not answer in time.
-NO_ANSWER = {"enabled": True, "reachable": False, "error": "the Docker engine did not answer in time"}
-
-
-class EngineSnapshot:
-    """The engine's status as health probes see it: asked at most once per ``max_age_s``, and
-    shared by the probes that arrive while it is being asked. The route is open to anyone; a
-    flood of probes must not become a flood of engine calls."""
-
-    def __init__(self, max_age_s: float = 2.0, deadline_s: float = HEALTH_DEADLINE_S) -> None:
-        self.max_age_s = max_age_s
-        self.deadline_s = deadline_s
-        self._taken = -math.inf
-        self._value: Optional[dict] = None
-        self._source: Any = None
-        self._pending: Optional[asyncio.Future] = None
-
-    async def get(self, sandbox: Any, ask: Callable[[], Awaitable[dict]]) -> dict:
-        """The engine's status; ``NO_ANSWER`` when the engine does not answer within
-        ``deadline_s`` (a frozen or restarting engine), while the question goes on for later
-        probes."""
-        fresh = time.monotonic() - self._taken < self.max_age_s
-        if fresh and self._source is sandbox and self._value is not None:
-            return self._value
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._ask(sandbox, ask))
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._pending), self.deadline_s)
-        except asyncio.TimeoutError:
-            return NO_ANSWER
-
-    async def _ask(self, sandbox: Any, ask: Callable[[], Awaitable[dict]]) -> dict:
-        try:
-            self._value = await ask()
-            self._taken, self._source = time.monotonic(), sandbox
-        finally:
-            self._pending = None
-        return self._value
-
-
 class HealthRoute(ExecRouteBase):
     """``GET health``: ``ok``, ``degraded`` or ``down`` and nothing else; open to probes."""
 
@@ -375,9 +321,8 @@ class HealthRoute(ExecRouteBase):
 
     @allow_unauthenticated
     async def get(self) -> None:
-        snapshot = self.settings.setdefault(HEALTH_KEY, EngineSnapshot())
-        sandbox = self.sandbox
-        engine = await snapshot.get(sandbox, lambda: self.scheduler.query(sandbox.status))
+        runner = self.runner
+        engine = await self.context.health.get(runner, lambda: self.scheduler.query(runner.status))
         self.finish({"status": health_status(engine, self.scheduler.saturated)})
 
 
@@ -419,12 +364,12 @@ class SubmitRoute(ExecRouteBase):
     async def post(self, exercise_id: str) -> None:
         exercise = await self.exercise(exercise_id)
         code = parse_submit(self.json_body(), self.bounds)
-        grader: Grader = self.settings[GRADER_KEY]
+        grader: Grader = self.context.grader
         # Course rules (due time, attempts) before anything is spent on the submission.
         late, attempt = await course.admit(self, exercise)
         # Admitted here, on the event loop, after the checks that refuse a request outright: only
         # submissions of a real exercise count, and two at once cannot both take the last one.
-        limiter: Optional[SubmissionRateLimiter] = self.settings.get(SUBMIT_LIMITER_KEY)
+        limiter: Optional[SubmissionRateLimiter] = self.context.submit_limiter
         admission = None
         if limiter is not None:
             try:
@@ -468,29 +413,44 @@ class SubmitRoute(ExecRouteBase):
         self.finish(answer)
 
 
-#: Every route's pattern, relative to the server's base_url, and its logic.
-ROUTE_LOGIC: list[tuple[str, type[ExecRouteBase]]] = [
-    (f"{NAMESPACE}/execute", ExecuteRoute),
-    (f"{NAMESPACE}/docker/status", DockerStatusRoute),
-    (f"{NAMESPACE}/health", HealthRoute),
-    (f"{NAMESPACE}/exercises", ExercisesRoute),
-    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseRoute),
-    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitRoute),
-]
-# The gradebook's routes live in a module of their own, built on ExecRouteBase above.
+# The gradebook's routes live in a module of their own, built on ExecRouteBase above; submit
+# checks and records through it.
 from . import gradebook_routes as course  # noqa: E402
-from .gradebook_routes import GRADEBOOK_ROUTE_LOGIC  # noqa: E402
-
-ROUTE_LOGIC += GRADEBOOK_ROUTE_LOGIC
 
 
-def bind_routes(base: type, suffix: str) -> list[tuple[str, type]]:
-    """The route table with each route's logic on ``base``, which supplies the authentication
-    (``ExecuteRoute`` on ``ExecAPIHandler`` becomes ``ExecuteHandler``)."""
-    return [(pattern, type(logic.__name__[:-len("Route")] + suffix, (logic, base),
-                           {"__doc__": logic.__doc__, "__module__": base.__module__}))
-            for pattern, logic in ROUTE_LOGIC]
+# -- the routes as the jupyter_server extension serves them: jupyter_server authenticates ----------
+
+class ExecuteHandler(ExecuteRoute, ExecAPIHandler):
+    """``POST execute`` in the jupyter_server extension."""
+
+
+class DockerStatusHandler(DockerStatusRoute, ExecAPIHandler):
+    """``GET docker/status`` in the jupyter_server extension."""
+
+
+class HealthHandler(HealthRoute, ExecAPIHandler):
+    """``GET health`` in the jupyter_server extension."""
+
+
+class ExercisesHandler(ExercisesRoute, ExecAPIHandler):
+    """``GET exercises`` in the jupyter_server extension."""
+
+
+class ExerciseHandler(ExerciseRoute, ExecAPIHandler):
+    """``GET exercises/{id}`` in the jupyter_server extension."""
+
+
+class SubmitHandler(SubmitRoute, ExecAPIHandler):
+    """``POST exercises/{id}/submit`` in the jupyter_server extension."""
 
 
 #: The route table of the jupyter_server extension (local mode).
-ROUTES: list[tuple[str, type[ExecAPIHandler]]] = bind_routes(ExecAPIHandler, "Handler")
+ROUTES: list[tuple[str, type[ExecAPIHandler]]] = [
+    (f"{NAMESPACE}/execute", ExecuteHandler),
+    (f"{NAMESPACE}/docker/status", DockerStatusHandler),
+    (f"{NAMESPACE}/health", HealthHandler),
+    (f"{NAMESPACE}/exercises", ExercisesHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitHandler),
+    *course.GRADEBOOK_ROUTES,
+]

@@ -31,12 +31,11 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from ..grading import DataFilesError, ExerciseNotFound
-from ..sandbox import CachingSandbox, DockerUnavailableError, LimitError, SandboxUnavailableError
+from ..sandbox import DockerUnavailableError, LimitError, SandboxUnavailableError
 from ..sandbox.live import LiveControl
 from .errors import ApiError, BadRequestError, RateLimitedError
-from .handlers import GRADER_KEY, NAMESPACE, UNAVAILABLE_REASONS, ExecAPIHandler, ExecRouteBase
+from .handlers import NAMESPACE, UNAVAILABLE_REASONS, ExecAPIHandler, ExecRouteBase
 from .payloads import execute_reply, parse_execute, type_name
-from .remote import REMOTE_KEY
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
@@ -241,9 +240,7 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         asyncio.ensure_future(self._run(run, payload, exercise_id))
 
     async def _run(self, run: LiveRun, payload: Any, exercise_id: Optional[str] = None) -> None:
-        sandbox = self.sandbox
-        if isinstance(sandbox, CachingSandbox):
-            sandbox = sandbox.sandbox  # a live run is never served from the cache
+        sandbox = self.context.sandbox  # a live run is never served from the cache
         # One user's runs may follow each other in one container (reset in between), as through
         # POST execute; never another's.
         request = dataclasses.replace(payload.request, reuse_key=self.principal)
@@ -251,7 +248,7 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
             # A run from an exercise notebook gets the exercise's data files (read off the loop).
             try:
                 exercise = await self.exercise(exercise_id)
-                cap = self.settings[GRADER_KEY].data_files_bytes if GRADER_KEY in self.settings else None
+                cap = self.data_files_cap
                 files = await self.scheduler.query(lambda: exercise.read_data_files(cap))
             except ExerciseNotFound:
                 self.current = None
@@ -370,7 +367,7 @@ class RemoteLiveHandler(ExecLiveHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.check_live_access()
         self.require_upgrade()
-        remote = self.settings[REMOTE_KEY]
+        remote = self.context.remote
         try:
             self.upstream = await remote.connect("execute/ws", UPSTREAM_MAX_MESSAGE_BYTES)
         except ApiError as e:

@@ -19,11 +19,20 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .errors import ApiError
-from .handlers import NAMESPACE, ROUTE_LOGIC, ExecAPIHandler, HealthRoute
+from .gradebook_routes import GradebookRoute, ProgressRoute, StatsRoute, SubmissionRoute, SubmissionsRoute
+from .handlers import (
+    NAMESPACE,
+    DockerStatusRoute,
+    ExecAPIHandler,
+    ExecuteRoute,
+    ExerciseRoute,
+    ExercisesRoute,
+    HealthRoute,
+    SubmitRoute,
+)
 
 log = logging.getLogger(__name__)
 
-REMOTE_KEY = "exec_ext_remote"
 #: Answer headers worth passing back to the client; the rest belong to the hop.
 _PASSED_HEADERS = ("Content-Type", "Retry-After", "Allow", "Content-Disposition")
 
@@ -154,7 +163,7 @@ class ForwardRoute(ExecAPIHandler):
     """One route of the API, answered by the executor service. jupyter_server authenticates the
     caller here first; the service then checks the token it receives."""
 
-    #: The methods the route has (the service's), set per route by ``remote_routes``.
+    #: The methods the route has (the service's), set by each route.
     forwarded_methods: tuple[str, ...] = ()
 
     @classmethod
@@ -164,7 +173,7 @@ class ForwardRoute(ExecAPIHandler):
     async def _forward(self, query: Optional[str] = None) -> None:
         if self.request.method not in self.forwarded_methods:
             raise tornado.web.HTTPError(405)
-        remote: RemoteService = self.settings[REMOTE_KEY]
+        remote: RemoteService = self.context.remote
         prefix = url_path_join(self.base_url, NAMESPACE) + "/"
         route = self.request.path[len(prefix):]
         body = self.request.body if self.request.method == "POST" else None
@@ -210,15 +219,98 @@ class RemoteModeHandler(ForwardRoute):
     forwarded_methods = ("GET",)
 
 
-def remote_routes() -> list[tuple[str, type[ForwardRoute]]]:
-    """The route table of remote mode: the same patterns and methods as local mode (the
-    gradebook's included: the service decides what the caller may read), and the mode."""
-    table = []
-    for pattern, logic in ROUTE_LOGIC:
-        base = OpenForwardRoute if logic is HealthRoute else ForwardRoute
-        name = "Remote" + logic.__name__[:-len("Route")] + "Handler"
-        table.append((pattern, type(name, (base,), {
-            "route": logic.route, "forwarded_methods": tuple(logic.allowed_methods()),
-            "__doc__": f"{logic.__doc__} (forwarded to the executor service)"})))
-    table.append((f"{NAMESPACE}/authoring/mode", RemoteModeHandler))
-    return table
+# -- every route of the API, forwarded (the same patterns and methods as local mode; the gradebook's
+# included: the service decides what the caller may read) ---------------------------------------
+
+class RemoteExecuteHandler(ForwardRoute):
+    """``POST execute``, forwarded to the executor service."""
+
+    route = ExecuteRoute.route
+    forwarded_methods = tuple(ExecuteRoute.allowed_methods())
+
+
+class RemoteDockerStatusHandler(ForwardRoute):
+    """``GET docker/status``, forwarded to the executor service."""
+
+    route = DockerStatusRoute.route
+    forwarded_methods = tuple(DockerStatusRoute.allowed_methods())
+
+
+class RemoteHealthHandler(OpenForwardRoute):
+    """``GET health``, forwarded to the executor service."""
+
+    route = HealthRoute.route
+    forwarded_methods = tuple(HealthRoute.allowed_methods())
+
+
+class RemoteExercisesHandler(ForwardRoute):
+    """``GET exercises``, forwarded to the executor service."""
+
+    route = ExercisesRoute.route
+    forwarded_methods = tuple(ExercisesRoute.allowed_methods())
+
+
+class RemoteExerciseHandler(ForwardRoute):
+    """``GET exercises/{id}``, forwarded to the executor service."""
+
+    route = ExerciseRoute.route
+    forwarded_methods = tuple(ExerciseRoute.allowed_methods())
+
+
+class RemoteSubmitHandler(ForwardRoute):
+    """``POST exercises/{id}/submit``, forwarded to the executor service."""
+
+    route = SubmitRoute.route
+    forwarded_methods = tuple(SubmitRoute.allowed_methods())
+
+
+class RemoteSubmissionsHandler(ForwardRoute):
+    """``GET submissions``, forwarded to the executor service."""
+
+    route = SubmissionsRoute.route
+    forwarded_methods = tuple(SubmissionsRoute.allowed_methods())
+
+
+class RemoteSubmissionHandler(ForwardRoute):
+    """``GET submissions/{id}``, forwarded to the executor service."""
+
+    route = SubmissionRoute.route
+    forwarded_methods = tuple(SubmissionRoute.allowed_methods())
+
+
+class RemoteGradebookHandler(ForwardRoute):
+    """``GET gradebook``, forwarded to the executor service."""
+
+    route = GradebookRoute.route
+    forwarded_methods = tuple(GradebookRoute.allowed_methods())
+
+
+class RemoteStatsHandler(ForwardRoute):
+    """``GET exercises/{id}/stats``, forwarded to the executor service."""
+
+    route = StatsRoute.route
+    forwarded_methods = tuple(StatsRoute.allowed_methods())
+
+
+class RemoteProgressHandler(ForwardRoute):
+    """``GET exercises/{id}/progress``, forwarded to the executor service."""
+
+    route = ProgressRoute.route
+    forwarded_methods = tuple(ProgressRoute.allowed_methods())
+
+
+#: The route table of remote mode: the local table's patterns, and the mode.
+REMOTE_ROUTES: list[tuple[str, type[ForwardRoute]]] = [
+    (f"{NAMESPACE}/execute", RemoteExecuteHandler),
+    (f"{NAMESPACE}/docker/status", RemoteDockerStatusHandler),
+    (f"{NAMESPACE}/health", RemoteHealthHandler),
+    (f"{NAMESPACE}/exercises", RemoteExercisesHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", RemoteExerciseHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", RemoteSubmitHandler),
+    (f"{NAMESPACE}/submissions", RemoteSubmissionsHandler),
+    (rf"{NAMESPACE}/submissions/(?P<submission_id>[^/]+)", RemoteSubmissionHandler),
+    (f"{NAMESPACE}/gradebook", RemoteGradebookHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/stats", RemoteStatsHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/progress", RemoteProgressHandler),
+    (f"{NAMESPACE}/authoring/mode", RemoteModeHandler),
+]

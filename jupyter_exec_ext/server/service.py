@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlparse
@@ -30,29 +30,36 @@ from traitlets.config import Application, catch_config_error
 
 from .. import __version__
 from .errors import ApiError
+from .config import ExecSettings
+from .context import CONTEXT_KEY, ExecContext, build_context
 from .live import ROUTE as LIVE_ROUTE, LiveRoute
 from .handlers import (
-    BOUNDS_KEY,
-    METRICS_KEY,
     NAMESPACE,
-    REGISTRY_KEY,
+    DockerStatusRoute,
     ExecRouteBase,
+    ExecuteRoute,
+    ExerciseRoute,
+    ExercisesRoute,
     HealthRoute,
-    bind_routes,
+    SubmitRoute,
 )
-from .gradebook_routes import RESERVED_NAME_CHARACTERS, check_user_name  # noqa: F401 (API)
+from .gradebook_routes import (  # noqa: F401 (RESERVED_NAME_CHARACTERS: API)
+    RESERVED_NAME_CHARACTERS,
+    GradebookRoute,
+    ProgressRoute,
+    StatsRoute,
+    SubmissionRoute,
+    SubmissionsRoute,
+    check_user_name,
+)
 from .metrics import CONTENT_TYPE, ExecMetrics
 from .roles import HubRoles
-from .settings import ExecSettings
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
 
-ROLES_KEY = "exec_service_roles"
-ACCESS_KEY = "exec_service_access"
-PROXIES_KEY = "exec_service_trusted_proxies"
-HUB_AUTH_KEY = "exec_service_hub_auth"
-OPEN_REQUESTS_KEY = "exec_service_open_requests"
+
+
 @dataclass(frozen=True)
 class ServiceAccess:
     """Who may do what on the service: only what the configuration grants by name.
@@ -171,6 +178,18 @@ class OpenRequests:
         return True
 
 
+@dataclass(eq=False)
+class HubParts:
+    """The service's own parts, next to the shared ones (``ExecContext.hub``): who the hub says
+    the caller is, what the configuration grants them, and the requests being answered."""
+
+    auth: HubAuth
+    roles: HubRoles
+    access: ServiceAccess
+    trusted_proxies: tuple[Network, ...] = ()
+    open_requests: OpenRequests = field(default_factory=OpenRequests)
+
+
 class _HubAuthorized:
     """The ``authorizer`` of the shared routes: ``ServiceHandler.prepare`` has already refused
     callers without a grant for the route."""
@@ -188,17 +207,21 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
     roles: frozenset[str] = frozenset({"admin", "user"})
 
     @property
+    def hub(self) -> HubParts:
+        return self.context.hub
+
+    @property
     def hub_auth(self) -> HubAuth:
-        return self.settings[HUB_AUTH_KEY]
+        return self.hub.auth
 
     async def prepare(self) -> None:
         """Asks the hub who the caller is (asynchronously: a hub round trip must not stall the
         loop), once per request, then refuses callers without a grant for this route; routes see
         ``current_user`` as a hub model or None."""
-        self.settings[OPEN_REQUESTS_KEY].count += 1
+        self.hub.open_requests.count += 1
         self._counted = True
         self.request.remote_ip = client_ip(self.request.remote_ip, self.request.headers,
-                                           self.settings[PROXIES_KEY])
+                                           self.hub.trusted_proxies)
         try:
             model = await self.hub_auth.get_user(self, sync=False)
         except Exception as e:  # the hub is down or answered nonsense: nobody can be identified
@@ -243,11 +266,11 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
         caller's token may see of itself."""
         if not isinstance(user, dict):
             return "none"
-        access: ServiceAccess = self.settings[ACCESS_KEY]
+        access: ServiceAccess = self.hub.access
         groups: Iterable[str] = ()
         roles: Iterable[str] = ()
         if user.get("kind", "user") == "user" and access.needs_membership:
-            hub_roles: HubRoles = self.settings[ROLES_KEY]
+            hub_roles: HubRoles = self.hub.roles
             try:
                 groups, roles = await hub_roles.membership(user.get("name", ""))
             except Exception as e:  # the hub is down: nobody is an instructor meanwhile
@@ -257,7 +280,7 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
 
     def on_finish(self) -> None:
         if getattr(self, "_counted", False):
-            self.settings[OPEN_REQUESTS_KEY].count -= 1
+            self.hub.open_requests.count -= 1
             self._counted = False
         super().on_finish()
 
@@ -324,14 +347,71 @@ class LiveServiceHandler(LiveRoute, ServiceHandler):
             raise tornado.web.HTTPError(403)
 
     def run_started(self) -> None:
-        self.settings[OPEN_REQUESTS_KEY].count += 1
+        self.hub.open_requests.count += 1
 
     def run_ended(self) -> None:
-        self.settings[OPEN_REQUESTS_KEY].count -= 1
+        self.hub.open_requests.count -= 1
+
+
+# -- the shared routes, authenticated by the hub --------------------------------------------------
+
+class ExecuteServiceHandler(ExecuteRoute, ServiceHandler):
+    """``POST execute`` on the executor service."""
+
+
+class DockerStatusServiceHandler(DockerStatusRoute, ServiceHandler):
+    """``GET docker/status`` on the executor service."""
+
+
+class HealthServiceHandler(HealthRoute, ServiceHandler):
+    """``GET health`` on the executor service."""
+
+
+class ExercisesServiceHandler(ExercisesRoute, ServiceHandler):
+    """``GET exercises`` on the executor service."""
+
+
+class ExerciseServiceHandler(ExerciseRoute, ServiceHandler):
+    """``GET exercises/{id}`` on the executor service."""
+
+
+class SubmitServiceHandler(SubmitRoute, ServiceHandler):
+    """``POST exercises/{id}/submit`` on the executor service."""
+
+
+class SubmissionsServiceHandler(SubmissionsRoute, ServiceHandler):
+    """``GET submissions`` on the executor service."""
+
+
+class SubmissionServiceHandler(SubmissionRoute, ServiceHandler):
+    """``GET submissions/{id}`` on the executor service."""
+
+
+class GradebookServiceHandler(GradebookRoute, ServiceHandler):
+    """``GET gradebook`` on the executor service."""
+
+
+class StatsServiceHandler(StatsRoute, ServiceHandler):
+    """``GET exercises/{id}/stats`` on the executor service."""
+
+
+class ProgressServiceHandler(ProgressRoute, ServiceHandler):
+    """``GET exercises/{id}/progress`` on the executor service."""
 
 
 #: The service's route table, relative to its prefix: the shared API plus its own routes.
-SERVICE_ROUTES: list[tuple[str, type]] = bind_routes(ServiceHandler, "ServiceHandler") + [
+SERVICE_ROUTES: list[tuple[str, type]] = [
+    (f"{NAMESPACE}/execute", ExecuteServiceHandler),
+    (f"{NAMESPACE}/docker/status", DockerStatusServiceHandler),
+    (f"{NAMESPACE}/health", HealthServiceHandler),
+    (f"{NAMESPACE}/exercises", ExercisesServiceHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)", ExerciseServiceHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/submit", SubmitServiceHandler),
+    (f"{NAMESPACE}/submissions", SubmissionsServiceHandler),
+    (rf"{NAMESPACE}/submissions/(?P<submission_id>[^/]+)", SubmissionServiceHandler),
+    (f"{NAMESPACE}/gradebook", GradebookServiceHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/stats", StatsServiceHandler),
+    (rf"{NAMESPACE}/exercises/(?P<exercise_id>[^/]+)/progress", ProgressServiceHandler),
     (f"{NAMESPACE}/authoring/mode", ModeHandler),
     (f"{NAMESPACE}/metrics", MetricsHandler),
     (LIVE_ROUTE, LiveServiceHandler),
@@ -436,14 +516,14 @@ class ExecServiceApp(ExecSettings, Application):
             raise TraitError(str(e)) from None
         return proposal["value"]
 
-    def longest_request_s(self, settings: dict) -> float:
+    def longest_request_s(self, context: ExecContext) -> float:
         """The longest a request in progress can still run: a run's ``max_time_limit``, or the
         grading of the slowest exercise (its time limit as clamped, then each test's timeout), plus
         30 s for starting and removing containers. Reads notebooks: call it off the event loop."""
         longest = self.max_time_limit
-        registry = settings.get(REGISTRY_KEY)
+        registry = context.registry
         if registry is not None:
-            bounds = settings[BOUNDS_KEY]
+            bounds = context.bounds
             try:
                 exercises = registry.list()
             except Exception as e:  # an unreadable directory must not stop the shutdown
@@ -479,23 +559,15 @@ class ExecServiceApp(ExecSettings, Application):
                     "(e.g. %s): students could read hidden tests and solutions. Run "
                     "`chmod -R o-rwx %s` (docs/hub.md, security checklist)", len(exposed),
                     exposed[0], self.exercises_dir)
-        parts = self.build_parts()
-        gradebook = self.build_gradebook(Path(self.db_path))
-        self.metrics = ExecMetrics(self.caching_sandbox)
+        self.context = build_context(self, gradebook_sqlite=Path(self.db_path), metrics=True)
         hub_auth = HubAuth()  # reads JUPYTERHUB_API_TOKEN / _API_URL / _SERVICE_NAME
-        settings = {
-            **parts,
-            **gradebook,
-            ROLES_KEY: HubRoles(hub_auth.api_url, hub_auth.api_token, self.membership_ttl),
-            ACCESS_KEY: self.access(),
-            OPEN_REQUESTS_KEY: OpenRequests(),
-            PROXIES_KEY: parse_networks(self.trusted_proxies, "ExecServiceApp.trusted_proxies"),
-            HUB_AUTH_KEY: hub_auth,
-            METRICS_KEY: self.metrics,
-        }
+        self.context.hub = HubParts(
+            auth=hub_auth, roles=HubRoles(hub_auth.api_url, hub_auth.api_token, self.membership_ttl),
+            access=self.access(),
+            trusted_proxies=parse_networks(self.trusted_proxies, "ExecServiceApp.trusted_proxies"))
         handlers = [(url_path_join(self.base_url, pattern), handler)
                     for pattern, handler in SERVICE_ROUTES]
-        return tornado.web.Application(handlers, **settings)
+        return tornado.web.Application(handlers, **{CONTEXT_KEY: self.context})
 
     async def serve(self) -> None:
         """Listens until SIGTERM or SIGINT; then takes no new runs, lets the runs in flight
@@ -504,7 +576,8 @@ class ExecServiceApp(ExecSettings, Application):
         app = self.make_app()
         # xheaders off: the client address comes from trusted proxies only (ServiceHandler.prepare).
         server = app.listen(self.port, self.ip, xheaders=False)
-        self.start_background()
+        context: ExecContext = app.settings[CONTEXT_KEY]
+        context.start()
         log.info("jupyter-exec-service %s on http://%s:%d%s, image %s", __version__, self.ip,
                  self.port, self.base_url, self.image)
         stop = asyncio.Event()
@@ -514,13 +587,13 @@ class ExecServiceApp(ExecSettings, Application):
         await stop.wait()
         # New connections are refused (the proxy and remote mode answer "unreachable"); a new
         # request on an open connection is refused with 503; runs in flight go on.
-        self.scheduler.stop_admitting()
+        context.scheduler.stop_admitting()
         server.stop()
-        open_requests: OpenRequests = app.settings[OPEN_REQUESTS_KEY]
+        open_requests: OpenRequests = context.hub.open_requests
         wait_s = self.stop_timeout
         if wait_s is None:
             wait_s = await asyncio.get_running_loop().run_in_executor(
-                None, self.longest_request_s, app.settings)
+                None, self.longest_request_s, context)
         log.info("jupyter-exec-service stopping: no new runs; waiting up to %.0f s for %d "
                  "request(s) in progress", wait_s, open_requests.count)
         if not await open_requests.wait_until_none(wait_s):
@@ -530,7 +603,7 @@ class ExecServiceApp(ExecSettings, Application):
             await asyncio.wait_for(server.close_all_connections(), timeout=5)
         except asyncio.TimeoutError:
             pass
-        await asyncio.get_running_loop().run_in_executor(None, self.stop_parts)
+        await asyncio.get_running_loop().run_in_executor(None, context.close)
         shared_state = getattr(self, "shared_state", None)
         if shared_state is not None:  # its runs have ended: nothing is left to renew
             await shared_state.close()

@@ -27,7 +27,7 @@ import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from traitlets import Float, TraitError, Unicode, default, validate
+from traitlets import Float, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from ..sandbox.cache import redact_url
@@ -308,17 +308,14 @@ class SharedStateSettings(LoggingConfigurable):
                                "cap and the submission rate limit (usually the same Redis as "
                                "redis_url, with a password students do not have); None counts "
                                "them in this process (one server). Default: "
-                               "DOCKER_EXECUTOR_SHARED_STATE_URL.").tag(config=True)
+                               "DOCKER_EXECUTOR_SHARED_STATE_URL (read with the other variables "
+                               "in config.EnvironmentDefaults).").tag(config=True)
     shared_state_prefix = Unicode("jupyter-exec-ext:", help="Start of every key of the shared "
                                   "state, so several deployments can share one Redis."
                                   ).tag(config=True)
     shared_state_lease = Float(15.0, help="Seconds after which the runs and ungraded "
                                "submissions of a replica that stopped (crashed, lost its network) "
                                "no longer count for their users.").tag(config=True)
-
-    @default("shared_state_url")
-    def _default_shared_state_url(self) -> Optional[str]:
-        return os.environ.get("DOCKER_EXECUTOR_SHARED_STATE_URL") or None
 
     @validate("shared_state_lease")
     def _valid_shared_state_lease(self, proposal: Any) -> float:

@@ -79,3 +79,24 @@ def test_student_copies_in_the_tree_are_not_definitions(tmp_path):
     (tmp_path / "add.ipynb").unlink()
     with pytest.raises(ExerciseNotFound):
         registry.get("add")
+
+
+def test_load_notebooks_keeps_the_first_definition_of_an_id_and_names_the_rest(tmp_path):
+    """What `validate` reports: a notebook that does not load, and a later definition of an id
+    (naming the first); student copies share their exercise's id without being definitions."""
+    from jupyter_exec_ext.grading import release
+    from jupyter_exec_ext.grading.registry import load_notebooks
+
+    write_notebook(tmp_path / "a.ipynb", exercise_notebook("same"))
+    write_notebook(tmp_path / "b.ipynb", exercise_notebook("same"))
+    (tmp_path / "broken.ipynb").write_text("{")
+    release(tmp_path / "a.ipynb", tmp_path / "copy.ipynb")
+    paths = [tmp_path / n for n in ("a.ipynb", "copy.ipynb", "b.ipynb", "broken.ipynb", "a.ipynb")]
+    found = load_notebooks(paths)
+    assert [n.exercise is not None for n in found] == [True, True, False, False, False]
+    assert found[1].exercise.student_copy and found[1].problem == ""
+    assert found[2].problem == (f"{tmp_path / 'b.ipynb'}: exercise id 'same' is also used by "
+                                f"{tmp_path / 'a.ipynb'}")
+    assert "broken.ipynb" in found[3].problem
+    # The same notebook named twice defines its id twice.
+    assert found[4].problem.endswith(f"is also used by {tmp_path / 'a.ipynb'}")

@@ -18,8 +18,8 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (fixtures and hooks, this folder only)
 from traitlets.config import Config
 
-from jupyter_exec_ext.sandbox import SandboxConfig
-from jupyter_exec_ext.server.handlers import SANDBOX_KEY, SCHEDULER_KEY
+from jupyter_exec_ext.sandbox import CacheConfig, CachingSandbox, SandboxConfig
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 from ..conftest import TEST_OWNER, release_server_sandbox
 
 API = ("api", "exec", "v1")
@@ -98,16 +98,24 @@ def settings(jp_serverapp) -> dict[str, Any]:
 
 
 @pytest.fixture
-def scheduler(settings):
-    return settings[SCHEDULER_KEY]
+def context(settings):
+    """The parts the routes share (``ExecContext``); a test may replace one of them here."""
+    return settings[CONTEXT_KEY]
 
 
 @pytest.fixture
-def swap_sandbox(settings) -> Callable[[Any], None]:
-    """Replaces the object that runs code, as the cache layer will."""
+def scheduler(context):
+    return context.scheduler
+
+
+@pytest.fixture
+def swap_sandbox(context) -> Callable[[Any], None]:
+    """Replaces the object that runs code, behind a result cache that is off (the server's own
+    sandbox is still closed when the server stops)."""
 
     def swap(sandbox: Any) -> None:
-        settings[SANDBOX_KEY] = sandbox
+        context.sandbox = sandbox
+        context.runner = CachingSandbox(sandbox, CacheConfig(enabled=False))
 
     return swap
 

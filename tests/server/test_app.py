@@ -18,7 +18,7 @@ from traitlets.config import Config
 from jupyter_exec_ext.sandbox import LABEL
 from jupyter_exec_ext.sandbox.config import EXPIRES_LABEL, OWNER_LABEL
 from jupyter_exec_ext.server import KERNEL_TOKEN_ENV, KERNEL_URL_ENV, ExecExtApp
-from jupyter_exec_ext.server.handlers import EXERCISES_DIR_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 
 from ..conftest import TEST_OWNER, our_containers
 from .conftest import wait_until
@@ -138,16 +138,16 @@ def root_exercises(jp_root_dir):
 
 
 async def test_exercise_directory_defaults_to_exercises_under_root(root_exercises, jp_serverapp):
-    assert jp_serverapp.web_app.settings[EXERCISES_DIR_KEY] == root_exercises
+    assert jp_serverapp.web_app.settings[CONTEXT_KEY].exercises_dir == root_exercises
 
 
 async def test_exercise_directory_is_none_without_one(jp_serverapp):
-    assert jp_serverapp.web_app.settings[EXERCISES_DIR_KEY] is None
+    assert jp_serverapp.web_app.settings[CONTEXT_KEY].exercises_dir is None
 
 
 @pytest.mark.parametrize("exec_ext_config", [{"exercises_dir": "/srv/course/exercises"}])
 async def test_exercise_directory_is_configurable(jp_serverapp):
-    assert str(jp_serverapp.web_app.settings[EXERCISES_DIR_KEY]) == "/srv/course/exercises"
+    assert str(jp_serverapp.web_app.settings[CONTEXT_KEY].exercises_dir) == "/srv/course/exercises"
 
 
 KERNEL_SCRIPT = """

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from jupyter_exec_ext.grading import Grader
-from jupyter_exec_ext.server.handlers import GRADER_KEY, HEALTH_DEADLINE_S, HEALTH_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
+from jupyter_exec_ext.server.health import HEALTH_DEADLINE_S, EngineSnapshot
 
 from ..grading.notebooks import exercise_notebook, write_notebook
 from ..second_engine import engine, sandbox_on  # noqa: F401 (fixture)
@@ -37,7 +38,7 @@ async def test_health_answers_quickly_while_the_engine_is_stopped_or_frozen(
         assert body == {"status": "ok"}
 
         engine.freeze()  # accepts connections, answers nothing: the slowest kind of outage
-        settings.pop(HEALTH_KEY)  # as if the last answer were older than its 2 s: ask again
+        settings[CONTEXT_KEY].health = EngineSnapshot()  # as if the last answer were older than its 2 s: ask again
         for _ in range(3):
             body, took = await timed_health(api)
             assert body == {"status": "down"}
@@ -45,7 +46,7 @@ async def test_health_answers_quickly_while_the_engine_is_stopped_or_frozen(
         engine.thaw()
 
         engine.stop()
-        settings.pop(HEALTH_KEY, None)
+        settings[CONTEXT_KEY].health = EngineSnapshot()
         body, took = await timed_health(api)
         assert body == {"status": "down"}
         assert took < PROBE_PATIENCE_S, f"health took {took:.1f} s with the engine stopped"
@@ -98,7 +99,7 @@ def exec_ext_config(tmp_path):
 async def test_a_submission_cut_short_by_the_engine_is_no_grade_and_says_so(
         api, settings, engine, executor_image):
     box = sandbox_on(engine, executor_image, reuse_runs=0)
-    settings[GRADER_KEY] = Grader(box)
+    settings[CONTEXT_KEY].grader = Grader(box)
     code = ("print('printed before', flush=True)\n"
             "open('/tmp/printed', 'w').close()\n"
             "import time\ntime.sleep(60)\n"

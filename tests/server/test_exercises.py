@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
-from jupyter_exec_ext.server.handlers import SANDBOX_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 
 from ..conftest import TEST_OWNER, our_containers
 from ..grading.notebooks import exercise_notebook, write_notebook
@@ -137,12 +137,11 @@ async def test_submit_wrong_then_right(api, executor_image, no_leaks):
 @docker_needed
 async def test_submit_with_docker_down_is_503_and_the_exercises_still_answer(api, settings, swap_sandbox):
     from jupyter_exec_ext.grading import Grader
-    from jupyter_exec_ext.server.handlers import GRADER_KEY
     import docker
 
     unreachable = DockerSandbox(SandboxConfig(owner=TEST_OWNER), client_factory=lambda: docker.DockerClient(
         base_url="unix:///nonexistent/docker.sock", version="auto"))
-    settings[GRADER_KEY] = Grader(unreachable)
+    settings[CONTEXT_KEY].grader = Grader(unreachable)
     status, body, _ = await api("POST", "exercises/add/submit", {"code": RIGHT})
     assert status == 503 and body["message"] == "Docker not available"
     status, body, _ = await api("GET", "exercises")
@@ -177,12 +176,12 @@ async def test_submissions_are_never_cached(api, executor_image, no_leaks, exerc
 @docker_needed
 @pytest.mark.parametrize("extra_config", [{"pool_size": 1}])
 async def test_warm_pool_serves_runs_and_is_drained(api, settings, docker_client, executor_image, no_leaks):
-    sandbox = settings[SANDBOX_KEY].sandbox
+    sandbox = settings[CONTEXT_KEY].runner.sandbox
     await wait_until(lambda: sandbox.pool is not None and sandbox.pool.status()["idle"] == 1,
                      "the pool to fill", timeout=60)
     status, body, _ = await api("POST", "execute", {"code": "print('warm')", "use_cache": False})
     assert status == 200 and body["stdout"] == "warm\n"
     status, body, _ = await api("GET", "docker/status")
     assert body["docker"]["pool"]["served"] == 1 and body["docker"]["pool"]["size"] == 1
-    settings[SANDBOX_KEY].close()  # what stopping the server does
+    settings[CONTEXT_KEY].runner.close()  # what stopping the server does
     assert our_containers(docker_client) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_exec_ext.server.gradebook_routes import GRADEBOOK_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 
 from ..grading.notebooks import exercise_notebook, write_notebook
 from .conftest import wait_until
@@ -37,7 +37,7 @@ async def test_a_submission_while_postgresql_dies_is_answered_and_recorded_after
 
     # Killed while the next submission is being graded in the sandbox.
     slow = asyncio.ensure_future(api("POST", "exercises/add/submit", {"code": SLOW_RIGHT}))
-    await wait_until(lambda: settings["exec_ext_scheduler"].snapshot()["in_flight"] >= 1,
+    await wait_until(lambda: settings[CONTEXT_KEY].scheduler.snapshot()["in_flight"] >= 1,
                      "the slow submission started")
     await asyncio.get_running_loop().run_in_executor(None, postgres_server.kill)
     status, during, _ = await slow
@@ -46,14 +46,14 @@ async def test_a_submission_while_postgresql_dies_is_answered_and_recorded_after
     # And one more while it is down.
     status, after, _ = await api("POST", "exercises/add/submit", {"code": RIGHT})
     assert status == 200 and after["score"] == 4.0 and after["submission_id"] is None
-    assert len(settings[GRADEBOOK_KEY].backlog) == 2
+    assert len(settings[CONTEXT_KEY].gradebook.backlog) == 2
 
     status, body, _ = await api("GET", "submissions")
     assert status == 503 and body["reason"] == "gradebook_unavailable", body
     assert "kept in the backlog and retried" in caplog.text
 
     await asyncio.get_running_loop().run_in_executor(None, postgres_server.start)
-    await wait_until(lambda: not settings[GRADEBOOK_KEY].backlog,
+    await wait_until(lambda: not settings[CONTEXT_KEY].gradebook.backlog,
                      "the backlog was written", timeout=90)
     status, page, _ = await api("GET", "submissions")
     assert status == 200 and page["total"] == 3, page

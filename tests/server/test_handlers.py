@@ -11,7 +11,7 @@ import pytest
 
 from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
 
-from jupyter_exec_ext.server.handlers import SANDBOX_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 
 from ..conftest import TEST_OWNER, require
 from .conftest import wait_until
@@ -47,7 +47,7 @@ async def test_a_users_next_run_reuses_their_reset_container(api, settings, exec
     status, first, _ = await api("POST", "execute", {
         "code": WHERE + "\nopen('/tmp/left', 'w').write('x')", "use_cache": False})
     assert status == 200 and first["status"] == "ok", first
-    sandbox = settings[SANDBOX_KEY]
+    sandbox = settings[CONTEXT_KEY].runner
     reuse = getattr(sandbox, "sandbox", sandbox).reuse  # behind the result cache, if on
     await wait_until(lambda: reuse.status()["kept"] == 1, "the container to be reset and kept")
     status, second, _ = await api("POST", "execute", {

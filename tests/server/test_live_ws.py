@@ -199,8 +199,8 @@ async def test_a_bad_message_gets_an_error_and_the_socket_stays_usable(ws, bad, 
 
 async def test_an_oversized_message_is_refused_and_nothing_is_lost(ws, settings, executor_image,
                                                                    no_leaks):
-    from jupyter_exec_ext.server.handlers import BOUNDS_KEY
-    bound = settings[BOUNDS_KEY].max_body_bytes
+    from jupyter_exec_ext.server.context import CONTEXT_KEY
+    bound = settings[CONTEXT_KEY].bounds.max_body_bytes
     client = await ws()
     await client.send({"type": "run", "code": "name = input('? ')\nprint('hello', name)\n"})
     await client.until("input_request")

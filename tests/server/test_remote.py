@@ -17,7 +17,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
-from jupyter_exec_ext.server.handlers import SANDBOX_KEY, SCHEDULER_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 from jupyter_exec_ext.server.remote import loopback_mismatch
 
 
@@ -110,7 +110,7 @@ async def test_health_reports_the_service_down_without_a_token(api):
 
 @pytest.mark.parametrize("exec_ext_config", [DOWN])
 async def test_remote_mode_builds_no_sandbox_and_keeps_the_routes(api, settings):
-    assert SANDBOX_KEY not in settings and SCHEDULER_KEY not in settings
+    assert settings[CONTEXT_KEY].sandbox is None and settings[CONTEXT_KEY].scheduler is None
     # Same methods as locally: a GET on execute is 405, not forwarded.
     status, _, response = await api("GET", "execute")
     assert status == 405 and response.headers["Allow"] == "POST"

@@ -11,7 +11,7 @@ from tornado.httputil import HTTPHeaders
 from traitlets import TraitError
 
 from jupyter_exec_ext.grading import ExerciseRegistry
-from jupyter_exec_ext.server.handlers import BOUNDS_KEY, REGISTRY_KEY
+from jupyter_exec_ext.server.context import ExecContext
 from jupyter_exec_ext.server.service import (
     ExecServiceApp,
     ServiceAccess,
@@ -115,8 +115,8 @@ def test_a_stopping_service_waits_as_long_as_the_slowest_grading_can_take(tmp_pa
     tests = [{"name": f"t{i}", "test_code": "assert True", "timeout": 15} for i in range(3)]
     write_notebook(tmp_path / "slow.ipynb", exercise_notebook("slow", tests=tests,
                                                              limits={"time_limit": 60}))
-    settings = {BOUNDS_KEY: app.request_bounds(app.sandbox_config())}
-    assert app.longest_request_s(settings) == 20 + 30  # a run: max_time_limit
-    settings[REGISTRY_KEY] = ExerciseRegistry(tmp_path)
+    context = ExecContext(bounds=app.request_bounds(app.sandbox_config()))
+    assert app.longest_request_s(context) == 20 + 30  # a run: max_time_limit
+    context.registry = ExerciseRegistry(tmp_path)
     # The exercise asks for 60 s, clamped to 20, then three tests of 15 s each.
-    assert app.longest_request_s(settings) == 20 + 45 + 30
+    assert app.longest_request_s(context) == 20 + 45 + 30

@@ -16,7 +16,7 @@ from jupyter_server.auth import IdentityProvider, User
 
 from jupyter_exec_ext.grading import Grader
 from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
-from jupyter_exec_ext.server.handlers import GRADER_KEY
+from jupyter_exec_ext.server.context import CONTEXT_KEY
 from jupyter_exec_ext.server.ratelimit import describe_seconds
 
 from ..conftest import TEST_OWNER
@@ -140,15 +140,15 @@ async def test_requests_refused_for_another_reason_use_up_nothing(
         assert (await submit("add", raw="not json"))[0] == 400
         assert (await submit("nope", RIGHT))[0] == 404
     # Not graded: the engine is out of reach.
-    working = settings[GRADER_KEY]
-    settings[GRADER_KEY] = Grader(DockerSandbox(
+    working = settings[CONTEXT_KEY].grader
+    settings[CONTEXT_KEY].grader = Grader(DockerSandbox(
         SandboxConfig(owner=TEST_OWNER),
         client_factory=lambda: docker.DockerClient(base_url="unix:///nonexistent/docker.sock",
                                                    version="auto")))
     for _ in range(2):
         code, body, _ = await submit("add", RIGHT)
         assert code == 503 and body["message"] == "Docker not available"
-    settings[GRADER_KEY] = working
+    settings[CONTEXT_KEY].grader = working
     assert (await status(jp_fetch))["submissions"]["tracked"] == 0
 
     code, body, _ = await submit("add", RIGHT)

@@ -1,55 +1,160 @@
-"""The settings and parts shared by the jupyter_server extension and the executor service: every
-sandbox and REST API knob as a ``config=True`` trait, and the one place the sandbox, cache,
-scheduler, registry and grader are built, swept and stopped.
+"""Every knob the jupyter_server extension and the executor service share, as ``config=True``
+traits, and their defaults from the ``DOCKER_EXECUTOR_*`` environment variables (read in one
+place, ``EnvironmentDefaults``).
+
+Traits only: nothing here builds or stops anything (``context.build_context`` does, from these
+values). ``ExecSettings`` is a base of ``ExecExtApp`` and ``ExecServiceApp`` so that
+``c.ExecExtApp.…``, ``c.ExecServiceApp.…`` and ``c.ExecSettings.…`` keep naming these traits.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
+from traitlets.traitlets import DefaultHandler
 
-from ..grading import ExerciseRegistry, Grader
-from ..sandbox import (
-    CacheConfig,
-    CachingSandbox,
-    DockerSandbox,
-    LimitError,
-    Limits,
-    SandboxConfig,
-    SandboxError,
-)
+from ..gradebook.rules import CourseRules
+from ..sandbox import CacheConfig, LimitError, Limits, SandboxConfig
 from ..sandbox.config import seccomp_security_opt
 from ..sandbox.limits import parse_memory_mb
-from .handlers import (
-    BOUNDS_KEY,
-    EXERCISES_DIR_KEY,
-    GRADER_KEY,
-    REGISTRY_KEY,
-    SANDBOX_KEY,
-    SCHEDULER_KEY,
-    SUBMIT_LIMITER_KEY,
-)
-from ..gradebook.recorder import GradebookRecorder
-from ..gradebook.rules import CourseRules
-from ..gradebook.store import GradebookStore, StoreError, describe_url, sqlite_url
-from .gradebook_routes import GRADEBOOK_KEY, RULES_KEY
 from .payloads import RequestBounds
-from .scheduler import RunScheduler
 from .shared_state import SharedStateSettings
 
 log = logging.getLogger(__name__)
 
 
-class ExecSettings(SharedStateSettings, LoggingConfigurable):
-    """Sandbox, limits, scheduling, pool and cache settings, and the parts they describe.
+def _whole_number(name: str, fallback: int) -> int:
+    """``DOCKER_EXECUTOR_<name>`` as a whole number of 0 or more, ``fallback`` when unset."""
+    raw = os.environ.get(f"DOCKER_EXECUTOR_{name}")
+    if raw is None or not raw.strip():
+        return fallback
+    if not raw.strip().isdigit():
+        raise TraitError(f"DOCKER_EXECUTOR_{name} must be a whole number, got {raw!r}")
+    return int(raw)
 
-    Mixed into ``ExecExtApp`` (``c.ExecExtApp.…``) and ``ExecServiceApp`` (``c.ExecServiceApp.…``);
+
+def _seconds(name: str, fallback: float) -> float:
+    """``DOCKER_EXECUTOR_<name>`` as a number of seconds above 0, ``fallback`` when unset."""
+    raw = os.environ.get(f"DOCKER_EXECUTOR_{name}")
+    if raw is None or not raw.strip():
+        return fallback
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise TraitError(f"DOCKER_EXECUTOR_{name} must be a finite number of seconds above 0, "
+                         f"got {raw!r}")
+    return value
+
+
+def _secret_text(secret: Optional[bytes]) -> Optional[str]:
+    return secret.decode() if secret is not None else None
+
+
+class EnvironmentDefaults:
+    """The defaults the ``DOCKER_EXECUTOR_*`` variables give the traits: the one place they are
+    read. The sandbox and cache variables are parsed by ``SandboxConfig.from_env`` and
+    ``CacheConfig.from_env`` (each once, when a trait first needs it); a bad value raises
+    ``TraitError`` naming the variable.
+    """
+
+    #: trait name -> its default, from the parsed sandbox settings.
+    SANDBOX: dict[str, Callable[[SandboxConfig], Any]] = {
+        "enabled": lambda c: c.enabled,
+        "image": lambda c: c.image,
+        "network": lambda c: c.network,
+        "runtime": lambda c: c.runtime,
+        "owner": lambda c: c.owner,
+        "seccomp": lambda c: c.seccomp,
+        "memory_limit": lambda c: f"{c.default_limits.memory_mb}m",
+        "cpu_limit": lambda c: c.default_limits.cpus,
+        "time_limit": lambda c: c.default_limits.time_s,
+        "pids_limit": lambda c: c.default_limits.pids,
+        "nofile_limit": lambda c: c.default_limits.nofile,
+        "max_memory_limit": lambda c: f"{c.max_limits.memory_mb}m",
+        "max_cpu_limit": lambda c: c.max_limits.cpus,
+        "max_time_limit": lambda c: c.max_limits.time_s,
+        "max_pids_limit": lambda c: c.max_limits.pids,
+        "max_nofile_limit": lambda c: c.max_limits.nofile,
+        "display_limit": lambda c: c.display_limit,
+        "display_bytes": lambda c: c.display_bytes,
+        "data_files_bytes": lambda c: c.data_files_bytes,
+        "reuse_runs": lambda c: c.reuse_runs,
+        "reuse_kept": lambda c: c.reuse_kept,
+        "reuse_idle": lambda c: c.reuse_idle_s,
+    }
+    #: trait name -> its default, from the parsed result cache settings.
+    CACHE: dict[str, Callable[[CacheConfig], Any]] = {
+        "cache_enabled": lambda c: c.enabled,
+        "redis_url": lambda c: c.redis_url,
+        "cache_ttl": lambda c: c.ttl_s,
+        "cache_secret": lambda c: _secret_text(c.secret),
+    }
+    #: trait name -> its default, from a variable of its own.
+    OWN: dict[str, Callable[[], Any]] = {
+        "db_url": lambda: os.environ.get("DOCKER_EXECUTOR_DB_URL", ""),
+        "shared_state_url": lambda: os.environ.get("DOCKER_EXECUTOR_SHARED_STATE_URL") or None,
+        "pool_size": lambda: _whole_number("POOL_SIZE", 2),
+        "submit_rate_limit": lambda: _whole_number("SUBMIT_RATE_LIMIT", 20),
+        "submit_rate_window": lambda: _seconds("SUBMIT_RATE_WINDOW", 600.0),
+    }
+    TRAITS: tuple[str, ...] = (*SANDBOX, *CACHE, *OWN)
+
+    def __init__(self) -> None:
+        self._sandbox: Optional[SandboxConfig] = None
+        self._cache: Optional[CacheConfig] = None
+
+    def sandbox(self) -> SandboxConfig:
+        if self._sandbox is None:
+            try:
+                self._sandbox = SandboxConfig.from_env()
+            except LimitError as e:
+                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
+        return self._sandbox
+
+    def cache(self) -> CacheConfig:
+        if self._cache is None:
+            try:
+                self._cache = CacheConfig.from_env()
+            except (LimitError, ValueError) as e:
+                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
+        return self._cache
+
+    def value(self, trait: str) -> Any:
+        """The default of ``trait`` (one of ``TRAITS``) that the environment gives."""
+        if trait in self.SANDBOX:
+            return self.SANDBOX[trait](self.sandbox())
+        if trait in self.CACHE:
+            return self.CACHE[trait](self.cache())
+        return self.OWN[trait]()
+
+
+class _from_environment(DefaultHandler):
+    """``@default`` for several traits at once: each one's default is ``func(self, name)``."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__(names[0])
+        self.trait_names = names
+
+    def class_init(self, cls: Any, name: Optional[str]) -> None:
+        super().class_init(cls, name)
+        for trait in self.trait_names:
+            cls._trait_default_generators[trait] = functools.partial(self._generate, trait)
+
+    def _generate(self, trait: str, obj: Any) -> Any:
+        return self.func(obj, trait)
+
+
+class ExecSettings(SharedStateSettings, LoggingConfigurable):
+    """Sandbox, limits, scheduling, pool, cache and gradebook settings (traits only).
+
+    A base of ``ExecExtApp`` (``c.ExecExtApp.…``) and ``ExecServiceApp`` (``c.ExecServiceApp.…``);
     ``c.ExecSettings.…`` sets both. Sandbox settings default to the seed's ``DOCKER_EXECUTOR_*``
     environment variables, then to built-in values.
     """
@@ -105,18 +210,6 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
                                "are placed in the run's /tmp). Default: "
                                "DOCKER_EXECUTOR_DATA_FILES_BYTES, else 8 MiB.").tag(config=True)
 
-    @default("display_limit")
-    def _default_display_limit(self) -> int:
-        return self._env_config().display_limit
-
-    @default("display_bytes")
-    def _default_display_bytes(self) -> int:
-        return self._env_config().display_bytes
-
-    @default("data_files_bytes")
-    def _default_data_files_bytes(self) -> int:
-        return self._env_config().data_files_bytes
-
     # -- REST API -------------------------------------------------------------------------------
     max_code_bytes = Integer(64 * 1024, help="Largest `code` a request may send, in UTF-8 bytes "
                              "(413 above it).").tag(config=True)
@@ -164,10 +257,6 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
                       "score_rule: which submission's score counts in the gradebook."
                       ).tag(config=True)
 
-    @default("db_url")
-    def _default_db_url(self) -> str:
-        return os.environ.get("DOCKER_EXECUTOR_DB_URL", "")
-
     @validate("due")
     def _valid_due(self, proposal: Any) -> str:
         try:
@@ -182,26 +271,6 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
             raise TraitError(f"{type(self).__name__}.{proposal['trait'].name} must be 0 or more, "
                              f"got {proposal['value']!r}")
         return proposal["value"]
-
-    def build_gradebook(self, default_sqlite: Path) -> dict[str, Any]:
-        """The gradebook (``db_url``, else SQLite at ``default_sqlite``) and the default course
-        rules, as tornado settings. A database that is down does not stop the server: submissions
-        wait in the backlog.
-
-        Raises:
-            TraitError: ``db_url`` is not a usable URL (or its driver is missing).
-        """
-        url = self.db_url or sqlite_url(default_sqlite)
-        try:
-            store = GradebookStore(url)
-        except StoreError as e:
-            raise TraitError(f"{type(self).__name__}.db_url: {e}") from None
-        self.gradebook = GradebookRecorder(store, backlog_max=max(self.gradebook_backlog, 1))
-        log.info("gradebook in %s", describe_url(url))
-        return {GRADEBOOK_KEY: self.gradebook,
-                RULES_KEY: CourseRules.defaults(due=self.due, late_policy=self.late_policy,
-                                                max_attempts=self.max_attempts,
-                                                score_rule=self.score_rule)}
 
     # -- warm pool and result cache -------------------------------------------------------------
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
@@ -229,163 +298,19 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
                            "start become misses). Default: DOCKER_EXECUTOR_CACHE_SECRET."
                            ).tag(config=True)
 
-    # -- defaults from the environment ----------------------------------------------------------
-
-    def _env_config(self) -> SandboxConfig:
-        """The sandbox settings the ``DOCKER_EXECUTOR_*`` variables describe (read once)."""
-        cached: Optional[SandboxConfig] = getattr(self, "_env_config_cache", None)
-        if cached is None:
-            try:
-                cached = SandboxConfig.from_env()
-            except LimitError as e:
-                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
-            self._env_config_cache = cached
-        return cached
-
-    @default("enabled")
-    def _default_enabled(self) -> bool:
-        return self._env_config().enabled
-
-    @default("image")
-    def _default_image(self) -> str:
-        return self._env_config().image
-
-    @default("network")
-    def _default_network(self) -> str:
-        return self._env_config().network
-
-    @default("runtime")
-    def _default_runtime(self) -> Optional[str]:
-        return self._env_config().runtime
-
-    @default("owner")
-    def _default_owner(self) -> str:
-        return self._env_config().owner
-
-    @default("seccomp")
-    def _default_seccomp(self) -> str:
-        return self._env_config().seccomp
-
-    @default("memory_limit")
-    def _default_memory_limit(self) -> str:
-        return f"{self._env_config().default_limits.memory_mb}m"
-
-    @default("cpu_limit")
-    def _default_cpu_limit(self) -> float:
-        return self._env_config().default_limits.cpus
-
-    @default("time_limit")
-    def _default_time_limit(self) -> float:
-        return self._env_config().default_limits.time_s
-
-    @default("pids_limit")
-    def _default_pids_limit(self) -> int:
-        return self._env_config().default_limits.pids
-
-    @default("nofile_limit")
-    def _default_nofile_limit(self) -> int:
-        return self._env_config().default_limits.nofile
-
-    @default("max_memory_limit")
-    def _default_max_memory_limit(self) -> str:
-        return f"{self._env_config().max_limits.memory_mb}m"
-
-    @default("max_cpu_limit")
-    def _default_max_cpu_limit(self) -> float:
-        return self._env_config().max_limits.cpus
-
-    @default("max_time_limit")
-    def _default_max_time_limit(self) -> float:
-        return self._env_config().max_limits.time_s
-
-    @default("max_pids_limit")
-    def _default_max_pids_limit(self) -> int:
-        return self._env_config().max_limits.pids
-
-    @default("max_nofile_limit")
-    def _default_max_nofile_limit(self) -> int:
-        return self._env_config().max_limits.nofile
-
-    def _env_cache_config(self) -> CacheConfig:
-        cached: Optional[CacheConfig] = getattr(self, "_env_cache_cache", None)
-        if cached is None:
-            try:
-                cached = CacheConfig.from_env()
-            except (LimitError, ValueError) as e:
-                raise TraitError(f"invalid environment for jupyter_exec_ext: {e}") from None
-            self._env_cache_cache = cached
-        return cached
-
-    @staticmethod
-    def _env_whole_number(name: str, fallback: int) -> int:
-        """``DOCKER_EXECUTOR_<name>`` as a whole number of 0 or more, ``fallback`` when unset."""
-        raw = os.environ.get(f"DOCKER_EXECUTOR_{name}")
-        if raw is None or not raw.strip():
-            return fallback
-        if not raw.strip().isdigit():
-            raise TraitError(f"DOCKER_EXECUTOR_{name} must be a whole number, got {raw!r}")
-        return int(raw)
-
-    @staticmethod
-    def _env_seconds(name: str, fallback: float) -> float:
-        """``DOCKER_EXECUTOR_<name>`` as a number of seconds above 0, ``fallback`` when unset."""
-        raw = os.environ.get(f"DOCKER_EXECUTOR_{name}")
-        if raw is None or not raw.strip():
-            return fallback
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if not 0 < value < float("inf"):
-            raise TraitError(f"DOCKER_EXECUTOR_{name} must be a finite number of seconds above 0, "
-                             f"got {raw!r}")
-        return value
-
-    @default("pool_size")
-    def _default_pool_size(self) -> int:
-        return self._env_whole_number("POOL_SIZE", 2)
-
-    @default("submit_rate_limit")
-    def _default_submit_rate_limit(self) -> int:
-        return self._env_whole_number("SUBMIT_RATE_LIMIT", 20)
-
-    @default("submit_rate_window")
-    def _default_submit_rate_window(self) -> float:
-        return self._env_seconds("SUBMIT_RATE_WINDOW", 600.0)
-
-    @default("reuse_runs")
-    def _default_reuse_runs(self) -> int:
-        return self._env_config().reuse_runs
-
     reuse_kept = Integer(help="Containers kept for their users' next runs, all users together (the "
                          "one unused longest goes first; each holds about 13 MB); on a hub, about "
                          "the number of students working at once. 0 turns reuse off. Default: "
                          "DOCKER_EXECUTOR_REUSE_KEPT, else 64.").tag(config=True)
 
-    @default("reuse_kept")
-    def _default_reuse_kept(self) -> int:
-        return self._env_config().reuse_kept
+    # -- defaults from the environment: one generator for every trait a variable describes --------
 
-    @default("reuse_idle")
-    def _default_reuse_idle(self) -> float:
-        return self._env_config().reuse_idle_s
-
-    @default("cache_enabled")
-    def _default_cache_enabled(self) -> bool:
-        return self._env_cache_config().enabled
-
-    @default("redis_url")
-    def _default_redis_url(self) -> Optional[str]:
-        return self._env_cache_config().redis_url
-
-    @default("cache_ttl")
-    def _default_cache_ttl(self) -> float:
-        return self._env_cache_config().ttl_s
-
-    @default("cache_secret")
-    def _default_cache_secret(self) -> Optional[str]:
-        secret = self._env_cache_config().secret
-        return secret.decode() if secret is not None else None
+    @_from_environment(*EnvironmentDefaults.TRAITS)
+    def _environment_default(self, trait: str) -> Any:
+        environment: Optional[EnvironmentDefaults] = getattr(self, "_environment", None)
+        if environment is None:
+            environment = self._environment = EnvironmentDefaults()
+        return environment.value(trait)
 
     @validate("cache_secret")
     def _valid_cache_secret(self, proposal: Any) -> Optional[str]:
@@ -447,7 +372,7 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
                              f"got {proposal['value']!r}")
         return proposal["value"]
 
-    # -- assembling the parts -------------------------------------------------------------------
+    # -- the values the traits describe ------------------------------------------------------------
 
     def sandbox_config(self) -> SandboxConfig:
         """The sandbox settings the traits describe.
@@ -474,83 +399,19 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
             seccomp=self.seccomp, display_limit=self.display_limit, display_bytes=self.display_bytes,
             data_files_bytes=self.data_files_bytes)
 
+    def cache_config(self) -> CacheConfig:
+        """The result cache settings the traits describe (the rest from the environment)."""
+        return CacheConfig.from_env(
+            enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl,
+            secret=self.cache_secret.encode() if self.cache_secret else None)
+
+    def course_rules(self) -> CourseRules:
+        """The course rules of exercises that set none of their own."""
+        return CourseRules.defaults(due=self.due, late_policy=self.late_policy,
+                                    max_attempts=self.max_attempts, score_rule=self.score_rule)
+
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
+        """What a request may ask for: sizes from the traits, limits from ``config``."""
         return RequestBounds(
             max_code_bytes=self.max_code_bytes, max_stdin_bytes=self.max_stdin_bytes,
             default_limits=config.default_limits, max_limits=config.max_limits)
-
-    def build_parts(self) -> dict[str, Any]:
-        """Builds the sandbox, cache, scheduler, registry, grader, request bounds and submission
-        limiter (the one place they are made) and returns them as the tornado settings the
-        handlers read."""
-        config = self.sandbox_config()
-        self.docker_sandbox = DockerSandbox(config)
-        # Executions go through the cache; submissions always run fresh, so the grader gets the
-        # sandbox itself.
-        self.caching_sandbox = CachingSandbox(self.docker_sandbox, CacheConfig.from_env(
-            enabled=self.cache_enabled, redis_url=self.redis_url or None, ttl_s=self.cache_ttl,
-            secret=self.cache_secret.encode() if self.cache_secret else None))
-        # Counted in this process, or in the Redis that replicas share (shared_state_url).
-        user_cap, submit_limiter = self.build_limits(self.max_runs_per_user, self.submit_rate_limit,
-                                                     self.submit_rate_window)
-        self.scheduler = RunScheduler(self.max_concurrent_runs, self.max_runs_per_user, user_cap)
-        exercises = Path(self.exercises_dir) if self.exercises_dir else None
-        if exercises is not None and not exercises.is_dir():
-            log.warning("exercise directory %s does not exist", exercises)
-        return {
-            SANDBOX_KEY: self.caching_sandbox,
-            REGISTRY_KEY: ExerciseRegistry(exercises) if exercises is not None else None,
-            GRADER_KEY: Grader(self.docker_sandbox, config.default_limits, config.data_files_bytes),
-            SCHEDULER_KEY: self.scheduler,
-            BOUNDS_KEY: self.request_bounds(config),
-            EXERCISES_DIR_KEY: exercises,
-            SUBMIT_LIMITER_KEY: submit_limiter,
-        }
-
-    def start_background(self) -> None:
-        """Starts the reaper and fills the warm pool, both off the event loop (start-up never
-        waits for Docker)."""
-        self._start_reaper()
-        if self.pool_size > 0:
-            self.scheduler.submit_query(lambda: self.docker_sandbox.start_pool(self.pool_size))
-
-    def stop_parts(self) -> None:
-        """Stops the reaper and the pools and closes the engine connection."""
-        reaper: Optional[PeriodicCallback] = getattr(self, "_reaper", None)
-        if reaper is not None:
-            reaper.stop()
-        scheduler: Optional[RunScheduler] = getattr(self, "scheduler", None)
-        if scheduler is not None:
-            scheduler.shutdown()
-        sandbox: Optional[CachingSandbox] = getattr(self, "caching_sandbox", None)
-        if sandbox is not None:
-            sandbox.close()  # drains the warm pool and finishes container removals
-        gradebook: Optional[GradebookRecorder] = getattr(self, "gradebook", None)
-        if gradebook is not None:
-            gradebook.close()  # writes the backlog if the database answers, logs it otherwise
-            self.gradebook = None
-
-    def _start_reaper(self) -> None:
-        """Sweeps abandoned containers now, in a thread, and then every ``reap_interval`` seconds."""
-        self.scheduler.submit_query(self._reap)
-        if self.reap_interval > 0:
-            self._reaper = PeriodicCallback(lambda: self.scheduler.submit_query(self._reap),
-                                            self.reap_interval * 1000)
-            self._reaper.start()
-
-    def _reap(self) -> None:
-        """One sweep, on a worker thread; a failure is logged, never raised into the server."""
-        if self.scheduler.busy:
-            # reap() also removes this server's *ended* containers, and a run in flight may have one
-            # it is still reading. Runs remove their own containers; crash leftovers carry an expiry
-            # and wait for a quiet moment.
-            log.debug("reaper: runs in progress, sweep postponed")
-            return
-        try:
-            removed = self.docker_sandbox.reap()  # logs at INFO what it removed
-        except SandboxError as e:
-            log.warning("reaper: %s", e)
-        except Exception:  # a sweep must never take the server down; the next one retries
-            log.exception("reaper failed")
-        else:
-            log.debug("reaper: %d container(s) removed", len(removed))
