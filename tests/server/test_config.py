@@ -46,6 +46,7 @@ SAMPLES = {
     "submit_rate_limit": ("4", 4),
     "submit_rate_window": ("60", 60.0),
     "db_url": ("sqlite:////tmp/doc.sqlite", "sqlite:////tmp/doc.sqlite"),
+    "shared_state_url": ("redis://:pw@redis.internal:6379/1", "redis://:pw@redis.internal:6379/1"),
     "service_url": ("http://hub:8000/services/exec/api/exec/v1/",
                     "http://hub:8000/services/exec/api/exec/v1/"),
     "service_token": ("doc-token", "doc-token"),
