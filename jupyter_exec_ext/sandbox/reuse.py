@@ -83,7 +83,7 @@ class ReuseStore:
     def take(self, key: str, limits: Limits) -> Optional["_Live"]:
         """One of ``key``'s reset containers that fits ``limits``, or None."""
         deadline = time.monotonic() + WAIT_FOR_RESET_S
-        stale = []
+        stale: list[_Live] = []
         try:
             with self._cond:
                 while True:
