@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -370,8 +370,10 @@ class ResultStore:
     def get(self, key: str) -> Optional[bytes]:
         """The value under ``key`` or None (absent, expired, or Redis failing and memory has none)."""
         if self._redis_turn():
+            assert self._redis is not None  # _redis_turn() is False without it
             try:
-                value = self._redis.get(REDIS_KEY_PREFIX + key)
+                # Bytes: the client is made without decode_responses.
+                value = cast(Optional[bytes], self._redis.get(REDIS_KEY_PREFIX + key))
             except Exception as e:  # whatever Redis does, the student's run goes on
                 self._failed(e)
             else:
@@ -382,6 +384,7 @@ class ResultStore:
     def set(self, key: str, value: bytes) -> None:
         """Stores ``value`` for the configured TTL, in Redis if it answers, else in memory."""
         if self._redis_turn():
+            assert self._redis is not None  # as in get()
             try:
                 self._redis.set(REDIS_KEY_PREFIX + key, value, px=max(1, int(self.config.ttl_s * 1000)))
             except Exception as e:  # whatever Redis does, the student's run goes on
@@ -395,6 +398,7 @@ class ResultStore:
         """Pings Redis when it is in use or a retry is due, so a status page sees an outage or a
         recovery even when no run happens."""
         if self._redis_turn():
+            assert self._redis is not None  # as in get()
             try:
                 self._redis.ping()
             except Exception as e:  # reported through status(), never raised
@@ -559,6 +563,7 @@ class CachingSandbox:
             leading = flight is None
             if leading:
                 flight = self._flights[key] = _Flight(threading.Event())
+        assert flight is not None  # found, or made just now
         if not leading:
             flight.done.wait()
             if flight.result is not None:
