@@ -18,7 +18,7 @@ if [ "${1:-}" = --fix ]; then
   echo "==> ruff format . (rewrites files)"
   "$bin/ruff" format . || exit 1
   echo "==> ruff check --fix . (safe fixes only)"
-  "$bin/ruff" check --fix --quiet . || true  # what is left is reported below
+  "$bin/ruff" check --fix --silent . || true  # what is left is reported below
 elif [ $# -gt 0 ]; then
   echo "error: unknown argument $1 (the only option is --fix)" >&2
   exit 2
