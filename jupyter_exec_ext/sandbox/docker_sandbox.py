@@ -714,7 +714,7 @@ class DockerSandbox:
         expires = int(time.time() + idle_s + 2 * limits.time_s + cfg.startup_grace_s + 600)
         config = api.create_container_config(
             image=cfg.image,
-            command=None,  # type: ignore[arg-type]  # docker-py takes None: the image's own
+            command=None,  # type: ignore[arg-type]  # docker-py takes None for the image's own command
             user="0:0",
             environment={"EXEC_STUDENT_ID": cfg.user, "EXEC_HARNESS_ID": cfg.harness_user},
             stdin_open=True,
