@@ -97,7 +97,7 @@ def test_only_results_that_come_out_the_same_again_are_reusable(result, expected
 def test_the_key_covers_everything_that_changes_a_result():
     request = ExecutionRequest(code="print(input())", stdin="a")
     config = SandboxConfig(owner="key-test")
-    base = {"request": request, "limits": Limits(), "image_id": "sha256:aa", "runner": "r1", "config": config}
+    base = dict(request=request, limits=Limits(), image_id="sha256:aa", runner="r1", config=config)
     key = cache_key(**base)
     assert len(key) == 64 and key == cache_key(**base)
     variants = {
