@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import threading
 import time
 from pathlib import Path
-from typing import List, Union
+from typing import Union
 
 from .exercise import Exercise, ExerciseError, ExerciseNotFound, load_exercise
 
@@ -100,7 +101,7 @@ class ExerciseRegistry:
             except KeyError:
                 raise ExerciseNotFound(exercise_id) from None
 
-    def problems(self) -> List[str]:  # `list` here is the method above
+    def problems(self) -> builtins.list[str]:  # plain `list` here is the method above
         """Notebooks that could not be loaded, and duplicated ids, as messages."""
         self.refresh()
         with self._lock:

@@ -7,7 +7,7 @@ import os
 import socket
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 from .. import __version__
 from .errors import LimitError
@@ -115,7 +115,7 @@ class SandboxConfig:
         object.__setattr__(self, "default_limits", self.default_limits.clamped(self.max_limits)[0])
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> SandboxConfig:
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: object) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
         ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Optional, cast
+from typing import Any, Iterable, Mapping, Optional
 
 # CPython 3.11 keeps one recursion counter for turning a parse tree into ``ast`` objects per
 # interpreter, not per thread: two threads parsing at once can end in "SystemError: AST constructor
@@ -275,8 +275,8 @@ class Requirement:
         found = [n for n in nodes if isinstance(n, kinds)]
         if self.exception:
             # With `exception` the construct is `try`: every node found is an ast.Try.
-            found = [n for n in found
-                     if any(_names_exception(h.type, self.exception) for h in cast(ast.Try, n).handlers)]
+            found = [n for n in found if isinstance(n, ast.Try)
+                     and any(_names_exception(h.type, self.exception) for h in n.handlers)]
         return bool(found) == (self.rule == "uses")
 
 
