@@ -90,7 +90,7 @@ def main() -> int:
         for _ in range(args.repeat):
             for name, box in boxes.items():
                 cold[name].append(run_ok(box, NOTHING)[0])
-        for name, box in boxes.items():
+        for box in boxes.values():
             box.start_pool(1)
         for _ in range(args.repeat):
             for name, box in boxes.items():

@@ -490,7 +490,8 @@ def main() -> None:
             with CpuSplit() as rest_cpu, Profile(server.proc.pid, profile_dir and profile_dir / "sustained.txt") as rest_prof:
                 rest_done, rest_err, rest_rate = throughput(rest_work, args.clients, sustain)
             print(f"\nthroughput, {args.clients} clients (each a student of its own):")
-            print(f"  cold docker run     {cold_rate:6.1f} runs/s  ({cold_done} runs, {cold_err} errors, {sustain / 2:.0f} s)")
+            print(f"  cold docker run     {cold_rate:6.1f} runs/s  ({cold_done} runs, {cold_err} errors, "
+                  f"{sustain / 2:.0f} s)")
             print(f"  REST execute        {rest_rate:6.1f} runs/s  ({rest_done} runs, {rest_err} errors, {sustain:.0f} s)"
                   f"   {rest_rate / cold_rate:4.1f}x the cold saturation")
             print(rest_cpu.report(rest_done))

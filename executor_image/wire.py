@@ -188,7 +188,7 @@ class Decoder:
         except WireError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, OverflowError, ArithmeticError) as e:
-            raise WireError("malformed %s value: %s" % (tag, e))
+            raise WireError("malformed %s value: %s" % (tag, e)) from e
 
     def _tagged(self, tag, body, depth):
         if tag == "$r":
@@ -314,7 +314,7 @@ class Reader:
         try:
             message = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            raise WireError("a message is not valid JSON: %s" % str(e)[:100])
+            raise WireError("a message is not valid JSON: %s" % str(e)[:100]) from e
         if type(message) is not dict:
             raise WireError("a message is not an object")
         return message

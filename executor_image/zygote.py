@@ -37,7 +37,7 @@ SCIENCE_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THR
                "MPLBACKEND": "module://jupyter_exec_display", "MPLCONFIGDIR": "/tmp/.matplotlib"}
 
 
-def LIBC(cache=[]):  # noqa: N802 (one handle on libc, made on first use)
+def LIBC(cache=[]):  # noqa: B006, N802 (one handle on libc, made on first use)
     if not cache:
         cache.append(ctypes.CDLL(None, use_errno=True))
     return cache[0]
@@ -207,7 +207,7 @@ def quiet_stdio():
 
 
 def close_fds_except(keep):
-    keep = sorted(set(fd for fd in keep if fd > 2))
+    keep = sorted({fd for fd in keep if fd > 2})
     low = 3
     for fd in keep:
         os.closerange(low, fd)

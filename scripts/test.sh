@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# README command 2: provision what is missing, then run the whole test suite against the real
-# Docker engine, Redis and PostgreSQL. Extra arguments go to pytest. Fails if any sandbox container is left.
+# README command 2: provision what is missing, run the static checks (scripts/lint.sh: ruff, mypy,
+# import contracts), then run the whole test suite against the real Docker engine, Redis and
+# PostgreSQL. Extra arguments go to pytest. Fails if any sandbox container is left.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/provision.sh"
 cd "$repo"
+bash "$repo/scripts/lint.sh" || { echo "error: the static checks failed (above), so the tests did not run" >&2; exit 1; }
 echo "==> running the test suite"
 # Every container this run makes carries this owner label, so the leak check below is exact.
 export DOCKER_EXECUTOR_OWNER="test-run-$$"

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from .conftest import require
@@ -133,7 +132,9 @@ def test_the_hub_listens_on_loopback_and_every_service_declares_a_health_check()
     assert stack["hub"]["depends_on"]["exec-service"]["condition"] == "service_healthy"
     assert stack["exec-service"]["depends_on"]["redis"]["condition"] == "service_healthy"
     # The authoritative exercises reach the service only; no image carries them.
-    mounts = lambda name: [v if isinstance(v, str) else v.get("target") for v in stack[name].get("volumes", [])]  # noqa: E731
+    def mounts(name):
+        return [v if isinstance(v, str) else v.get("target") for v in stack[name].get("volumes", [])]
+
     assert any("/srv/exercises" in str(m) for m in mounts("exec-service"))
     assert not any("exercises" in str(m) for m in mounts("hub"))
     assert "exercises" in (REPO / ".dockerignore").read_text().split()

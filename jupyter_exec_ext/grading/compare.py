@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from typing import Optional
 
 MAX_SHOWN = 2000
 
@@ -14,7 +15,7 @@ def normalize_strip(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
-def _as_float(token: str):
+def _as_float(token: str) -> Optional[float]:
     try:
         return float(token)
     except ValueError:

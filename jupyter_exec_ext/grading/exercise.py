@@ -2,8 +2,9 @@
 
 A notebook's metadata ``jupyter_exec`` holds ``exercise_id``, ``title``, ``limits``, ``policy``,
 ``tests``, ``requirements`` (how it must be solved), ``wrong_solutions`` (for validation) and
-``data_files`` (read-only files beside the notebook that the programs read); cell metadata ``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution``
-(the reference, stripped on release) and ``student`` cells. The JSON schema shipped next to this
+``data_files`` (read-only files beside the notebook that the programs read); cell metadata
+``jupyter_exec.role`` marks ``prompt``, ``starter``, ``solution`` (the reference, stripped on
+release) and ``student`` cells. The JSON schema shipped next to this
 module is the authority on the metadata's shape.
 """
 
@@ -261,7 +262,8 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
     if meta is None:
         raise ExerciseError(f"{path}: not an exercise notebook (no '{METADATA_KEY}' in the notebook metadata)")
     meta = json.loads(json.dumps(meta))  # plain dicts and lists, whatever nbformat wrapped them in
-    tests_raw = meta.get("tests") if isinstance(meta, dict) and isinstance(meta.get("tests"), list) else []
+    tests_field = meta.get("tests") if isinstance(meta, dict) else None
+    tests_raw: list[Any] = tests_field if isinstance(tests_field, list) else []
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(meta),
                     key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -306,7 +308,7 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
                                 f"name {name!r} is also the name of a test or another requirement")
         seen.add(name)
         requirements.append(RequirementTest(name=name, requirement=rule, points=float(raw.get("points", 1))))
-    wrong_solutions = []
+    wrong_solutions: list[WrongSolution] = []
     for index, raw in enumerate(meta.get("wrong_solutions") or []):
         if any(w.name == raw["name"] for w in wrong_solutions):
             raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'wrong_solutions[{index}]': "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import threading
@@ -65,9 +66,10 @@ class ExerciseRegistry:
 
     Each lookup rescans (at most every ``rescan_interval`` seconds): new and changed notebooks are
     loaded, removed ones dropped. Student copies (``student_copy`` set by release) are not
-    definitions and are ignored wherever they lie, e.g. a release into a subfolder. A notebook that fails to load, or two notebooks with the same id,
-    are problems: they are logged, listed by :meth:`problems`, and a lookup of a duplicated id
-    raises an error naming both files. Thread-safe.
+    definitions and are ignored wherever they lie, e.g. a release into a subfolder. A notebook
+    that fails to load, or two notebooks with the same id, are problems: they are logged, listed
+    by :meth:`problems`, and a lookup of a duplicated id raises an error naming both files.
+    Thread-safe.
     """
 
     def __init__(self, directory: Union[str, Path], rescan_interval: float = 1.0):
@@ -82,7 +84,7 @@ class ExerciseRegistry:
     def _notebooks(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        found = []
+        found: list[Path] = []
         for root, dirs, files in os.walk(self.directory):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skips .ipynb_checkpoints
             found.extend(Path(root) / f for f in sorted(files) if f.endswith(".ipynb"))
@@ -144,7 +146,7 @@ class ExerciseRegistry:
             except KeyError:
                 raise ExerciseNotFound(exercise_id) from None
 
-    def problems(self) -> list[str]:
+    def problems(self) -> builtins.list[str]:  # plain `list` here is the method above
         """Notebooks that could not be loaded, and duplicated ids, as messages."""
         self.refresh()
         with self._lock:

@@ -137,6 +137,7 @@ class CachingSandbox:
             leading = flight is None
             if leading:
                 flight = self._flights[key] = _Flight(threading.Event())
+        assert flight is not None  # found, or made just now
         if not leading:
             flight.done.wait()
             if flight.result is not None:

@@ -115,7 +115,7 @@ class SandboxConfig:
         object.__setattr__(self, "default_limits", self.default_limits.clamped(self.max_limits)[0])
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> SandboxConfig:
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: object) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
         ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``,
@@ -133,8 +133,9 @@ class SandboxConfig:
             changes["enabled"] = parse_env_bool(enabled, ENV_PREFIX + "ENABLED")
         for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime"),
                            ("OWNER", "owner"), ("SECCOMP", "seccomp")):
-            if get(name):
-                changes[attr] = get(name).strip()
+            value = get(name)
+            if value:
+                changes[attr] = value.strip()
         for name, attr in (("REUSE_RUNS", "reuse_runs"), ("REUSE_KEPT", "reuse_kept"),
                            ("DISPLAY_LIMIT", "display_limit"), ("DISPLAY_BYTES", "display_bytes"),
                            ("DATA_FILES_BYTES", "data_files_bytes")):

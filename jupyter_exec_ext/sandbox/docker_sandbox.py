@@ -581,9 +581,10 @@ class DockerSandbox:
         self._run_started()
         try:
             if reuse_key is not None:
+                assert self.reuse is not None  # a reuse key is set only with a reuse store
                 live = self.reuse.take(reuse_key, limits, spare=lambda: self._take_spare(limits))
             live = live or self._take_warm(limits) or self._launch(api, limits)
-            keep = reuse_key is not None and self.reuse.may_keep(live, limits)
+            keep = reuse_key is not None and self.reuse is not None and self.reuse.may_keep(live, limits)
             # A container that is not kept waits (its program's processes killed) for a calmer
             # moment to be removed; see MAX_LINGERING.
             job.update(keep=keep, linger=not keep)
@@ -633,6 +634,7 @@ class DockerSandbox:
             if live is not None:
                 if orderly and keep and not live.closed:
                     # It waits for the runner's word that the container is as new, off this path.
+                    assert self.reuse is not None and reuse_key is not None and exchange is not None  # keep
                     self.reuse.recycle(live, reuse_key, exchange)
                 elif orderly and not live.closed:
                     self._linger(live)
@@ -721,7 +723,7 @@ class DockerSandbox:
         expires = int(time.time() + idle_s + 2 * limits.time_s + cfg.startup_grace_s + 600)
         config = api.create_container_config(
             image=cfg.image,
-            command=None,
+            command=None,  # type: ignore[arg-type]  # docker-py takes None for the image's own command
             user="0:0",
             environment={"EXEC_STUDENT_ID": cfg.user, "EXEC_HARNESS_ID": cfg.harness_user},
             stdin_open=True,
@@ -897,14 +899,15 @@ class DockerSandbox:
     def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int,
                    has_checks: bool = False) -> ExecutionResult:
         frame = ex.result or {}
+        duration, message = frame.get("duration_ms"), frame.get("message")
         result = ExecutionResult(
             status=Status.INTERNAL_ERROR,
             stdout="".join(ex.stdout),
             stderr="".join(ex.stderr),
             exit_code=frame.get("exit_code") if isinstance(frame.get("exit_code"), int) else None,
-            duration_ms=frame.get("duration_ms") if isinstance(frame.get("duration_ms"), int) else elapsed_ms,
+            duration_ms=duration if isinstance(duration, int) else elapsed_ms,
             truncated=ex.truncated or frame.get("truncated") is True,
-            message=frame.get("message") if isinstance(frame.get("message"), str) else "",
+            message=message if isinstance(message, str) else "",
             limits=limits,
             displays=list(ex.displays),
         )
@@ -1068,7 +1071,11 @@ def _check_result(frame: Optional[dict]) -> CheckResult:
             "traceback": str(error.get("traceback") or ""),
             "assertion": error.get("assertion") is True,
         }
-    text = lambda key: frame.get(key) if isinstance(frame.get(key), str) else ""  # noqa: E731
+
+    def text(key: str) -> str:
+        value = frame.get(key)
+        return value if isinstance(value, str) else ""
+
     duration = frame.get("duration_ms")
     return CheckResult(outcome=outcome, stdout=text("stdout"), stderr=text("stderr"), error=error,
                        duration_ms=duration if isinstance(duration, int) else 0,

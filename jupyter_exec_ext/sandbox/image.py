@@ -160,7 +160,10 @@ def build_executor_image(
             log.debug("%s", chunk["stream"].rstrip())
         if "aux" in chunk and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
-    image_id = image_id or _inspect(api, tag)["Id"]
+    if not image_id:
+        built = _inspect(api, tag)
+        assert built is not None, f"the engine built {tag} but does not show it"
+        image_id = built["Id"]
     say(f"executor image {tag} built ({image_id[:19]})")
     return image_id
 

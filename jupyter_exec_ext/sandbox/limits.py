@@ -112,7 +112,7 @@ class Limits:
             return base
         if not isinstance(data, Mapping):
             raise LimitError(f"limits must be an object, got {type(data).__name__}")
-        changes = {}
+        changes: dict[str, Any] = {}
         for key, value in data.items():
             if key not in _FIELDS:
                 raise LimitError(f"unknown limit {key!r}; known limits: {', '.join(_FIELDS)}")

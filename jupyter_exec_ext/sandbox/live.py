@@ -110,6 +110,7 @@ class LiveControl:
                     return
                 line = self._lines.popleft()
                 send = self._send
+                assert send is not None  # detach() clears it only together with _over
             try:
                 send(line)
             except OSError:  # the container ended or the socket timed out: nothing more goes in

@@ -190,7 +190,7 @@ class CodePolicy:
             tree = parse(code)
         except PARSE_ERRORS:
             return []
-        found = []
+        found: list[PolicyViolation] = []
         for use in uses(tree):
             found.extend(self._check_use(use))
         return sorted(found, key=lambda v: v.line)
@@ -290,6 +290,7 @@ class Requirement:
             return f"`{self.function}` must call itself"
         if self.exception:
             return f"{where} must catch `{self.exception}` with `try` / `except {self.exception}:`"
+        assert self.construct is not None  # __post_init__: rules other than calls_itself have one
         words = CONSTRUCTS[self.construct][1]
         return f"{where} must {'use' if self.rule == 'uses' else 'not use'} {words}"
 
@@ -300,6 +301,7 @@ class Requirement:
             return f"{where} calls itself"
         if self.exception:
             return f"{where} catches {self.exception}"
+        assert self.construct is not None  # as in description
         words = CONSTRUCTS[self.construct][1].replace("`", "")
         return f"{where} {'uses' if self.rule == 'uses' else 'does not use'} {words}"
 
@@ -327,10 +329,13 @@ class Requirement:
         if self.rule == "calls_itself":
             return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == self.function
                        for n in nodes)
+        assert self.construct is not None  # as in description
         kinds = CONSTRUCTS[self.construct][0]
         found = [n for n in nodes if isinstance(n, kinds)]
         if self.exception:
-            found = [n for n in found if any(_names_exception(h.type, self.exception) for h in n.handlers)]
+            # With `exception` the construct is `try`: every node found is an ast.Try.
+            found = [n for n in found if isinstance(n, ast.Try)
+                     and any(_names_exception(h.type, self.exception) for h in n.handlers)]
         return bool(found) == (self.rule == "uses")
 
 

@@ -98,7 +98,7 @@ class ReuseStore:
         one, the run waits up to WAIT_FOR_RESET_S for the reset.
         """
         deadline = time.monotonic() + WAIT_FOR_RESET_S
-        stale = []
+        stale: list[_Live] = []
         asked = spare is None
         try:
             while True:

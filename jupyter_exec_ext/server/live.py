@@ -237,7 +237,8 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         payload = parse_execute({**body, **limits}, self.bounds)
         run = LiveRun(self, self.bounds.max_stdin_bytes)
         self.current = run
-        asyncio.ensure_future(self._run(run, payload, exercise_id))
+        # Kept: the event loop holds only a weak reference to a task.
+        self.run_task = asyncio.ensure_future(self._run(run, payload, exercise_id))
 
     async def _run(self, run: LiveRun, payload: Any, exercise_id: Optional[str] = None) -> None:
         sandbox = self.context.sandbox  # a live run is never served from the cache

@@ -63,7 +63,7 @@ def test_show_prints_one_students_grades_and_latest_submissions(db: str, capsys)
     assert main(["grades", "show", "alice", "--db", db]) == 0
     out = capsys.readouterr().out
     assert out.startswith("alice: 2 graded submission(s)")
-    line = next(l for l in out.splitlines() if l.startswith("add "))
+    line = next(row for row in out.splitlines() if row.startswith("add "))
     assert line.split() == ["add", "3", "3", "1", "3", "2", "late", "1970-01-01T00:16:41.000Z"]
     assert "late" in out.splitlines()[-2] or "late" in out.splitlines()[-1]
     assert main(["grades", "show", "nobody-here", "--db", db]) == 1

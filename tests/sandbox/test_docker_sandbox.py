@@ -533,7 +533,7 @@ def test_concurrent_runs_are_each_answered_correctly(sandbox):
     results = {}
 
     def one(i):
-        results[i] = run(sandbox, f"import sys\nprint(int(sys.stdin.read()) * 2)\n", stdin=str(i))
+        results[i] = run(sandbox, "import sys\nprint(int(sys.stdin.read()) * 2)\n", stdin=str(i))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
     for t in threads:

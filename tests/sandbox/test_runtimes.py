@@ -181,7 +181,7 @@ def reset_programs():
     assert queue in LEAVE_EVERYTHING_BEHIND and LOOK_FOR_IT.startswith(WHERE)
     leave = LEAVE_EVERYTHING_BEHIND.replace(queue, "if os.path.isdir('/dev/mqueue'):\n"
                                             + "".join("    " + line + "\n" for line in queue.splitlines()))
-    sysv = 'found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]'
+    sysv = 'found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]'  # noqa: E501
     assert sysv in LOOK_FOR_IT
     # Without /proc/sysvipc, the segment the first run made is looked up by its key.
     look = LOOK_FOR_IT[len(WHERE):].replace(sysv, (
