@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -139,8 +139,9 @@ class ResultStore:
     def get(self, key: str) -> Optional[bytes]:
         """The value under ``key`` or None (absent, expired, or Redis failing and memory has none)."""
         if self._redis_turn():
+            assert self._redis is not None  # a turn is only given with Redis configured
             try:
-                value = self._redis.get(REDIS_KEY_PREFIX + key)
+                value = cast(Optional[bytes], self._redis.get(REDIS_KEY_PREFIX + key))
             except Exception as e:  # whatever Redis does, the student's run goes on
                 self._failed(e)
             else:
@@ -151,6 +152,7 @@ class ResultStore:
     def set(self, key: str, value: bytes) -> None:
         """Stores ``value`` for the configured TTL, in Redis if it answers, else in memory."""
         if self._redis_turn():
+            assert self._redis is not None  # a turn is only given with Redis configured
             try:
                 self._redis.set(REDIS_KEY_PREFIX + key, value, px=max(1, int(self.config.ttl_s * 1000)))
             except Exception as e:  # whatever Redis does, the student's run goes on
@@ -164,6 +166,7 @@ class ResultStore:
         """Pings Redis when it is in use or a retry is due, so a status page sees an outage or a
         recovery even when no run happens."""
         if self._redis_turn():
+            assert self._redis is not None  # a turn is only given with Redis configured
             try:
                 self._redis.ping()
             except Exception as e:  # reported through status(), never raised

@@ -116,6 +116,7 @@ class ReuseStore:
                     if not ask:
                         self._cond.wait(remaining)
                         continue
+                assert spare is not None  # asked is False only when spare is given
                 live = spare()  # outside the lock: the pool has its own
                 if live is not None:
                     with self._cond:
