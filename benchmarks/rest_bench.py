@@ -75,15 +75,17 @@ def ten_test_exercise(folder: Path) -> None:
 class Server:
     """A real ``jupyter server`` with the extension, started for the benchmark."""
 
-    def __init__(self, workdir: Path, pool_size: int, concurrent: int):
+    def __init__(self, workdir: Path, pool_size: Optional[int], concurrent: Optional[int]):
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api/exec/v1/"
         config = workdir / "config.json"
+        settings = {"owner": OWNER, "pool_size": pool_size, "cache_enabled": True,
+                    "max_concurrent_runs": concurrent, "max_runs_per_user": 1000,
+                    "exercises_dir": str(workdir / "exercises"), "reap_interval": 0}
         config.write_text(json.dumps({
             "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-            "ExecExtApp": {"owner": OWNER, "pool_size": pool_size, "cache_enabled": True,
-                           "max_concurrent_runs": concurrent, "max_runs_per_user": 1000,
-                           "exercises_dir": str(workdir / "exercises"), "reap_interval": 0},
+            # None: the server's default
+            "ExecExtApp": {k: v for k, v in settings.items() if v is not None},
         }))
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(workdir / "cfg"),
                    JUPYTER_RUNTIME_DIR=str(workdir / "rt"), JUPYTER_DATA_DIR=str(workdir / "data"),
@@ -276,6 +278,81 @@ def throughput(work, clients: int, seconds: float) -> tuple[int, int, float]:
     return done[0], errors[0], done[0] / (time.monotonic() - started)
 
 
+def our_container_count() -> int:
+    return len(subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
+                              capture_output=True, text=True).stdout.split())
+
+
+def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], image: str, base_ms: float,
+           students: int = 100, profile_dir: Optional[Path] = None) -> None:
+    """A class's burst of submissions against a server of its own (None: the server's default
+    setting), twice: from students who ran nothing before (each submission then needs a
+    container that ran nothing, pooled or new), and from students who each ran their code once
+    just before, as a class does (each may be graded in their own container, reset since).
+    Prints p50/p95 of each, next to ``base_ms`` (a cold ``docker run`` measured in this process),
+    with the machine's CPU split and how many were graded in the student's own container."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        ten_test_exercise(workdir / "exercises")
+        server = Server(workdir, pool_size, concurrent)
+        try:
+            docker = server.call("GET", "docker/status")[1]["docker"]
+            size = (docker.get("pool") or {}).get("size", 0)
+            print(f"\n{label}: pool_size={size}, max_concurrent_runs="
+                  f"{concurrent if concurrent is not None else 'default'}, reuse_kept="
+                  f"{(docker.get('reuse') or {}).get('max_kept', 0)}; load {os.getloadavg()[0]:.1f}")
+
+            def calm(kept: int = 0) -> None:
+                # The pool full and every removal of the phase before done: the burst comes to an
+                # idle server, as a class's does.
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline and (
+                        server.pool_idle() < server.call("GET", "docker/status")[1]["docker"]["pool"]["size"]
+                        or server.resetting() > 0 or our_container_count() > server.pool_idle() + kept):
+                    time.sleep(0.5)
+
+            def burst(name: str, prefix: str) -> None:
+                served_before = server.call("GET", "docker/status")[1]["docker"]["reuse"]["served"]
+
+                def submit(i: int):
+                    ms, status, answer = server.timed("POST", "exercises/bench-square/submit",
+                                                      {"code": "def square(x):\n    return x * x\n"},
+                                                      user=f"{prefix}{i}")
+                    ok = status == 200 and answer.get("score") == 10
+                    if not ok:
+                        print(f"  a submission failed: {status} {str(answer)[:300]}")
+                    return ms, ok
+
+                with CpuSplit() as cpu, Profile(server.proc.pid, profile_dir and profile_dir / f"{prefix}.txt") as prof, \
+                        ThreadPoolExecutor(max_workers=students) as pool:
+                    started = time.monotonic()
+                    results = list(pool.map(submit, range(students)))
+                    wall = time.monotonic() - started
+                own = server.call("GET", "docker/status")[1]["docker"]["reuse"]["served"] - served_before
+                times = [ms for ms, _ in results]
+                print(f"burst of {students} submissions, {name}: {sum(ok for _, ok in results)}/{students} graded "
+                      f"correctly, {summary(times)}, all done in {wall:.1f} s; p95 = "
+                      f"{pct(times, 0.95) / base_ms:.1f}x a cold docker run; "
+                      f"{own} graded in the student's own reset container")
+                print(cpu.report(students))
+                if prof.report():
+                    print(prof.report())
+
+            calm()
+            burst("nobody ran before", f"{label}fresh")
+            # The class runs its code (each student once, a few at a time), then submits at once.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                ran = list(pool.map(lambda i: server.call("POST", "execute", {
+                    "code": "def square(x):\n    return x * x\nprint(square(3))", "use_cache": False},
+                    user=f"{label}ran{i}")[0] == 200, range(students)))
+            assert all(ran), "a student's run failed"
+            kept = server.call("GET", "docker/status")[1]["docker"]["reuse"]["max_kept"]
+            calm(min(kept, students))
+            burst("each ran their code just before", f"{label}ran")
+        finally:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, 15 s instead of 60 s")
@@ -285,6 +362,9 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=6, help="the server's max_concurrent_runs")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="also record the server with py-spy during the throughput and burst phases")
+    parser.add_argument("--bursts", action="store_true",
+                        help="only the bursts of 100 submissions: the server's default settings beside "
+                             "--pool-size (each from students who ran nothing before and who each ran once)")
     args = parser.parse_args()
     n = 10 if args.quick else 30
     sustain = 15.0 if args.quick else 60.0
@@ -296,6 +376,23 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
           f"Docker engine {engine}, image {image}")
     print(f"server: pool_size={args.pool_size}, max_concurrent_runs={args.concurrent}; clients={args.clients}\n")
+
+    if args.bursts:
+        try:
+            base = [docker_run_hello(image) for _ in range(max(5, n // 3))]
+            print(f"{'docker run (cold, CLI)':34} {summary(base)}   the baseline")
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            bursts("default", None, None, image, statistics.median(base), profile_dir=args.profile)
+            bursts(f"pool{args.pool_size}", args.pool_size, args.concurrent, image,
+                   statistics.median(base), profile_dir=args.profile)
+        finally:
+            left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
+                                  capture_output=True, text=True).stdout.split()
+            if left:
+                subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
+            print(f"\ncontainers of this benchmark left on the engine: {len(left)}")
+        return
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

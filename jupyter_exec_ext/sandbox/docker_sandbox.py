@@ -482,11 +482,13 @@ class DockerSandbox:
 
     # -- warm pool -------------------------------------------------------------------------------
 
-    def start_pool(self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0) -> None:
+    def start_pool(self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0,
+                   **sizing: Any) -> None:
         """Keeps ``size`` started containers for ``profile`` (default limits) waiting for jobs.
 
         A run whose limits fit the profile gets a pooled container, which serves that one job and
-        is then destroyed; other runs start cold. 0 disables the pool.
+        is then destroyed; other runs start cold. 0 disables the pool. ``sizing``: WarmPool's
+        ``max_size``, ``memory_budget_mb`` and ``shrink_after_s`` (it grows on misses).
         """
         from .pool import WarmPool
 
@@ -495,7 +497,8 @@ class DockerSandbox:
                 return
             old, self.pool = self.pool, None
             if size > 0:
-                self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s)
+                self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s,
+                                     **sizing)
                 self.pool.start()
         if old is not None:
             old.drain()

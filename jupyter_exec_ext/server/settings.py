@@ -207,6 +207,23 @@ class ExecSettings(LoggingConfigurable):
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
                         "(each serves one run, then is destroyed); 0 turns the pool off. "
                         "Default: DOCKER_EXECUTOR_POOL_SIZE, else 2.").tag(config=True)
+    pool_max_size = Integer(help="The most containers the warm pool grows to when runs find it "
+                            "empty (each such miss adds one); it shrinks back to pool_size when no "
+                            "run misses for pool_shrink_after seconds. pool_size or less keeps the "
+                            "pool at pool_size. Default: DOCKER_EXECUTOR_POOL_MAX_SIZE, else 32."
+                            ).tag(config=True)
+    pool_memory_budget = Integer(help="MiB the warm pool's waiting containers may hold together "
+                                 "(about 20 MiB each); growth stops there (pool_size is always "
+                                 "kept). Default: DOCKER_EXECUTOR_POOL_MEMORY_BUDGET, else 1024."
+                                 ).tag(config=True)
+    pool_shrink_after = Float(help="Seconds without a miss after which a grown warm pool sheds "
+                              "half of its growth (again after each such period). Default: "
+                              "DOCKER_EXECUTOR_POOL_SHRINK_AFTER, else 120.").tag(config=True)
+    grade_in_own_container = Bool(help="Grade a submission in its student's own container, reset "
+                                  "since their last run (never another student's, never kept "
+                                  "after), when there is one; else in a container that ran nothing "
+                                  "before. Default: DOCKER_EXECUTOR_GRADE_IN_OWN_CONTAINER, else "
+                                  "true.").tag(config=True)
     reuse_runs = Integer(help="Runs one container may serve for the same user, one after another "
                          "(reset in between: every process killed, /tmp and the other writable "
                          "places emptied, a fresh interpreter); submissions never reuse a "
@@ -345,6 +362,22 @@ class ExecSettings(LoggingConfigurable):
     def _default_pool_size(self) -> int:
         return self._env_whole_number("POOL_SIZE", 2)
 
+    @default("pool_max_size")
+    def _default_pool_max_size(self) -> int:
+        return self._env_whole_number("POOL_MAX_SIZE", 32)
+
+    @default("pool_memory_budget")
+    def _default_pool_memory_budget(self) -> int:
+        return self._env_whole_number("POOL_MEMORY_BUDGET", 1024)
+
+    @default("pool_shrink_after")
+    def _default_pool_shrink_after(self) -> float:
+        return self._env_seconds("POOL_SHRINK_AFTER", 120.0)
+
+    @default("grade_in_own_container")
+    def _default_grade_in_own_container(self) -> bool:
+        return self._env_config().grade_in_own_container
+
     @default("submit_rate_limit")
     def _default_submit_rate_limit(self) -> int:
         return self._env_whole_number("SUBMIT_RATE_LIMIT", 20)
@@ -424,7 +457,14 @@ class ExecSettings(LoggingConfigurable):
                              f"got {proposal['value']!r}")
         return proposal["value"]
 
-    @validate("pool_size", "reuse_runs", "reuse_kept", "submit_rate_limit", "display_limit",
+    @validate("pool_shrink_after")
+    def _valid_pool_shrink_after(self, proposal: Any) -> float:
+        if not 0 < proposal["value"] < float("inf"):
+            raise TraitError(f"{type(self).__name__}.pool_shrink_after must be a positive, finite "
+                             f"number of seconds, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("pool_size", "pool_max_size", "pool_memory_budget", "reuse_runs", "reuse_kept", "submit_rate_limit", "display_limit",
               "display_bytes", "data_files_bytes")
     def _valid_zero_or_more(self, proposal: Any) -> int:
         if proposal["value"] < 0:
@@ -472,7 +512,7 @@ class ExecSettings(LoggingConfigurable):
             output_limit_bytes=self.output_limit_bytes, owner=self.owner,
             reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle, reuse_kept=self.reuse_kept,
             seccomp=self.seccomp, display_limit=self.display_limit, display_bytes=self.display_bytes,
-            data_files_bytes=self.data_files_bytes)
+            data_files_bytes=self.data_files_bytes, grade_in_own_container=self.grade_in_own_container)
 
     def request_bounds(self, config: SandboxConfig) -> RequestBounds:
         return RequestBounds(
@@ -509,7 +549,9 @@ class ExecSettings(LoggingConfigurable):
         waits for Docker)."""
         self._start_reaper()
         if self.pool_size > 0:
-            self.scheduler.submit_query(lambda: self.docker_sandbox.start_pool(self.pool_size))
+            self.scheduler.submit_query(lambda: self.docker_sandbox.start_pool(
+                self.pool_size, max_size=self.pool_max_size, memory_budget_mb=self.pool_memory_budget,
+                shrink_after_s=self.pool_shrink_after))
 
     def stop_parts(self) -> None:
         """Stops the reaper and the pools and closes the engine connection."""
