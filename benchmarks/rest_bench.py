@@ -312,6 +312,9 @@ def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], imag
                     time.sleep(0.5)
 
             def burst(name: str, prefix: str) -> None:
+                # The machine's load changes over minutes (other work on it): a baseline of its
+                # own right before each burst, besides the run's.
+                near = statistics.median([docker_run_hello(image) for _ in range(5)])
                 served_before = server.call("GET", "docker/status")[1]["docker"]["reuse"]["served"]
 
                 def submit(i: int):
@@ -332,8 +335,9 @@ def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], imag
                 times = [ms for ms, _ in results]
                 print(f"burst of {students} submissions, {name}: {sum(ok for _, ok in results)}/{students} graded "
                       f"correctly, {summary(times)}, all done in {wall:.1f} s; p95 = "
-                      f"{pct(times, 0.95) / base_ms:.1f}x a cold docker run; "
-                      f"{own} graded in the student's own reset container")
+                      f"{pct(times, 0.95) / base_ms:.1f}x the run's cold docker run, "
+                      f"{pct(times, 0.95) / near:.1f}x the {near:.0f} ms of one just before (load "
+                      f"{os.getloadavg()[0]:.1f}); {own} graded in the student's own reset container")
                 print(cpu.report(students))
                 if prof.report():
                     print(prof.report())

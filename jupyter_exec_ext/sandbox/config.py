@@ -100,7 +100,7 @@ class SandboxConfig:
     owner: str = field(default_factory=_default_owner)
     reuse_runs: int = 50
     reuse_idle_s: float = 60.0
-    reuse_kept: int = 64
+    reuse_kept: int = 128
     grade_in_own_container: bool = True
     seccomp: str = SECCOMP_BUILTIN
     display_limit: int = 10

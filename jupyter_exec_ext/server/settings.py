@@ -207,16 +207,16 @@ class ExecSettings(LoggingConfigurable):
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
                         "(each serves one run, then is destroyed); 0 turns the pool off. "
                         "Default: DOCKER_EXECUTOR_POOL_SIZE, else 2.").tag(config=True)
-    pool_max_size = Integer(help="The most containers the warm pool grows to when runs find it "
+    pool_max_size = Integer(32, help="The most containers the warm pool grows to when runs find it "
                             "empty (each such miss adds one); it shrinks back to pool_size when no "
                             "run misses for pool_shrink_after seconds. pool_size or less keeps the "
                             "pool at pool_size. Default: DOCKER_EXECUTOR_POOL_MAX_SIZE, else 32."
                             ).tag(config=True)
-    pool_memory_budget = Integer(help="MiB the warm pool's waiting containers may hold together "
+    pool_memory_budget = Integer(1024, help="MiB the warm pool's waiting containers may hold together "
                                  "(about 20 MiB each); growth stops there (pool_size is always "
                                  "kept). Default: DOCKER_EXECUTOR_POOL_MEMORY_BUDGET, else 1024."
                                  ).tag(config=True)
-    pool_shrink_after = Float(help="Seconds without a miss after which a grown warm pool sheds "
+    pool_shrink_after = Float(120.0, help="Seconds without a miss after which a grown warm pool sheds "
                               "half of its growth (again after each such period). Default: "
                               "DOCKER_EXECUTOR_POOL_SHRINK_AFTER, else 120.").tag(config=True)
     grade_in_own_container = Bool(help="Grade a submission in its student's own container, reset "
@@ -226,8 +226,8 @@ class ExecSettings(LoggingConfigurable):
                                   "true.").tag(config=True)
     reuse_runs = Integer(help="Runs one container may serve for the same user, one after another "
                          "(reset in between: every process killed, /tmp and the other writable "
-                         "places emptied, a fresh interpreter); submissions never reuse a "
-                         "container. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
+                         "places emptied, a fresh interpreter); a submission may be graded in it "
+                         "(grade_in_own_container), which ends its reuse. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
                          "else 50.").tag(config=True)
     reuse_idle = Float(60.0, help="Seconds a container kept for its user's next run may wait unused "
                        "before it is removed. Default: DOCKER_EXECUTOR_REUSE_IDLE, else 60."
@@ -391,9 +391,9 @@ class ExecSettings(LoggingConfigurable):
         return self._env_config().reuse_runs
 
     reuse_kept = Integer(help="Containers kept for their users' next runs, all users together (the "
-                         "one unused longest goes first; each holds about 13 MB); on a hub, about "
+                         "one unused longest goes first; each holds about 18 MiB); on a hub, about "
                          "the number of students working at once. 0 turns reuse off. Default: "
-                         "DOCKER_EXECUTOR_REUSE_KEPT, else 64.").tag(config=True)
+                         "DOCKER_EXECUTOR_REUSE_KEPT, else 128.").tag(config=True)
 
     @default("reuse_kept")
     def _default_reuse_kept(self) -> int:
@@ -464,7 +464,8 @@ class ExecSettings(LoggingConfigurable):
                              f"number of seconds, got {proposal['value']!r}")
         return proposal["value"]
 
-    @validate("pool_size", "pool_max_size", "pool_memory_budget", "reuse_runs", "reuse_kept", "submit_rate_limit", "display_limit",
+    @validate("pool_size", "pool_max_size", "pool_memory_budget", "reuse_runs", "reuse_kept",
+              "submit_rate_limit", "display_limit",
               "display_bytes", "data_files_bytes")
     def _valid_zero_or_more(self, proposal: Any) -> int:
         if proposal["value"] < 0:
