@@ -3,7 +3,10 @@ submissions, sustained throughput and a burst of submissions, each next to a bas
 the same run (a cold hardened ``docker run``). A measurement, not a test: it prints medians, p95
 and ratios.
 
-    .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 48] [--clients 8] [--profile DIR]
+    .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 48] [--clients 8] [--profile DIR] [--bursts]
+
+``--bursts``: only the bursts of 100 submissions (the server's default settings, then
+``--pool-size``), each from students who ran nothing before and from students who each ran once.
 
 It starts its own ``jupyter server`` with the extension on a free loopback port and stops it at
 the end; every container it makes carries the owner label ``bench-<pid>`` and is gone afterwards.
@@ -133,6 +136,8 @@ class Server:
         return reuse.get("resetting", 0)
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=60)
@@ -531,6 +536,10 @@ def main() -> None:
             print(burst_cpu.report(100))
             if burst_prof.report():
                 print(burst_prof.report())
+            # The same class against a server with the default settings (and again from students
+            # who each ran their code once before).
+            server.stop()
+            bursts("default", None, None, image, base, profile_dir=profile_dir)
         finally:
             server.stop()
             left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
