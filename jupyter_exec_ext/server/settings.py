@@ -227,8 +227,8 @@ class ExecSettings(LoggingConfigurable):
     reuse_runs = Integer(help="Runs one container may serve for the same user, one after another "
                          "(reset in between: every process killed, /tmp and the other writable "
                          "places emptied, a fresh interpreter); a submission may be graded in it "
-                         "(grade_in_own_container), which ends its reuse. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
-                         "else 50.").tag(config=True)
+                         "(grade_in_own_container), which ends its reuse. 0 or 1 turns reuse "
+                         "off. Default: DOCKER_EXECUTOR_REUSE_RUNS, else 50.").tag(config=True)
     reuse_idle = Float(60.0, help="Seconds a container kept for its user's next run may wait unused "
                        "before it is removed. Default: DOCKER_EXECUTOR_REUSE_IDLE, else 60."
                        ).tag(config=True)

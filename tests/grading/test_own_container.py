@@ -203,8 +203,8 @@ while made < 40000 and libc.msgget(0x10000 + made, 0o1600) >= 0:
 # Processes that hold most of the pids limit (the killer takes each in turn; more keep coming).
 for _ in range(30):
     try:
-        subprocess.Popen([sys.executable, "-c", "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass"],
-                         start_new_session=True)
+        bomb = "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass"
+        subprocess.Popen([sys.executable, "-c", bomb], start_new_session=True)
     except OSError:
         break
 signal.alarm(2)
