@@ -108,7 +108,17 @@ signal.signal(signal.SIGUSR1, signal.SIG_DFL)
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 os.kill(os.getpid(), signal.SIGUSR1)
 signal.setitimer(signal.ITIMER_REAL, 3.0)
-time.sleep(0.3)  # the daemon is serving
+deadline = time.monotonic() + 10  # until the daemon serves (its start is slow on a busy machine)
+while time.monotonic() < deadline:
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect("\0planted-answer")
+        probe.recv(100)
+        break
+    except OSError:
+        time.sleep(0.05)
+    finally:
+        probe.close()
 '''
 
 #: Looks in every channel PLANT uses and prints what it finds as one JSON line, "found": [...].
