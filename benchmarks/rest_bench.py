@@ -350,6 +350,9 @@ def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], imag
             calm()
             burst("nobody ran before", f"{label}fresh")
             # The class runs its code (each student once, a few at a time), then submits at once.
+            # A container is kept reuse_idle (60 s by default) after its student's run: on a very
+            # busy machine the class's runs can take longer than that, and their containers go.
+            warm_started = time.monotonic()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 ran = list(pool.map(lambda i: server.call("POST", "execute", {
                     "code": "def square(x):\n    return x * x\nprint(square(3))", "use_cache": False},
@@ -357,6 +360,7 @@ def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], imag
             assert all(ran), "a student's run failed"
             kept = server.call("GET", "docker/status")[1]["docker"]["reuse"]["max_kept"]
             calm(min(kept, students))
+            print(f"  (the class's runs and the calm after them took {time.monotonic() - warm_started:.0f} s)")
             burst("each ran their code just before", f"{label}ran")
         finally:
             server.stop()
