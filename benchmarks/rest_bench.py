@@ -328,7 +328,8 @@ def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], imag
                                                       user=f"{prefix}{i}")
                     ok = status == 200 and answer.get("score") == 10
                     if not ok:
-                        print(f"  a submission failed: {status} {str(answer)[:300]}")
+                        why = answer.get("message") if isinstance(answer, dict) else answer
+                        print(f"  a submission failed: {status} {str(why)[:300]}")
                     return ms, ok
 
                 with CpuSplit() as cpu, Profile(server.proc.pid, profile_dir and profile_dir / f"{prefix}.txt") as prof, \
