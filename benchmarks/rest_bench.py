@@ -3,8 +3,11 @@ submissions, sustained throughput and a burst of submissions, each next to a bas
 the same run (a cold hardened ``docker run``). A measurement, not a test: it prints medians, p95
 and ratios.
 
-    .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 48] [--clients 8] [--profile DIR]
+    .venv/bin/python benchmarks/rest_bench.py [--quick] [--pool-size 48] [--clients 8] [--profile DIR] [--bursts]
     .venv/bin/python benchmarks/rest_bench.py --run-all [--rounds 20] [--pool-size 2] [--profile DIR]
+
+``--bursts``: only the bursts of 100 submissions (the server's default settings, then
+``--pool-size``), each from students who ran nothing before and from students who each ran once.
 
 It starts its own ``jupyter server`` with the extension on a free loopback port and stops it at
 the end; every container it makes carries the owner label ``bench-<pid>`` and is gone afterwards.
@@ -76,15 +79,17 @@ def ten_test_exercise(folder: Path) -> None:
 class Server:
     """A real ``jupyter server`` with the extension, started for the benchmark."""
 
-    def __init__(self, workdir: Path, pool_size: int, concurrent: int):
+    def __init__(self, workdir: Path, pool_size: Optional[int], concurrent: Optional[int]):
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api/exec/v1/"
         config = workdir / "config.json"
+        settings = {"owner": OWNER, "pool_size": pool_size, "cache_enabled": True,
+                    "max_concurrent_runs": concurrent, "max_runs_per_user": 1000,
+                    "exercises_dir": str(workdir / "exercises"), "reap_interval": 0}
         config.write_text(json.dumps({
             "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-            "ExecExtApp": {"owner": OWNER, "pool_size": pool_size, "cache_enabled": True,
-                           "max_concurrent_runs": concurrent, "max_runs_per_user": 1000,
-                           "exercises_dir": str(workdir / "exercises"), "reap_interval": 0},
+            # None: the server's default
+            "ExecExtApp": {k: v for k, v in settings.items() if v is not None},
         }))
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(workdir / "cfg"),
                    JUPYTER_RUNTIME_DIR=str(workdir / "rt"), JUPYTER_DATA_DIR=str(workdir / "data"),
@@ -132,6 +137,8 @@ class Server:
         return reuse.get("resetting", 0)
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=60)
@@ -351,6 +358,96 @@ def run_all_main(args: argparse.Namespace) -> None:
             print(f"\ncontainers of this benchmark left on the engine: {len(left)}")
 
 
+def our_container_count() -> int:
+    return len(subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
+                              capture_output=True, text=True).stdout.split())
+
+
+def bursts(label: str, pool_size: Optional[int], concurrent: Optional[int], image: str, base_ms: float,
+           students: int = 100, profile_dir: Optional[Path] = None) -> None:
+    """A class's burst of submissions against a server of its own (None: the server's default
+    setting), twice: from students who ran nothing before (each submission then needs a
+    container that ran nothing, pooled or new), and from students who each ran their code once
+    just before, as a class does (each may be graded in their own container, reset since).
+    Prints p50/p95 of each, next to ``base_ms`` (a cold ``docker run`` measured in this process),
+    with the machine's CPU split and how many were graded in the student's own container."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        ten_test_exercise(workdir / "exercises")
+        server = Server(workdir, pool_size, concurrent)
+        try:
+            docker = server.call("GET", "docker/status")[1]["docker"]
+            size = (docker.get("pool") or {}).get("size", 0)
+            print(f"\n{label}: pool_size={size}, max_concurrent_runs="
+                  f"{concurrent if concurrent is not None else 'default'}, reuse_kept="
+                  f"{(docker.get('reuse') or {}).get('max_kept', 0)}; load {os.getloadavg()[0]:.1f}")
+
+            def calm(kept: int = 0) -> None:
+                # The pool full and every removal of the phase before done: the burst comes to an
+                # idle server, as a class's does.
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline and (
+                        server.pool_idle() < server.call("GET", "docker/status")[1]["docker"]["pool"]["size"]
+                        or server.resetting() > 0 or our_container_count() > server.pool_idle() + kept):
+                    time.sleep(0.5)
+
+            def burst(name: str, prefix: str) -> None:
+                # The machine's load changes over minutes (other work on it): a baseline of its
+                # own right before each burst, besides the run's.
+                samples = []
+                for _ in range(5):
+                    try:
+                        samples.append(docker_run_hello(image))
+                    except subprocess.CalledProcessError as e:  # killed by something else on the machine
+                        print(f"  (a baseline docker run failed: exit {e.returncode}; left out)")
+                near = statistics.median(samples) if samples else base_ms
+                served_before = server.call("GET", "docker/status")[1]["docker"]["reuse"]["served"]
+
+                def submit(i: int):
+                    ms, status, answer = server.timed("POST", "exercises/bench-square/submit",
+                                                      {"code": "def square(x):\n    return x * x\n"},
+                                                      user=f"{prefix}{i}")
+                    ok = status == 200 and answer.get("score") == 10
+                    if not ok:
+                        why = answer.get("message") if isinstance(answer, dict) else answer
+                        print(f"  a submission failed: {status} {str(why)[:300]}")
+                    return ms, ok
+
+                with CpuSplit() as cpu, Profile(server.proc.pid, profile_dir and profile_dir / f"{prefix}.txt") as prof, \
+                        ThreadPoolExecutor(max_workers=students) as pool:
+                    started = time.monotonic()
+                    results = list(pool.map(submit, range(students)))
+                    wall = time.monotonic() - started
+                own = server.call("GET", "docker/status")[1]["docker"]["reuse"]["served"] - served_before
+                times = [ms for ms, _ in results]
+                print(f"burst of {students} submissions, {name}: {sum(ok for _, ok in results)}/{students} graded "
+                      f"correctly, {summary(times)}, all done in {wall:.1f} s; p95 = "
+                      f"{pct(times, 0.95) / base_ms:.1f}x the run's cold docker run, "
+                      f"{pct(times, 0.95) / near:.1f}x the {near:.0f} ms of one just before (load "
+                      f"{os.getloadavg()[0]:.1f}); {own} graded in the student's own reset container")
+                print(cpu.report(students))
+                if prof.report():
+                    print(prof.report())
+
+            calm()
+            burst("nobody ran before", f"{label}fresh")
+            # The class runs its code (each student once, a few at a time), then submits at once.
+            # A container is kept reuse_idle (60 s by default) after its student's run: on a very
+            # busy machine the class's runs can take longer than that, and their containers go.
+            warm_started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                ran = list(pool.map(lambda i: server.call("POST", "execute", {
+                    "code": "def square(x):\n    return x * x\nprint(square(3))", "use_cache": False},
+                    user=f"{label}ran{i}")[0] == 200, range(students)))
+            assert all(ran), "a student's run failed"
+            kept = server.call("GET", "docker/status")[1]["docker"]["reuse"]["max_kept"]
+            calm(min(kept, students))
+            print(f"  (the class's runs and the calm after them took {time.monotonic() - warm_started:.0f} s)")
+            burst("each ran their code just before", f"{label}ran")
+        finally:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, 15 s instead of 60 s")
@@ -369,6 +466,9 @@ def main() -> None:
                              "two replicas on two engines behind HAProxy here (see scaleout())")
     parser.add_argument("--tokens", type=Path, metavar="FILE",
                         help="with --targets URL: hub tokens, one per line, one per student")
+    parser.add_argument("--bursts", action="store_true",
+                        help="only the bursts of 100 submissions: the server's default settings beside "
+                             "--pool-size (each from students who ran nothing before and who each ran once)")
     args = parser.parse_args()
     if args.run_all:
         return run_all_main(args)
@@ -385,6 +485,23 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
           f"Docker engine {engine}, image {image}")
     print(f"server: pool_size={args.pool_size}, max_concurrent_runs={args.concurrent}; clients={args.clients}\n")
+
+    if args.bursts:
+        try:
+            base = [docker_run_hello(image) for _ in range(max(5, n // 3))]
+            print(f"{'docker run (cold, CLI)':34} {summary(base)}   the baseline")
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            bursts("default", None, None, image, statistics.median(base), profile_dir=args.profile)
+            bursts(f"pool{args.pool_size}", args.pool_size, args.concurrent, image,
+                   statistics.median(base), profile_dir=args.profile)
+        finally:
+            left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],
+                                  capture_output=True, text=True).stdout.split()
+            if left:
+                subprocess.run(["docker", "rm", "-f", *left], stdout=subprocess.DEVNULL)
+            print(f"\ncontainers of this benchmark left on the engine: {len(left)}")
+        return
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -520,6 +637,10 @@ def main() -> None:
             print(burst_cpu.report(100))
             if burst_prof.report():
                 print(burst_prof.report())
+            # The same class against a server with the default settings (and again from students
+            # who each ran their code once before).
+            server.stop()
+            bursts("default", None, None, image, base, profile_dir=profile_dir)
         finally:
             server.stop()
             left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={OWNER}"],

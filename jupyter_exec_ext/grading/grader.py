@@ -128,11 +128,14 @@ class Grader:
         self.default_limits = default_limits or Limits()
         self.data_files_bytes = data_files_bytes
 
-    def grade(self, exercise: Exercise, code: str, *, reveal_hidden: bool = False) -> GradeResult:
+    def grade(self, exercise: Exercise, code: str, *, reveal_hidden: bool = False,
+              user: Optional[str] = None) -> GradeResult:
         """Runs ``code`` against every test of ``exercise`` and scores it.
 
         Args:
             reveal_hidden: give hidden tests' details too (instructor tools only, never students).
+            user: who submits; the sandbox may grade in this user's own container, reset since
+                their last run (never another user's). None: a container that ran nothing before.
 
         Raises:
             SandboxUnavailableError: the sandbox cannot run anything (the caller answers 503).
@@ -144,6 +147,7 @@ class Grader:
             limits=exercise.resolved_limits(self.default_limits),
             policy=exercise.policy,
             checks=tuple(Check(code=t.test_code, timeout_s=t.timeout) for t in exercise.tests),
+            reuse_key=user,
         )
         run = self.sandbox.run(request)
         # Every test gets a verdict, also when the sandbox reported fewer checks than were asked.

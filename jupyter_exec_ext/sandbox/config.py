@@ -72,6 +72,10 @@ class SandboxConfig:
         reuse_idle_s: a container kept for a user's next run is removed after this long unused.
         reuse_kept: containers kept for all users together (the one unused longest goes first);
             on a hub, about the number of students working at once.
+        grade_in_own_container: a submission (a run with checks and a ``reuse_key``) may be
+            graded in that user's own container, reset since their last run, instead of one that
+            ran nothing before; it is never kept after grading. Off: every grading gets a fresh
+            container.
         seccomp: the containers' seccomp profile: ``"builtin"`` (this package's, the default),
             ``"engine"`` (the Docker engine's own default profile) or the path of a JSON profile.
         display_limit: figures (PNG images) one run may show; past it, a note on stderr.
@@ -96,7 +100,8 @@ class SandboxConfig:
     owner: str = field(default_factory=_default_owner)
     reuse_runs: int = 50
     reuse_idle_s: float = 60.0
-    reuse_kept: int = 64
+    reuse_kept: int = 128
+    grade_in_own_container: bool = True
     seccomp: str = SECCOMP_BUILTIN
     display_limit: int = 10
     display_bytes: int = 2 * 1024 * 1024
@@ -119,7 +124,7 @@ class SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
         ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``,
-        ``_SECCOMP``, ``_DISPLAY_LIMIT``, ``_DISPLAY_BYTES``, ``_DATA_FILES_BYTES``.
+        ``_GRADE_IN_OWN_CONTAINER``, ``_SECCOMP``, ``_DISPLAY_LIMIT``, ``_DISPLAY_BYTES``, ``_DATA_FILES_BYTES``.
 
         Raises:
             LimitError: a variable holds a value that makes no sense; the message names it.
@@ -131,6 +136,9 @@ class SandboxConfig:
         enabled = get("ENABLED")
         if enabled is not None:
             changes["enabled"] = parse_env_bool(enabled, ENV_PREFIX + "ENABLED")
+        own = get("GRADE_IN_OWN_CONTAINER")
+        if own is not None:
+            changes["grade_in_own_container"] = parse_env_bool(own, ENV_PREFIX + "GRADE_IN_OWN_CONTAINER")
         for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime"),
                            ("OWNER", "owner"), ("SECCOMP", "seccomp")):
             value = get(name)

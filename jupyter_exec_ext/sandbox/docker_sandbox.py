@@ -482,11 +482,13 @@ class DockerSandbox:
 
     # -- warm pool -------------------------------------------------------------------------------
 
-    def start_pool(self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0) -> None:
+    def start_pool(self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0,
+                   **sizing: Any) -> None:
         """Keeps ``size`` started containers for ``profile`` (default limits) waiting for jobs.
 
         A run whose limits fit the profile gets a pooled container, which serves that one job and
-        is then destroyed; other runs start cold. 0 disables the pool.
+        is then destroyed; other runs start cold. 0 disables the pool. ``sizing``: WarmPool's
+        ``max_size``, ``memory_budget_mb`` and ``shrink_after_s`` (it grows on misses).
         """
         from .pool import WarmPool
 
@@ -495,7 +497,8 @@ class DockerSandbox:
                 return
             old, self.pool = self.pool, None
             if size > 0:
-                self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s)
+                self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s,
+                                     **sizing)
                 self.pool.start()
         if old is not None:
             old.drain()
@@ -553,8 +556,12 @@ class DockerSandbox:
             return _cancelled(ExecutionResult(status=Status.CANCELLED, limits=limits))
         api = self._api()
         nonce = secrets.token_hex(16)
-        # Only a user's plain runs share a container, one after the other; grading never does.
+        # A user's plain runs share a container, one after the other. A submission may be graded
+        # in its user's own container, reset since their last run (never another user's); no
+        # container is kept after a grading.
         reuse_key = request.reuse_key if (self.reuse is not None and not request.checks) else None
+        grade_key = (request.reuse_key if (self.reuse is not None and request.checks
+                                           and self.config.grade_in_own_container) else None)
         job = {
             "nonce": nonce,
             "code": request.code,
@@ -583,6 +590,8 @@ class DockerSandbox:
             if reuse_key is not None:
                 assert self.reuse is not None  # a reuse key is set only with a reuse store
                 live = self.reuse.take(reuse_key, limits, spare=lambda: self._take_spare(limits))
+            elif grade_key is not None:
+                live = self._take_own(grade_key, limits, budget_s)
             live = live or self._take_warm(limits) or self._launch(api, limits)
             keep = reuse_key is not None and self.reuse is not None and self.reuse.may_keep(live, limits)
             # A container that is not kept waits (its program's processes killed) for a calmer
@@ -660,6 +669,15 @@ class DockerSandbox:
             result.duration_ms = elapsed_ms
             _cancelled(result)
         return result
+
+    def _take_own(self, key: str, limits: Limits, budget_s: float) -> Optional[_Live]:
+        """``key``'s own reset container for a grading of ``budget_s`` at most, or None: it must
+        stay well before its expiry label (the reaper's deadline) for the whole grading."""
+        live = self.reuse.take(key, limits)
+        if live is not None and time.time() + budget_s + self.config.startup_grace_s + 60 >= live.expires_at:
+            self.reuse._retire(live, "too close to its expiry for a grading")
+            return None
+        return live
 
     def _launch(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> _Live:
         """Creates, attaches to and starts one hardened container; its runner then waits for a job."""

@@ -106,8 +106,9 @@ class ExecutionRequest:
         policy: an optional code policy checked before anything runs (pedagogical, not security).
         checks: tests to run after the program, each in the trusted harness against a fresh run of it.
         reuse_key: who the run is for (a user name). Runs with the same key may run one after
-            another in one container, reset in between; None (and any run with checks) gets a
-            container that ran nothing before.
+            another in one container, reset in between; a run with checks (a grading) may take
+            that user's reset container but never leaves one for later. None gets a container
+            that ran nothing before.
         files: data files placed read-only in the program's working directory (and the tests').
     """
 

@@ -88,6 +88,7 @@ class EnvironmentDefaults:
         "reuse_runs": lambda c: c.reuse_runs,
         "reuse_kept": lambda c: c.reuse_kept,
         "reuse_idle": lambda c: c.reuse_idle_s,
+        "grade_in_own_container": lambda c: c.grade_in_own_container,
     }
     #: trait name -> its default, from the parsed result cache settings.
     CACHE: dict[str, Callable[[CacheConfig], Any]] = {
@@ -101,6 +102,9 @@ class EnvironmentDefaults:
         "db_url": lambda: os.environ.get("DOCKER_EXECUTOR_DB_URL", ""),
         "shared_state_url": lambda: os.environ.get("DOCKER_EXECUTOR_SHARED_STATE_URL") or None,
         "pool_size": lambda: _whole_number("POOL_SIZE", 2),
+        "pool_max_size": lambda: _whole_number("POOL_MAX_SIZE", 32),
+        "pool_memory_budget": lambda: _whole_number("POOL_MEMORY_BUDGET", 1024),
+        "pool_shrink_after": lambda: _seconds("POOL_SHRINK_AFTER", 120.0),
         "submit_rate_limit": lambda: _whole_number("SUBMIT_RATE_LIMIT", 20),
         "submit_rate_window": lambda: _seconds("SUBMIT_RATE_WINDOW", 600.0),
     }
@@ -276,11 +280,28 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
     pool_size = Integer(2, help="Started containers kept waiting for runs with the default limits "
                         "(each serves one run, then is destroyed); 0 turns the pool off. "
                         "Default: DOCKER_EXECUTOR_POOL_SIZE, else 2.").tag(config=True)
+    pool_max_size = Integer(32, help="The most containers the warm pool grows to when runs find it "
+                            "empty (each such miss adds one); it shrinks back to pool_size when no "
+                            "run misses for pool_shrink_after seconds. pool_size or less keeps the "
+                            "pool at pool_size. Default: DOCKER_EXECUTOR_POOL_MAX_SIZE, else 32."
+                            ).tag(config=True)
+    pool_memory_budget = Integer(1024, help="MiB the warm pool's waiting containers may hold together "
+                                 "(about 20 MiB each); growth stops there (pool_size is always "
+                                 "kept). Default: DOCKER_EXECUTOR_POOL_MEMORY_BUDGET, else 1024."
+                                 ).tag(config=True)
+    pool_shrink_after = Float(120.0, help="Seconds without a miss after which a grown warm pool sheds "
+                              "half of its growth (again after each such period). Default: "
+                              "DOCKER_EXECUTOR_POOL_SHRINK_AFTER, else 120.").tag(config=True)
+    grade_in_own_container = Bool(help="Grade a submission in its student's own container, reset "
+                                  "since their last run (never another student's, never kept "
+                                  "after), when there is one; else in a container that ran nothing "
+                                  "before. Default: DOCKER_EXECUTOR_GRADE_IN_OWN_CONTAINER, else "
+                                  "true.").tag(config=True)
     reuse_runs = Integer(help="Runs one container may serve for the same user, one after another "
                          "(reset in between: every process killed, /tmp and the other writable "
-                         "places emptied, a fresh interpreter); submissions never reuse a "
-                         "container. 0 or 1 turns reuse off. Default: DOCKER_EXECUTOR_REUSE_RUNS, "
-                         "else 50.").tag(config=True)
+                         "places emptied, a fresh interpreter); a submission may be graded in it "
+                         "(grade_in_own_container), which ends its reuse. 0 or 1 turns reuse "
+                         "off. Default: DOCKER_EXECUTOR_REUSE_RUNS, else 50.").tag(config=True)
     reuse_idle = Float(60.0, help="Seconds a container kept for its user's next run may wait unused "
                        "before it is removed. Default: DOCKER_EXECUTOR_REUSE_IDLE, else 60."
                        ).tag(config=True)
@@ -299,9 +320,9 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
                            ).tag(config=True)
 
     reuse_kept = Integer(help="Containers kept for their users' next runs, all users together (the "
-                         "one unused longest goes first; each holds about 13 MB); on a hub, about "
+                         "one unused longest goes first; each holds about 18 MiB); on a hub, about "
                          "the number of students working at once. 0 turns reuse off. Default: "
-                         "DOCKER_EXECUTOR_REUSE_KEPT, else 64.").tag(config=True)
+                         "DOCKER_EXECUTOR_REUSE_KEPT, else 128.").tag(config=True)
 
     # -- defaults from the environment: one generator for every trait a variable describes --------
 
@@ -349,7 +370,15 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
                              f"got {proposal['value']!r}")
         return proposal["value"]
 
-    @validate("pool_size", "reuse_runs", "reuse_kept", "submit_rate_limit", "display_limit",
+    @validate("pool_shrink_after")
+    def _valid_pool_shrink_after(self, proposal: Any) -> float:
+        if not 0 < proposal["value"] < float("inf"):
+            raise TraitError(f"{type(self).__name__}.pool_shrink_after must be a positive, finite "
+                             f"number of seconds, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("pool_size", "pool_max_size", "pool_memory_budget", "reuse_runs", "reuse_kept",
+              "submit_rate_limit", "display_limit",
               "display_bytes", "data_files_bytes")
     def _valid_zero_or_more(self, proposal: Any) -> int:
         if proposal["value"] < 0:
@@ -397,7 +426,7 @@ class ExecSettings(SharedStateSettings, LoggingConfigurable):
             output_limit_bytes=self.output_limit_bytes, owner=self.owner,
             reuse_runs=self.reuse_runs, reuse_idle_s=self.reuse_idle, reuse_kept=self.reuse_kept,
             seccomp=self.seccomp, display_limit=self.display_limit, display_bytes=self.display_bytes,
-            data_files_bytes=self.data_files_bytes)
+            data_files_bytes=self.data_files_bytes, grade_in_own_container=self.grade_in_own_container)
 
     def cache_config(self) -> CacheConfig:
         """The result cache settings the traits describe (the rest from the environment)."""

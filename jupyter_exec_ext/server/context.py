@@ -99,9 +99,11 @@ class Housekeeping:
     and the filling of the warm pool."""
 
     def __init__(self, sandbox: DockerSandbox, scheduler: RunScheduler, reap_interval: float,
-                 pool_size: int) -> None:
+                 pool_size: int, **pool_sizing: Any) -> None:
         self.sandbox, self.scheduler = sandbox, scheduler
         self.reap_interval, self.pool_size = reap_interval, pool_size
+        #: How the pool grows and shrinks (``WarmPool``: max_size, memory_budget_mb, shrink_after_s).
+        self.pool_sizing = pool_sizing
         self._reaper: Optional[PeriodicCallback] = None
 
     def start(self) -> None:
@@ -113,7 +115,8 @@ class Housekeeping:
                                             self.reap_interval * 1000)
             self._reaper.start()
         if self.pool_size > 0:
-            self.scheduler.submit_query(lambda: self.sandbox.start_pool(self.pool_size))
+            self.scheduler.submit_query(
+                lambda: self.sandbox.start_pool(self.pool_size, **self.pool_sizing))
 
     def stop(self) -> None:
         if self._reaper is not None:
@@ -184,7 +187,10 @@ def build_context(settings: ExecSettings, *, gradebook_sqlite: Path, metrics: bo
     exercises = Path(settings.exercises_dir) if settings.exercises_dir else None
     if exercises is not None and not exercises.is_dir():
         log.warning("exercise directory %s does not exist", exercises)
-    housekeeping = Housekeeping(sandbox, scheduler, settings.reap_interval, settings.pool_size)
+    housekeeping = Housekeeping(sandbox, scheduler, settings.reap_interval, settings.pool_size,
+                                max_size=settings.pool_max_size,
+                                memory_budget_mb=settings.pool_memory_budget,
+                                shrink_after_s=settings.pool_shrink_after)
     context = ExecContext(
         bounds=settings.request_bounds(config), runner=runner, sandbox=sandbox,
         grader=Grader(sandbox, config.default_limits, config.data_files_bytes),

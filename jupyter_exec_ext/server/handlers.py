@@ -383,7 +383,8 @@ class SubmitRoute(ExecRouteBase):
             # Graded in full (hidden tests' details are kept for instructors); the student gets
             # the redacted result.
             result = await self.scheduler.run(
-                self.principal, lambda: grader.grade(exercise, code, reveal_hidden=True))
+                self.principal, lambda: grader.grade(exercise, code, reveal_hidden=True,
+                                                     user=self.principal))
         except BaseException:
             # Not graded (sandbox down, too many runs at once): it uses up none of the allowance.
             if admission is not None:

@@ -98,7 +98,7 @@ def test_config_reads_the_reuse_settings_and_names_a_bad_one():
     config = SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_RUNS": "5", "DOCKER_EXECUTOR_REUSE_IDLE": "2.5",
                                      "DOCKER_EXECUTOR_REUSE_KEPT": "100"})
     assert (config.reuse_runs, config.reuse_idle_s, config.reuse_kept) == (5, 2.5, 100)
-    assert (SandboxConfig.from_env({}).reuse_runs, SandboxConfig.from_env({}).reuse_kept) == (50, 64)
+    assert (SandboxConfig.from_env({}).reuse_runs, SandboxConfig.from_env({}).reuse_kept) == (50, 128)
     with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_KEPT must be a whole number"):
         SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_KEPT": "-3"})
     with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_RUNS must be a whole number"):

@@ -174,3 +174,47 @@ def test_a_process_that_ends_without_closing_the_sandbox_leaves_nothing(executor
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout == "1\n1\n", done.stderr
     assert our_containers(docker_client) == []
+
+
+def test_misses_grow_the_pool_to_its_maximum_and_idleness_shrinks_it_back(executor_image, no_leaks,
+                                                                            docker_client):
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    try:
+        box.start_pool(1, max_size=3, shrink_after_s=3.0)
+        wait_for(lambda: box.pool.status()["idle"] == 1, "the pool to fill")
+        with ThreadPoolExecutor(max_workers=5) as burst:
+            results = list(burst.map(lambda i: run(box, f"print({i})"), range(5)))
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(5)]
+        status = box.pool.status()
+        assert status["misses"] >= 2 and status["grown"] == 2, status
+        # Grown to its maximum and filled to it, never beyond …
+        wait_for(lambda: box.pool.status()["idle"] == 3, "the grown pool to fill")
+        # … then, with no miss for a while, back to its configured size, its containers removed.
+        wait_for(lambda: box.pool.status()["size"] == 1 and box.pool.status()["idle"] == 1,
+                 "the pool to shrink")
+        assert box.pool.status()["shrunk"] == 2  # 3 → 2 (half of the growth) → 1
+        box.flush()
+        wait_for(lambda: len(our_containers(docker_client)) == 1, "the shed containers to go")
+    finally:
+        box.close()
+
+
+def test_the_memory_budget_caps_the_growth_and_a_fixed_pool_never_grows(executor_image, no_leaks):
+    from jupyter_exec_ext.sandbox.pool import CONTAINER_MB
+
+    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
+    try:
+        box.start_pool(1, max_size=10, memory_budget_mb=2 * CONTAINER_MB + 5)
+        assert box.pool.status()["max_size"] == 2
+        wait_for(lambda: box.pool.status()["idle"] == 1, "the pool to fill")
+        with ThreadPoolExecutor(max_workers=4) as burst:
+            list(burst.map(lambda i: run(box, "print(1)"), range(4)))
+        assert box.pool.status()["size"] == 2
+        wait_for(lambda: box.pool.status()["idle"] == 2, "the pool to fill to its budget")
+        box.start_pool(1)  # no max_size: a fixed size
+        wait_for(lambda: box.pool.status()["idle"] == 1, "the fixed pool to fill")
+        with ThreadPoolExecutor(max_workers=4) as burst:
+            list(burst.map(lambda i: run(box, "print(1)"), range(4)))
+        assert box.pool.status()["size"] == box.pool.status()["max_size"] == 1
+    finally:
+        box.close()

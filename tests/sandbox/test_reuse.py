@@ -3,7 +3,7 @@
 The claim under attack: a run that follows another in the same container finds nothing of it —
 no process (whatever its session, group or signal mask), no file in any writable place, no System
 V IPC object, no memory held — and only runs of the same user ever share a container, one at a
-time; grading always gets a container that ran nothing before.
+time; a grading takes only its own user's container and leaves none kept.
 """
 
 from __future__ import annotations
@@ -64,15 +64,24 @@ def test_one_users_runs_share_a_container_and_other_users_never_do(box):
     assert box.reuse.status()["served"] == 1
 
 
-def test_grading_gets_a_container_that_ran_nothing_before(box):
+def test_grading_takes_only_its_users_container_and_keeps_none(box):
     first = container_of(run(box, WHERE))
     wait_until_kept(box)
+    # Without a user, or for another user, a grading gets a container that ran nothing before.
+    for key in (None, "bob"):
+        graded = run(box, WHERE + "def f():\n    return 1\n", key=key,
+                     checks=(Check("print(f())"), Check(WHERE.strip())))
+        assert graded.status is Status.OK
+        assert graded.checks[1].stdout.strip() != first
+        assert box.reuse.status()["kept"] == 1  # Alice's container, untouched
+    # Alice's own grading runs in her reset container (tests/grading/test_own_container.py
+    # attacks that), which is not kept after it.
     graded = run(box, WHERE + "def f():\n    return 1\n",
                  checks=(Check("print(f())"), Check(WHERE.strip())))
     assert graded.status is Status.OK
-    assert graded.checks[1].stdout.strip() != first
-    # The kept container is still there, untouched by the grading run.
-    assert box.reuse.status()["kept"] == 1
+    assert graded.checks[1].stdout.strip() == first
+    assert box.reuse.status()["kept"] == 0
+    assert container_of(run(box, WHERE)) != first
 
 
 LEAVE_EVERYTHING_BEHIND = r'''
