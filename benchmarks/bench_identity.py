@@ -13,7 +13,7 @@ PREFIX = "token bench-token-"
 class BenchIdentityProvider(IdentityProvider):
     def get_user(self, handler) -> Optional[User]:
         auth = handler.request.headers.get("Authorization", "")
-        if not auth.startswith(PREFIX) or not auth[len(PREFIX):].isalnum():
+        if not auth.startswith(PREFIX) or not auth[len(PREFIX) :].isalnum():
             return None
         handler._token_authenticated = True  # as the built-in token check does: no XSRF check
-        return User(username=auth[len(PREFIX):])
+        return User(username=auth[len(PREFIX) :])

@@ -64,22 +64,35 @@ def timed(call: Callable[[], bool], times: int, expect_cached: bool) -> list[flo
         cached = call()
         samples.append((time.perf_counter() - start) * 1000)
         if cached is not expect_cached:
-            sys.exit(f"expected cached={expect_cached}, got cached={cached}: the numbers would mislead")
+            sys.exit(
+                f"expected cached={expect_cached}, got cached={cached}: the numbers would mislead"
+            )
     return samples
 
 
 def summary(samples: list[float]) -> dict[str, float]:
-    return {"n": len(samples), "p50_ms": statistics.median(samples), "p95_ms": percentile(samples, 95),
-            "mean_ms": statistics.fmean(samples)}
+    return {
+        "n": len(samples),
+        "p50_ms": statistics.median(samples),
+        "p95_ms": percentile(samples, 95),
+        "mean_ms": statistics.fmean(samples),
+    }
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default=os.environ.get("DOCKER_EXECUTOR_REDIS_URL"),
-                        help="Redis URL (default: $DOCKER_EXECUTOR_REDIS_URL, else the in-process cache)")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("DOCKER_EXECUTOR_REDIS_URL"),
+        help="Redis URL (default: $DOCKER_EXECUTOR_REDIS_URL, else the in-process cache)",
+    )
     parser.add_argument("--hits", type=int, default=500, help="cache hits to time (default 500)")
-    parser.add_argument("--uncached", type=int, default=10,
-                        help="uncached runs to time, one container each (default 10)")
+    parser.add_argument(
+        "--uncached",
+        type=int,
+        default=10,
+        help="uncached runs to time, one container each (default 10)",
+    )
     parser.add_argument("--code", default=DEFAULT_CODE, help="the program (must be deterministic)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
@@ -87,14 +100,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     target = InProcessTarget(args.redis_url)
     try:
         target.execute(args.code, use_cache=True)  # fills the cache (or finds it filled)
-        hits = summary(timed(lambda: target.execute(args.code, True), args.hits, expect_cached=True))
-        uncached = summary(timed(lambda: target.execute(args.code, False), args.uncached,
-                                 expect_cached=False))
+        hits = summary(
+            timed(lambda: target.execute(args.code, True), args.hits, expect_cached=True)
+        )
+        uncached = summary(
+            timed(lambda: target.execute(args.code, False), args.uncached, expect_cached=False)
+        )
         described = target.describe()
     finally:
         target.close()
-    report = {"target": described, "cpus": os.cpu_count(), "hit": hits, "uncached": uncached,
-              "p50_ratio": uncached["p50_ms"] / hits["p50_ms"]}
+    report = {
+        "target": described,
+        "cpus": os.cpu_count(),
+        "hit": hits,
+        "uncached": uncached,
+        "p50_ratio": uncached["p50_ms"] / hits["p50_ms"],
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -102,7 +123,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"{'':10} {'n':>5} {'p50 ms':>10} {'p95 ms':>10} {'mean ms':>10}")
     for name in ("hit", "uncached"):
         row = report[name]
-        print(f"{name:10} {row['n']:>5} {row['p50_ms']:>10.3f} {row['p95_ms']:>10.3f} {row['mean_ms']:>10.3f}")
+        print(
+            f"{name:10} {row['n']:>5} {row['p50_ms']:>10.3f} {row['p95_ms']:>10.3f} {row['mean_ms']:>10.3f}"
+        )
     print(f"a hit's median is {report['p50_ratio']:.0f}x faster than an uncached run's")
     return 0
 

@@ -61,9 +61,14 @@ class CannedSandbox:
         self.outputs = outputs
 
     def run(self, request: Any) -> ExecutionResult:
-        return ExecutionResult(status=Status.OK, duration_ms=1, checks=[
-            CheckResult(outcome=CheckOutcome.COMPLETED, stdout=(o or "") + "\n")
-            for o in self.outputs])
+        return ExecutionResult(
+            status=Status.OK,
+            duration_ms=1,
+            checks=[
+                CheckResult(outcome=CheckOutcome.COMPLETED, stdout=(o or "") + "\n")
+                for o in self.outputs
+            ],
+        )
 
 
 class _AllowAll:
@@ -97,9 +102,14 @@ def notebook(folder: Path) -> Path:
     from nbformat.v4 import new_code_cell, new_notebook
 
     nb = new_notebook()
-    nb.metadata["jupyter_exec"] = {"exercise_id": "add", "title": "Add", "tests": [
-        {"name": f"t{i}", "test_code": f"print(add({i}, 1))", "expected_output": str(i + 1)}
-        for i in range(5)]}
+    nb.metadata["jupyter_exec"] = {
+        "exercise_id": "add",
+        "title": "Add",
+        "tests": [
+            {"name": f"t{i}", "test_code": f"print(add({i}, 1))", "expected_output": str(i + 1)}
+            for i in range(5)
+        ],
+    }
     nb.cells = [new_code_cell(SOLUTION, metadata={"jupyter_exec": {"role": "solution"}})]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "add.ipynb"
@@ -112,22 +122,41 @@ def make_app(exercises: Path, recorder: Optional[GradebookRecorder]) -> tornado.
     exercise = registry.get("add")
     context = ExecContext(
         scheduler=RunScheduler(4, 1000),
-        bounds=RequestBounds(max_code_bytes=65536, max_stdin_bytes=65536,
-                             default_limits=Limits(), max_limits=Limits()),
+        bounds=RequestBounds(
+            max_code_bytes=65536,
+            max_stdin_bytes=65536,
+            default_limits=Limits(),
+            max_limits=Limits(),
+        ),
         registry=registry,
         grader=Grader(CannedSandbox([t.expected_output for t in exercise.tests])),
-        rules=CourseRules(), gradebook=recorder)
+        rules=CourseRules(),
+        gradebook=recorder,
+    )
     # The extension's routes with the benchmark's authentication in place of jupyter_server's.
-    routes = [("/" + pattern, type("Bench" + handler.__name__, (handler.__bases__[0], BenchBase), {}))
-              for pattern, handler in ROUTES]
+    routes = [
+        ("/" + pattern, type("Bench" + handler.__name__, (handler.__bases__[0], BenchBase), {}))
+        for pattern, handler in ROUTES
+    ]
     return tornado.web.Application(routes, **{CONTEXT_KEY: context})
 
 
 def seed(store: GradebookStore) -> float:
     """60,000 submissions: each student tries each exercise 10 times; seconds it took."""
     rng = random.Random(20261130)
-    tests = json.dumps([{"name": f"t{i}", "status": "passed", "points": 1.0, "max_points": 1.0,
-                         "hidden": i == 4, "message": "passed"} for i in range(5)])
+    tests = json.dumps(
+        [
+            {
+                "name": f"t{i}",
+                "status": "passed",
+                "points": 1.0,
+                "max_points": 1.0,
+                "hidden": i == 4,
+                "message": "passed",
+            }
+            for i in range(5)
+        ]
+    )
     started = time.perf_counter()
     store.ensure_schema()
     now = time.time()
@@ -136,12 +165,24 @@ def seed(store: GradebookStore) -> float:
         for s in range(STUDENTS):
             for e in range(EXERCISES):
                 for a in range(ATTEMPTS):
-                    rows.append({"user_name": f"student{s:03d}", "exercise_id": f"ex{e:02d}",
-                                 "exercise_version": "v1", "submitted_at": now - 86400 + a * 60,
-                                 "status": "ok", "score": float(rng.randint(0, 5)),
-                                 "max_score": 5.0, "tests": tests, "code": SOLUTION,
-                                 "stdout": "", "stderr": "", "message": "",
-                                 "duration_ms": rng.randint(20, 80), "late": a == 9})
+                    rows.append(
+                        {
+                            "user_name": f"student{s:03d}",
+                            "exercise_id": f"ex{e:02d}",
+                            "exercise_version": "v1",
+                            "submitted_at": now - 86400 + a * 60,
+                            "status": "ok",
+                            "score": float(rng.randint(0, 5)),
+                            "max_score": 5.0,
+                            "tests": tests,
+                            "code": SOLUTION,
+                            "stdout": "",
+                            "stderr": "",
+                            "message": "",
+                            "duration_ms": rng.randint(20, 80),
+                            "late": a == 9,
+                        }
+                    )
                 if len(rows) >= 5000:
                     connection.execute(submissions.insert(), rows)
                     rows = []
@@ -161,11 +202,16 @@ async def time_submits(port_with: int, port_without: int, rounds: int) -> tuple[
     body = json.dumps({"code": SOLUTION})
     with_store, without = [], []
     for i in range(rounds):
-        for port, bucket in ((port_with, with_store), (port_without, without))[:: 1 if i % 2 else -1]:
+        for port, bucket in ((port_with, with_store), (port_without, without))[
+            :: 1 if i % 2 else -1
+        ]:
             started = time.perf_counter()
-            answer = await client.fetch(f"http://127.0.0.1:{port}/api/exec/v1/exercises/add/submit",
-                                        method="POST", body=body,
-                                        headers={"X-Bench-User": f"student{i % 50:03d}"})
+            answer = await client.fetch(
+                f"http://127.0.0.1:{port}/api/exec/v1/exercises/add/submit",
+                method="POST",
+                body=body,
+                headers={"X-Bench-User": f"student{i % 50:03d}"},
+            )
             bucket.append((time.perf_counter() - started) * 1000)
             assert json.loads(answer.body)["score"] == 5.0
     return with_store, without
@@ -176,9 +222,11 @@ async def time_gradebook(port: int, rounds: int) -> list:
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
-        answer = await client.fetch(f"http://127.0.0.1:{port}/api/exec/v1/gradebook",
-                                    headers={"X-Bench-User": "teacher", "X-Bench-Instructor": "1"},
-                                    request_timeout=120)
+        answer = await client.fetch(
+            f"http://127.0.0.1:{port}/api/exec/v1/gradebook",
+            headers={"X-Bench-User": "teacher", "X-Bench-Instructor": "1"},
+            request_timeout=120,
+        )
         times.append((time.perf_counter() - started) * 1000)
     book = json.loads(answer.body)
     seeded = [r for r in book["rows"] if r["exercise_id"] != "add"]  # not the timed submits'
@@ -205,15 +253,19 @@ async def bench(name: str, url: str, exercises: Path, rounds: int, gb_rounds: in
     await time_submits(port_with, port_without, 20)  # warm-up: connections, caches, JIT of SQL
     with_store, without = await time_submits(port_with, port_without, rounds)
     added = statistics.median(with_store) - statistics.median(without)
-    print(f"{name:10s} submit p50 with the gradebook {statistics.median(with_store):6.2f} ms, "
-          f"without {statistics.median(without):6.2f} ms: recording adds {added:5.2f} ms "
-          f"(n={rounds} each)")
+    print(
+        f"{name:10s} submit p50 with the gradebook {statistics.median(with_store):6.2f} ms, "
+        f"without {statistics.median(without):6.2f} ms: recording adds {added:5.2f} ms "
+        f"(n={rounds} each)"
+    )
     seconds = await asyncio.get_running_loop().run_in_executor(None, seed, store)
     print(f"{name:10s} seeded {STUDENTS * EXERCISES * ATTEMPTS:,} submissions in {seconds:.1f} s")
     times = await time_gradebook(port_with, gb_rounds)
-    print(f"{name:10s} GET gradebook ({STUDENTS} x {EXERCISES} rows from "
-          f"{STUDENTS * EXERCISES * ATTEMPTS:,} submissions): p50 {statistics.median(times):6.1f} ms,"
-          f" min {min(times):6.1f} ms (n={gb_rounds})")
+    print(
+        f"{name:10s} GET gradebook ({STUDENTS} x {EXERCISES} rows from "
+        f"{STUDENTS * EXERCISES * ATTEMPTS:,} submissions): p50 {statistics.median(times):6.1f} ms,"
+        f" min {min(times):6.1f} ms (n={gb_rounds})"
+    )
     await asyncio.get_running_loop().run_in_executor(None, recorder.close)
     return {"added_ms": added, "gradebook_ms": statistics.median(times)}
 
@@ -240,21 +292,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradebook-bench-") as tmp:
         exercises = Path(tmp) / "exercises"
         notebook(exercises)
-        results = {"sqlite": asyncio.run(bench("sqlite", sqlite_url(Path(tmp) / "g.sqlite"),
-                                               exercises, rounds, gb_rounds))}
+        results = {
+            "sqlite": asyncio.run(
+                bench("sqlite", sqlite_url(Path(tmp) / "g.sqlite"), exercises, rounds, gb_rounds)
+            )
+        }
         try:
             if args.pg_url:
                 url = args.pg_url
             else:
                 cluster = start_cluster()
                 url = cluster.new_database()
-            results["postgresql"] = asyncio.run(bench("postgresql", url, exercises, rounds,
-                                                      gb_rounds))
+            results["postgresql"] = asyncio.run(
+                bench("postgresql", url, exercises, rounds, gb_rounds)
+            )
         finally:
             if cluster is not None:
                 cluster.remove()
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)")
-    print("\n| database | recording adds to submit (p50) | GET gradebook, 60,000 submissions (p50) |")
+    print(
+        "\n| database | recording adds to submit (p50) | GET gradebook, 60,000 submissions (p50) |"
+    )
     print("| --- | --- | --- |")
     for name, r in results.items():
         print(f"| {name} | {r['added_ms']:.2f} ms | {r['gradebook_ms']:.0f} ms |")

@@ -50,7 +50,9 @@ def run_ok(box: DockerSandbox, code: str) -> tuple[float, int]:
     result = box.run(ExecutionRequest(code=code))
     wall = (time.perf_counter() - started) * 1000
     if result.status is not Status.OK:
-        raise SystemExit(f"benchmark program failed ({result.status}): {result.stderr or result.message}")
+        raise SystemExit(
+            f"benchmark program failed ({result.status}): {result.stderr or result.message}"
+        )
     return wall, result.duration_ms
 
 
@@ -74,13 +76,16 @@ def main() -> int:
     parser.add_argument("--science", default=default, help=f"scientific image (default {default})")
     parser.add_argument("--stdlib", default=default + "-stdlib", help="standard-library-only image")
     parser.add_argument("--repeat", type=int, default=15, help="runs per figure (default 15)")
-    parser.add_argument("--settle", type=float, default=1.0,
-                        help="seconds of calm before each warm run (default 1)")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds of calm before each warm run (default 1)"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    boxes = {name: DockerSandbox(SandboxConfig.from_env(image=image, owner=OWNER, reuse_runs=0))
-             for name, image in (("stdlib", args.stdlib), ("science", args.science))}
+    boxes = {
+        name: DockerSandbox(SandboxConfig.from_env(image=image, owner=OWNER, reuse_runs=0))
+        for name, image in (("stdlib", args.stdlib), ("science", args.science))
+    }
     cold = {name: [] for name in boxes}
     warm = {name: [] for name in boxes}
     inside = {label: [] for label in IMPORTS}
@@ -106,7 +111,8 @@ def main() -> int:
             box.close()
 
     figures = {
-        "machine": f"{platform.node()} ({os.cpu_count()} CPUs)", "repeat": args.repeat,
+        "machine": f"{platform.node()} ({os.cpu_count()} CPUs)",
+        "repeat": args.repeat,
         "images": {"science": args.science, "stdlib": args.stdlib},
         "cold_p50_ms": {k: round(p50(v), 1) for k, v in cold.items()},
         "warm_p50_ms": {k: round(p50(v), 1) for k, v in warm.items()},
@@ -114,7 +120,10 @@ def main() -> int:
     }
     print(f"{args.repeat} runs per figure, p50 (ms); images {args.stdlib} / {args.science}")
     print(f"{'':36} {'stdlib':>10} {'science':>10} {'ratio':>7}")
-    for row, data in (("cold start, program imports nothing", cold), ("warm start, program imports nothing", warm)):
+    for row, data in (
+        ("cold start, program imports nothing", cold),
+        ("warm start, program imports nothing", warm),
+    ):
         a, b = p50(data["stdlib"]), p50(data["science"])
         print(f"{row:36} {a:10.1f} {b:10.1f} {b / a:7.2f}")
     print("inside the program (scientific image, the runner's duration_ms):")

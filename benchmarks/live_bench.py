@@ -29,9 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rest_bench import TOKEN_PREFIX, Server, docker_run_hello, summary, ten_test_exercise  # noqa: E402
-
 from jupyter_exec_ext.sandbox import SandboxConfig  # noqa: E402
+from rest_bench import TOKEN_PREFIX, Server, docker_run_hello, summary, ten_test_exercise  # noqa: E402
 
 FIRST_OUTPUT = "import time\nprint('a', flush=True)\ntime.sleep(2)\n"
 BUSY = "print('busy', flush=True)\nwhile True:\n    pass\n"
@@ -42,8 +41,9 @@ async def connect(server: Server, user: str):
     from tornado.websocket import websocket_connect
 
     url = server.api.replace("http://", "ws://") + "execute/ws"
-    return await websocket_connect(HTTPRequest(url, headers={
-        "Authorization": f"token {TOKEN_PREFIX}{user}"}))
+    return await websocket_connect(
+        HTTPRequest(url, headers={"Authorization": f"token {TOKEN_PREFIX}{user}"})
+    )
 
 
 async def until(conn, kind: str) -> dict:
@@ -101,12 +101,21 @@ def main() -> None:
     args = parser.parse_args()
     n = 10 if args.quick else 30
     image = SandboxConfig.from_env().image
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?")
-    engine = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                            capture_output=True, text=True).stdout.strip()
-    print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-          f"Docker engine {engine}, image {image}, load {os.getloadavg()[0]:.1f}")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    engine = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Docker engine {engine}, image {image}, load {os.getloadavg()[0]:.1f}"
+    )
     print(f"server: pool_size={args.pool_size}\n")
 
     rows: dict[str, list] = {}
@@ -116,13 +125,18 @@ def main() -> None:
         server = Server(workdir, args.pool_size, 6)
         try:
             wait_for_pool(server, args.pool_size)
-            rows["docker run (cold, CLI), baseline"] = [docker_run_hello(image)
-                                                        for _ in range(max(5, n // 3))]
+            rows["docker run (cold, CLI), baseline"] = [
+                docker_run_hello(image) for _ in range(max(5, n // 3))
+            ]
             warm = []
             for i in range(n):
                 wait_for_pool(server, args.pool_size)
-                ms, status, answer = server.timed("POST", "execute", {
-                    "code": "print('hello')", "use_cache": False}, user=f"rest{i}")
+                ms, status, answer = server.timed(
+                    "POST",
+                    "execute",
+                    {"code": "print('hello')", "use_cache": False},
+                    user=f"rest{i}",
+                )
                 assert status == 200 and answer["stdout"] == "hello\n", answer
                 warm.append(ms)
             rows["POST execute, warm pool"] = warm

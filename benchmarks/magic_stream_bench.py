@@ -28,9 +28,11 @@ from jupyter_client.manager import KernelManager  # noqa: E402
 from jupyter_exec_ext.sandbox import SandboxConfig  # noqa: E402
 from tests.live_server import EXERCISES, start_server  # noqa: E402
 
-FORCE_POST = ("from jupyter_exec_ext.kernel import client as _c\n"
-              "def _no_socket(*a, **k):\n    raise _c.LiveUnavailableError('benchmark: POST execute')\n"
-              "_c.ExecClient.run_live = _no_socket\n")
+FORCE_POST = (
+    "from jupyter_exec_ext.kernel import client as _c\n"
+    "def _no_socket(*a, **k):\n    raise _c.LiveUnavailableError('benchmark: POST execute')\n"
+    "_c.ExecClient.run_live = _no_socket\n"
+)
 
 
 def run_cell(kc, code: str) -> tuple[float, int, float]:
@@ -57,10 +59,22 @@ def main() -> None:
 
     image = SandboxConfig.from_env(owner="bench").image
     workdir = Path(tempfile.mkdtemp(prefix="magic-bench-"))
-    server = start_server(workdir / "server", {
-        "image": image, "owner": "bench", "exercises_dir": str(EXERCISES), "pool_size": 2,
-        "cache_enabled": False}, token="bench-token")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_EXEC_EXT_", "JUPYTERHUB_"))}
+    server = start_server(
+        workdir / "server",
+        {
+            "image": image,
+            "owner": "bench",
+            "exercises_dir": str(EXERCISES),
+            "pool_size": 2,
+            "cache_enabled": False,
+        },
+        token="bench-token",
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTER_EXEC_EXT_", "JUPYTERHUB_"))
+    }
     env.update(server.kernel_env())
     kernels = {}
     try:
@@ -70,7 +84,9 @@ def main() -> None:
             kc = km.client()
             kc.start_channels()
             kc.wait_for_ready(timeout=60)
-            kc.execute_interactive("%load_ext jupyter_exec_ext", timeout=60, output_hook=lambda _m: None)
+            kc.execute_interactive(
+                "%load_ext jupyter_exec_ext", timeout=60, output_hook=lambda _m: None
+            )
             if mode == "post":
                 kc.execute_interactive(FORCE_POST, timeout=60)
             kernels[mode] = (km, kc)
@@ -84,10 +100,14 @@ def main() -> None:
                 results[mode]["messages"].append(messages)
                 results[mode]["first"].append(run_cell(kc, once)[2])
         for mode, r in results.items():
-            print(f"{mode:5}  flood of {args.lines} lines: median {statistics.median(r['flood']):.2f} s, "
-                  f"{statistics.median(r['messages']):.0f} stream messages; "
-                  f"print-then-sleep(2): first output after {statistics.median(r['first']) * 1000:.0f} ms")
-        ratio = statistics.median(results["live"]["flood"]) / statistics.median(results["post"]["flood"])
+            print(
+                f"{mode:5}  flood of {args.lines} lines: median {statistics.median(r['flood']):.2f} s, "
+                f"{statistics.median(r['messages']):.0f} stream messages; "
+                f"print-then-sleep(2): first output after {statistics.median(r['first']) * 1000:.0f} ms"
+            )
+        ratio = statistics.median(results["live"]["flood"]) / statistics.median(
+            results["post"]["flood"]
+        )
         print(f"flood: live / POST = {ratio:.2f}")
     finally:
         for km, kc in kernels.values():

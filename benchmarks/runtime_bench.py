@@ -27,7 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.rest_bench import OWNER, docker_run_hello, pct  # noqa: E402
 from jupyter_exec_ext.sandbox import (  # noqa: E402
-    DockerSandbox, ExecutionRequest, Limits, SandboxConfig, Status)
+    DockerSandbox,
+    ExecutionRequest,
+    Limits,
+    SandboxConfig,
+    Status,
+)
 
 HELLO = "print('hello')"
 
@@ -43,8 +48,10 @@ def timed(box: DockerSandbox, request: ExecutionRequest) -> float:
 
 def line(name: str, values: list[float], baseline: float) -> str:
     p50 = statistics.median(values)
-    return (f"  {name:<34} p50 {p50:8.1f} ms   p95 {pct(values, 0.95):8.1f} ms   "
-            f"{baseline / p50:5.2f}x the cold docker run   n={len(values)}")
+    return (
+        f"  {name:<34} p50 {p50:8.1f} ms   p95 {pct(values, 0.95):8.1f} ms   "
+        f"{baseline / p50:5.2f}x the cold docker run   n={len(values)}"
+    )
 
 
 def measure(runtime: str, image: str, samples: int, seconds: float, baseline: float) -> dict:
@@ -55,7 +62,9 @@ def measure(runtime: str, image: str, samples: int, seconds: float, baseline: fl
     box = DockerSandbox(config)
     try:
         timed(box, ExecutionRequest(code=HELLO, limits=cold_limits))  # the image in the page cache
-        figures["cold"] = [timed(box, ExecutionRequest(code=HELLO, limits=cold_limits)) for _ in range(samples)]
+        figures["cold"] = [
+            timed(box, ExecutionRequest(code=HELLO, limits=cold_limits)) for _ in range(samples)
+        ]
         box.flush()
 
         box.start_pool(2)
@@ -100,8 +109,11 @@ def measure(runtime: str, image: str, samples: int, seconds: float, baseline: fl
     finally:
         box.close()
     print(f"{runtime}:")
-    for name, label in (("cold", "cold run (a new container)"), ("warm", "warm run (pooled container)"),
-                        ("reuse", "the same user again (reset)")):
+    for name, label in (
+        ("cold", "cold run (a new container)"),
+        ("warm", "warm run (pooled container)"),
+        ("reuse", "the same user again (reset)"),
+    ):
         print(line(label, figures[name], baseline))
     print(f"  {'cold runs per second, 2 workers':<34} {figures['throughput']:8.2f} runs/s")
     return figures
@@ -109,25 +121,37 @@ def measure(runtime: str, image: str, samples: int, seconds: float, baseline: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples, 10 s throughput phases")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer samples, 10 s throughput phases"
+    )
     parser.add_argument("--runtimes", default="runc,runsc")
     args = parser.parse_args()
     samples, seconds = (10, 10.0) if args.quick else (30, 30.0)
     image = SandboxConfig.from_env(owner=OWNER).image
-    print(f"{platform.node()}: {os.cpu_count()} cores, image {image}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"{platform.node()}: {os.cpu_count()} cores, image {image}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     docker_run_hello(image)
     baseline_runs = [docker_run_hello(image) for _ in range(samples)]
     baseline = statistics.median(baseline_runs)
-    print(f"baseline: cold hardened `docker run` (runc, CLI)  p50 {baseline:8.1f} ms   "
-          f"p95 {pct(baseline_runs, 0.95):8.1f} ms")
-    results = {runtime: measure(runtime, image, samples, seconds, baseline)
-               for runtime in args.runtimes.split(",")}
+    print(
+        f"baseline: cold hardened `docker run` (runc, CLI)  p50 {baseline:8.1f} ms   "
+        f"p95 {pct(baseline_runs, 0.95):8.1f} ms"
+    )
+    results = {
+        runtime: measure(runtime, image, samples, seconds, baseline)
+        for runtime in args.runtimes.split(",")
+    }
     if {"runc", "runsc"} <= set(results):
         print("runsc / runc (p50):")
         for name in ("cold", "warm", "reuse"):
-            ratio = statistics.median(results["runsc"][name]) / statistics.median(results["runc"][name])
+            ratio = statistics.median(results["runsc"][name]) / statistics.median(
+                results["runc"][name]
+            )
             print(f"  {name:<6} {ratio:5.2f}x")
-        print(f"  throughput {results['runsc']['throughput'] / results['runc']['throughput']:5.2f}x")
+        print(
+            f"  throughput {results['runsc']['throughput'] / results['runc']['throughput']:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

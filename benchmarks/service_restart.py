@@ -30,7 +30,7 @@ import requests
 
 VENV_BIN = Path(sys.executable).parent
 
-HUB_CONFIG = '''
+HUB_CONFIG = """
 import jupyterhub.services.service as hub_services
 from traitlets import Integer
 
@@ -55,14 +55,14 @@ c.JupyterHub.services = [{{
     "name": "exec", "url": "http://127.0.0.1:{service_port}",
     "command": [{service!r}, "--config", "{root}/exec_service_config.py"],
 }}]
-'''
+"""
 
-SERVICE_CONFIG = '''
+SERVICE_CONFIG = """
 c.ExecServiceApp.db_path = "{root}/submissions.sqlite"
 c.ExecServiceApp.owner = "restart-measure"
 c.ExecServiceApp.pool_size = 0
 c.ExecServiceApp.reap_interval = 0.0
-'''
+"""
 
 
 def free_port() -> int:
@@ -102,8 +102,12 @@ def wait_for(condition, limit_s: float, what: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--poll", type=int, default=0,
-                        help="seconds between the hub's polls of the service (0: JupyterHub's own)")
+    parser.add_argument(
+        "--poll",
+        type=int,
+        default=0,
+        help="seconds between the hub's polls of the service (0: JupyterHub's own)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--signal", choices=("TERM", "KILL"), default="TERM")
     args = parser.parse_args()
@@ -115,13 +119,28 @@ def main() -> None:
     port, service_port = free_port(), free_port()
     (root / "exec_service_config.py").write_text(SERVICE_CONFIG.format(root=root))
     config = root / "jupyterhub_config.py"
-    config.write_text(HUB_CONFIG.format(
-        poll=args.poll, port=port, hub_port=free_port(), proxy_api_port=free_port(), chp=chp,
-        root=root, service_port=service_port, service=str(VENV_BIN / "jupyter-exec-service")))
+    config.write_text(
+        HUB_CONFIG.format(
+            poll=args.poll,
+            port=port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            chp=chp,
+            root=root,
+            service_port=service_port,
+            service=str(VENV_BIN / "jupyter-exec-service"),
+        )
+    )
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
     log = open(root / "jupyterhub.log", "wb")
-    hub = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", str(config)], cwd=root,
-                           stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    hub = subprocess.Popen(
+        [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     health = f"http://127.0.0.1:{port}/services/exec/api/exec/v1/health"
     service_config = root / "exec_service_config.py"
     try:
@@ -131,17 +150,26 @@ def main() -> None:
             pid = service_pid(service_config)
             stopped = time.monotonic()
             os.kill(pid, getattr(signal, f"SIG{args.signal}"))
-            exited = wait_for(lambda: service_pid(service_config) != pid, 60, "the service did not exit")
-            back = wait_for(lambda: service_pid(service_config) not in (None, pid) and answers(health),
-                            120, "the hub did not restart the service")
+            exited = wait_for(
+                lambda: service_pid(service_config) != pid, 60, "the service did not exit"
+            )
+            back = wait_for(
+                lambda: service_pid(service_config) not in (None, pid) and answers(health),
+                120,
+                "the hub did not restart the service",
+            )
             exits.append(exited - stopped)
             backs.append(back - stopped)
-            print(f"run {run + 1}: SIG{args.signal}, exited after {exits[-1]:.2f} s, answered "
-                  f"again after {backs[-1]:.1f} s")
+            print(
+                f"run {run + 1}: SIG{args.signal}, exited after {exits[-1]:.2f} s, answered "
+                f"again after {backs[-1]:.1f} s"
+            )
             time.sleep(1 + run * 7 % 11)  # stops land at different points of the poll cycle
         poll = f"{args.poll} s" if args.poll else "JupyterHub's default"
-        print(f"poll {poll}: away {min(backs):.1f}-{max(backs):.1f} s over {args.runs} stops "
-              f"(exit {min(exits):.2f}-{max(exits):.2f} s)")
+        print(
+            f"poll {poll}: away {min(backs):.1f}-{max(backs):.1f} s over {args.runs} stops "
+            f"(exit {min(exits):.2f}-{max(exits):.2f} s)"
+        )
     finally:
         os.killpg(hub.pid, signal.SIGTERM)
         try:

@@ -60,20 +60,27 @@ class DisplayPipe:
         while len(self.buffer) >= HEADER:
             size = int.from_bytes(self.buffer[:HEADER], "big")
             if size > self.max_bytes - self.sent_bytes or self.count >= self.limit:
-                self._drop("at most %d figure(s) and %d KiB of images per run" % (
-                    self.limit, self.max_bytes // 1024))
+                self._drop(
+                    "at most %d figure(s) and %d KiB of images per run"
+                    % (self.limit, self.max_bytes // 1024)
+                )
                 return
             if len(self.buffer) < HEADER + size:
                 return
-            image = bytes(self.buffer[HEADER:HEADER + size])
-            del self.buffer[:HEADER + size]
+            image = bytes(self.buffer[HEADER : HEADER + size])
+            del self.buffer[: HEADER + size]
             if not image.startswith(PNG_SIGNATURE):
                 self._drop("the display channel carries PNG images only")
                 return
             self.count += 1
             self.sent_bytes += size
-            self.emit({"type": "display", "mime": "image/png",
-                       "data": base64.b64encode(image).decode("ascii")})
+            self.emit(
+                {
+                    "type": "display",
+                    "mime": "image/png",
+                    "data": base64.b64encode(image).decode("ascii"),
+                }
+            )
 
     def _drop(self, why):
         self.dropping = True

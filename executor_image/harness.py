@@ -33,11 +33,36 @@ OUTPUT_LIMIT = 64 * 1024
 #: Standard modules the harness imports itself when the program hands it one of these (its own
 #: copy replaces the program's, which the program may have patched). Importing runs code, so only
 #: modules whose import does nothing but define names: never a name the program chose.
-_OWN_MODULES = frozenset({
-    "array", "bisect", "calendar", "cmath", "collections", "copy", "dataclasses", "datetime",
-    "decimal", "enum", "fractions", "functools", "heapq", "itertools", "json", "math", "numbers",
-    "operator", "random", "re", "statistics", "string", "textwrap", "time", "types", "typing",
-})
+_OWN_MODULES = frozenset(
+    {
+        "array",
+        "bisect",
+        "calendar",
+        "cmath",
+        "collections",
+        "copy",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "enum",
+        "fractions",
+        "functools",
+        "heapq",
+        "itertools",
+        "json",
+        "math",
+        "numbers",
+        "operator",
+        "random",
+        "re",
+        "statistics",
+        "string",
+        "textwrap",
+        "time",
+        "types",
+        "typing",
+    }
+)
 _MAX_BASES_DEPTH = 50
 
 
@@ -57,6 +82,7 @@ class OutputLimit(BaseException):
 
 
 # -- the test's code -------------------------------------------------------------------------------
+
 
 def _bound_in(nodes):
     """Names a block binds (assignments, defs, imports, parameters …), not looking into nested scopes."""
@@ -87,7 +113,9 @@ def _bound_in(nodes):
             bound.add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
             bound.add(node.rest)
-        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        if isinstance(
+            node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        ):
             continue  # a scope of its own
         stack.extend(ast.iter_child_nodes(node))
     return bound
@@ -138,8 +166,11 @@ class _StudentNames(ast.NodeTransformer):
             return node
         if hasattr(builtins, node.id):
             return node  # the test's builtins are always the real ones
-        call = ast.Call(func=ast.Name(id="__student__", ctx=ast.Load()),
-                        args=[ast.Constant(value=node.id)], keywords=[])
+        call = ast.Call(
+            func=ast.Name(id="__student__", ctx=ast.Load()),
+            args=[ast.Constant(value=node.id)],
+            keywords=[],
+        )
         return ast.copy_location(call, node)
 
 
@@ -153,6 +184,7 @@ def compile_test(source):
 
 
 # -- output ----------------------------------------------------------------------------------------
+
 
 class Capture:
     """The test's stdout and stderr: the harness's own prints and the student's, in order."""
@@ -192,6 +224,7 @@ class CaptureStream(io.TextIOBase):
 
 
 # -- the connection to the student's process -------------------------------------------------------
+
 
 class Connection:
     """Requests to the student's process, with its output collected as it arrives."""
@@ -273,11 +306,18 @@ class Connection:
                     if not chunk:
                         self.drain()
                         if not self.listening:
-                            self.fail(StudentGone(
-                                "the program failed or ended when it was run again for this "
-                                "test, before the test could start"))
-                        self.fail(StudentGone("the student's code ended before the test finished "
-                                              "(sys.exit(), os._exit() or a crash?)"))
+                            self.fail(
+                                StudentGone(
+                                    "the program failed or ended when it was run again for this "
+                                    "test, before the test could start"
+                                )
+                            )
+                        self.fail(
+                            StudentGone(
+                                "the student's code ended before the test finished "
+                                "(sys.exit(), os._exit() or a crash?)"
+                            )
+                        )
                     self.reader.feed(chunk)
                 else:
                     self._read_pipe(key.fd)
@@ -300,11 +340,17 @@ class Connection:
             self.sock.sendall(data)
         except OSError:
             self.drain()
-            self.fail(StudentGone("the student's code ended before the test finished "
-                                  "(sys.exit(), os._exit() or a crash?)"))
+            self.fail(
+                StudentGone(
+                    "the student's code ended before the test finished "
+                    "(sys.exit(), os._exit() or a crash?)"
+                )
+            )
         reply = self.receive()
         if "exit" in reply:
-            self.fail(StudentGone("the student's code ended the test (%s)" % str(reply["exit"])[:40]))
+            self.fail(
+                StudentGone("the student's code ended the test (%s)" % str(reply["exit"])[:40])
+            )
         if "raise" in reply:
             raise self.exception(reply["raise"])
         return reply
@@ -318,9 +364,14 @@ class Connection:
     def decode(self, data, table=None):
         try:
             return wire.Decoder(self.resolve, table).decode(data)
-        except Exception as e:  # any failure to rebuild what the student sent: never the test's to catch
-            self.fail(ProtocolBroken("the student's process answered with a malformed value: %s"
-                                     % str(e)[:200]))
+        except (
+            Exception
+        ) as e:  # any failure to rebuild what the student sent: never the test's to catch
+            self.fail(
+                ProtocolBroken(
+                    "the student's process answered with a malformed value: %s" % str(e)[:200]
+                )
+            )
 
     def encoder(self, table=None):
         return wire.Encoder(self.handle_of, table)
@@ -337,13 +388,19 @@ class Connection:
                 return {"$h": handle}
             if getattr(builtins, value.__name__, None) is value:
                 return {"$type": value.__name__}
-        raise TypeError("a test can pass only plain data (numbers, text, lists, dicts …) or the "
-                        "code's own objects to the student's code, not %s" % type(value).__name__)
+        raise TypeError(
+            "a test can pass only plain data (numbers, text, lists, dicts …) or the "
+            "code's own objects to the student's code, not %s" % type(value).__name__
+        )
 
     def resolve(self, data):
         if "$type" in data:
             name = data["$type"]
-            value = getattr(builtins, name, None) if type(name) is str and not name.startswith("_") else None
+            value = (
+                getattr(builtins, name, None)
+                if type(name) is str and not name.startswith("_")
+                else None
+            )
             if not isinstance(value, type):
                 raise wire.WireError("unknown builtin type")
             return value
@@ -407,8 +464,11 @@ class Connection:
             raise wire.WireError("malformed class bases")
         namespace = {"__module__": "__main__", "__student_handle__": n, "__qualname__": name[:200]}
         if data.get("exc") is True:
-            bases = [b for b in bases if isinstance(b, type) and issubclass(b, BaseException)
-                     and not issubclass(b, Proxy)] or [Exception]
+            bases = [
+                b
+                for b in bases
+                if isinstance(b, type) and issubclass(b, BaseException) and not issubclass(b, Proxy)
+            ] or [Exception]
             try:
                 cls = type(name[:200], tuple(bases), namespace)
             except TypeError:
@@ -436,7 +496,9 @@ class Connection:
             if isinstance(cls, type) and issubclass(cls, BaseException):
                 # SystemExit, KeyboardInterrupt … end the test, as they would have ended the code.
                 self.fail(StudentGone("the student's code ended the test (%s)" % cls.__name__))
-            self.fail(ProtocolBroken("the student's process raised something that is not an exception"))
+            self.fail(
+                ProtocolBroken("the student's process raised something that is not an exception")
+            )
         if issubclass(cls, (StopIteration, StopAsyncIteration)):
             # Raised into the test as it is, it would quietly end the test's own loop, map() or
             # generator (all() of nothing is True): as for generators (PEP 479), it is an error.
@@ -481,11 +543,19 @@ class Connection:
     def call(self, handle, args, kwargs):
         table = []
         encoder = self.encoder(table)
-        message = {"op": "call", "h": handle, "args": [encoder.encode(a) for a in args],
-                   "kwargs": [[k, encoder.encode(v)] for k, v in kwargs.items()]}
+        message = {
+            "op": "call",
+            "h": handle,
+            "args": [encoder.encode(a) for a in args],
+            "kwargs": [[k, encoder.encode(v)] for k, v in kwargs.items()],
+        }
         count = len(table)
         reply = self.request(message)
-        if "ok" not in reply or type(reply.get("state")) is not list or len(reply["state"]) != count:
+        if (
+            "ok" not in reply
+            or type(reply.get("state")) is not list
+            or len(reply["state"]) != count
+        ):
             self.fail(ProtocolBroken("an answer of the student's process is malformed"))
         decoder = wire.Decoder(self.resolve, table)
         try:
@@ -497,9 +567,14 @@ class Connection:
             result = decoder.decode(reply["ok"])
             for update in updates:
                 update()  # what the code did to the test's lists, dicts and sets
-        except Exception as e:  # any failure to rebuild what the student sent: never the test's to catch
-            self.fail(ProtocolBroken("the student's process answered with a malformed value: %s"
-                                     % str(e)[:200]))
+        except (
+            Exception
+        ) as e:  # any failure to rebuild what the student sent: never the test's to catch
+            self.fail(
+                ProtocolBroken(
+                    "the student's process answered with a malformed value: %s" % str(e)[:200]
+                )
+            )
         return result
 
     def plain(self, op, handle, kind, **extra):
@@ -507,8 +582,11 @@ class Connection:
         message.update(extra)
         value = self.value(message)
         if type(value) not in kind:
-            self.fail(ProtocolBroken("the student's process answered %s with a %s"
-                                     % (op, type(value).__name__)))
+            self.fail(
+                ProtocolBroken(
+                    "the student's process answered %s with a %s" % (op, type(value).__name__)
+                )
+            )
         return value
 
 
@@ -597,7 +675,9 @@ class Proxy:
     def __setitem__(self, key, value):
         conn, h = _conn(self)
         encoder = conn.encoder()
-        conn.request({"op": "setitem", "h": h, "key": encoder.encode(key), "value": encoder.encode(value)})
+        conn.request(
+            {"op": "setitem", "h": h, "key": encoder.encode(key), "value": encoder.encode(value)}
+        )
 
     def __delitem__(self, key):
         conn, h = _conn(self)
@@ -606,11 +686,15 @@ class Proxy:
 
 # -- one test ----------------------------------------------------------------------------------------
 
+
 def describe(error):
     """type, message, assertion and a traceback showing the test's lines and the student's."""
     # Without column positions: the carets would point into the rewritten test, not the one written.
-    frames = [traceback.FrameSummary(f.filename, f.lineno, f.name, line=f.line)
-              for f in traceback.extract_tb(error.__traceback__) if f.filename == TEST_FILENAME]
+    frames = [
+        traceback.FrameSummary(f.filename, f.lineno, f.name, line=f.line)
+        for f in traceback.extract_tb(error.__traceback__)
+        if f.filename == TEST_FILENAME
+    ]
     text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
     text += getattr(error, "__student_traceback__", "") or ""
     text += "".join(traceback.format_exception_only(type(error), error))
@@ -618,8 +702,12 @@ def describe(error):
         message = str(error)
     except Exception:
         message = ""
-    return {"type": type(error).__name__, "message": message[:2000],
-            "assertion": isinstance(error, AssertionError), "traceback": text[-8000:]}
+    return {
+        "type": type(error).__name__,
+        "message": message[:2000],
+        "assertion": isinstance(error, AssertionError),
+        "traceback": text[-8000:],
+    }
 
 
 def run_check(job, rpc_fd, out_fd, err_fd, result_fd):
@@ -659,7 +747,7 @@ def run_check(job, rpc_fd, out_fd, err_fd, result_fd):
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(result_fd, view):]
+            view = view[os.write(result_fd, view) :]
     except OSError:
         pass  # the runner stopped waiting (the check ran out of time)
     finally:

@@ -81,12 +81,21 @@ harness = None  # the module, loaded in the harness zygote only
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import student  # noqa: E402
 import workfiles  # noqa: E402
-from display import DisplayPipe  # noqa: E402
 import zygote as student_zygote  # noqa: E402
+from display import DisplayPipe  # noqa: E402
 from zygote import (  # noqa: E402
-    HARNESS, close_fds_except, drop_privileges, empty_bounding_set, helper_loop, privileged, quiet_stdio, receive,
-    reset_signals, send_message, waitstatus_code)
-
+    HARNESS,
+    close_fds_except,
+    drop_privileges,
+    empty_bounding_set,
+    helper_loop,
+    privileged,
+    quiet_stdio,
+    receive,
+    reset_signals,
+    send_message,
+    waitstatus_code,
+)
 
 MAX_JOB_BYTES = 16 * 1024 * 1024
 #: Longest prompt an input_request frame carries (the rest is cut).
@@ -120,9 +129,16 @@ class Reporter:
             self.out.flush()
 
     def result(self, status, exit_code=None, duration_ms=0, truncated=False, message=""):
-        self.frame({"type": "result", "status": status, "exit_code": exit_code,
-                    "duration_ms": int(duration_ms), "truncated": bool(truncated),
-                    "message": message})
+        self.frame(
+            {
+                "type": "result",
+                "status": status,
+                "exit_code": exit_code,
+                "duration_ms": int(duration_ms),
+                "truncated": bool(truncated),
+                "message": message,
+            }
+        )
 
 
 def make_non_dumpable():
@@ -166,7 +182,7 @@ class HostChannel:
                 raise ValueError("job is larger than %d bytes" % limit)
             return None
         line = bytes(self.buffer[:end])
-        del self.buffer[:end + 1]
+        del self.buffer[: end + 1]
         self.scanned = 0
         if len(line) > limit:
             raise ValueError("job is larger than %d bytes" % limit)
@@ -205,7 +221,8 @@ def read_job():
         raise ValueError("job must be an object with a string 'code'")
     checks = job.get("checks") or []
     if not isinstance(checks, list) or not all(
-            isinstance(c, dict) and isinstance(c.get("code"), str) for c in checks):
+        isinstance(c, dict) and isinstance(c.get("code"), str) for c in checks
+    ):
         raise ValueError("checks must be a list of objects with a string 'code'")
     return job
 
@@ -225,12 +242,14 @@ def feed(fd, data):
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         except OSError:
             pass  # the child closed its end or died; it simply did not read everything
         finally:
             os.close(fd)
+
     import threading  # here, not at the top (see the imports)
+
     threading.Thread(target=run, daemon=True).start()
 
 
@@ -245,6 +264,7 @@ class LiveInput:
 
     def __init__(self, fd, reporter, initial, max_pending=MAX_JOB_BYTES):
         import threading  # here, not at the top (see the imports)
+
         self.fd = fd
         self.reporter = reporter
         self.max_pending = max_pending
@@ -427,7 +447,7 @@ class Pump:
                 continue
             room = self.cap - self.counts[name]
             if len(chunk) > room:
-                chunk = chunk[:max(room, 0)]
+                chunk = chunk[: max(room, 0)]
                 self.truncated = True
                 self.over = self.over or name
             self.counts[name] += len(chunk)
@@ -440,8 +460,11 @@ class Pump:
         """Reads what the pipes already hold, without waiting: output written before a process
         ended is kept even when the runner itself was slow to get the CPU (a loaded machine)."""
         for _ in range(rounds):
-            ready = [key for key, _ in self.sel.select(timeout=0)
-                     if self.names.get(key.fd) in self.decoders]
+            ready = [
+                key
+                for key, _ in self.sel.select(timeout=0)
+                if self.names.get(key.fd) in self.decoders
+            ]
             if not ready:
                 return
             self.poll(0)
@@ -568,8 +591,10 @@ class StudentProcess:
             child_fds = [null, rpc_fd, null]
         self.zygote = zygote
         try:
-            reply = zygote.request({"op": "spawn", "clean": clean, "display": rpc_fd < 0},
-                                   [code_r, in_r, out_w, err_w] + child_fds)
+            reply = zygote.request(
+                {"op": "spawn", "clean": clean, "display": rpc_fd < 0},
+                [code_r, in_r, out_w, err_w] + child_fds,
+            )
         except OSError:
             reply = {}
         finally:
@@ -611,6 +636,7 @@ class StudentProcess:
 
 # -- the harness zygote -----------------------------------------------------------------------------
 
+
 def harness_zygote_main(sock):
     quiet_stdio()
     close_fds_except([sock.fileno()])
@@ -621,6 +647,7 @@ def harness_zygote_main(sock):
     sys.path[:] = [p for p in sys.path if p and not p.startswith(("/tmp", "/dev"))]
     global harness
     import harness  # only the harness's side loads it
+
     gc.freeze()  # its forks then share these objects' pages instead of copying them
 
     def on_message(message, fds, closing):
@@ -742,7 +769,10 @@ class HarnessZygote:
         pid, sock = self.session
         self.session = None
         sock.close()
-        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        for target in (
+            lambda: os.killpg(pid, signal.SIGKILL),
+            lambda: os.kill(pid, signal.SIGKILL),
+        ):
             try:
                 target()
             except OSError:
@@ -768,6 +798,7 @@ def run_job(job, reporter, zygote, hzygote, child):
         compile(code, "main.py", "exec")
     except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError) as e:
         import traceback
+
         text = "".join(traceback.format_exception_only(type(e), e))
         reporter.frame({"type": "output", "stream": "stderr", "data": text})
         reporter.result("syntax_error", exit_code=1, message="the code is not valid Python")
@@ -776,10 +807,14 @@ def run_job(job, reporter, zygote, hzygote, child):
     try:
         data_files = workfiles.place(job.get("files") or [])
     except (OSError, ValueError) as e:
-        reporter.result("internal_error", message="the exercise's data files could not be placed: %s" % e)
+        reporter.result(
+            "internal_error", message="the exercise's data files could not be placed: %s" % e
+        )
         return
     try:
-        run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, output_limit, checks)
+        run_job_in_place(
+            job, reporter, zygote, hzygote, child, code, time_limit, output_limit, checks
+        )
     finally:
         workfiles.remove(data_files)
 
@@ -798,13 +833,20 @@ def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, ou
     if not interactive:
         feed(child.in_w, stdin)
 
-    pump = Pump({"stdout": child.out_r, "stderr": child.err_r}, output_limit,
-                lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}))
+    pump = Pump(
+        {"stdout": child.out_r, "stderr": child.err_r},
+        output_limit,
+        lambda name, text: reporter.frame({"type": "output", "stream": name, "data": text}),
+    )
     pump.add(child.status.fileno(), "status")
     pump.add(zygote.sock.fileno(), "zygote")
-    display = DisplayPipe(child.display_r, job.get("display_limit", 10), job.get("display_bytes", 0),
-                          reporter.frame, lambda text: reporter.frame(
-                              {"type": "output", "stream": "stderr", "data": text}))
+    display = DisplayPipe(
+        child.display_r,
+        job.get("display_limit", 10),
+        job.get("display_bytes", 0),
+        reporter.frame,
+        lambda text: reporter.frame({"type": "output", "stream": "stderr", "data": text}),
+    )
     child.display_r = -1  # the DisplayPipe's now
     pump.add(display.fd, "display")
     if live is not None:
@@ -812,8 +854,17 @@ def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, ou
         live.take_lines()  # control lines that came with the job line
     # Without checks nothing runs after the program in this job: its leftovers can be swept
     # after the result (main() does, before the container serves anything else).
-    status, message, done = run_program(child, zygote, pump, started + time_limit, time_limit,
-                                        output_limit, display, live, stop_later=not checks)
+    status, message, done = run_program(
+        child,
+        zygote,
+        pump,
+        started + time_limit,
+        time_limit,
+        output_limit,
+        display,
+        live,
+        stop_later=not checks,
+    )
     if live is not None:
         live.stop()
     program_ms = (time.monotonic() - started) * 1000
@@ -823,8 +874,12 @@ def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, ou
     pump.finish()
     child.status.close()
     returncode = child.exit_code()
-    if status is None and returncode == -signal.SIGKILL and oom_before is not None \
-            and (oom_kills() or 0) > oom_before:
+    if (
+        status is None
+        and returncode == -signal.SIGKILL
+        and oom_before is not None
+        and (oom_kills() or 0) > oom_before
+    ):
         # The kernel's own count says the kill was the OOM killer's, so the host need not ask Docker.
         status, message = "memory_limit", "memory limit exceeded; the program was stopped"
     if status is None:
@@ -848,8 +903,13 @@ def run_job_in_place(job, reporter, zygote, hzygote, child, code, time_limit, ou
             reporter.frame(frame, flush=late)
             if late:
                 flushed = time.monotonic()
-    reporter.result(status, exit_code=returncode, duration_ms=program_ms,
-                    truncated=pump.truncated, message=message)
+    reporter.result(
+        status,
+        exit_code=returncode,
+        duration_ms=program_ms,
+        truncated=pump.truncated,
+        message=message,
+    )
 
 
 def exit_status(returncode):
@@ -860,11 +920,13 @@ def exit_status(returncode):
     if returncode == -signal.SIGXCPU:
         return "timeout", "CPU time limit exceeded; the program was stopped"
     return "runtime_error", "the program was killed by %s" % (
-        describe_signal(-returncode) if returncode is not None else "an unknown cause")
+        describe_signal(-returncode) if returncode is not None else "an unknown cause"
+    )
 
 
-def run_program(child, zygote, pump, deadline, time_limit, output_limit, display, live=None,
-                stop_later=False):
+def run_program(
+    child, zygote, pump, deadline, time_limit, output_limit, display, live=None, stop_later=False
+):
     """Streams the program's output until it exits and its output is drained; a live run's
     (``live``) host may send input and cancel meanwhile. With ``stop_later``, a program whose
     output is closed when it exits returns at once: the caller stops whatever it left behind
@@ -919,14 +981,19 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit, display
                     done = True
                 elif live is not None and "input" in info:
                     consumed = info.get("read")
-                    live.on_request(str(info.get("input") or ""),
-                                    consumed if type(consumed) is int else 0)
+                    live.on_request(
+                        str(info.get("input") or ""), consumed if type(consumed) is int else 0
+                    )
             elif live is not None and fd == HOST.fd:
                 live.on_host()
                 if live.host_gone:
                     pump.sel.unregister(fd)
-        if (live is not None and (live.cancelled or live.host_gone) and status is None
-                and drain_until is None):
+        if (
+            live is not None
+            and (live.cancelled or live.host_gone)
+            and status is None
+            and drain_until is None
+        ):
             # Stopped by the user (or the host went away): nothing of the program goes on.
             status, message = "cancelled", "the run was stopped"
             zygote.kill()
@@ -935,7 +1002,9 @@ def run_program(child, zygote, pump, deadline, time_limit, output_limit, display
         if pump.over and status is None:
             status = "output_limit"
             message = "output limit of %d bytes exceeded on %s; the rest was cut" % (
-                output_limit, pump.over)
+                output_limit,
+                pump.over,
+            )
             zygote.kill()
             drain_until = time.monotonic() + DRAIN_SECONDS
 
@@ -1012,19 +1081,29 @@ def run_check(index, check, code, stdin, zygote, hzygote, allowance):
         return check_frame(index, "memory_limit", duration_ms=duration_ms)
     if outcome not in ("completed", "raised", "exited", "output_limit", "protocol_error"):
         # No report: the harness itself died (out of memory, or the test's code ended it).
-        return check_frame(index, "exited", duration_ms=duration_ms,
-                           message="the test stopped before it reported")
+        return check_frame(
+            index, "exited", duration_ms=duration_ms, message="the test stopped before it reported"
+        )
     error = None
     if outcome == "raised" and isinstance(report.get("error"), dict):
         error = {k: report["error"].get(k) for k in ("type", "message", "traceback", "assertion")}
     text = lambda key: report.get(key) if isinstance(report.get(key), str) else ""  # noqa: E731
-    return check_frame(index, outcome, text("stdout"), text("stderr"), error, duration_ms,
-                       text("message"))
+    return check_frame(
+        index, outcome, text("stdout"), text("stderr"), error, duration_ms, text("message")
+    )
 
 
 def check_frame(index, outcome, stdout="", stderr="", error=None, duration_ms=0, message=""):
-    return {"type": "check", "index": index, "outcome": outcome, "stdout": stdout, "stderr": stderr,
-            "error": error, "duration_ms": int(duration_ms), "message": message}
+    return {
+        "type": "check",
+        "index": index,
+        "outcome": outcome,
+        "stdout": stdout,
+        "stderr": stderr,
+        "error": error,
+        "duration_ms": int(duration_ms),
+        "message": message,
+    }
 
 
 def parse_report(data):
@@ -1054,8 +1133,10 @@ def main():
     if not non_dumpable:
         problem = "the runner could not protect its output channel"
     elif not privileged():
-        problem = ("the sandbox container must start as uid 0 with the capabilities SETUID, SETGID, "
-                   "SETPCAP and KILL, so that the code and the tests run under separate uids")
+        problem = (
+            "the sandbox container must start as uid 0 with the capabilities SETUID, SETGID, "
+            "SETPCAP and KILL, so that the code and the tests run under separate uids"
+        )
     zygote = hzygote = child = None
     if not problem:
         zygote = StudentZygote()
@@ -1104,7 +1185,9 @@ def main():
         child = StudentProcess(zygote)
         if not child.wait_booted():
             child.discard()
-            reporter.frame({"type": "retired", "reason": "a fresh process for the code did not start"})
+            reporter.frame(
+                {"type": "retired", "reason": "a fresh process for the code did not start"}
+            )
             return 0
         reporter.frame({"type": "ready"})
 

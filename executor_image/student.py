@@ -57,8 +57,10 @@ class MatplotlibConfig:
             os.makedirs(target, exist_ok=True)
             for name in os.listdir(MPL_FONT_CACHE):
                 if not os.path.exists(os.path.join(target, name)):
-                    with open(os.path.join(MPL_FONT_CACHE, name), "rb") as src, \
-                            open(os.path.join(target, name), "wb") as dst:
+                    with (
+                        open(os.path.join(MPL_FONT_CACHE, name), "rb") as src,
+                        open(os.path.join(target, name), "wb") as dst,
+                    ):
                         dst.write(src.read())
         except OSError:
             pass  # matplotlib then builds its cache itself: slower, not wrong
@@ -73,10 +75,16 @@ def say(fd, message):
 
 def standard_streams():
     """Fresh sys.stdin/stdout/stderr on fds 0-2, unbuffered as ``python -u`` makes them."""
+
     def text(fd, mode, errors):
         raw = io.FileIO(fd, mode, closefd=False)
-        return io.TextIOWrapper(raw if "w" in mode else io.BufferedReader(raw), encoding="utf-8",
-                                errors=errors, write_through=True)
+        return io.TextIOWrapper(
+            raw if "w" in mode else io.BufferedReader(raw),
+            encoding="utf-8",
+            errors=errors,
+            write_through=True,
+        )
+
     sys.stdin = sys.__stdin__ = text(0, "r", "surrogateescape")
     sys.stdout = sys.__stdout__ = text(1, "w", "surrogateescape")
     sys.stderr = sys.__stderr__ = text(2, "w", "backslashreplace")
@@ -108,12 +116,13 @@ def live_stdin(status_fd):
                 say(status_fd, {"input": prompt[0][:4096], "read": consumed[0]})
             prompt[0] = ""
             data = os.read(0, len(buffer))
-            buffer[:len(data)] = data
+            buffer[: len(data)] = data
             consumed[0] += len(data)
             return len(data)
 
-    stream = io.TextIOWrapper(io.BufferedReader(Stdin()), encoding="utf-8",
-                              errors="surrogateescape", line_buffering=False)
+    stream = io.TextIOWrapper(
+        io.BufferedReader(Stdin()), encoding="utf-8", errors="surrogateescape", line_buffering=False
+    )
     sys.stdin = sys.__stdin__ = stream
     builtin_input = builtins.input
 
@@ -195,6 +204,7 @@ def run_as_program(code_fd, status_fd, rpc_fd):
         if threading is not None:
             threading._shutdown()
         import atexit
+
         atexit._run_exitfuncs()
     except SystemExit as e:
         code = exit_code(e)
@@ -232,6 +242,7 @@ def quick_exit():
     if threading is not None and threading.active_count() > 1:
         return
     import atexit
+
     atexit._run_exitfuncs()
     flush()
     os._exit(0)
@@ -246,6 +257,7 @@ class Server:
 
     def __init__(self, fd, module):
         import socket
+
         self.sock = socket.socket(fileno=fd)
         self.module = module
         self.objects = []
@@ -271,8 +283,9 @@ class Server:
             try:
                 data = wire.pack(reply)
             except (ValueError, TypeError, RecursionError) as e:
-                data = wire.pack(self.failure(ValueError("the result could not be sent to the "
-                                                         "test: %s" % e)))
+                data = wire.pack(
+                    self.failure(ValueError("the result could not be sent to the test: %s" % e))
+                )
             try:
                 self.sock.sendall(data)
             except OSError:
@@ -291,13 +304,20 @@ class Server:
         return n
 
     def class_ref(self, cls, depth=0):
-        if getattr(cls, "__module__", None) == "builtins" and getattr(builtins, cls.__name__, None) is cls:
+        if (
+            getattr(cls, "__module__", None) == "builtins"
+            and getattr(builtins, cls.__name__, None) is cls
+        ):
             return {"$type": cls.__name__}
         if depth > 50:
             raise ValueError("the class hierarchy is too deep")
-        return {"$h": self.put(cls), "k": "class", "name": str(cls.__name__)[:200],
-                "exc": issubclass(cls, BaseException),
-                "bases": [self.class_ref(b, depth + 1) for b in cls.__bases__ if b is not object]}
+        return {
+            "$h": self.put(cls),
+            "k": "class",
+            "name": str(cls.__name__)[:200],
+            "exc": issubclass(cls, BaseException),
+            "bases": [self.class_ref(b, depth + 1) for b in cls.__bases__ if b is not object],
+        }
 
     def handle(self, value):
         if isinstance(value, type):
@@ -323,8 +343,11 @@ class Server:
     def encoder(self, table=None):
         # Instances of the student's own subclasses of list, dict … keep their methods (handles);
         # those of the standard library (Counter, OrderedDict, namedtuples …) travel as plain data.
-        return wire.Encoder(self.handle, table,
-                            plain_subclasses=lambda cls: getattr(cls, "__module__", "") != "__main__")
+        return wire.Encoder(
+            self.handle,
+            table,
+            plain_subclasses=lambda cls: getattr(cls, "__module__", "") != "__main__",
+        )
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -392,8 +415,11 @@ class Server:
 
     def failure(self, error):
         """An exception of the student's code, for the harness to raise in the test."""
-        frames = [f for f in traceback.extract_tb(error.__traceback__)
-                  if not f.filename.startswith(_OUR_FILES)]
+        frames = [
+            f
+            for f in traceback.extract_tb(error.__traceback__)
+            if not f.filename.startswith(_OUR_FILES)
+        ]
         try:
             message = str(error)[:2000]
         except BaseException:
@@ -403,13 +429,25 @@ class Server:
         except BaseException:
             args = None
         try:
-            attrs = self.encoder().encode({k: v for k, v in vars(error).items()
-                                           if isinstance(k, str) and not k.startswith("__")})
+            attrs = self.encoder().encode(
+                {
+                    k: v
+                    for k, v in vars(error).items()
+                    if isinstance(k, str) and not k.startswith("__")
+                }
+            )
         except BaseException:
             attrs = None
         try:
             cls = self.class_ref(type(error))
         except BaseException:
             cls = {"$type": "Exception"}
-        return {"raise": {"c": cls, "args": args, "attrs": attrs, "message": message,
-                          "tb": "".join(traceback.format_list(frames))[-8000:]}}
+        return {
+            "raise": {
+                "c": cls,
+                "args": args,
+                "attrs": attrs,
+                "message": message,
+                "tb": "".join(traceback.format_list(frames))[-8000:],
+            }
+        }

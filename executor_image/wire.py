@@ -94,11 +94,15 @@ class Encoder:
     def encode(self, value, depth=0):
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise ValueError("the value is too large to pass between the test and the code "
-                             "(more than %d items)" % MAX_NODES)
+            raise ValueError(
+                "the value is too large to pass between the test and the code "
+                "(more than %d items)" % MAX_NODES
+            )
         if depth > MAX_DEPTH:
-            raise ValueError("the value is nested too deeply to pass between the test and the "
-                             "code (more than %d levels)" % MAX_DEPTH)
+            raise ValueError(
+                "the value is nested too deeply to pass between the test and the "
+                "code (more than %d levels)" % MAX_DEPTH
+            )
         try:
             scalar = _exact_scalar(value)
         except NotPlain:
@@ -116,8 +120,12 @@ class Encoder:
             return [self.encode(v, depth + 1) for v in list.__iter__(value)]
         if kind is dict or (isinstance(value, dict) and self.plain_subclasses(kind)):
             self.number(value)
-            return {"$d": [[self.encode(k, depth + 1), self.encode(v, depth + 1)]
-                           for k, v in dict.items(value)]}
+            return {
+                "$d": [
+                    [self.encode(k, depth + 1), self.encode(v, depth + 1)]
+                    for k, v in dict.items(value)
+                ]
+            }
         if kind is set or (isinstance(value, set) and self.plain_subclasses(kind)):
             self.number(value)
             return {"$s": [self.encode(v, depth + 1) for v in set.__iter__(value)]}
@@ -182,7 +190,7 @@ class Decoder:
             return self.handle(data)
         if len(data) != 1:
             raise WireError("malformed tagged value")
-        (tag, body), = data.items()
+        ((tag, body),) = data.items()
         try:
             return self._tagged(tag, body, depth)
         except WireError:
@@ -279,6 +287,7 @@ def check_name(name):
 
 # -- framing -------------------------------------------------------------------------------------
 
+
 def pack(message):
     """One message as bytes on the wire."""
     body = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
@@ -309,8 +318,8 @@ class Reader:
             raise WireError("a message is larger than %d bytes" % MAX_MESSAGE_BYTES)
         if len(self.buffer) < 4 + size:
             return None
-        body = bytes(self.buffer[4:4 + size])
-        del self.buffer[:4 + size]
+        body = bytes(self.buffer[4 : 4 + size])
+        del self.buffer[: 4 + size]
         try:
             message = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as e:

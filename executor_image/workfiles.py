@@ -36,7 +36,7 @@ def place(files):
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fchmod(fd, 0o444)
         finally:
             os.close(fd)

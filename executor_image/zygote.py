@@ -29,12 +29,21 @@ PR_CAPBSET_DROP = 24
 CAP_LAST = 63
 # Every place in the container a program can write to (the root filesystem is read-only).
 WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
-SYSV_IPC = (("/proc/sysvipc/shm", "shmctl"), ("/proc/sysvipc/msg", "msgctl"), ("/proc/sysvipc/sem", "semctl"))
+SYSV_IPC = (
+    ("/proc/sysvipc/shm", "shmctl"),
+    ("/proc/sysvipc/msg", "msgctl"),
+    ("/proc/sysvipc/sem", "semctl"),
+)
 IPC_RMID = 0
 # numpy's BLAS would start a thread per core at import (against the pids limit, for no gain in
 # a 1-CPU sandbox); matplotlib draws with the sandbox's own backend (backend/) into /tmp.
-SCIENCE_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "MPLBACKEND": "module://jupyter_exec_display", "MPLCONFIGDIR": "/tmp/.matplotlib"}
+SCIENCE_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MPLBACKEND": "module://jupyter_exec_display",
+    "MPLCONFIGDIR": "/tmp/.matplotlib",
+}
 
 
 def LIBC(cache=[]):  # noqa: B006, N802 (one handle on libc, made on first use)
@@ -56,8 +65,6 @@ def parse_identity(text, default):
 
 STUDENT = parse_identity(os.environ.get("EXEC_STUDENT_ID"), "10001:10001")
 HARNESS = parse_identity(os.environ.get("EXEC_HARNESS_ID"), "10002:10002")
-
-
 
 
 def remove_tree(path):
@@ -151,9 +158,8 @@ def remove_sysv_ipc():
     return not any(sysv_ids(path) for path, _ in SYSV_IPC)
 
 
-
-
 # -- identities ------------------------------------------------------------------------------------
+
 
 def privileged():
     """Whether this process can give other processes other uids (uid 0 with the capabilities)."""
@@ -161,10 +167,15 @@ def privileged():
         return False
     try:
         with open("/proc/self/status") as f:
-            caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in f if line.startswith("Cap"))}
+            caps = {
+                k: int(v, 16)
+                for k, v in (line.split(":\t") for line in f if line.startswith("Cap"))
+            }
     except (OSError, ValueError):
         return False
-    needed = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)  # CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP
+    needed = (
+        (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
+    )  # CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP
     return caps.get("CapEff", 0) & needed == needed
 
 
@@ -314,6 +325,7 @@ def reap(sock, children=None):
 
 
 # -- the student zygote --------------------------------------------------------------------------
+
 
 def student_pids(uid, skip=frozenset()):
     """Live processes whose real uid is ``uid``, not looking at those in ``skip``."""
@@ -476,4 +488,3 @@ def student_process(fds, display=False):
         os._exit(70)
     student.run_as_program(code_r, status_fd, rpc_fd)
     os._exit(0)
-

@@ -12,15 +12,21 @@ from . import __version__
 from .sandbox import (
     DockerSandbox,
     ExecutionRequest,
-    Limits,
     LimitError,
+    Limits,
     SandboxConfig,
     SandboxError,
     SandboxUnavailableError,
     Status,
 )
 from .sandbox.image import (
-    DEFAULT_BASE_IMAGE, DEFAULT_FLAVOUR, FLAVOURS, OFFLINE_BASE_IMAGES, build_executor_image, make_offline_base)
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_FLAVOUR,
+    FLAVOURS,
+    OFFLINE_BASE_IMAGES,
+    build_executor_image,
+    make_offline_base,
+)
 from .sandbox.policy import PROFILES
 
 #: Short programs that show what the sandbox does with each kind of run.
@@ -58,8 +64,15 @@ def cmd_run(args) -> int:
     stdin = args.stdin or ""
     if args.stdin_file:
         stdin = open(args.stdin_file, encoding="utf-8").read()
-    requested = {k: v for k, v in (("time_limit", args.time_limit), ("memory_limit", args.memory_limit),
-                                   ("cpu_limit", args.cpu_limit)) if v is not None}
+    requested = {
+        k: v
+        for k, v in (
+            ("time_limit", args.time_limit),
+            ("memory_limit", args.memory_limit),
+            ("cpu_limit", args.cpu_limit),
+        )
+        if v is not None
+    }
     policy = PROFILES[args.policy] if args.policy else None
     with _sandbox() as sandbox:
         limits = Limits.from_mapping(requested, base=sandbox.config.default_limits)
@@ -78,8 +91,13 @@ def _demo(sandbox: DockerSandbox) -> None:
     for title, code, limits in DEMO_PROGRAMS:
         print(f"\n=== {title} ===\n{code}\n---")
         stdin = "student" if "input()" in code else ""
-        result = sandbox.run(ExecutionRequest(code=code, stdin=stdin, limits=Limits.from_mapping(
-            limits, base=sandbox.config.default_limits)))
+        result = sandbox.run(
+            ExecutionRequest(
+                code=code,
+                stdin=stdin,
+                limits=Limits.from_mapping(limits, base=sandbox.config.default_limits),
+            )
+        )
         sys.stderr.flush()
         _print_result(result, False)
         sys.stdout.flush()
@@ -110,7 +128,9 @@ def _notebooks(paths: Sequence[str]) -> list:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts)
+            found.extend(
+                p for p in sorted(path.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts
+            )
         elif path.exists():
             found.append(path)
         else:
@@ -136,12 +156,18 @@ def cmd_validate(args) -> int:
         return 1
     sandbox = None if args.schema_only else _sandbox()
     try:
-        grader = Grader(sandbox, sandbox.config.default_limits,
-                        sandbox.config.data_files_bytes) if sandbox else None
+        grader = (
+            Grader(sandbox, sandbox.config.default_limits, sandbox.config.data_files_bytes)
+            if sandbox
+            else None
+        )
         for exercise in exercises:
             where = f"{exercise.path} ({exercise.id})"
             if grader is None or exercise.student_copy:
-                print(f"ok    {where}: metadata valid" + (" (student copy)" if exercise.student_copy else ""))
+                print(
+                    f"ok    {where}: metadata valid"
+                    + (" (student copy)" if exercise.student_copy else "")
+                )
                 continue
             check = check_exercise(grader, exercise)
             solution = check.solution
@@ -151,16 +177,22 @@ def cmd_validate(args) -> int:
                 if not check.wrong_solutions:  # the reference solution failed: show how
                     for test in solution.tests if solution else []:
                         if not test.passed:
-                            print(f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
-                                  + test.message.replace("\n", "\n        "))
+                            print(
+                                f"        test {test.name!r} [{test.status}]{' (hidden)' if test.hidden else ''}: "
+                                + test.message.replace("\n", "\n        ")
+                            )
                     if solution and solution.stderr.strip():
-                        print("        stderr: " + solution.stderr.strip().replace("\n", "\n        "))
+                        print(
+                            "        stderr: " + solution.stderr.strip().replace("\n", "\n        ")
+                        )
                     continue
             else:
                 passed = sum(t.passed for t in solution.tests)
-                print(f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
-                      f"({solution.score:g}/{solution.max_score:g} points); the starter code scores "
-                      f"{check.starter.score:g}")
+                print(
+                    f"ok    {where}: the reference solution passes {passed}/{len(solution.tests)} tests "
+                    f"({solution.score:g}/{solution.max_score:g} points); the starter code scores "
+                    f"{check.starter.score:g}"
+                )
             if check.wrong_solutions:
                 _print_wrong_solutions(check.wrong_solutions)
             if check.warning:
@@ -176,7 +208,9 @@ def _print_wrong_solutions(checks: list) -> None:
     """Per wrong solution: its score and the tests that catch it, visible ones first."""
     visible = sum(c.caught_by_visible for c in checks)
     caught = sum(c.caught for c in checks)
-    print(f"      wrong solutions: {caught}/{len(checks)} caught, {visible}/{len(checks)} by a visible test")
+    print(
+        f"      wrong solutions: {caught}/{len(checks)} caught, {visible}/{len(checks)} by a visible test"
+    )
     for c in checks:
         tests = sorted(c.caught_by, key=lambda t: t.hidden)
         names = ", ".join(f"{t.name!r}{' (hidden)' if t.hidden else ''}" for t in tests)
@@ -224,21 +258,27 @@ def cmd_new(args) -> int:
         raise FileExistsError(f"{target} exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(target))
-    print(f"wrote {target}: exercise {args.id!r} with a prompt, starter code, a reference solution "
-          "and one test")
-    print(f"next: edit it in JupyterLab (bash scripts/run.sh --instructor), then "
-          f"jupyter exec-ext validate {target}")
+    print(
+        f"wrote {target}: exercise {args.id!r} with a prompt, starter code, a reference solution "
+        "and one test"
+    )
+    print(
+        f"next: edit it in JupyterLab (bash scripts/run.sh --instructor), then "
+        f"jupyter exec-ext validate {target}"
+    )
     return 0
 
 
 def cmd_build_image(args) -> int:
-    import docker
-
     import os
+
+    import docker
 
     flavour = args.flavour or os.environ.get("JUPYTER_EXEC_EXT_FLAVOUR") or DEFAULT_FLAVOUR
     if flavour not in FLAVOURS:
-        raise ValueError(f"JUPYTER_EXEC_EXT_FLAVOUR must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
+        raise ValueError(
+            f"JUPYTER_EXEC_EXT_FLAVOUR must be one of {', '.join(FLAVOURS)}, got {flavour!r}"
+        )
     base = args.base_image
     if args.offline_base:
         base = make_offline_base(base, flavour=flavour)
@@ -258,8 +298,11 @@ def cmd_build_stack(args) -> int:
 
     script = Path(__file__).resolve().parent.parent / "deploy" / "build-offline.sh"
     if not script.is_file():
-        print("build-stack needs a checkout of the repository (deploy/build-offline.sh builds the "
-              "images of docker-compose.yml from it); this installation has none", file=sys.stderr)
+        print(
+            "build-stack needs a checkout of the repository (deploy/build-offline.sh builds the "
+            "images of docker-compose.yml from it); this installation has none",
+            file=sys.stderr,
+        )
         return 2
     options = (["--force"] if args.force else []) + (["--no-executor"] if args.no_executor else [])
     return subprocess.run(["bash", str(script), *options]).returncode
@@ -271,27 +314,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build-image", help="build the executor image (idempotent)")
-    p.add_argument("--base-image", help=f"base image (default {DEFAULT_BASE_IMAGE}, or with "
-                                        f"--offline-base {OFFLINE_BASE_IMAGES['science']} / "
-                                        f"{OFFLINE_BASE_IMAGES['stdlib']} for --flavour stdlib)")
-    p.add_argument("--offline-base", action="store_true",
-                   help="make the base with debootstrap (needs root; no registry needed)")
-    p.add_argument("--flavour", choices=FLAVOURS,
-                   help="science (default): Python with numpy, pandas and matplotlib; stdlib: the "
-                        "standard library only (default: JUPYTER_EXEC_EXT_FLAVOUR or science)")
+    p.add_argument(
+        "--base-image",
+        help=f"base image (default {DEFAULT_BASE_IMAGE}, or with "
+        f"--offline-base {OFFLINE_BASE_IMAGES['science']} / "
+        f"{OFFLINE_BASE_IMAGES['stdlib']} for --flavour stdlib)",
+    )
+    p.add_argument(
+        "--offline-base",
+        action="store_true",
+        help="make the base with debootstrap (needs root; no registry needed)",
+    )
+    p.add_argument(
+        "--flavour",
+        choices=FLAVOURS,
+        help="science (default): Python with numpy, pandas and matplotlib; stdlib: the "
+        "standard library only (default: JUPYTER_EXEC_EXT_FLAVOUR or science)",
+    )
     p.add_argument("--tag", help="image tag (default: DOCKER_EXECUTOR_IMAGE or the versioned tag)")
     p.add_argument("--force", action="store_true", help="rebuild even if the image is up to date")
     p.set_defaults(func=cmd_build_image)
 
-    p = sub.add_parser("build-stack", help="build the images of docker-compose.yml offline, cached "
-                                           "(deploy/build-offline.sh of a checkout)")
+    p = sub.add_parser(
+        "build-stack",
+        help="build the images of docker-compose.yml offline, cached "
+        "(deploy/build-offline.sh of a checkout)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild the wheelhouse and the images")
     p.add_argument("--no-executor", action="store_true", help="leave the executor image alone")
     p.set_defaults(func=cmd_build_stack)
 
-    p = sub.add_parser("validate", help="check exercise notebooks and run their reference solutions")
+    p = sub.add_parser(
+        "validate", help="check exercise notebooks and run their reference solutions"
+    )
     p.add_argument("paths", nargs="+", help="exercise notebooks or directories of them")
-    p.add_argument("--schema-only", action="store_true", help="check the metadata only; run nothing")
+    p.add_argument(
+        "--schema-only", action="store_true", help="check the metadata only; run nothing"
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("release", help="write student copies (no hidden tests, no solutions)")
@@ -300,8 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("update-workspace", help="add new and updated student copies to a students' "
-                                                "workspace, never overwriting a student's work")
+    p = sub.add_parser(
+        "update-workspace",
+        help="add new and updated student copies to a students' "
+        "workspace, never overwriting a student's work",
+    )
     p.add_argument("src", help="the exercise directory (authoritative notebooks)")
     p.add_argument("workspace", help="the folder students work in")
     p.set_defaults(func=cmd_update_workspace)
@@ -309,8 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("new", help="write a new exercise notebook to start from (it validates)")
     p.add_argument("id", help="exercise id: lowercase letters, digits, '-' and '_'")
     p.add_argument("--title", help="the title students see (default: from the id)")
-    p.add_argument("-o", "--output", help="notebook file, or a folder to write ID.ipynb into "
-                                          "(default: ID.ipynb here)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="notebook file, or a folder to write ID.ipynb into (default: ID.ipynb here)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_new)
 
@@ -337,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reap)
 
     from .gradebook.cli import add_parser as add_grades
+
     add_grades(sub)
     return parser
 

@@ -82,14 +82,18 @@ _SIGNAL_RUNNER = (
 def signal_runner(client: docker.DockerClient, container_id: str, signum: int) -> None:
     """Sends a signal to a container's runner from outside (the program inside cannot: the runner
     runs as another uid): how tests make a runner die or freeze."""
-    exec_id = client.api.exec_create(container_id, ["python3", "-c", _SIGNAL_RUNNER, str(signum)],
-                                     user="0:0")
+    exec_id = client.api.exec_create(
+        container_id, ["python3", "-c", _SIGNAL_RUNNER, str(signum)], user="0:0"
+    )
     client.api.exec_start(exec_id)
 
 
-def signal_runner_once_running(client: docker.DockerClient, signum: int, delay: float = 0.5) -> threading.Thread:
+def signal_runner_once_running(
+    client: docker.DockerClient, signum: int, delay: float = 0.5
+) -> threading.Thread:
     """Starts a thread that waits for this session's first running container, lets its run begin
     (``delay``), then signals its runner from outside; join it after the run."""
+
     def act() -> None:
         for _ in range(100):
             running = [c for c in our_containers(client) if c["State"] == "running"]
@@ -109,6 +113,7 @@ def release_server_sandbox(serverapp) -> None:
     before its container is gone) and the containers it kept for users' next runs (kept by design
     while the server lives): then a leak check sees only what was really left behind."""
     from jupyter_exec_ext.server.context import CONTEXT_KEY
+
     context = serverapp.web_app.settings.get(CONTEXT_KEY)
     inner = getattr(context, "sandbox", None)
     if getattr(inner, "reuse", None) is not None:
@@ -191,10 +196,26 @@ class RedisServer(FreezableProcess):
         """Starts the server (no persistence: a restart comes back empty) and waits until it answers."""
         log_file = self.workdir / f"redis-{self.port}.log"
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(log_file),
-             "--protected-mode", "yes", *(["--requirepass", self.password] if self.password else [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--logfile",
+                str(log_file),
+                "--protected-mode",
+                "yes",
+                *(["--requirepass", self.password] if self.password else []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         probe = redis.Redis.from_url(self.url, socket_timeout=1)
         try:
@@ -229,8 +250,10 @@ class RedisServer(FreezableProcess):
 @pytest.fixture
 def redis_server(tmp_path):
     """A running redis-server of this test alone; killed afterwards."""
-    require(os.access(REDIS_SERVER, os.X_OK),
-            "redis-server is not installed (Debian package redis-server)")
+    require(
+        os.access(REDIS_SERVER, os.X_OK),
+        "redis-server is not installed (Debian package redis-server)",
+    )
     server = RedisServer(tmp_path)
     server.start()
     yield server
@@ -241,8 +264,10 @@ def redis_server(tmp_path):
 def protected_redis_server(tmp_path):
     """As ``redis_server``, with a password (``requirepass``) and protected mode on, as the admin
     guide configures the shared cache."""
-    require(os.access(REDIS_SERVER, os.X_OK),
-            "redis-server is not installed (Debian package redis-server)")
+    require(
+        os.access(REDIS_SERVER, os.X_OK),
+        "redis-server is not installed (Debian package redis-server)",
+    )
     server = RedisServer(tmp_path, password="pytest-redis-password")
     server.start()
     yield server
@@ -251,8 +276,10 @@ def protected_redis_server(tmp_path):
 
 def postgres_bin() -> Optional[Path]:
     """The folder of Debian's PostgreSQL programs (the newest version installed), or None."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     if found:
         return found[-1].parent
     initdb = shutil.which("initdb")
@@ -281,23 +308,53 @@ class PostgresServer:
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        done = subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True,
-                              text=True, timeout=timeout, cwd=self.root, **self._as)
+        done = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            **self._as,
+        )
         if done.returncode != 0:
             log = self.log.read_text()[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{args[0]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}{log}")
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-sync", timeout=120)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            timeout=120,
+        )
 
     def start(self) -> None:
         # fsync off: a crash of the server (kill) keeps what it committed, only a crash of the
         # machine would not. synchronous_commit stays on: an acknowledged row must survive kill.
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                   "-c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
-                  "-t", "60", "start", timeout=90)
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            timeout=90,
+        )
 
     def kill(self) -> None:
         """Stops the server at once (immediate mode: no checkpoint, clients cut off)."""
@@ -311,8 +368,9 @@ class PostgresServer:
         import psycopg
 
         name = f"t{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True) as connection:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
@@ -328,8 +386,10 @@ class PostgresServer:
 def start_postgres() -> PostgresServer:
     """A started throwaway cluster; fails under CI, skips elsewhere, without PostgreSQL."""
     bindir = postgres_bin()
-    require(bindir is not None and (bindir / "pg_ctl").exists(),
-            "PostgreSQL is not installed (Debian package postgresql; scripts/provision.sh installs it)")
+    require(
+        bindir is not None and (bindir / "pg_ctl").exists(),
+        "PostgreSQL is not installed (Debian package postgresql; scripts/provision.sh installs it)",
+    )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")

@@ -60,9 +60,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(workdir: Path, traits: dict[str, Any], *, app: str = "server", token: str = "test-token",
-                 base_url: str = "/", root_dir: Optional[Path] = None,
-                 env: Optional[dict[str, str]] = None, timeout: float = 90.0) -> LiveServer:
+def start_server(
+    workdir: Path,
+    traits: dict[str, Any],
+    *,
+    app: str = "server",
+    token: str = "test-token",
+    base_url: str = "/",
+    root_dir: Optional[Path] = None,
+    env: Optional[dict[str, str]] = None,
+    timeout: float = 90.0,
+) -> LiveServer:
     """Starts a server with the extension and waits until ``health`` answers.
 
     Args:
@@ -81,26 +89,52 @@ def start_server(workdir: Path, traits: dict[str, Any], *, app: str = "server", 
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = workdir / "jupyter_server_config.json"
-    config.write_text(json.dumps({
-        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-        "ExecExtApp": traits,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+                "ExecExtApp": traits,
+            }
+        )
+    )
     runtime_dir = workdir / "runtime"
-    server_env = dict(os.environ, JUPYTER_CONFIG_DIR=str(workdir / "config"),
-                      JUPYTER_RUNTIME_DIR=str(runtime_dir), JUPYTER_DATA_DIR=str(workdir / "data"),
-                      **(env or {}))
+    server_env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(workdir / "config"),
+        JUPYTER_RUNTIME_DIR=str(runtime_dir),
+        JUPYTER_DATA_DIR=str(workdir / "data"),
+        **(env or {}),
+    )
     for name in KERNEL_VARIABLES:
         server_env.pop(name, None)
-    command = [sys.executable, "-m", "jupyter_server"] if app == "server" else [sys.executable, "-m", "jupyter", "lab"]
+    command = (
+        [sys.executable, "-m", "jupyter_server"]
+        if app == "server"
+        else [sys.executable, "-m", "jupyter", "lab"]
+    )
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [*command, f"--config={config}", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
-             "--allow-root", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-             f"--ServerApp.base_url={base_url}", f"--ServerApp.root_dir={root}"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=server_env, cwd=workdir)
-    server = LiveServer(process, f"http://127.0.0.1:{port}{base_url}", token, base_url, port,
-                        runtime_dir, log_path)
+            [
+                *command,
+                f"--config={config}",
+                f"--port={port}",
+                "--ip=127.0.0.1",
+                "--no-browser",
+                "--allow-root",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.base_url={base_url}",
+                f"--ServerApp.root_dir={root}",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=server_env,
+            cwd=workdir,
+        )
+    server = LiveServer(
+        process, f"http://127.0.0.1:{port}{base_url}", token, base_url, port, runtime_dir, log_path
+    )
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -48,10 +48,25 @@ class SecondEngine(FreezableProcess):
         (EXEC_ROOT / "exec").mkdir(parents=True, exist_ok=True)
         log = open(DATA_ROOT / "dockerd.log", "ab")
         self.process = subprocess.Popen(
-            ["dockerd", "--data-root", str(DATA_ROOT / "data"), "--exec-root", str(EXEC_ROOT / "exec"),
-             "--pidfile", str(PIDFILE), "-H", self.base_url, "--bridge=none", "--iptables=false",
-             "--ip-masq=false", "--ip-forward=false"],
-            stdout=log, stderr=log, start_new_session=True)
+            [
+                "dockerd",
+                "--data-root",
+                str(DATA_ROOT / "data"),
+                "--exec-root",
+                str(EXEC_ROOT / "exec"),
+                "--pidfile",
+                str(PIDFILE),
+                "-H",
+                self.base_url,
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + 60
         while True:
@@ -112,8 +127,12 @@ class SecondEngine(FreezableProcess):
             system.close()
             client.close()
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", self.base_url, "load", "-q"], stdin=save.stdout, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "-H", self.base_url, "load", "-q"],
+            stdin=save.stdout,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         save.stdout.close()
         if save.wait() != 0:
             raise RuntimeError(f"`docker save {image}` failed")
@@ -121,14 +140,18 @@ class SecondEngine(FreezableProcess):
 
 def second_engine_available() -> None:
     """Fails under CI, skips elsewhere, when this machine cannot run a second engine."""
-    require(shutil.which("dockerd") is not None, "dockerd is not installed (Debian package docker.io)")
+    require(
+        shutil.which("dockerd") is not None, "dockerd is not installed (Debian package docker.io)"
+    )
     require(os.geteuid() == 0, "a second Docker engine needs root")
 
 
 def sandbox_on(engine: SecondEngine, image: str, **config) -> DockerSandbox:
     """A sandbox of this test session on ``engine``."""
-    return DockerSandbox(SandboxConfig(image=image, owner=TEST_OWNER, **config),
-                         client_factory=lambda: engine.client())
+    return DockerSandbox(
+        SandboxConfig(image=image, owner=TEST_OWNER, **config),
+        client_factory=lambda: engine.client(),
+    )
 
 
 def our_containers_on(engine: SecondEngine) -> set:
@@ -160,7 +183,9 @@ def running_engine(image: str) -> Iterator[SecondEngine]:
         for c in left:
             client.api.remove_container(c["Id"], force=True)
         client.close()
-        assert not left, f"{len(left)} sandbox container(s) left on the engine: {[c['Status'] for c in left]}"
+        assert not left, (
+            f"{len(left)} sandbox container(s) left on the engine: {[c['Status'] for c in left]}"
+        )
     finally:
         engine.stop()
         lock.close()

@@ -31,25 +31,43 @@ def compose_command() -> list[str]:
 def resolved(profile: str) -> dict:
     """The stack of ``profile`` as the compose binary resolves it (variables, anchors, profiles)."""
     command = compose_command()
-    require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
-    env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="compose-test-token",
-               REDIS_PASSWORD="compose-redis-password", DEMO_PASSWORD="compose-demo-password",
-               DEMO_USERS="ada,grace")
+    require(
+        bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)"
+    )
+    env = dict(
+        os.environ,
+        BASE_IMAGE=OFFLINE_BASE,
+        EXEC_SERVICE_TOKEN="compose-test-token",
+        REDIS_PASSWORD="compose-redis-password",
+        DEMO_PASSWORD="compose-demo-password",
+        DEMO_USERS="ada,grace",
+    )
     env.pop("HUB_BIND", None)
-    run = subprocess.run([*command, "--profile", profile, "config"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [*command, "--profile", profile, "config"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     return yaml.safe_load(run.stdout)
 
 
 def sockets(service: dict) -> list:
-    return [v for v in service.get("volumes", [])
-            if SOCKET in (v if isinstance(v, str) else v.get("source", ""))]
+    return [
+        v
+        for v in service.get("volumes", [])
+        if SOCKET in (v if isinstance(v, str) else v.get("source", ""))
+    ]
 
 
 def in_profile(stack: dict, profile: str) -> dict:
     # docker-compose 1.x prints every service; profiles say which ones the stack starts.
-    return {name: s for name, s in stack["services"].items() if profile in s.get("profiles", [profile])}
+    return {
+        name: s for name, s in stack["services"].items() if profile in s.get("profiles", [profile])
+    }
 
 
 def test_the_dev_stack_validates_and_builds_from_the_repository_on_the_base_image() -> None:
@@ -58,8 +76,10 @@ def test_the_dev_stack_validates_and_builds_from_the_repository_on_the_base_imag
     for name in ("lab", "redis", "executor-image"):
         assert stack[name]["build"]["args"]["BASE_IMAGE"] == OFFLINE_BASE
     assert Path(stack["lab"]["build"]["context"]).resolve() == REPO
-    assert (stack["lab"]["environment"]["DOCKER_EXECUTOR_REDIS_URL"]
-            == "redis://:compose-redis-password@redis:6379/0")
+    assert (
+        stack["lab"]["environment"]["DOCKER_EXECUTOR_REDIS_URL"]
+        == "redis://:compose-redis-password@redis:6379/0"
+    )
     assert sockets(stack["lab"])
 
 
@@ -84,20 +104,35 @@ def test_the_hub_config_points_user_servers_at_the_service() -> None:
 def test_the_stacks_have_no_default_secrets_and_redis_asks_for_its_password() -> None:
     """The security checklist of docs/hub.md, as the compose binary resolves the hub stack."""
     command = compose_command()
-    require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
+    require(
+        bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)"
+    )
     for missing in ("EXEC_SERVICE_TOKEN", "REDIS_PASSWORD", "DEMO_PASSWORD", "DEMO_USERS"):
-        env = dict(os.environ, BASE_IMAGE=OFFLINE_BASE, EXEC_SERVICE_TOKEN="t", REDIS_PASSWORD="r",
-                   DEMO_PASSWORD="d", DEMO_USERS="ada")
+        env = dict(
+            os.environ,
+            BASE_IMAGE=OFFLINE_BASE,
+            EXEC_SERVICE_TOKEN="t",
+            REDIS_PASSWORD="r",
+            DEMO_PASSWORD="d",
+            DEMO_USERS="ada",
+        )
         del env[missing]
-        run = subprocess.run([*command, "--profile", "hub", "config"], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [*command, "--profile", "hub", "config"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode != 0 and missing in run.stderr, (missing, run.stderr)
 
     stack = in_profile(resolved("hub"), "hub")
     redis_command = " ".join(stack["redis"]["command"])
     assert "--protected-mode yes" in redis_command and "--requirepass" in redis_command
     assert stack["exec-service"]["environment"]["DOCKER_EXECUTOR_REDIS_URL"].startswith(
-        "redis://:compose-redis-password@")
+        "redis://:compose-redis-password@"
+    )
     # Redis is on a network of its own that the hub container (where user servers run) is not on.
     networks = lambda name: set(stack[name].get("networks") or {"default"})  # noqa: E731
     assert "hub" not in {n for n in stack if networks(n) & networks("redis")} - {"redis"}
@@ -128,12 +163,18 @@ def test_the_hub_listens_on_loopback_and_every_service_declares_a_health_check()
     for name in ("hub", "exec-service", "redis"):
         assert stack[name]["healthcheck"]["test"], name
     # The executor image's service only builds the image and exits: the service waits for that.
-    assert stack["exec-service"]["depends_on"]["executor-image"]["condition"] == "service_completed_successfully"
+    assert (
+        stack["exec-service"]["depends_on"]["executor-image"]["condition"]
+        == "service_completed_successfully"
+    )
     assert stack["hub"]["depends_on"]["exec-service"]["condition"] == "service_healthy"
     assert stack["exec-service"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
     # The authoritative exercises reach the service only; no image carries them.
     def mounts(name):
-        return [v if isinstance(v, str) else v.get("target") for v in stack[name].get("volumes", [])]
+        return [
+            v if isinstance(v, str) else v.get("target") for v in stack[name].get("volumes", [])
+        ]
 
     assert any("/srv/exercises" in str(m) for m in mounts("exec-service"))
     assert not any("exercises" in str(m) for m in mounts("hub"))

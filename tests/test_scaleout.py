@@ -43,8 +43,13 @@ from .conftest import REDIS_SERVER, TEST_OWNER, RedisServer, our_containers, req
 from .grading.notebooks import exercise_notebook, write_notebook
 from .second_engine import DATA_ROOT, SecondEngine, running_engine
 
-pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.redis, pytest.mark.postgres,
-              pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.hub,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.timeout(900),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
@@ -60,12 +65,14 @@ SUBMIT_LIMIT = 2
 LEASE_S = 2.0
 #: Prints where the run's container is: the path of its /etc/hostname on the engine's data root
 #: (``/var/lib/docker/containers/<id>/hostname`` on the system's engine).
-WHERE = ("print([l.split()[3] for l in open('/proc/self/mountinfo') "
-         "if l.split()[4] == '/etc/hostname'][0])")
+WHERE = (
+    "print([l.split()[3] for l in open('/proc/self/mountinfo') "
+    "if l.split()[4] == '/etc/hostname'][0])"
+)
 #: A submission of the 'slow' exercise takes this long to grade.
 SLOW = "def slow():\n    import time\n    time.sleep(8)\n    return 1\n"
 
-SERVICE_CONFIG = '''
+SERVICE_CONFIG = """
 c.ExecServiceApp.image = {image!r}
 c.ExecServiceApp.owner = {owner!r}
 c.ExecServiceApp.exercises_dir = {exercises!r}
@@ -85,7 +92,7 @@ c.ExecServiceApp.submit_rate_limit = {submit_limit}
 c.ExecServiceApp.submit_rate_window = 3600.0
 c.ExecServiceApp.stop_timeout = 30.0
 c.ExecServiceApp.trusted_proxies = ["127.0.0.1"]
-'''
+"""
 
 HUB_CONFIG = '''
 import os
@@ -183,10 +190,21 @@ class Replica:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [str(VENV_BIN / "jupyter-exec-service"), "--config", str(self.root / "service.py"),
-                 "--ip", "127.0.0.1", "--port", str(self.port)],
-                cwd=self.root, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    str(VENV_BIN / "jupyter-exec-service"),
+                    "--config",
+                    str(self.root / "service.py"),
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=self.root,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_healthy(self) -> None:
         def healthy() -> bool:
@@ -196,6 +214,7 @@ class Replica:
             except requests.RequestException:
                 return False
             return answer.status_code == 200 and answer.json()["status"] == "ok"
+
         wait_until(healthy, f"{self.name} is healthy")
 
     def kill(self) -> None:
@@ -226,17 +245,29 @@ class Balancer:
         self.socket = root / "haproxy.sock"
         extra = root / "haproxy-stats.cfg"
         extra.write_text(f"global\n    stats socket {self.socket} mode 600 level admin\n")
-        env = {**os.environ, "EXEC_LB_BIND": f"127.0.0.1:{self.port}", "EXEC_SERVICE_PREFIX": PREFIX,
-               "EXEC_REPLICA_1": f"127.0.0.1:{replicas[0].port}",
-               "EXEC_REPLICA_2": f"127.0.0.1:{replicas[1].port}"}
+        env = {
+            **os.environ,
+            "EXEC_LB_BIND": f"127.0.0.1:{self.port}",
+            "EXEC_SERVICE_PREFIX": PREFIX,
+            "EXEC_REPLICA_1": f"127.0.0.1:{replicas[0].port}",
+            "EXEC_REPLICA_2": f"127.0.0.1:{replicas[1].port}",
+        }
         self.log = root / "haproxy.log"
-        check = subprocess.run(["haproxy", "-c", "-f", str(HAPROXY_CONFIG), "-f", str(extra)],
-                               env=env, capture_output=True, text=True)
+        check = subprocess.run(
+            ["haproxy", "-c", "-f", str(HAPROXY_CONFIG), "-f", str(extra)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(["haproxy", "-db", "-f", str(HAPROXY_CONFIG), "-f", str(extra)],
-                                            env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                ["haproxy", "-db", "-f", str(HAPROXY_CONFIG), "-f", str(extra)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def state(self) -> dict[str, str]:
         """Each replica's state as the balancer sees it: ``UP``, ``DOWN``, ..."""
@@ -246,9 +277,16 @@ class Balancer:
             data = b""
             while chunk := s.recv(65536):
                 data += chunk
-        rows = [line.split(",") for line in data.decode().splitlines() if line and not line.startswith("#")]
-        return {row[1]: row[17].split(" ")[0] for row in rows if row[0] == "exec_replicas"
-                and row[1] not in ("BACKEND",)}
+        rows = [
+            line.split(",")
+            for line in data.decode().splitlines()
+            if line and not line.startswith("#")
+        ]
+        return {
+            row[1]: row[17].split(" ")[0]
+            for row in rows
+            if row[0] == "exec_replicas" and row[1] not in ("BACKEND",)
+        }
 
     def stop(self) -> None:
         self.process.terminate()
@@ -270,30 +308,44 @@ class Deployment:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def hub_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return requests.request(method, f"{self.hub_url}/hub/api/{path}", timeout=60,
-                                headers={"Authorization": f"token {ADMIN_TOKEN}"}, **kwargs)
+        return requests.request(
+            method,
+            f"{self.hub_url}/hub/api/{path}",
+            timeout=60,
+            headers={"Authorization": f"token {ADMIN_TOKEN}"},
+            **kwargs,
+        )
 
     def token(self, user: str) -> str:
         """A hub token of ``user`` (made on first use) that may use the exec service."""
         if user not in self.tokens:
             made = self.hub_api("POST", f"users/{user}")
             assert made.status_code in (201, 409), made.text
-            made = self.hub_api("POST", f"users/{user}/tokens", json={"note": "pytest", "expires_in": 3600})
+            made = self.hub_api(
+                "POST", f"users/{user}/tokens", json={"note": "pytest", "expires_in": 3600}
+            )
             assert made.status_code == 201, made.text
             self.tokens[user] = made.json()["token"]
         return self.tokens[user]
 
-    def call(self, user: str, method: str, route: str, body: Any = None,
-             base: Optional[str] = None) -> requests.Response:
+    def call(
+        self, user: str, method: str, route: str, body: Any = None, base: Optional[str] = None
+    ) -> requests.Response:
         """A request of ``user`` to the service: through the balancer, or ``base`` (a replica)."""
-        return requests.request(method, (base or self.balancer.url) + API + route, timeout=120,
-                                headers={"Authorization": f"token {self.token(user)}"},
-                                data=None if body is None else json.dumps(body))
+        return requests.request(
+            method,
+            (base or self.balancer.url) + API + route,
+            timeout=120,
+            headers={"Authorization": f"token {self.token(user)}"},
+            data=None if body is None else json.dumps(body),
+        )
 
     def run(self, user: str, code: str, base: Optional[str] = None) -> requests.Response:
         return self.call(user, "POST", "execute", {"code": code, "use_cache": False}, base)
 
-    def submit(self, user: str, exercise: str, code: str, base: Optional[str] = None) -> requests.Response:
+    def submit(
+        self, user: str, exercise: str, code: str, base: Optional[str] = None
+    ) -> requests.Response:
         return self.call(user, "POST", f"exercises/{exercise}/submit", {"code": code}, base)
 
     def records(self, user: str) -> list[dict]:
@@ -316,15 +368,22 @@ def hub_singleuser_command() -> list[str]:
 
     python = python_for_nobody()
     require(python is not None, "no Python interpreter that the user nobody may run")
-    return [str(python), "-S", "-c", "import site, sys; site.addsitedir(sys.argv.pop(1)); "
-            "from jupyterhub.singleuser import main; sys.exit(main())",
-            sysconfig.get_paths()["purelib"]]
+    return [
+        str(python),
+        "-S",
+        "-c",
+        "import site, sys; site.addsitedir(sys.argv.pop(1)); "
+        "from jupyterhub.singleuser import main; sys.exit(main())",
+        sysconfig.get_paths()["purelib"],
+    ]
 
 
 @pytest.fixture(scope="module")
 def deployment(executor_image, postgres_cluster):
-    require(shutil.which("haproxy") is not None, "haproxy is not installed (Debian package haproxy; "
-                                                 "scripts/provision.sh installs it)")
+    require(
+        shutil.which("haproxy") is not None,
+        "haproxy is not installed (Debian package haproxy; scripts/provision.sh installs it)",
+    )
     chp = shutil.which("configurable-http-proxy")
     require(chp is not None, "configurable-http-proxy is not installed (scripts/provision.sh)")
     require(os.access(REDIS_SERVER, os.X_OK), "redis-server is not installed")
@@ -335,48 +394,88 @@ def deployment(executor_image, postgres_cluster):
     root.chmod(0o755)
     (root / "home").mkdir(mode=0o755)
     (root / "user-config").mkdir(mode=0o755)
-    (root / "user-config" / "jupyter_server_config.json").write_text(json.dumps({
-        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}}}))
+    (root / "user-config" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}}})
+    )
     exercises = root / "exercises"
     write_notebook(exercises / "add.ipynb", exercise_notebook("add", solution=SOLUTION))
-    write_notebook(exercises / "slow.ipynb", exercise_notebook(
-        "slow", solution=SLOW, starter="def slow():\n    pass\n",
-        tests=[{"name": "slow", "test_code": "assert slow() == 1", "timeout": 15}]))
+    write_notebook(
+        exercises / "slow.ipynb",
+        exercise_notebook(
+            "slow",
+            solution=SLOW,
+            starter="def slow():\n    pass\n",
+            tests=[{"name": "slow", "test_code": "assert slow() == 1", "timeout": 15}],
+        ),
+    )
     redis_server = RedisServer(root, password="pytest-scaleout-redis-password")
     redis_server.start()
     db_url = postgres_cluster.new_database()
-    (root / "service.py").write_text(SERVICE_CONFIG.format(
-        image=executor_image, owner=TEST_OWNER, exercises=str(exercises), db_url=db_url,
-        redis_url=redis_server.url, lease=LEASE_S, submit_limit=SUBMIT_LIMIT))
+    (root / "service.py").write_text(
+        SERVICE_CONFIG.format(
+            image=executor_image,
+            owner=TEST_OWNER,
+            exercises=str(exercises),
+            db_url=db_url,
+            redis_url=redis_server.url,
+            lease=LEASE_S,
+            submit_limit=SUBMIT_LIMIT,
+        )
+    )
 
     with running_engine(executor_image) as engine:
         hub_port = free_port()
         base_env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-        base_env.update({
-            "PATH": f"{VENV_BIN}:{base_env.get('PATH', '')}",
-            "JUPYTERHUB_API_TOKEN": SERVICE_TOKEN,
-            "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
-            "JUPYTERHUB_SERVICE_NAME": "exec",
-            "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
-        })
-        replicas = [Replica("replica-1", root, base_env),
-                    Replica("replica-2", root, {**base_env, "DOCKER_HOST": engine.base_url})]
+        base_env.update(
+            {
+                "PATH": f"{VENV_BIN}:{base_env.get('PATH', '')}",
+                "JUPYTERHUB_API_TOKEN": SERVICE_TOKEN,
+                "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
+                "JUPYTERHUB_SERVICE_NAME": "exec",
+                "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+            }
+        )
+        replicas = [
+            Replica("replica-1", root, base_env),
+            Replica("replica-2", root, {**base_env, "DOCKER_HOST": engine.base_url}),
+        ]
         balancer = Balancer(root, replicas)
         port = free_port()
         settings = {
-            "port": port, "hub_port": hub_port, "proxy_api_port": free_port(), "dir": str(root),
-            "chp": chp, "singleuser": hub_singleuser_command(), "balancer": balancer.url,
-            "service_token": SERVICE_TOKEN, "admin_token": ADMIN_TOKEN,
+            "port": port,
+            "hub_port": hub_port,
+            "proxy_api_port": free_port(),
+            "dir": str(root),
+            "chp": chp,
+            "singleuser": hub_singleuser_command(),
+            "balancer": balancer.url,
+            "service_token": SERVICE_TOKEN,
+            "admin_token": ADMIN_TOKEN,
             "service_api": f"http://127.0.0.1:{port}{API}",
         }
         (root / "jupyterhub_config.py").write_text(HUB_CONFIG.format(settings=settings))
         hub_log = root / "jupyterhub.log"
         with open(hub_log, "wb") as out:
-            hub = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
-                                   cwd=root, stdout=out, stderr=subprocess.STDOUT, env=base_env,
-                                   start_new_session=True)
-        deployment = Deployment(root, f"http://127.0.0.1:{port}", hub, hub_log, engine, replicas,
-                                balancer, db_url, redis_server, executor_image)
+            hub = subprocess.Popen(
+                [str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
+                cwd=root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=base_env,
+                start_new_session=True,
+            )
+        deployment = Deployment(
+            root,
+            f"http://127.0.0.1:{port}",
+            hub,
+            hub_log,
+            engine,
+            replicas,
+            balancer,
+            db_url,
+            redis_server,
+            executor_image,
+        )
         try:
             # Both at once, as an orchestrator starts them: the first migrates the empty database
             # while the other waits for it.
@@ -385,12 +484,16 @@ def deployment(executor_image, postgres_cluster):
             for replica in replicas:
                 replica.wait_healthy()
             wait_until(lambda: answers(f"{deployment.hub_url}/hub/api/"), "the hub answers")
-            wait_until(lambda: balancer.state() == {"exec1": "UP", "exec2": "UP"},
-                       "the balancer sees both replicas up")
+            wait_until(
+                lambda: balancer.state() == {"exec1": "UP", "exec2": "UP"},
+                "the balancer sees both replicas up",
+            )
             yield deployment
         except BaseException:
             for log in (hub_log, balancer.log, *[r.log for r in replicas]):
-                print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}")
+                print(
+                    f"--- {log.name}\n{log.read_text(errors='replace')[-4000:] if log.exists() else ''}"
+                )
             raise
         finally:
             for replica in replicas:
@@ -422,18 +525,27 @@ def where_runs(d: Deployment, user: str) -> str:
 def resets_done(d: Deployment) -> bool:
     """Whether no replica is resetting a container for its user's next run (a run that comes
     during a long reset may get a new container: that is the sandbox's rule, not the balancer's)."""
-    return all(d.call("status-reader", "GET", "docker/status", base=r.url).json()["docker"]
-               ["reuse"]["resetting"] == 0 for r in d.replicas)
+    return all(
+        d.call("status-reader", "GET", "docker/status", base=r.url).json()["docker"]["reuse"][
+            "resetting"
+        ]
+        == 0
+        for r in d.replicas
+    )
 
 
-def test_runs_of_many_users_spread_over_both_engines_and_each_keeps_one_container(deployment) -> None:
+def test_runs_of_many_users_spread_over_both_engines_and_each_keeps_one_container(
+    deployment,
+) -> None:
     d = deployment
     users = [f"spread-{i}" for i in range(8)]
     for user in users:
         d.token(user)
     found: dict[str, list[str]] = {user: [] for user in users}
     for _ in range(3):  # the class presses Run three times, all at once each time
-        threads = [threading.Thread(target=lambda u=u: found[u].append(where_runs(d, u))) for u in users]
+        threads = [
+            threading.Thread(target=lambda u=u: found[u].append(where_runs(d, u))) for u in users
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -448,8 +560,10 @@ def test_runs_of_many_users_spread_over_both_engines_and_each_keeps_one_containe
     # Each container is where the path says: on that engine, and only there.
     system, second = docker.from_env(timeout=60), d.engine.client()
     try:
-        on = {"system": {c["Id"] for c in our_containers(system)},
-              "second": {c["Id"] for c in our_containers(second, owner=None)}}
+        on = {
+            "system": {c["Id"] for c in our_containers(system)},
+            "second": {c["Id"] for c in our_containers(second, owner=None)},
+        }
     finally:
         system.close()
         second.close()
@@ -464,15 +578,28 @@ def test_the_per_user_cap_holds_across_replicas(deployment) -> None:
     one, two = (r.url for r in d.replicas)
     slow = "import time\ntime.sleep(6)\nprint('done')\n"
     answers_: dict[str, requests.Response] = {}
-    held = [threading.Thread(target=lambda base=base, key=key: answers_.__setitem__(key, d.run("capped", slow, base)))
-            for key, base in (("one", one), ("two", two))]
+    held = [
+        threading.Thread(
+            target=lambda base=base, key=key: answers_.__setitem__(key, d.run("capped", slow, base))
+        )
+        for key, base in (("one", one), ("two", two))
+    ]
     for t in held:
         t.start()
     try:
         # One run in progress on each replica: the user's cap of 2 is reached, on both.
-        wait_until(lambda: all(requests.get(r.url + API + "docker/status", timeout=10, headers={
-            "Authorization": f"token {d.token('capped')}"}).json()["runs"]["in_flight"] >= 1
-            for r in d.replicas), "each replica runs one of the user's runs")
+        wait_until(
+            lambda: all(
+                requests.get(
+                    r.url + API + "docker/status",
+                    timeout=10,
+                    headers={"Authorization": f"token {d.token('capped')}"},
+                ).json()["runs"]["in_flight"]
+                >= 1
+                for r in d.replicas
+            ),
+            "each replica runs one of the user's runs",
+        )
         for base in (one, two, None):
             refused = d.run("capped", "print('one too many')", base)
             assert refused.status_code == 429, refused.text
@@ -494,8 +621,9 @@ class Answer:
     body: dict
 
 
-def load(d: Deployment, users: list[str], stop: threading.Event,
-         code: str) -> tuple[list[Answer], list[threading.Thread]]:
+def load(
+    d: Deployment, users: list[str], stop: threading.Event, code: str
+) -> tuple[list[Answer], list[threading.Thread]]:
     """Each user, in a thread, submits 'add' (at most the limit) and runs code until ``stop``;
     the answers so far, and the threads to join."""
     answers_: list[Answer] = []
@@ -539,8 +667,11 @@ def check_records(d: Deployment, answers_: list[Answer]) -> None:
     stopped before answering): at most one per such lost submission."""
     for user in {a.user for a in answers_}:
         mine = [a for a in answers_ if a.user == user and a.kind == "submit"]
-        graded = [a.body["submission_id"] for a in mine
-                  if a.status == 200 and a.body["status"] != "internal_error"]
+        graded = [
+            a.body["submission_id"]
+            for a in mine
+            if a.status == 200 and a.body["status"] != "internal_error"
+        ]
         assert None not in graded
         recorded = sorted(r["id"] for r in d.records(user))
         assert set(graded) <= set(recorded) and len(set(recorded)) == len(recorded), user
@@ -549,15 +680,18 @@ def check_records(d: Deployment, answers_: list[Answer]) -> None:
 
 
 def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_to_the_other(
-        deployment) -> None:
+    deployment,
+) -> None:
     d = deployment
     one, two = d.replicas
     # A student the balancer sends to replica 2, with a long run in progress there.
-    stranded = next(u for u in (f"stranded-{i}" for i in range(20))
-                    if d.engine_of(where_runs(d, u)) == "second")
+    stranded = next(
+        u for u in (f"stranded-{i}" for i in range(20)) if d.engine_of(where_runs(d, u)) == "second"
+    )
     stranded_answer: list[requests.Response] = []
-    stranded_thread = threading.Thread(target=lambda: stranded_answer.append(
-        d.run(stranded, "import time\ntime.sleep(15)\n")))
+    stranded_thread = threading.Thread(
+        target=lambda: stranded_answer.append(d.run(stranded, "import time\ntime.sleep(15)\n"))
+    )
     stranded_thread.start()
 
     def in_flight_on_two() -> int:
@@ -577,11 +711,15 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
     zoe_thread.start()
     wait_until(lambda: in_flight_on_two() >= 2, "replica 2 grades zoe's submission")
     stop = threading.Event()
-    answers_, threads = load(d, [f"crash-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
+    answers_, threads = load(
+        d, [f"crash-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n"
+    )
     time.sleep(4)
     two.kill()
     killed_at = time.monotonic()
-    wait_until(lambda: d.balancer.state()["exec2"] == "DOWN", "the balancer marks replica 2 down", 30)
+    wait_until(
+        lambda: d.balancer.state()["exec2"] == "DOWN", "the balancer marks replica 2 down", 30
+    )
     down_at = time.monotonic()
     time.sleep(5)
     stop.set()
@@ -593,13 +731,17 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
     lost_run = stranded_answer[0]
     assert lost_run.status_code == 502 and lost_run.headers["Content-Type"] == "application/json"
     assert lost_run.json()["reason"] == "replica_lost"
-    assert lost_run.json()["message"].startswith("the executor replica running this request stopped")
+    assert lost_run.json()["message"].startswith(
+        "the executor replica running this request stopped"
+    )
     assert d.engine_of(where_runs(d, stranded)) == "system"
 
     # Only requests in progress on the stopped replica were lost, with the balancer's JSON error.
     lost = [a for a in answers_ if a.status != 200]
-    assert all(a.status == 502 and a.body["reason"] == "replica_lost" and a.started < killed_at
-               for a in lost), lost
+    assert all(
+        a.status == 502 and a.body["reason"] == "replica_lost" and a.started < killed_at
+        for a in lost
+    ), lost
     assert len(lost) <= 8
     after = [a for a in answers_ if a.started > down_at]
     assert after and all(a.status == 200 for a in after), after
@@ -622,13 +764,18 @@ def test_a_replica_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
 
 
 def test_an_engine_stopping_mid_load_loses_no_submission_record_and_new_runs_go_to_the_other(
-        deployment) -> None:
+    deployment,
+) -> None:
     d = deployment
     stop = threading.Event()
-    answers_, threads = load(d, [f"engine-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n")
+    answers_, threads = load(
+        d, [f"engine-{i}" for i in range(8)], stop, "import time\ntime.sleep(0.3)\nprint('ok')\n"
+    )
     time.sleep(4)
     d.engine.stop()
-    wait_until(lambda: d.balancer.state()["exec2"] == "DOWN", "the balancer marks replica 2 down", 60)
+    wait_until(
+        lambda: d.balancer.state()["exec2"] == "DOWN", "the balancer marks replica 2 down", 60
+    )
     down_at = time.monotonic()
     time.sleep(5)
     stop.set()
@@ -649,22 +796,35 @@ def test_an_engine_stopping_mid_load_loses_no_submission_record_and_new_runs_go_
     wait_until(lambda: d.balancer.state()["exec2"] == "UP", "replica 2 is back with its engine", 60)
 
 
-def test_a_student_server_runs_and_submits_through_the_hubs_proxy_and_the_balancer(deployment) -> None:
+def test_a_student_server_runs_and_submits_through_the_hubs_proxy_and_the_balancer(
+    deployment,
+) -> None:
     d = deployment
     user = "hub-student"
     d.token(user)
     started = d.hub_api("POST", f"users/{user}/server")
     assert started.status_code in (201, 202), started.text
     try:
-        wait_until(lambda: d.hub_api("GET", f"users/{user}").json()["servers"].get("", {}).get("ready"),
-                   "the student's server is ready", 180)
+        wait_until(
+            lambda: d.hub_api("GET", f"users/{user}").json()["servers"].get("", {}).get("ready"),
+            "the student's server is ready",
+            180,
+        )
         headers = {"Authorization": f"token {d.token(user)}"}
         base = f"{d.hub_url}/user/{user}/api/exec/v1/"
-        ran = requests.post(base + "execute", headers=headers, timeout=120,
-                            data=json.dumps({"code": "print(6 * 7)", "use_cache": False}))
+        ran = requests.post(
+            base + "execute",
+            headers=headers,
+            timeout=120,
+            data=json.dumps({"code": "print(6 * 7)", "use_cache": False}),
+        )
         assert ran.status_code == 200 and ran.json()["stdout"] == "42\n", ran.text
-        graded = requests.post(base + "exercises/add/submit", headers=headers, timeout=120,
-                               data=json.dumps({"code": SOLUTION}))
+        graded = requests.post(
+            base + "exercises/add/submit",
+            headers=headers,
+            timeout=120,
+            data=json.dumps({"code": SOLUTION}),
+        )
         assert graded.status_code == 200, graded.text
         assert graded.json()["score"] == graded.json()["max_score"] > 0
         assert [r["id"] for r in d.records(user)] == [graded.json()["submission_id"]]

@@ -33,9 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 STACK_BASE = os.environ.get("STACK_BASE_IMAGE", "jupyter-exec-ext-stack-base:bookworm")
 STUDENTS = ("ada", "grace")
 SERVICE_API = "/services/exec/api/exec/v1"
-PALINDROME = ('def is_palindrome(text):\n'
-              '    cleaned = "".join(ch.lower() for ch in text if ch.isalnum())\n'
-              '    return cleaned == cleaned[::-1]\n')
+PALINDROME = (
+    "def is_palindrome(text):\n"
+    '    cleaned = "".join(ch.lower() for ch in text if ch.isalnum())\n'
+    "    return cleaned == cleaned[::-1]\n"
+)
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -56,31 +58,54 @@ class Stack:
     sessions: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
 
-    def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([*self.compose, *args], cwd=REPO, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+    def run(
+        self, *args: str, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [*self.compose, *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check:
             assert done.returncode == 0, f"{' '.join(args)}: {done.stderr[-3000:]}"
         return done
 
     def containers(self, all_: bool = True) -> list:
         found = subprocess.run(
-            ["docker", "ps", "-q", *(["-a"] if all_ else []),
-             "--filter", f"label=com.docker.compose.project={self.project}"],
-            capture_output=True, text=True, check=True)
+            [
+                "docker",
+                "ps",
+                "-q",
+                *(["-a"] if all_ else []),
+                "--filter",
+                f"label=com.docker.compose.project={self.project}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return found.stdout.split()
 
     def sandboxes(self) -> list:
-        found = subprocess.run(["docker", "ps", "-aq", "--filter",
-                                f"label=jupyter-exec-ext.owner={self.owner}"],
-                               capture_output=True, text=True, check=True)
+        found = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=jupyter-exec-ext.owner={self.owner}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return found.stdout.split()
 
     def health(self) -> dict:
         states = {}
         for cid in self.containers():
-            inspected = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True,
-                                                  text=True, check=True).stdout)[0]
+            inspected = json.loads(
+                subprocess.run(
+                    ["docker", "inspect", cid], capture_output=True, text=True, check=True
+                ).stdout
+            )[0]
             service = inspected["Config"]["Labels"].get("com.docker.compose.service")
             state = inspected["State"]
             states[service] = (state.get("Health") or {}).get("Status") or state["Status"]
@@ -90,9 +115,13 @@ class Stack:
         return self.run("logs", "--no-color", "--tail=80", check=False).stdout[-8000:]
 
     def user(self, name: str, method: str, route: str, body: Any = None) -> requests.Response:
-        return requests.request(method, f"{self.url}/user/{name}/api/exec/v1/{route}",
-                                headers={"Authorization": f"token {self.tokens[name]}"},
-                                json=body, timeout=120)
+        return requests.request(
+            method,
+            f"{self.url}/user/{name}/api/exec/v1/{route}",
+            headers={"Authorization": f"token {self.tokens[name]}"},
+            json=body,
+            timeout=120,
+        )
 
 
 def _wait(ready, what: str, limit_s: float, stack: Optional[Stack] = None) -> Any:
@@ -106,18 +135,21 @@ def _wait(ready, what: str, limit_s: float, stack: Optional[Stack] = None) -> An
         except (requests.RequestException, OSError) as e:
             last = e
         time.sleep(1)
-    raise AssertionError(f"{what} within {limit_s:.0f} s (last: {last!r})"
-                         + (f"\n{stack.logs()}" if stack else ""))
+    raise AssertionError(
+        f"{what} within {limit_s:.0f} s (last: {last!r})" + (f"\n{stack.logs()}" if stack else "")
+    )
 
 
 def _login(stack: Stack, name: str, password: str) -> requests.Response:
     """The hub's login form, as a browser sends it: its _xsrf cookie and field."""
     session = requests.Session()
     session.get(f"{stack.url}/hub/login", timeout=30).raise_for_status()
-    answer = session.post(f"{stack.url}/hub/login",
-                          data={"username": name, "password": password,
-                                "_xsrf": session.cookies.get("_xsrf", "")},
-                          allow_redirects=False, timeout=30)
+    answer = session.post(
+        f"{stack.url}/hub/login",
+        data={"username": name, "password": password, "_xsrf": session.cookies.get("_xsrf", "")},
+        allow_redirects=False,
+        timeout=30,
+    )
     answer.session = session  # type: ignore[attr-defined]
     return answer
 
@@ -125,38 +157,67 @@ def _login(stack: Stack, name: str, password: str) -> requests.Response:
 @pytest.fixture(scope="module")
 def stack(docker_client, executor_image):
     command = compose_command()
-    require(bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)")
-    have_base = subprocess.run(["docker", "image", "inspect", STACK_BASE], capture_output=True).returncode == 0
-    require(have_base or (shutil.which("debootstrap") and os.geteuid() == 0),
-            f"the stack's base {STACK_BASE} is missing and cannot be made (debootstrap as root)")
+    require(
+        bool(command), "no compose binary (Debian package docker-compose, or docker compose v2)"
+    )
+    have_base = (
+        subprocess.run(["docker", "image", "inspect", STACK_BASE], capture_output=True).returncode
+        == 0
+    )
+    require(
+        have_base or (shutil.which("debootstrap") and os.geteuid() == 0),
+        f"the stack's base {STACK_BASE} is missing and cannot be made (debootstrap as root)",
+    )
 
     # Offline, cached: the first run makes the base, the wheelhouse and the images; later runs
     # check that each is up to date and take seconds. The executor image is the tests' own.
     started = time.monotonic()
-    built = subprocess.run(["bash", str(REPO / "deploy" / "build-offline.sh"), "--no-executor"],
-                           cwd=REPO, capture_output=True, text=True, timeout=1500,
-                           env=dict(os.environ, STACK_BASE_IMAGE=STACK_BASE))
+    built = subprocess.run(
+        ["bash", str(REPO / "deploy" / "build-offline.sh"), "--no-executor"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=dict(os.environ, STACK_BASE_IMAGE=STACK_BASE),
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     print(f"\nbuild-offline.sh: {time.monotonic() - started:.1f} s\n{built.stdout}")
 
     project = f"jeestack{uuid.uuid4().hex[:10]}"
     port = _free_port()
     env = dict(
-        os.environ, BASE_IMAGE=STACK_BASE, HUB_PORT=str(port), COMPOSE_PROJECT_NAME=project,
-        EXEC_SERVICE_TOKEN=secrets.token_hex(32), REDIS_PASSWORD=secrets.token_hex(32),
-        DEMO_PASSWORD=secrets.token_urlsafe(12), DEMO_USERS=",".join(STUDENTS),
-        INSTRUCTOR_PASSWORD=secrets.token_urlsafe(32), DOCKER_EXECUTOR_IMAGE=executor_image,
+        os.environ,
+        BASE_IMAGE=STACK_BASE,
+        HUB_PORT=str(port),
+        COMPOSE_PROJECT_NAME=project,
+        EXEC_SERVICE_TOKEN=secrets.token_hex(32),
+        REDIS_PASSWORD=secrets.token_hex(32),
+        DEMO_PASSWORD=secrets.token_urlsafe(12),
+        DEMO_USERS=",".join(STUDENTS),
+        INSTRUCTOR_PASSWORD=secrets.token_urlsafe(32),
+        DOCKER_EXECUTOR_IMAGE=executor_image,
         EXEC_SERVICE_OWNER=f"{project}-service",
     )
     env.pop("HUB_BIND", None)
-    stack = Stack(project=project, url=f"http://127.0.0.1:{port}", env=env,
-                  owner=env["EXEC_SERVICE_OWNER"],
-                  compose=[*command, "--project-name", project, "--profile", "hub"])
+    stack = Stack(
+        project=project,
+        url=f"http://127.0.0.1:{port}",
+        env=env,
+        owner=env["EXEC_SERVICE_OWNER"],
+        compose=[*command, "--project-name", project, "--profile", "hub"],
+    )
     try:
         started = time.monotonic()
         stack.run("up", "-d", "--no-build", timeout=600)
-        _wait(lambda: all(state in ("healthy", "exited") for state in stack.health().values())
-              and len(stack.health()) == 4, "every service of the hub stack healthy", 240, stack)
+        _wait(
+            lambda: (
+                all(state in ("healthy", "exited") for state in stack.health().values())
+                and len(stack.health()) == 4
+            ),
+            "every service of the hub stack healthy",
+            240,
+            stack,
+        )
         print(f"up and healthy: {time.monotonic() - started:.1f} s")
         yield stack
     finally:
@@ -167,42 +228,62 @@ def stack(docker_client, executor_image):
 
 def test_the_hub_answers_on_loopback_only_with_a_healthcheck_for_each_service(stack: Stack) -> None:
     health = stack.health()
-    assert health == {"hub": "healthy", "exec-service": "healthy", "redis": "healthy",
-                      "executor-image": "exited"}, health
+    assert health == {
+        "hub": "healthy",
+        "exec-service": "healthy",
+        "redis": "healthy",
+        "executor-image": "exited",
+    }, health
     hub = stack.run("port", "hub", "8000").stdout.strip()
     assert hub == stack.url.removeprefix("http://"), hub
     assert requests.get(f"{stack.url}/hub/health", timeout=10).status_code == 200
     # The authenticator's configuration is current: nothing deprecated, no warning about it.
     log = stack.run("logs", "--no-color", "hub").stdout
     assert "JupyterHub is now running" in log, log[-3000:]
-    assert not [line for line in log.splitlines() if "Authenticator" in line
-                and ("WARN" in line or "deprecated" in line.lower())], log[-3000:]
+    assert not [
+        line
+        for line in log.splitlines()
+        if "Authenticator" in line and ("WARN" in line or "deprecated" in line.lower())
+    ], log[-3000:]
 
 
 def test_only_listed_users_log_in_and_the_instructor_needs_their_own_password(stack: Stack) -> None:
     password = stack.env["DEMO_PASSWORD"]
-    assert _login(stack, "mallory", password).status_code == 403      # not listed
+    assert _login(stack, "mallory", password).status_code == 403  # not listed
     assert _login(stack, "ada", "wrong-password").status_code == 403
-    assert _login(stack, "instructor", password).status_code == 403    # the shared one is not theirs
+    assert _login(stack, "instructor", password).status_code == 403  # the shared one is not theirs
     assert _login(stack, "instructor", stack.env["INSTRUCTOR_PASSWORD"]).status_code == 302
     for name in STUDENTS:
         answer = _login(stack, name, password)
         assert answer.status_code == 302, (name, answer.status_code, answer.text[:300])
         session = answer.session  # type: ignore[attr-defined]
         xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
-        made = session.post(f"{stack.url}/hub/api/users/{name}/tokens", json={"note": "stack test"},
-                            headers={"X-XSRFToken": xsrf}, timeout=30)
+        made = session.post(
+            f"{stack.url}/hub/api/users/{name}/tokens",
+            json={"note": "stack test"},
+            headers={"X-XSRFToken": xsrf},
+            timeout=30,
+        )
         assert made.status_code == 201, made.text
         stack.sessions[name] = session
         stack.tokens[name] = made.json()["token"]
-        started = requests.post(f"{stack.url}/hub/api/users/{name}/server", timeout=60,
-                                headers={"Authorization": f"token {stack.tokens[name]}"})
+        started = requests.post(
+            f"{stack.url}/hub/api/users/{name}/server",
+            timeout=60,
+            headers={"Authorization": f"token {stack.tokens[name]}"},
+        )
         assert started.status_code in (201, 202), started.text
     for name in STUDENTS:
-        _wait(lambda: requests.get(f"{stack.url}/hub/api/users/{name}", timeout=10,
-                                   headers={"Authorization": f"token {stack.tokens[name]}"}
-                                   ).json()["servers"][""]["ready"],
-              f"{name}'s server ready", 180, stack)
+        _wait(
+            lambda: requests.get(
+                f"{stack.url}/hub/api/users/{name}",
+                timeout=10,
+                headers={"Authorization": f"token {stack.tokens[name]}"},
+            ).json()["servers"][""]["ready"],
+            f"{name}'s server ready",
+            180,
+            stack,
+        )
     # The browser's way in: the session cookie, through the hub's OAuth, to the student's Lab.
     lab = stack.sessions["ada"].get(f"{stack.url}/user/ada/lab", timeout=60)
     assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.status_code
@@ -216,8 +297,12 @@ def test_a_student_runs_and_submits_through_the_proxy_and_the_service(stack: Sta
     graded = stack.user("ada", "POST", "exercises/strings-palindrome/submit", {"code": PALINDROME})
     assert graded.status_code == 200, graded.text
     assert graded.json()["score"] == graded.json()["max_score"] == 7, graded.json()
-    wrong = stack.user("grace", "POST", "exercises/strings-palindrome/submit",
-                       {"code": "def is_palindrome(text):\n    return True\n"})
+    wrong = stack.user(
+        "grace",
+        "POST",
+        "exercises/strings-palindrome/submit",
+        {"code": "def is_palindrome(text):\n    return True\n"},
+    )
     assert wrong.status_code == 200 and wrong.json()["score"] < 7, wrong.json()
     # The record is the service's: each student sees their own submission only.
     mine = stack.user("ada", "GET", "submissions").json()
@@ -240,16 +325,33 @@ async def _kernel_run(stack: Stack, name: str, code: str) -> str:
     assert kernel.status_code == 201, kernel.text
     kernel_id = kernel.json()["id"]
     try:
-        ws = await websocket_connect(HTTPRequest(
-            f"{base.replace('http://', 'ws://')}/{kernel_id}/channels", headers=headers))
+        ws = await websocket_connect(
+            HTTPRequest(f"{base.replace('http://', 'ws://')}/{kernel_id}/channels", headers=headers)
+        )
         msg_id = uuid.uuid4().hex
-        ws.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))
+        ws.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": name,
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
         out = []
         while True:
             raw = await asyncio.wait_for(ws.read_message(), 120)
@@ -270,7 +372,7 @@ async def _kernel_run(stack: Stack, name: str, code: str) -> str:
 
 # What a student's kernel tries: the Docker socket, the hub's secrets and database, the
 # authoritative exercises, the other student's home, the hub's environment, and Redis.
-PROBE = r'''
+PROBE = r"""
 import json, os, socket
 def attempt(path):
     try:
@@ -303,32 +405,50 @@ for top in ("/srv", "/opt", "/home", "/etc", "/usr/local", "/tmp"):
     for root, dirs, files in os.walk(top):
         found["exercise files"] += [f for f in files if f.endswith("-palindrome.ipynb")]
 print(json.dumps(found))
-'''
+"""
 
 
-def test_a_students_kernel_reaches_no_socket_no_hub_secret_no_exercise_and_no_redis(stack: Stack) -> None:
+def test_a_students_kernel_reaches_no_socket_no_hub_secret_no_exercise_and_no_redis(
+    stack: Stack,
+) -> None:
     require(bool(stack.tokens), "the login test did not log the students in")
     found = json.loads(asyncio.run(_kernel_run(stack, "ada", PROBE)))
     assert found["uid"] >= 1000, found
     assert found["/var/run/docker.sock"] == found["/run/docker.sock"] == "absent", found
-    for secret in ("/srv/jupyterhub", "/srv/jupyterhub/jupyterhub.sqlite",
-                   "/srv/jupyterhub/jupyterhub_cookie_secret", "/proc/1/environ",
-                   "/etc/jupyterhub/jupyterhub_config.py", "/home/grace"):
+    for secret in (
+        "/srv/jupyterhub",
+        "/srv/jupyterhub/jupyterhub.sqlite",
+        "/srv/jupyterhub/jupyterhub_cookie_secret",
+        "/proc/1/environ",
+        "/etc/jupyterhub/jupyterhub_config.py",
+        "/home/grace",
+    ):
         assert found[secret] == "denied", (secret, found)
     assert found["/srv/exercises"] == "absent" and found["exercise files"] == [], found
     assert found["secrets in env"] == [] and found["root environ readable"] == [], found
-    assert found["redis"] in ("gaierror", "timeout", "TimeoutError", "ConnectionRefusedError"), found
+    assert found["redis"] in ("gaierror", "timeout", "TimeoutError", "ConnectionRefusedError"), (
+        found
+    )
     # The socket is the service's alone, and the exercises are in its container only.
     inspected = {}
     for cid in stack.containers():
-        data = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True,
-                                         check=True).stdout)[0]
+        data = json.loads(
+            subprocess.run(
+                ["docker", "inspect", cid], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]
         inspected[data["Config"]["Labels"]["com.docker.compose.service"]] = data
-    with_socket = {name for name, data in inspected.items()
-                   if any("docker.sock" in m["Source"] for m in data["Mounts"])}
+    with_socket = {
+        name
+        for name, data in inspected.items()
+        if any("docker.sock" in m["Source"] for m in data["Mounts"])
+    }
     assert with_socket == {"exec-service"}, with_socket
-    with_exercises = {name for name, data in inspected.items()
-                      if any(m["Destination"] == "/srv/exercises" for m in data["Mounts"])}
+    with_exercises = {
+        name
+        for name, data in inspected.items()
+        if any(m["Destination"] == "/srv/exercises" for m in data["Mounts"])
+    }
     assert with_exercises == {"exec-service"}, with_exercises
 
 
@@ -336,10 +456,30 @@ def test_down_leaves_no_stack_container_no_sandbox_and_no_volume(stack: Stack) -
     stack.run("down", "-v", "--remove-orphans", "--timeout", "20", timeout=300)
     assert stack.containers() == [], stack.containers()
     _wait(lambda: stack.sandboxes() == [], "no sandbox container of the stack's service left", 60)
-    volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
-                              f"label=com.docker.compose.project={stack.project}"],
-                             capture_output=True, text=True, check=True).stdout.split()
-    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter",
-                               f"label=com.docker.compose.project={stack.project}"],
-                              capture_output=True, text=True, check=True).stdout.split()
+    volumes = subprocess.run(
+        [
+            "docker",
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={stack.project}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    networks = subprocess.run(
+        [
+            "docker",
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={stack.project}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert volumes == [] and networks == [], (volumes, networks)

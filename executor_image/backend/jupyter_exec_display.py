@@ -31,7 +31,7 @@ def send_png(data):
     view = memoryview(len(data).to_bytes(4, "big") + data)
     try:
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError:
         return False
     return True
@@ -45,8 +45,11 @@ def show_all():
             manager.canvas.figure.savefig(buffer, format="png")
         except Exception as e:  # a figure that cannot be drawn says why, the others still come
             import sys
-            print("figure %s could not be drawn: %s: %s" % (manager.num, type(e).__name__, e),
-                  file=sys.stderr)
+
+            print(
+                "figure %s could not be drawn: %s: %s" % (manager.num, type(e).__name__, e),
+                file=sys.stderr,
+            )
             continue
         send_png(buffer.getvalue())
     Gcf.destroy_all()

@@ -36,8 +36,15 @@ class GradebookRecorder:
         retry_s: first pause between retries of the backlog (doubling up to ``retry_max_s``).
     """
 
-    def __init__(self, store: GradebookStore, backlog_max: int = 10_000, wait_s: float = 2.0,
-                 retry_s: float = 1.0, retry_max_s: float = 30.0, threads: int = 4) -> None:
+    def __init__(
+        self,
+        store: GradebookStore,
+        backlog_max: int = 10_000,
+        wait_s: float = 2.0,
+        retry_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        threads: int = 4,
+    ) -> None:
         self.store = store
         self.backlog_max = backlog_max
         self.wait_s = wait_s
@@ -81,27 +88,45 @@ class GradebookRecorder:
         done, _ = await asyncio.wait({waited}, timeout=self.wait_s)
         if not done:
             # Still being written: it lands when the database answers, or queue_on_failure keeps it.
-            log.warning("gradebook: the database did not take %s's submission of %r within "
-                        "%.1f s; it is written when the database answers", record.user,
-                        record.exercise_id, self.wait_s)
+            log.warning(
+                "gradebook: the database did not take %s's submission of %r within "
+                "%.1f s; it is written when the database answers",
+                record.user,
+                record.exercise_id,
+                self.wait_s,
+            )
             return None
         return None if waited.exception() is not None else waited.result()
 
     def _write_failed(self, record: SubmissionRecord, error: BaseException) -> None:
         level = logging.WARNING if isinstance(error, StoreError) else logging.ERROR
-        log.log(level, "gradebook: could not record %s's submission of %r (%s); kept in the "
-                "backlog and retried", record.user, record.exercise_id, error,
-                exc_info=None if isinstance(error, StoreError) else error)
+        log.log(
+            level,
+            "gradebook: could not record %s's submission of %r (%s); kept in the "
+            "backlog and retried",
+            record.user,
+            record.exercise_id,
+            error,
+            exc_info=None if isinstance(error, StoreError) else error,
+        )
         self._queue(record)
 
     def _queue(self, record: SubmissionRecord) -> None:
         if len(self.backlog) >= self.backlog_max:
             lost = self.backlog.popleft()
             self.dropped += 1
-            log.error("gradebook: backlog full (%d records, database %s out); dropped the oldest: "
-                      "user=%s exercise=%s score=%g/%g late=%s at %s", self.backlog_max,
-                      describe_url(self.store.url), lost.user, lost.exercise_id, lost.score,
-                      lost.max_score, lost.late, iso_time(lost.submitted_at))
+            log.error(
+                "gradebook: backlog full (%d records, database %s out); dropped the oldest: "
+                "user=%s exercise=%s score=%g/%g late=%s at %s",
+                self.backlog_max,
+                describe_url(self.store.url),
+                lost.user,
+                lost.exercise_id,
+                lost.score,
+                lost.max_score,
+                lost.late,
+                iso_time(lost.submitted_at),
+            )
         self.backlog.append(record)
         if self._retrying is None or self._retrying.done():
             self._retrying = asyncio.get_running_loop().create_task(self._retry())
@@ -116,9 +141,14 @@ class GradebookRecorder:
             try:
                 await loop.run_in_executor(self._executor, self.store.record_many, batch)
             except Exception as e:
-                log.warning("gradebook: database %s still out (%s); %d submission(s) waiting, next "
-                            "try in %.0f s", describe_url(self.store.url), e, len(self.backlog),
-                            pause)
+                log.warning(
+                    "gradebook: database %s still out (%s); %d submission(s) waiting, next "
+                    "try in %.0f s",
+                    describe_url(self.store.url),
+                    e,
+                    len(self.backlog),
+                    pause,
+                )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, self.retry_max_s)
                 continue
@@ -126,16 +156,22 @@ class GradebookRecorder:
                 if self.backlog:
                     self.backlog.popleft()
             pause = self.retry_s
-            log.info("gradebook: recorded %d submission(s) from the backlog; %d waiting",
-                     len(batch), len(self.backlog))
+            log.info(
+                "gradebook: recorded %d submission(s) from the backlog; %d waiting",
+                len(batch),
+                len(self.backlog),
+            )
 
     def pending(self, user: str, exercise_id: str) -> int:
         """Records of ``user``'s submissions of ``exercise_id`` still in the backlog."""
         return sum(1 for r in self.backlog if r.user == user and r.exercise_id == exercise_id)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"backend": self.store.backend, "backlog": len(self.backlog),
-                "dropped": self.dropped}
+        return {
+            "backend": self.store.backend,
+            "backlog": len(self.backlog),
+            "dropped": self.dropped,
+        }
 
     def close(self, flush_timeout_s: float = 10.0) -> None:
         """Writes what the backlog holds if the database answers, then stops (blocking)."""
@@ -148,13 +184,21 @@ class GradebookRecorder:
         if self.backlog:
             try:
                 self._executor.submit(self.store.record_many, list(self.backlog)).result(
-                    flush_timeout_s)
+                    flush_timeout_s
+                )
                 self.backlog.clear()
             except Exception as e:
                 for lost in self.backlog:
-                    log.error("gradebook: stopping with the database out (%s); not recorded: "
-                              "user=%s exercise=%s score=%g/%g late=%s at %s", e, lost.user,
-                              lost.exercise_id, lost.score, lost.max_score, lost.late,
-                              iso_time(lost.submitted_at))
+                    log.error(
+                        "gradebook: stopping with the database out (%s); not recorded: "
+                        "user=%s exercise=%s score=%g/%g late=%s at %s",
+                        e,
+                        lost.user,
+                        lost.exercise_id,
+                        lost.score,
+                        lost.max_score,
+                        lost.late,
+                        iso_time(lost.submitted_at),
+                    )
         self._executor.shutdown(wait=True)
         self.store.close()

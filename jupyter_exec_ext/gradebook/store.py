@@ -37,7 +37,8 @@ TOP_FAILURES = 5
 metadata = sa.MetaData()
 #: The schema at the newest revision (the migrations are the authority; this mirrors them).
 submissions = sa.Table(
-    "submissions", metadata,
+    "submissions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("user_name", sa.String(255), nullable=False),
     sa.Column("exercise_id", sa.String(255), nullable=False),
@@ -57,7 +58,8 @@ submissions = sa.Table(
 )
 #: One row per student and exercise, updated with each submission in its transaction.
 grades = sa.Table(
-    "grades", metadata,
+    "grades",
+    metadata,
     sa.Column("user_name", sa.String(255), primary_key=True),
     sa.Column("exercise_id", sa.String(255), primary_key=True),
     sa.Column("best", sa.Float(precision=53), nullable=False),
@@ -125,30 +127,63 @@ class SubmissionRecord:
     submitted_at: float = field(default_factory=time.time)
 
     @classmethod
-    def from_grade(cls, user: str, exercise: Any, code: str, result: Any, *, late: bool = False,
-                   when: Optional[float] = None) -> "SubmissionRecord":
+    def from_grade(
+        cls,
+        user: str,
+        exercise: Any,
+        code: str,
+        result: Any,
+        *,
+        late: bool = False,
+        when: Optional[float] = None,
+    ) -> SubmissionRecord:
         """The record of ``result`` (a ``GradeResult``) of ``code`` for ``exercise``."""
-        return cls(user=user, exercise_id=result.exercise_id,
-                   exercise_version=getattr(exercise, "version", ""), code=code,
-                   status=getattr(result.status, "value", result.status), score=result.score,
-                   max_score=result.max_score, tests=[full_test_dict(t) for t in result.tests],
-                   stdout=result.stdout, stderr=result.stderr, message=result.message,
-                   duration_ms=int(result.duration_ms), late=late,
-                   submitted_at=time.time() if when is None else when)
+        return cls(
+            user=user,
+            exercise_id=result.exercise_id,
+            exercise_version=getattr(exercise, "version", ""),
+            code=code,
+            status=getattr(result.status, "value", result.status),
+            score=result.score,
+            max_score=result.max_score,
+            tests=[full_test_dict(t) for t in result.tests],
+            stdout=result.stdout,
+            stderr=result.stderr,
+            message=result.message,
+            duration_ms=int(result.duration_ms),
+            late=late,
+            submitted_at=time.time() if when is None else when,
+        )
 
     def row(self) -> dict[str, Any]:
-        return {"user_name": self.user, "exercise_id": self.exercise_id,
-                "exercise_version": self.exercise_version, "submitted_at": self.submitted_at,
-                "status": self.status, "score": self.score, "max_score": self.max_score,
-                "tests": json.dumps(self.tests), "code": self.code, "stdout": self.stdout,
-                "stderr": self.stderr, "message": self.message, "duration_ms": self.duration_ms,
-                "late": self.late}
+        return {
+            "user_name": self.user,
+            "exercise_id": self.exercise_id,
+            "exercise_version": self.exercise_version,
+            "submitted_at": self.submitted_at,
+            "status": self.status,
+            "score": self.score,
+            "max_score": self.max_score,
+            "tests": json.dumps(self.tests),
+            "code": self.code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "message": self.message,
+            "duration_ms": self.duration_ms,
+            "late": self.late,
+        }
 
 
 def full_test_dict(test: Any) -> dict[str, Any]:
     """A test's verdict with every detail (hidden tests' too: they are stored for instructors)."""
-    data = {"name": test.name, "status": test.status, "points": test.points,
-            "max_points": test.max_points, "hidden": test.hidden, "message": test.message}
+    data = {
+        "name": test.name,
+        "status": test.status,
+        "points": test.points,
+        "max_points": test.max_points,
+        "hidden": test.hidden,
+        "message": test.message,
+    }
     if test.expected is not None:
         data["expected"] = test.expected
         data["actual"] = test.actual
@@ -161,9 +196,14 @@ def redact_test(test: dict[str, Any]) -> dict[str, Any]:
     if not test.get("hidden"):
         return dict(test)
     passed = test.get("status") == "passed"
-    return {"name": test.get("name", ""), "status": "passed" if passed else "failed",
-            "points": test.get("points", 0.0), "max_points": test.get("max_points", 0.0),
-            "hidden": True, "message": "hidden test passed" if passed else "hidden test failed"}
+    return {
+        "name": test.get("name", ""),
+        "status": "passed" if passed else "failed",
+        "points": test.get("points", 0.0),
+        "max_points": test.get("max_points", 0.0),
+        "hidden": True,
+        "message": "hidden test passed" if passed else "hidden test failed",
+    }
 
 
 class StoreError(RuntimeError):
@@ -193,8 +233,10 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception:
-        raise StoreError(f"not a database URL: {describe_url(url)!r} (e.g. sqlite:///path/grades."
-                         "sqlite or postgresql+psycopg://user:password@host/db)") from None
+        raise StoreError(
+            f"not a database URL: {describe_url(url)!r} (e.g. sqlite:///path/grades."
+            "sqlite or postgresql+psycopg://user:password@host/db)"
+        ) from None
     try:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -207,12 +249,14 @@ def make_engine(url: str) -> Engine:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.close()
+
             return engine
         connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
         # No pre-ping (a round trip per use): a connection a restarted server dropped fails its
         # statement, the pool is invalidated, and the record waits in the backlog for the retry.
-        return sa.create_engine(parsed, pool_size=5, max_overflow=5, pool_recycle=3600,
-                                connect_args=connect_args)
+        return sa.create_engine(
+            parsed, pool_size=5, max_overflow=5, pool_recycle=3600, connect_args=connect_args
+        )
     except ImportError as e:
         raise StoreError(f"the driver of {describe_url(url)} is not installed ({e})") from None
     except sa.exc.ArgumentError as e:
@@ -231,12 +275,16 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Released when the transaction ends.
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
         tables = set(sa.inspect(connection).get_table_names())
         config.attributes["connection"] = connection
         if "submissions" in tables and "alembic_version" not in tables:
-            log.info("gradebook: the submission table predates migrations; stamping it revision %s",
-                     FIRST_REVISION)
+            log.info(
+                "gradebook: the submission table predates migrations; stamping it revision %s",
+                FIRST_REVISION,
+            )
             command.stamp(config, FIRST_REVISION)
         command.upgrade(config, "head")
 
@@ -267,8 +315,11 @@ class GradebookStore:
             try:
                 self.ensure_schema()
             except StoreError as e:
-                log.warning("gradebook database %s: %s; submissions are kept in memory until it "
-                            "answers", describe_url(url), e)
+                log.warning(
+                    "gradebook database %s: %s; submissions are kept in memory until it answers",
+                    describe_url(url),
+                    e,
+                )
 
     def __repr__(self) -> str:
         return f"GradebookStore({describe_url(self.url)})"
@@ -299,9 +350,10 @@ class GradebookStore:
         try:
             if autocommit:  # one statement: atomic by itself, no BEGIN and COMMIT round trips
                 with self.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT") as connection:
+                    isolation_level="AUTOCOMMIT"
+                ) as connection:
                     return work(connection)
-            with (self.engine.begin() if write else self.engine.connect()) as connection:
+            with self.engine.begin() if write else self.engine.connect() as connection:
                 return work(connection)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
             raise StoreError(f"the database did not answer: {_short(e)}") from None
@@ -321,16 +373,19 @@ class GradebookStore:
             # statement), one round trip: what recording adds to a submission.
             def insert(connection: Any) -> list[int]:
                 return [int(connection.execute(PG_RECORD, row).scalar_one()) for row in rows]
+
             return self._run(insert, write=True, autocommit=len(rows) == 1)
 
         def insert_each(connection: Any) -> list[int]:
             ids = []
             for row in rows:
-                ident = int(connection.execute(submissions.insert().values(**row))
-                            .inserted_primary_key[0])
+                ident = int(
+                    connection.execute(submissions.insert().values(**row)).inserted_primary_key[0]
+                )
                 connection.execute(self._grade_upsert(row, ident))
                 ids.append(ident)
             return ids
+
         return self._run(insert_each, write=True)
 
     def _grade_upsert(self, row: dict[str, Any], ident: int) -> Any:
@@ -342,20 +397,30 @@ class GradebookStore:
         else:
             from sqlalchemy.dialects.sqlite import insert
         statement = insert(grades).values(
-            user_name=row["user_name"], exercise_id=row["exercise_id"], best=row["score"],
-            last=row["score"], max_score=row["max_score"], attempts=1, late=row["late"],
-            last_at=row["submitted_at"], last_id=ident)
+            user_name=row["user_name"],
+            exercise_id=row["exercise_id"],
+            best=row["score"],
+            last=row["score"],
+            max_score=row["max_score"],
+            attempts=1,
+            late=row["late"],
+            last_at=row["submitted_at"],
+            last_id=ident,
+        )
         new, old = statement.excluded, grades.c
         newer = new.last_id > old.last_id
         return statement.on_conflict_do_update(
             index_elements=[old.user_name, old.exercise_id],
-            set_={"best": sa.case((new.best > old.best, new.best), else_=old.best),
-                  "attempts": old.attempts + 1,
-                  "late": sa.or_(old.late, new.late),
-                  "last": sa.case((newer, new.last), else_=old.last),
-                  "max_score": sa.case((newer, new.max_score), else_=old.max_score),
-                  "last_at": sa.case((newer, new.last_at), else_=old.last_at),
-                  "last_id": sa.case((newer, new.last_id), else_=old.last_id)})
+            set_={
+                "best": sa.case((new.best > old.best, new.best), else_=old.best),
+                "attempts": old.attempts + 1,
+                "late": sa.or_(old.late, new.late),
+                "last": sa.case((newer, new.last), else_=old.last),
+                "max_score": sa.case((newer, new.max_score), else_=old.max_score),
+                "last_at": sa.case((newer, new.last_at), else_=old.last_at),
+                "last_id": sa.case((newer, new.last_id), else_=old.last_id),
+            },
+        )
 
     def rebuild_grades(self) -> None:
         """Recomputes the gradebook's rows from every submission (after rows were written
@@ -365,6 +430,7 @@ class GradebookStore:
         def rebuild(connection: Any) -> None:
             connection.execute(grades.delete())
             connection.exec_driver_sql(BACKFILL)
+
         self._run(rebuild, write=True)
 
     # -- reading ------------------------------------------------------------------------------
@@ -378,36 +444,64 @@ class GradebookStore:
             where.append(submissions.c.exercise_id == exercise_id)
         return where
 
-    def list(self, user: Optional[str] = None, exercise_id: Optional[str] = None, limit: int = 50,
-             offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    def list(
+        self,
+        user: Optional[str] = None,
+        exercise_id: Optional[str] = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
         """The total and one page of submission summaries, newest first; ``None`` filters
         nothing."""
         where = self._filters(user, exercise_id)
         c = submissions.c
-        columns = [c.id, c.user_name, c.exercise_id, c.exercise_version, c.submitted_at, c.score,
-                   c.max_score, c.status, c.late, c.duration_ms]
+        columns = [
+            c.id,
+            c.user_name,
+            c.exercise_id,
+            c.exercise_version,
+            c.submitted_at,
+            c.score,
+            c.max_score,
+            c.status,
+            c.late,
+            c.duration_ms,
+        ]
 
         def read(connection: Any) -> tuple[int, list]:
-            total = connection.execute(sa.select(sa.func.count()).select_from(submissions)
-                                       .where(*where)).scalar_one()
-            rows = connection.execute(sa.select(*columns).where(*where).order_by(c.id.desc())
-                                      .limit(limit).offset(offset)).all()
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(submissions).where(*where)
+            ).scalar_one()
+            rows = connection.execute(
+                sa.select(*columns).where(*where).order_by(c.id.desc()).limit(limit).offset(offset)
+            ).all()
             return int(total), [self._summary(r._mapping) for r in rows]
+
         return self._run(read)
 
     @staticmethod
     def _summary(row: Any) -> dict[str, Any]:
-        return {"id": str(row["id"]), "user": row["user_name"], "exercise_id": row["exercise_id"],
-                "exercise_version": row["exercise_version"],
-                "submitted_at": iso_time(row["submitted_at"]), "score": row["score"],
-                "max_score": row["max_score"], "status": row["status"], "late": bool(row["late"]),
-                "duration_ms": int(row["duration_ms"])}
+        return {
+            "id": str(row["id"]),
+            "user": row["user_name"],
+            "exercise_id": row["exercise_id"],
+            "exercise_version": row["exercise_version"],
+            "submitted_at": iso_time(row["submitted_at"]),
+            "score": row["score"],
+            "max_score": row["max_score"],
+            "status": row["status"],
+            "late": bool(row["late"]),
+            "duration_ms": int(row["duration_ms"]),
+        }
 
     def get(self, submission_id: int) -> Optional[dict[str, Any]]:
         """One submission in full (hidden tests unredacted), or None."""
+
         def read(connection: Any) -> Any:
-            return connection.execute(sa.select(submissions)
-                                      .where(submissions.c.id == submission_id)).first()
+            return connection.execute(
+                sa.select(submissions).where(submissions.c.id == submission_id)
+            ).first()
+
         row = self._run(read)
         if row is None:
             return None
@@ -415,15 +509,27 @@ class GradebookStore:
         tests = json.loads(row["tests"])
         for test in tests:
             test.setdefault("message", "")  # records older than the gradebook kept none
-        return {**self._summary(row), "code": {"code": row["code"]}, "tests": tests, "stdout": row["stdout"],
-                "stderr": row["stderr"], "message": row["message"]}
+        return {
+            **self._summary(row),
+            "code": {"code": row["code"]},
+            "tests": tests,
+            "stdout": row["stdout"],
+            "stderr": row["stderr"],
+            "message": row["message"],
+        }
 
     def attempts(self, user: str, exercise_id: str) -> int:
         """How many graded submissions ``user`` has of ``exercise_id``."""
+
         def read(connection: Any) -> int:
-            return int(connection.execute(
-                sa.select(sa.func.count()).select_from(submissions)
-                .where(*self._filters(user, exercise_id))).scalar_one())
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(submissions)
+                    .where(*self._filters(user, exercise_id))
+                ).scalar_one()
+            )
+
         return self._run(read)
 
     def progress(self, user: str, exercise_id: str) -> dict[str, Any]:
@@ -432,43 +538,76 @@ class GradebookStore:
         g = grades.c
 
         def read(connection: Any) -> Any:
-            return connection.execute(sa.select(g.attempts, g.best, g.last, g.max_score, g.late)
-                                      .where(g.user_name == user, g.exercise_id == exercise_id)
-                                      ).first()
+            return connection.execute(
+                sa.select(g.attempts, g.best, g.last, g.max_score, g.late).where(
+                    g.user_name == user, g.exercise_id == exercise_id
+                )
+            ).first()
+
         row = self._run(read)
         if row is None:
-            return {"attempts": 0, "best": None, "last": None, "max_score": None,
-                    "any_late": False}
-        return {"attempts": int(row[0]), "best": row[1], "last": row[2], "max_score": row[3],
-                "any_late": bool(row[4])}
+            return {"attempts": 0, "best": None, "last": None, "max_score": None, "any_late": False}
+        return {
+            "attempts": int(row[0]),
+            "best": row[1],
+            "last": row[2],
+            "max_score": row[3],
+            "any_late": bool(row[4]),
+        }
 
     def gradebook(self, exercise_id: Optional[str] = None) -> list[dict[str, Any]]:
         """One row per student and exercise: best and last score, the last max score, attempts,
         whether any submission was late, the last time; ordered by user, then exercise."""
         g = grades.c
-        query = sa.select(g.user_name, g.exercise_id, g.best, g.attempts, g.late, g.last,
-                          g.max_score, g.last_at).order_by(g.user_name, g.exercise_id)
+        query = sa.select(
+            g.user_name, g.exercise_id, g.best, g.attempts, g.late, g.last, g.max_score, g.last_at
+        ).order_by(g.user_name, g.exercise_id)
         if exercise_id is not None:
             query = query.where(g.exercise_id == exercise_id)
 
         def read(connection: Any) -> list:
             return connection.execute(query).all()
-        return [{"user": r[0], "exercise_id": r[1], "best": r[2], "attempts": int(r[3]),
-                 "late": bool(r[4]), "last": r[5], "max_score": r[6], "last_at": iso_time(r[7])}
-                for r in self._run(read)]
+
+        return [
+            {
+                "user": r[0],
+                "exercise_id": r[1],
+                "best": r[2],
+                "attempts": int(r[3]),
+                "late": bool(r[4]),
+                "last": r[5],
+                "max_score": r[6],
+                "last_at": iso_time(r[7]),
+            }
+            for r in self._run(read)
+        ]
 
     def users(self) -> list[str]:
         """Everyone with a submission, sorted."""
+
         def read(connection: Any) -> list:
-            return connection.execute(sa.select(grades.c.user_name).distinct()
-                                      .order_by(grades.c.user_name)).scalars().all()
+            return (
+                connection.execute(
+                    sa.select(grades.c.user_name).distinct().order_by(grades.c.user_name)
+                )
+                .scalars()
+                .all()
+            )
+
         return list(self._run(read))
 
     def exercise_ids(self) -> list[str]:
         """Every exercise with a submission, sorted."""
+
         def read(connection: Any) -> list:
-            return connection.execute(sa.select(grades.c.exercise_id).distinct()
-                                      .order_by(grades.c.exercise_id)).scalars().all()
+            return (
+                connection.execute(
+                    sa.select(grades.c.exercise_id).distinct().order_by(grades.c.exercise_id)
+                )
+                .scalars()
+                .all()
+            )
+
         return list(self._run(read))
 
     def stats(self, exercise_id: str, test_order: Optional[list[str]] = None) -> dict[str, Any]:
@@ -479,8 +618,10 @@ class GradebookStore:
         c = submissions.c
 
         def read(connection: Any) -> list:
-            return connection.execute(sa.select(c.user_name, c.tests)
-                                      .where(c.exercise_id == exercise_id).order_by(c.id)).all()
+            return connection.execute(
+                sa.select(c.user_name, c.tests).where(c.exercise_id == exercise_id).order_by(c.id)
+            ).all()
+
         rows = self._run(read)
         attempts: Counter = Counter()
         first_pass: dict[str, dict[str, int]] = defaultdict(dict)  # test -> user -> attempt
@@ -499,23 +640,38 @@ class GradebookStore:
                 if test.get("status") == "passed":
                     first_pass[name].setdefault(user, attempts[user])
                 elif not test.get("hidden"):
-                    failures[name][(test.get("message") or test.get("status") or "")[:MESSAGE_CHARS]] += 1
+                    failures[name][
+                        (test.get("message") or test.get("status") or "")[:MESSAGE_CHARS]
+                    ] += 1
         order = [n for n in (test_order or []) if n in hidden]
         order += [n for n in seen_order if n not in order]
         tests = []
         for name in order:
             passes = first_pass[name]
-            tests.append({
-                "name": name, "hidden": hidden[name],
-                "pass_rate": _rate(len(passes), len(attempted[name])),
-                "passed_students": len(passes), "attempted_students": len(attempted[name]),
-                "median_attempts_to_first_pass":
-                    statistics.median(passes.values()) if passes else None,
-                "failures": [] if hidden[name] else [
-                    {"message": m, "count": n} for m, n in failures[name].most_common(TOP_FAILURES)],
-            })
-        return {"exercise_id": exercise_id, "submissions": len(rows), "students": len(attempts),
-                "tests": tests}
+            tests.append(
+                {
+                    "name": name,
+                    "hidden": hidden[name],
+                    "pass_rate": _rate(len(passes), len(attempted[name])),
+                    "passed_students": len(passes),
+                    "attempted_students": len(attempted[name]),
+                    "median_attempts_to_first_pass": statistics.median(passes.values())
+                    if passes
+                    else None,
+                    "failures": []
+                    if hidden[name]
+                    else [
+                        {"message": m, "count": n}
+                        for m, n in failures[name].most_common(TOP_FAILURES)
+                    ],
+                }
+            )
+        return {
+            "exercise_id": exercise_id,
+            "submissions": len(rows),
+            "students": len(attempts),
+            "tests": tests,
+        }
 
     def close(self) -> None:
         self.engine.dispose()

@@ -14,12 +14,26 @@ from .exercise import (
     load_exercise,
     schema,
 )
-from .grader import GradeResult, Grader, TestResult
+from .grader import Grader, GradeResult, TestResult
 from .registry import ExerciseRegistry
 from .release import WorkspaceChange, release, student_copy, update_workspace
 
 __all__ = [
-    "METADATA_KEY", "DataFilesError", "Exercise", "ExerciseError", "ExerciseNotFound", "ExerciseRegistry",
-    "ExerciseTest", "GradeResult", "Grader", "TestResult", "exercise_from_notebook",
-    "load_exercise", "release", "schema", "student_copy", "update_workspace", "WorkspaceChange",
+    "METADATA_KEY",
+    "DataFilesError",
+    "Exercise",
+    "ExerciseError",
+    "ExerciseNotFound",
+    "ExerciseRegistry",
+    "ExerciseTest",
+    "GradeResult",
+    "Grader",
+    "TestResult",
+    "exercise_from_notebook",
+    "load_exercise",
+    "release",
+    "schema",
+    "student_copy",
+    "update_workspace",
+    "WorkspaceChange",
 ]

@@ -41,7 +41,11 @@ def outputs_match(expected: str, actual: str, mode: str = "strip", tolerance: fl
             if w == g:
                 continue
             fw, fg = _as_float(w), _as_float(g)
-            if fw is None or fg is None or not math.isclose(fw, fg, rel_tol=tolerance, abs_tol=tolerance):
+            if (
+                fw is None
+                or fg is None
+                or not math.isclose(fw, fg, rel_tol=tolerance, abs_tol=tolerance)
+            ):
                 return False
         return True
     if mode == "regex":
@@ -50,7 +54,11 @@ def outputs_match(expected: str, actual: str, mode: str = "strip", tolerance: fl
 
 
 def _shorten(text: str) -> str:
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"… ({len(text) - MAX_SHOWN} more characters)"
+    return (
+        text
+        if len(text) <= MAX_SHOWN
+        else text[:MAX_SHOWN] + f"… ({len(text) - MAX_SHOWN} more characters)"
+    )
 
 
 def describe_mismatch(expected: str, actual: str, mode: str) -> str:
@@ -61,6 +69,12 @@ def describe_mismatch(expected: str, actual: str, mode: str) -> str:
         return f"expected {_shorten(expected.strip())!r} but nothing was printed"
     if "\n" not in expected.strip() and "\n" not in actual.strip():
         return f"expected {_shorten(expected.strip())!r} but got {_shorten(actual.strip())!r}"
-    diff = difflib.unified_diff(expected.strip().splitlines(), actual.strip().splitlines(),
-                                "expected", "actual", lineterm="", n=2)
+    diff = difflib.unified_diff(
+        expected.strip().splitlines(),
+        actual.strip().splitlines(),
+        "expected",
+        "actual",
+        lineterm="",
+        n=2,
+    )
     return "output differs from the expected output:\n" + _shorten("\n".join(diff))

@@ -77,17 +77,28 @@ class ExerciseTest:
     tolerance: float = DEFAULT_TOLERANCE
 
     def to_metadata(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "test_code": self.test_code,
-                                "expected_output": self.expected_output, "points": self.points,
-                                "hidden": self.hidden, "timeout": self.timeout, "compare": self.compare}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "test_code": self.test_code,
+            "expected_output": self.expected_output,
+            "points": self.points,
+            "hidden": self.hidden,
+            "timeout": self.timeout,
+            "compare": self.compare,
+        }
         if self.compare == "float":
             data["tolerance"] = self.tolerance
         return data
 
     def public_dict(self) -> dict[str, Any]:
         """What a student may see of a visible test."""
-        return {"name": self.name, "test_code": self.test_code, "expected_output": self.expected_output,
-                "points": self.points, "compare": self.compare}
+        return {
+            "name": self.name,
+            "test_code": self.test_code,
+            "expected_output": self.expected_output,
+            "points": self.points,
+            "compare": self.compare,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,10 +151,15 @@ class Exercise:
     def version(self) -> str:
         """A hash of what grades the exercise (its tests and requirements): two submissions with
         the same version were graded by the same tests."""
-        graded = {"tests": [t.to_metadata() for t in self.tests],
-                  "requirements": [{"name": r.name, "rule": r.requirement.description,
-                                    "points": r.points} for r in self.requirements]}
+        graded = {
+            "tests": [t.to_metadata() for t in self.tests],
+            "requirements": [
+                {"name": r.name, "rule": r.requirement.description, "points": r.points}
+                for r in self.requirements
+            ],
+        }
         return hashlib.sha256(json.dumps(graded, sort_keys=True).encode()).hexdigest()[:16]
+
     #: Names of data files beside the notebook, given read-only in the runs' working directory.
     data_files: Tuple[str, ...] = ()
 
@@ -163,17 +179,22 @@ class Exercise:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
-                raise DataFilesError(f"exercise {self.id!r}: data file {name!r} is missing (it belongs "
-                                     f"beside the exercise notebook {self.path.name if self.path else ''})"
-                                     ) from None
+                raise DataFilesError(
+                    f"exercise {self.id!r}: data file {name!r} is missing (it belongs "
+                    f"beside the exercise notebook {self.path.name if self.path else ''})"
+                ) from None
             except OSError as e:
-                raise DataFilesError(f"exercise {self.id!r}: data file {name!r} cannot be read "
-                                     f"({e.strerror or type(e).__name__})") from None
+                raise DataFilesError(
+                    f"exercise {self.id!r}: data file {name!r} cannot be read "
+                    f"({e.strerror or type(e).__name__})"
+                ) from None
             total += len(data)
             if max_bytes is not None and total > max_bytes:
-                raise DataFilesError(f"exercise {self.id!r}: data file {name!r} brings the data files to "
-                                    f"{total} bytes, above the cap of {max_bytes} bytes "
-                                    "(DOCKER_EXECUTOR_DATA_FILES_BYTES)")
+                raise DataFilesError(
+                    f"exercise {self.id!r}: data file {name!r} brings the data files to "
+                    f"{total} bytes, above the cap of {max_bytes} bytes "
+                    "(DOCKER_EXECUTOR_DATA_FILES_BYTES)"
+                )
             files.append(DataFile(name=name, data=data))
         return tuple(files)
 
@@ -228,7 +249,9 @@ def _cell_role(cell: Any) -> Optional[str]:
     return meta.get("role") if isinstance(meta, dict) else None
 
 
-def _describe(path: Union[Path, str], error: jsonschema.ValidationError, tests: Sequence[Any]) -> str:
+def _describe(
+    path: Union[Path, str], error: jsonschema.ValidationError, tests: Sequence[Any]
+) -> str:
     location = list(error.absolute_path)
     where = f"metadata {METADATA_KEY}"
     if len(location) >= 2 and location[0] == "tests" and isinstance(location[1], int):
@@ -260,12 +283,16 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
     """
     meta = nb.get("metadata", {}).get(METADATA_KEY)
     if meta is None:
-        raise ExerciseError(f"{path}: not an exercise notebook (no '{METADATA_KEY}' in the notebook metadata)")
+        raise ExerciseError(
+            f"{path}: not an exercise notebook (no '{METADATA_KEY}' in the notebook metadata)"
+        )
     meta = json.loads(json.dumps(meta))  # plain dicts and lists, whatever nbformat wrapped them in
     tests_field = meta.get("tests") if isinstance(meta, dict) else None
     tests_raw: list[Any] = tests_field if isinstance(tests_field, list) else []
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(meta),
-                    key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema()).iter_errors(meta),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
     if errors:
         raise ExerciseError(_describe(path, errors[0], tests_raw))
 
@@ -279,41 +306,68 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
         try:
             compile(raw["test_code"], raw["name"], "exec")
         except SyntaxError as e:
-            raise ExerciseError(f"{where}: field 'test_code': not valid Python ({e.msg}, line {e.lineno})") from None
+            raise ExerciseError(
+                f"{where}: field 'test_code': not valid Python ({e.msg}, line {e.lineno})"
+            ) from None
         compare = raw.get("compare", "strip")
         if compare == "regex":
             if raw.get("expected_output") is None:
-                raise ExerciseError(f"{where}: field 'expected_output': compare 'regex' needs a pattern")
+                raise ExerciseError(
+                    f"{where}: field 'expected_output': compare 'regex' needs a pattern"
+                )
             try:
                 re.compile(raw["expected_output"])
             except re.error as e:
-                raise ExerciseError(f"{where}: field 'expected_output': not a valid regular expression ({e})") from None
-        tests.append(ExerciseTest(
-            name=raw["name"], test_code=raw["test_code"], expected_output=raw.get("expected_output"),
-            points=float(raw.get("points", 1)), hidden=bool(raw.get("hidden", False)),
-            timeout=float(raw.get("timeout", DEFAULT_TEST_TIMEOUT)), compare=compare,
-            tolerance=float(raw.get("tolerance", DEFAULT_TOLERANCE)),
-        ))
+                raise ExerciseError(
+                    f"{where}: field 'expected_output': not a valid regular expression ({e})"
+                ) from None
+        tests.append(
+            ExerciseTest(
+                name=raw["name"],
+                test_code=raw["test_code"],
+                expected_output=raw.get("expected_output"),
+                points=float(raw.get("points", 1)),
+                hidden=bool(raw.get("hidden", False)),
+                timeout=float(raw.get("timeout", DEFAULT_TEST_TIMEOUT)),
+                compare=compare,
+                tolerance=float(raw.get("tolerance", DEFAULT_TOLERANCE)),
+            )
+        )
 
     requirements = []
     for index, raw in enumerate(meta.get("requirements") or []):
         try:
-            rule = Requirement(rule=raw["rule"], function=raw.get("function"), construct=raw.get("construct"),
-                               exception=raw.get("exception"), why=raw.get("why", ""))
+            rule = Requirement(
+                rule=raw["rule"],
+                function=raw.get("function"),
+                construct=raw.get("construct"),
+                exception=raw.get("exception"),
+                why=raw.get("why", ""),
+            )
         except ValueError as e:
-            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'requirements[{index}]': {e}") from None
+            raise ExerciseError(
+                f"{path}: metadata {METADATA_KEY} field 'requirements[{index}]': {e}"
+            ) from None
         name = raw.get("name") or rule.default_name()
         if name in seen:
-            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'requirements[{index}]': "
-                                f"name {name!r} is also the name of a test or another requirement")
+            raise ExerciseError(
+                f"{path}: metadata {METADATA_KEY} field 'requirements[{index}]': "
+                f"name {name!r} is also the name of a test or another requirement"
+            )
         seen.add(name)
-        requirements.append(RequirementTest(name=name, requirement=rule, points=float(raw.get("points", 1))))
+        requirements.append(
+            RequirementTest(name=name, requirement=rule, points=float(raw.get("points", 1)))
+        )
     wrong_solutions: list[WrongSolution] = []
     for index, raw in enumerate(meta.get("wrong_solutions") or []):
         if any(w.name == raw["name"] for w in wrong_solutions):
-            raise ExerciseError(f"{path}: metadata {METADATA_KEY} field 'wrong_solutions[{index}]': "
-                                f"another wrong solution is named {raw['name']!r}")
-        wrong_solutions.append(WrongSolution(name=raw["name"], code=raw["code"], reason=raw.get("reason", "")))
+            raise ExerciseError(
+                f"{path}: metadata {METADATA_KEY} field 'wrong_solutions[{index}]': "
+                f"another wrong solution is named {raw['name']!r}"
+            )
+        wrong_solutions.append(
+            WrongSolution(name=raw["name"], code=raw["code"], reason=raw.get("reason", ""))
+        )
 
     limits = meta.get("limits") or {}
     try:
@@ -339,10 +393,14 @@ def exercise_from_notebook(nb: Any, path: Union[Path, str] = "<notebook>") -> Ex
     for cell in cells:
         role = _cell_role(cell)
         if role is not None and role not in ROLES:
-            raise ExerciseError(f"{path}: a cell has unknown role {role!r} (known roles: {', '.join(ROLES)})")
+            raise ExerciseError(
+                f"{path}: a cell has unknown role {role!r} (known roles: {', '.join(ROLES)})"
+            )
         if role:
             by_role[role].append(cell.get("source", ""))
-    prompt_cells = by_role["prompt"] or [c.get("source", "") for c in cells if c.get("cell_type") == "markdown"]
+    prompt_cells = by_role["prompt"] or [
+        c.get("source", "") for c in cells if c.get("cell_type") == "markdown"
+    ]
     starter = "\n\n".join(by_role["starter"] or by_role["student"])
     solution = "\n\n".join(by_role["solution"]) if by_role["solution"] else None
     return Exercise(
@@ -376,7 +434,9 @@ def parse_due(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T23:59:00+01:00)") from None
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T23:59:00+01:00)"
+        ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{text!r} has no time zone; add one, e.g. {raw}Z for UTC or {raw}+01:00")
     return moment

@@ -29,7 +29,13 @@ from .exercise import Exercise, ExerciseTest, RequirementTest, _points
 
 log = logging.getLogger(__name__)
 
-PASSED, FAILED, ERROR, TIMEOUT, MEMORY_LIMIT = "passed", "failed", "error", "timeout", "memory_limit"
+PASSED, FAILED, ERROR, TIMEOUT, MEMORY_LIMIT = (
+    "passed",
+    "failed",
+    "error",
+    "timeout",
+    "memory_limit",
+)
 MAX_ACTUAL_SHOWN = 10_000
 
 
@@ -57,9 +63,14 @@ class TestResult:
         return self.status == PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "status": self.status, "points": self.points,
-                                "max_points": self.max_points, "hidden": self.hidden,
-                                "message": self.message}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "points": self.points,
+            "max_points": self.max_points,
+            "hidden": self.hidden,
+            "message": self.message,
+        }
         if not self.hidden and self.expected is not None:
             data["expected"] = self.expected
             data["actual"] = self.actual
@@ -72,9 +83,14 @@ def redact(test: TestResult) -> TestResult:
     if not test.hidden:
         return test
     passed = test.status == PASSED
-    return TestResult(name=test.name, status=PASSED if passed else FAILED, points=test.points,
-                      max_points=test.max_points, hidden=True,
-                      message="hidden test passed" if passed else "hidden test failed")
+    return TestResult(
+        name=test.name,
+        status=PASSED if passed else FAILED,
+        points=test.points,
+        max_points=test.max_points,
+        hidden=True,
+        message="hidden test passed" if passed else "hidden test failed",
+    )
 
 
 @dataclass
@@ -92,7 +108,7 @@ class GradeResult:
     duration_ms: int = 0
     message: str = ""
 
-    def redacted(self) -> "GradeResult":
+    def redacted(self) -> GradeResult:
         """The result as a student may see it (``redact`` on every test)."""
         return dataclasses.replace(self, tests=[redact(t) for t in self.tests])
 
@@ -122,14 +138,24 @@ class Grader:
         default_limits: the base an exercise's own limits are laid over.
     """
 
-    def __init__(self, sandbox: SandboxLike, default_limits: Optional[Limits] = None,
-                 data_files_bytes: Optional[int] = None):
+    def __init__(
+        self,
+        sandbox: SandboxLike,
+        default_limits: Optional[Limits] = None,
+        data_files_bytes: Optional[int] = None,
+    ):
         self.sandbox = sandbox
         self.default_limits = default_limits or Limits()
         self.data_files_bytes = data_files_bytes
 
-    def grade(self, exercise: Exercise, code: str, *, reveal_hidden: bool = False,
-              user: Optional[str] = None) -> GradeResult:
+    def grade(
+        self,
+        exercise: Exercise,
+        code: str,
+        *,
+        reveal_hidden: bool = False,
+        user: Optional[str] = None,
+    ) -> GradeResult:
         """Runs ``code`` against every test of ``exercise`` and scores it.
 
         Args:
@@ -152,8 +178,12 @@ class Grader:
         run = self.sandbox.run(request)
         # Every test gets a verdict, also when the sandbox reported fewer checks than were asked.
         checks = list(run.checks) + [CheckResult(outcome=CheckOutcome.NOT_RUN)] * (
-            len(exercise.tests) - len(run.checks))
-        tests = [self._judge(test, check, run, reveal_hidden) for test, check in zip(exercise.tests, checks)]
+            len(exercise.tests) - len(run.checks)
+        )
+        tests = [
+            self._judge(test, check, run, reveal_hidden)
+            for test, check in zip(exercise.tests, checks)
+        ]
         tests.extend(self._judge_requirement(req, code) for req in exercise.requirements)
         score = _points(sum(t.points for t in tests))
         return GradeResult(
@@ -168,11 +198,18 @@ class Grader:
             message=run.message,
         )
 
-    def _judge(self, test: ExerciseTest, check: CheckResult, run: ExecutionResult,
-               reveal_hidden: bool) -> TestResult:
+    def _judge(
+        self, test: ExerciseTest, check: CheckResult, run: ExecutionResult, reveal_hidden: bool
+    ) -> TestResult:
         status, message = self._verdict(test, check, run)
-        result = TestResult(name=test.name, status=status, points=test.points if status == PASSED else 0.0,
-                            max_points=test.points, hidden=test.hidden, message=message)
+        result = TestResult(
+            name=test.name,
+            status=status,
+            points=test.points if status == PASSED else 0.0,
+            max_points=test.points,
+            hidden=test.hidden,
+            message=message,
+        )
         if test.expected_output is not None and check.outcome is CheckOutcome.COMPLETED:
             result.expected = test.expected_output
             result.actual = check.stdout[:MAX_ACTUAL_SHOWN]
@@ -182,11 +219,18 @@ class Grader:
     def _judge_requirement(req: RequirementTest, code: str) -> TestResult:
         # Decided on the host from the submitted text: nothing the code does at run time changes it.
         broken = req.requirement.check(code)
-        return TestResult(name=req.name, status=FAILED if broken else PASSED,
-                          points=0.0 if broken else req.points, max_points=req.points, hidden=False,
-                          message=broken or "passed")
+        return TestResult(
+            name=req.name,
+            status=FAILED if broken else PASSED,
+            points=0.0 if broken else req.points,
+            max_points=req.points,
+            hidden=False,
+            message=broken or "passed",
+        )
 
-    def _verdict(self, test: ExerciseTest, check: CheckResult, run: ExecutionResult) -> tuple[str, str]:
+    def _verdict(
+        self, test: ExerciseTest, check: CheckResult, run: ExecutionResult
+    ) -> tuple[str, str]:
         outcome = check.outcome
         if outcome is CheckOutcome.COMPLETED:
             if test.expected_output is None:
@@ -207,10 +251,14 @@ class Grader:
         if outcome is CheckOutcome.OUTPUT_LIMIT:
             return FAILED, "the test printed more output than allowed"
         if outcome is CheckOutcome.EXITED:
-            return ERROR, check.message or ("the test ended before it finished: does the code call "
-                                            "sys.exit(), os._exit() or crash the interpreter?")
+            return ERROR, check.message or (
+                "the test ended before it finished: does the code call "
+                "sys.exit(), os._exit() or crash the interpreter?"
+            )
         if outcome is CheckOutcome.PROTOCOL_ERROR:
-            return ERROR, ("the test could not be judged: the code's process broke the test's "
-                           "connection to it" + (f" ({check.message})" if check.message else ""))
+            return ERROR, (
+                "the test could not be judged: the code's process broke the test's "
+                "connection to it" + (f" ({check.message})" if check.message else "")
+            )
         reason = f"{run.status.value}: {run.message}" if run.message else run.status.value
         return ERROR, f"not run: the submitted code did not run to the end ({reason})"

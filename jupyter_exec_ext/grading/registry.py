@@ -16,8 +16,9 @@ from .exercise import Exercise, ExerciseError, ExerciseNotFound, load_exercise
 log = logging.getLogger(__name__)
 
 
-def group_definitions(loaded: Iterable[tuple[Path, Exercise]]
-                      ) -> dict[str, list[tuple[Path, Exercise]]]:
+def group_definitions(
+    loaded: Iterable[tuple[Path, Exercise]],
+) -> dict[str, list[tuple[Path, Exercise]]]:
     """Exercise definitions (notebook and exercise) by id, each id's in the order given. Student
     copies (``student_copy`` set by release) share their exercise's id and are no definitions:
     they are left out. An id with more than one definition is a duplicate."""
@@ -55,8 +56,9 @@ def load_notebooks(paths: Iterable[Path]) -> list[LoadedNotebook]:
             continue
         first_path, first = definitions[exercise.id][0]
         if first is not exercise:
-            notebook.problem = (f"{notebook.path}: exercise id {exercise.id!r} is also used by "
-                                f"{first_path}")
+            notebook.problem = (
+                f"{notebook.path}: exercise id {exercise.id!r} is also used by {first_path}"
+            )
             notebook.exercise = None
     return loaded
 
@@ -114,13 +116,20 @@ class ExerciseRegistry:
                     loaded = e
                     log.warning("exercise notebook skipped: %s", e)
                 files[path] = (*key, loaded)
-            by_path = {i: [path for path, _ in defined] for i, defined in group_definitions(
-                (path, loaded) for path, (_, _, loaded) in files.items()
-                if isinstance(loaded, Exercise)).items()}
+            by_path = {
+                i: [path for path, _ in defined]
+                for i, defined in group_definitions(
+                    (path, loaded)
+                    for path, (_, _, loaded) in files.items()
+                    if isinstance(loaded, Exercise)
+                ).items()
+            }
             self._files = files
             self._duplicates = {i: paths for i, paths in by_path.items() if len(paths) > 1}
             for exercise_id, paths in self._duplicates.items():
-                log.warning("duplicate exercise id %r in %s", exercise_id, " and ".join(map(str, paths)))
+                log.warning(
+                    "duplicate exercise id %r in %s", exercise_id, " and ".join(map(str, paths))
+                )
             self._by_id = {i: files[paths[0]][2] for i, paths in by_path.items() if len(paths) == 1}
 
     def list(self) -> list[Exercise]:
@@ -140,7 +149,9 @@ class ExerciseRegistry:
         with self._lock:
             if exercise_id in self._duplicates:
                 paths = " and ".join(str(p) for p in self._duplicates[exercise_id])
-                raise ExerciseError(f"exercise id {exercise_id!r} is used by more than one notebook: {paths}")
+                raise ExerciseError(
+                    f"exercise id {exercise_id!r} is used by more than one notebook: {paths}"
+                )
             try:
                 return self._by_id[exercise_id]
             except KeyError:
@@ -150,7 +161,13 @@ class ExerciseRegistry:
         """Notebooks that could not be loaded, and duplicated ids, as messages."""
         self.refresh()
         with self._lock:
-            found = [str(loaded) for _, _, loaded in self._files.values() if isinstance(loaded, ExerciseError)]
-            found += [f"exercise id {i!r} is used by more than one notebook: {' and '.join(map(str, p))}"
-                      for i, p in self._duplicates.items()]
+            found = [
+                str(loaded)
+                for _, _, loaded in self._files.values()
+                if isinstance(loaded, ExerciseError)
+            ]
+            found += [
+                f"exercise id {i!r} is used by more than one notebook: {' and '.join(map(str, p))}"
+                for i, p in self._duplicates.items()
+            ]
             return found

@@ -70,8 +70,11 @@ def release(src: Union[str, Path], dst: Union[str, Path], *, force: bool = False
     """
     src, dst = Path(src), Path(dst)
     if src.is_dir():
-        pairs = [(p, dst / p.relative_to(src)) for p in sorted(src.rglob("*.ipynb"))
-                 if ".ipynb_checkpoints" not in p.parts]
+        pairs = [
+            (p, dst / p.relative_to(src))
+            for p in sorted(src.rglob("*.ipynb"))
+            if ".ipynb_checkpoints" not in p.parts
+        ]
     else:
         # A destination that is not a notebook path is a directory, existing or not.
         target = dst if dst.suffix == ".ipynb" and not dst.is_dir() else dst / src.name
@@ -84,11 +87,15 @@ def release(src: Union[str, Path], dst: Union[str, Path], *, force: bool = False
             raise FileExistsError(f"{target} exists; pass --force to overwrite it")
         nb = nbformat.read(str(source), as_version=4)
         copy_nb = student_copy(nb, source)
-        files = [(target.parent / f.name, f.data)
-                 for f in exercise_from_notebook(nb, source).read_data_files()]
+        files = [
+            (target.parent / f.name, f.data)
+            for f in exercise_from_notebook(nb, source).read_data_files()
+        ]
         for path, data in files:
             if path.exists() and not force and path.read_bytes() != data:
-                raise FileExistsError(f"{path} exists with other content; pass --force to overwrite it")
+                raise FileExistsError(
+                    f"{path} exists with other content; pass --force to overwrite it"
+                )
         copies.append((target, copy_nb, files))
     written = []
     for target, nb, files in copies:
@@ -153,7 +160,9 @@ def _beside(target: Path) -> Path:
         n += 1
 
 
-def authoritative_notebooks(directory: Union[str, Path], exclude: Optional[Path] = None) -> list[Path]:
+def authoritative_notebooks(
+    directory: Union[str, Path], exclude: Optional[Path] = None
+) -> list[Path]:
     """The notebooks under ``directory`` except checkpoints, dot folders and ``exclude``."""
     directory = Path(directory)
     found = []
@@ -167,8 +176,9 @@ def authoritative_notebooks(directory: Union[str, Path], exclude: Optional[Path]
     return found
 
 
-def update_workspace(src: Union[str, Path], workspace: Union[str, Path],
-                     sources: Optional[list[Path]] = None) -> list[WorkspaceChange]:
+def update_workspace(
+    src: Union[str, Path], workspace: Union[str, Path], sources: Optional[list[Path]] = None
+) -> list[WorkspaceChange]:
     """Brings a students' workspace up to date with the authoritative notebooks under ``src``,
     never overwriting a student's work.
 
@@ -195,15 +205,23 @@ def update_workspace(src: Union[str, Path], workspace: Union[str, Path],
     except FileNotFoundError:
         record = {}
     except ValueError:
-        log.warning("%s is not valid JSON; every edited copy counts as a student's work", record_path)
+        log.warning(
+            "%s is not valid JSON; every edited copy counts as a student's work", record_path
+        )
         record = {}
     changes = []
-    for source in sources if sources is not None else authoritative_notebooks(src, exclude=workspace):
+    for source in (
+        sources if sources is not None else authoritative_notebooks(src, exclude=workspace)
+    ):
         rel = source.resolve().relative_to(src.resolve()).as_posix()
         try:
             nb = nbformat.read(str(source), as_version=4)
             if nb.metadata.get(METADATA_KEY, {}).get("student_copy"):
-                changes.append(WorkspaceChange(source, None, "skipped", f"{source}: a student copy, not an exercise"))
+                changes.append(
+                    WorkspaceChange(
+                        source, None, "skipped", f"{source}: a student copy, not an exercise"
+                    )
+                )
                 continue
             data = nbformat.writes(student_copy(nb, source)).encode("utf-8") + b"\n"
             data_files = exercise_from_notebook(nb, source).read_data_files()
@@ -211,8 +229,14 @@ def update_workspace(src: Union[str, Path], workspace: Union[str, Path],
             changes.append(WorkspaceChange(source, None, "skipped", str(e)))
             continue
         except Exception as e:  # nbformat raises many kinds for a file that is not a notebook
-            changes.append(WorkspaceChange(source, None, "skipped",
-                                           f"{source}: not a readable notebook ({type(e).__name__}: {e})"))
+            changes.append(
+                WorkspaceChange(
+                    source,
+                    None,
+                    "skipped",
+                    f"{source}: not a readable notebook ({type(e).__name__}: {e})",
+                )
+            )
             continue
         new, target = _digest(data), workspace / rel
         if not target.exists():

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .exercise import DataFilesError, Exercise, WrongSolution
-from .grader import GradeResult, Grader
+from .grader import Grader, GradeResult
 
 
 @dataclass
@@ -33,10 +33,18 @@ class WrongSolutionCheck:
         return any(not t.hidden for t in self.caught_by)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.wrong.name, "reason": self.wrong.reason, "score": self.result.score,
-                "max_score": self.result.max_score, "status": self.result.status.value,
-                "caught": self.caught, "caught_by_visible": self.caught_by_visible,
-                "caught_by": [{"name": t.name, "hidden": t.hidden, "status": t.status} for t in self.caught_by]}
+        return {
+            "name": self.wrong.name,
+            "reason": self.wrong.reason,
+            "score": self.result.score,
+            "max_score": self.result.max_score,
+            "status": self.result.status.value,
+            "caught": self.caught,
+            "caught_by_visible": self.caught_by_visible,
+            "caught_by": [
+                {"name": t.name, "hidden": t.hidden, "status": t.status} for t in self.caught_by
+            ],
+        }
 
 
 @dataclass
@@ -57,6 +65,7 @@ class ExerciseCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """For the instructor: hidden tests' expected and actual outputs included."""
+
         def graded(result: Optional[GradeResult]) -> Optional[dict]:
             if result is None:
                 return None
@@ -64,9 +73,15 @@ class ExerciseCheck:
             data["tests"] = [asdict(t) for t in result.tests]
             return data
 
-        return {"exercise_id": self.exercise.id, "ok": self.ok, "problem": self.problem,
-                "warning": self.warning, "solution": graded(self.solution), "starter": graded(self.starter),
-                "wrong_solutions": [w.to_dict() for w in self.wrong_solutions]}
+        return {
+            "exercise_id": self.exercise.id,
+            "ok": self.ok,
+            "problem": self.problem,
+            "warning": self.warning,
+            "solution": graded(self.solution),
+            "starter": graded(self.starter),
+            "wrong_solutions": [w.to_dict() for w in self.wrong_solutions],
+        }
 
 
 def check_exercise(grader: Grader, exercise: Exercise, *, workers: int = 4) -> ExerciseCheck:
@@ -92,17 +107,25 @@ def check_exercise(grader: Grader, exercise: Exercise, *, workers: int = 4) -> E
     check.solution = grader.grade(exercise, exercise.solution_code, reveal_hidden=True)
     if not check.solution.all_passed:
         failed = sum(t.status != "passed" for t in check.solution.tests)
-        check.problem = (f"the reference solution fails {failed} of {len(check.solution.tests)} tests "
-                         f"(status {check.solution.status})")
+        check.problem = (
+            f"the reference solution fails {failed} of {len(check.solution.tests)} tests "
+            f"(status {check.solution.status})"
+        )
         return check
     check.starter = grader.grade(exercise, exercise.starter_code, reveal_hidden=True)
     if check.starter.all_passed:
         check.warning = "the starter code already passes every test"
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(lambda w: grader.grade(exercise, w.code, reveal_hidden=True), exercise.wrong_solutions)
-        check.wrong_solutions = [WrongSolutionCheck(w, r) for w, r in zip(exercise.wrong_solutions, results)]
+        results = pool.map(
+            lambda w: grader.grade(exercise, w.code, reveal_hidden=True), exercise.wrong_solutions
+        )
+        check.wrong_solutions = [
+            WrongSolutionCheck(w, r) for w, r in zip(exercise.wrong_solutions, results)
+        ]
     uncaught = [w.wrong.name for w in check.wrong_solutions if not w.caught]
     if uncaught:
-        check.problem = (f"{len(uncaught)} of {len(check.wrong_solutions)} wrong solutions score full marks "
-                         f"(no test catches them): " + ", ".join(repr(n) for n in uncaught))
+        check.problem = (
+            f"{len(uncaught)} of {len(check.wrong_solutions)} wrong solutions score full marks "
+            f"(no test catches them): " + ", ".join(repr(n) for n in uncaught)
+        )
     return check

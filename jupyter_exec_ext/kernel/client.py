@@ -136,10 +136,16 @@ class ExecClient:
         query_timeout_s: HTTP timeout of calls that run nothing (status, exercises).
     """
 
-    def __init__(self, base_url: str, token: str = "", *, source: str = "arguments",
-                 origin: str = "arguments",
-                 timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S,
-                 query_timeout_s: float = QUERY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str = "",
+        *,
+        source: str = "arguments",
+        origin: str = "arguments",
+        timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S,
+        query_timeout_s: float = QUERY_TIMEOUT_S,
+    ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.token = token
         self.source = source
@@ -160,7 +166,7 @@ class ExecClient:
     # -- finding the server -------------------------------------------------------------------
 
     @classmethod
-    def discover(cls, environ: Optional[Mapping[str, str]] = None) -> "ExecClient":
+    def discover(cls, environ: Optional[Mapping[str, str]] = None) -> ExecClient:
         """Finds the server the kernel belongs to, in this order:
 
         0. the server chosen with ``%sandbox_connect`` in this kernel (only when ``environ`` is
@@ -192,10 +198,15 @@ class ExecClient:
         env = os.environ if environ is None else environ
         url = env.get(URL_ENV, "").strip()
         if url:
-            client = cls(url, env.get(TOKEN_ENV, ""), source=f"{URL_ENV} and {TOKEN_ENV}",
-                         origin="environment")
-            client.also_found = [u for u in cls._running_server_urls(env)
-                                 if not client.base_url.startswith(u)]
+            client = cls(
+                url,
+                env.get(TOKEN_ENV, ""),
+                source=f"{URL_ENV} and {TOKEN_ENV}",
+                origin="environment",
+            )
+            client.also_found = [
+                u for u in cls._running_server_urls(env) if not client.base_url.startswith(u)
+            ]
             return client
         hub = cls._from_jupyterhub(env)
         if hub is not None:
@@ -207,7 +218,8 @@ class ExecClient:
             "cannot find the Jupyter server with the jupyter_exec_ext extension: "
             f"{URL_ENV} is not set, JupyterHub's JUPYTERHUB_API_TOKEN and JUPYTERHUB_SERVICE_PREFIX "
             "are not both set, and jupyter_server's list_running_servers() found no running server "
-            "that answers the extension's health route. " + not_found_fix(env))
+            "that answers the extension's health route. " + not_found_fix(env)
+        )
 
     def describe(self) -> str:
         """One or two lines for ``%load_ext``: which server, found how, and what it passed over."""
@@ -219,13 +231,19 @@ class ExecClient:
         }.get(self.origin, f"from {self.source}")
         text = f"jupyter_exec_ext: using the server at {self.base_url}, found {how}."
         if self.also_found:
-            text += ("\n  A local Jupyter server is also running (" + ", ".join(self.also_found)
-                     + f"); the explicit environment wins. Unset {URL_ENV} to use it instead.")
+            text += (
+                "\n  A local Jupyter server is also running ("
+                + ", ".join(self.also_found)
+                + f"); the explicit environment wins. Unset {URL_ENV} to use it instead."
+            )
         return text
 
     @classmethod
-    def _from_jupyterhub(cls, env: Mapping[str, str]) -> Optional["ExecClient"]:
-        token, prefix = env.get("JUPYTERHUB_API_TOKEN", ""), env.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    def _from_jupyterhub(cls, env: Mapping[str, str]) -> Optional[ExecClient]:
+        token, prefix = (
+            env.get("JUPYTERHUB_API_TOKEN", ""),
+            env.get("JUPYTERHUB_SERVICE_PREFIX", ""),
+        )
         if not (token and prefix):
             return None
         for name in ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_API_URL"):
@@ -237,12 +255,16 @@ class ExecClient:
                     host = "127.0.0.1"
                 netloc = f"{host}:{parts.port}" if parts.port else host
                 base = f"{parts.scheme}://{netloc}/{prefix.strip('/')}/{API_PATH}"
-                return cls(base, token, source=f"JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_PREFIX and {name}",
-                           origin="hub")
+                return cls(
+                    base,
+                    token,
+                    source=f"JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_PREFIX and {name}",
+                    origin="hub",
+                )
         return None
 
     @classmethod
-    def _from_running_servers(cls, env: Mapping[str, str]) -> Optional["ExecClient"]:
+    def _from_running_servers(cls, env: Mapping[str, str]) -> Optional[ExecClient]:
         try:
             # Imported here: it is heavy, and only this last resort needs it.
             from jupyter_server.serverapp import list_running_servers
@@ -254,9 +276,12 @@ class ExecClient:
             if not base:
                 continue
             base = base if base.endswith("/") else base + "/"
-            client = cls(base + API_PATH, info.get("token", ""),
-                         source=f"list_running_servers() (server pid {info.get('pid')})",
-                         origin="running-servers")
+            client = cls(
+                base + API_PATH,
+                info.get("token", ""),
+                source=f"list_running_servers() (server pid {info.get('pid')})",
+                origin="running-servers",
+            )
             try:
                 client._request("GET", "health", timeout=PROBE_TIMEOUT_S)
             except ExecClientError as e:
@@ -310,10 +335,11 @@ class ExecClient:
             "Check the URL: use the address of your Jupyter server (as in the browser, e.g. "
             "http://127.0.0.1:8888/ or https://HUB/user/NAME/) and that the server is running "
             "with the extension enabled (`jupyter server extension list`; on JupyterHub, start "
-            "your server at /hub/home first).")
+            "your server at /hub/home first)."
+        )
 
     @classmethod
-    def connect(cls, url: str, token: str) -> "ExecClient":
+    def connect(cls, url: str, token: str) -> ExecClient:
         """A client for the API at ``url`` (any form ``locate_api`` accepts) with ``token``,
         checked with one authenticated call; it becomes what ``discover()`` answers.
 
@@ -321,15 +347,24 @@ class ExecClient:
             ServerNotFoundError: no API at that URL.
             AuthenticationError: the token was refused (the message says where to get one).
         """
-        client = cls(cls.locate_api(url), token.strip(), source="%sandbox_connect", origin="connect")
+        client = cls(
+            cls.locate_api(url), token.strip(), source="%sandbox_connect", origin="connect"
+        )
         client.status()  # raises AuthenticationError with the fix for a bad token
         use_client(client)
         return client
 
     # -- the routes ---------------------------------------------------------------------------
 
-    def execute(self, code: str, *, stdin: Optional[str] = None, time_limit: Optional[float] = None,
-                memory_limit: Optional[str] = None, use_cache: bool = True) -> dict[str, Any]:
+    def execute(
+        self,
+        code: str,
+        *,
+        stdin: Optional[str] = None,
+        time_limit: Optional[float] = None,
+        memory_limit: Optional[str] = None,
+        use_cache: bool = True,
+    ) -> dict[str, Any]:
         """Runs ``code`` in the sandbox (``POST execute``).
 
         Args:
@@ -354,13 +389,20 @@ class ExecClient:
             body["memory_limit"] = memory_limit
         return self._request("POST", "execute", body, timeout=self._run_timeout(time_limit))
 
-    def run_live(self, code: str, *, stdin: Optional[str] = None, time_limit: Optional[float] = None,
-                 memory_limit: Optional[str] = None, on_output: Callable[[str, str], None],
-                 on_input: Optional[Callable[[str], Optional[str]]] = None,
-                 on_display: Optional[Callable[[str, str], None]] = None,
-                 on_started: Optional[Callable[[float], None]] = None,
-                 on_note: Optional[Callable[[str], None]] = None,
-                 exercise_id: Optional[str] = None) -> dict[str, Any]:
+    def run_live(
+        self,
+        code: str,
+        *,
+        stdin: Optional[str] = None,
+        time_limit: Optional[float] = None,
+        memory_limit: Optional[str] = None,
+        on_output: Callable[[str, str], None],
+        on_input: Optional[Callable[[str], Optional[str]]] = None,
+        on_display: Optional[Callable[[str, str], None]] = None,
+        on_started: Optional[Callable[[float], None]] = None,
+        on_note: Optional[Callable[[str], None]] = None,
+        exercise_id: Optional[str] = None,
+    ) -> dict[str, Any]:
         """Runs ``code`` over the live-run WebSocket (``execute/ws``): output arrives as it is
         printed, the program's ``input()`` is answered by ``on_input``, and a
         ``KeyboardInterrupt`` (the kernel's interrupt) cancels the run.
@@ -390,13 +432,18 @@ class ExecClient:
         """
         import websocket  # websocket-client; imported here so %load_ext stays light
 
-        url = "ws" + self.base_url[len("http"):] + "execute/ws"
+        url = "ws" + self.base_url[len("http") :] + "execute/ws"
         headers = [f"Authorization: token {self.token}"] if self.token else []
         timeout = self._run_timeout(time_limit)
         try:
             # No Origin header: jupyter_server then treats the socket as a non-browser client.
-            ws = websocket.create_connection(url, header=headers, timeout=PROBE_TIMEOUT_S * 2,
-                                             suppress_origin=True, enable_multithread=True)
+            ws = websocket.create_connection(
+                url,
+                header=headers,
+                timeout=PROBE_TIMEOUT_S * 2,
+                suppress_origin=True,
+                enable_multithread=True,
+            )
         except (websocket.WebSocketException, OSError) as e:
             self.live_unavailable = f"{url}: {e}"
             raise LiveUnavailableError(f"cannot open {url}: {e}") from e
@@ -405,8 +452,11 @@ class ExecClient:
             message: dict[str, Any] = {"type": "run", "code": code}
             if stdin is not None:
                 message["stdin"] = stdin
-            limits = {k: v for k, v in (("time_limit", time_limit), ("memory_limit", memory_limit))
-                      if v is not None}
+            limits = {
+                k: v
+                for k, v in (("time_limit", time_limit), ("memory_limit", memory_limit))
+                if v is not None
+            }
             if limits:
                 message["limits"] = limits
             if exercise_id is not None:
@@ -422,12 +472,17 @@ class ExecClient:
         finally:
             ws.close()
 
-    def _live_events(self, ws: Any, on_output: Callable[[str, str], None],
-                     on_input: Optional[Callable[[str], Optional[str]]],
-                     on_display: Optional[Callable[[str, str], None]],
-                     on_started: Optional[Callable[[float], None]],
-                     on_note: Optional[Callable[[str], None]] = None,
-                     answer_input: bool = True, started: bool = False) -> dict[str, Any]:
+    def _live_events(
+        self,
+        ws: Any,
+        on_output: Callable[[str, str], None],
+        on_input: Optional[Callable[[str], Optional[str]]],
+        on_display: Optional[Callable[[str, str], None]],
+        on_started: Optional[Callable[[float], None]],
+        on_note: Optional[Callable[[str], None]] = None,
+        answer_input: bool = True,
+        started: bool = False,
+    ) -> dict[str, Any]:
         """Reads the run's events up to its result. An ``error`` before the run started means it
         will not start (raised); after, it concerns a message of ours and the run goes on."""
         import websocket
@@ -437,26 +492,39 @@ class ExecClient:
         def answer(prompt: str) -> None:
             nonlocal asked
             line = on_input(prompt) if on_input is not None else None
-            ws.send(json.dumps({"type": "stdin", "eof": True} if line is None
-                               else {"type": "stdin", "data": line + "\n"}))
+            ws.send(
+                json.dumps(
+                    {"type": "stdin", "eof": True}
+                    if line is None
+                    else {"type": "stdin", "data": line + "\n"}
+                )
+            )
             asked = None if line is None else prompt
 
         while True:
             try:
                 raw = ws.recv()
             except websocket.WebSocketTimeoutException as e:
-                raise RequestTimeoutError(f"the live run at {self.base_url}execute/ws sent nothing "
-                                          f"for {ws.gettimeout():g} s") from e
+                raise RequestTimeoutError(
+                    f"the live run at {self.base_url}execute/ws sent nothing "
+                    f"for {ws.gettimeout():g} s"
+                ) from e
             except (websocket.WebSocketException, OSError) as e:
-                raise ExecClientError(f"the live run's connection to {self.base_url} broke: {e}") from e
+                raise ExecClientError(
+                    f"the live run's connection to {self.base_url} broke: {e}"
+                ) from e
             if not raw:
-                raise ExecClientError(f"the server at {self.base_url} closed the live run before its result")
+                raise ExecClientError(
+                    f"the server at {self.base_url} closed the live run before its result"
+                )
             try:
                 event = json.loads(raw)
                 kind = event.get("type")
             except (ValueError, AttributeError) as e:
-                raise ExecClientError(f"bad message from {self.base_url}execute/ws (not the "
-                                      f"extension's live-run protocol): {raw[:200]!r}") from e
+                raise ExecClientError(
+                    f"bad message from {self.base_url}execute/ws (not the "
+                    f"extension's live-run protocol): {raw[:200]!r}"
+                ) from e
             if kind != "error":
                 asked = None
             if kind == "output":
@@ -495,27 +563,39 @@ class ExecClient:
         if reason == "rate_limited":
             return RateLimitedError(detail)
         if reason in ("docker_unavailable", "image_missing", "sandbox_unavailable"):
-            return SandboxUnavailableError("Sandbox unavailable: " + (
-                "Docker is not running" if detail == "Docker not available" else detail))
+            return SandboxUnavailableError(
+                "Sandbox unavailable: "
+                + ("Docker is not running" if detail == "Docker not available" else detail)
+            )
         if "over the limit" in detail:
             return PayloadTooLargeError(f"too big for the sandbox: {detail}")
         if reason in ("bad_message", "bad_request") or not message.startswith(prefix):
             return BadRequestError(f"the server refused the request: {detail}")
         return ExecClientError(f"the server did not run the code: {detail}")
 
-    def _cancel(self, ws: Any, on_output: Callable[[str, str], None],
-                on_display: Optional[Callable[[str, str], None]]) -> dict[str, Any]:
+    def _cancel(
+        self,
+        ws: Any,
+        on_output: Callable[[str, str], None],
+        on_display: Optional[Callable[[str, str], None]],
+    ) -> dict[str, Any]:
         """After an interrupt: asks the server to cancel and waits (bounded) for the result.
         A second interrupt, or no answer, closes the socket, which cancels the run too."""
         try:
             ws.send(json.dumps({"type": "cancel"}))
             ws.settimeout(CANCEL_WAIT_S)
-            return self._live_events(ws, on_output, None, on_display, None, answer_input=False,
-                                     started=True)
+            return self._live_events(
+                ws, on_output, None, on_display, None, answer_input=False, started=True
+            )
         except (ExecClientError, KeyboardInterrupt) as e:
             log.info("no result after cancel: %s", e)
-            return {"status": "cancelled", "duration_ms": 0, "stdout": "", "stderr": "",
-                    "message": "interrupted; the connection was closed, which stops the run"}
+            return {
+                "status": "cancelled",
+                "duration_ms": 0,
+                "stdout": "",
+                "stderr": "",
+                "message": "interrupted; the connection was closed, which stops the run",
+            }
 
     def status(self) -> dict[str, Any]:
         """``GET docker/status``: engine, image, pool, cache, runs in flight, limits."""
@@ -531,11 +611,15 @@ class ExecClient:
         Raises:
             ExerciseNotFoundError: no such exercise.
         """
-        return self._request("GET", f"exercises/{urllib.parse.quote(exercise_id, safe='')}",
-                             timeout=self.query_timeout_s)
+        return self._request(
+            "GET",
+            f"exercises/{urllib.parse.quote(exercise_id, safe='')}",
+            timeout=self.query_timeout_s,
+        )
 
-    def submit(self, exercise_id: str, code: str,
-               exercise: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    def submit(
+        self, exercise_id: str, code: str, exercise: Optional[Mapping[str, Any]] = None
+    ) -> dict[str, Any]:
         """Grades ``code`` (``POST exercises/{id}/submit``).
 
         Args:
@@ -553,10 +637,15 @@ class ExecClient:
         view = exercise if exercise is not None else self.exercise(exercise_id)
         grading_s = view.get("grading_time_limit")
         if grading_s is None:  # an older server: the run's limit plus the default 5 s per test
-            grading_s = float(view.get("limits", {}).get("time_limit", FALLBACK_TIME_LIMIT_S)) + 5.0 * (
-                len(view.get("tests", [])) + int(view.get("hidden_tests", 0)))
-        return self._request("POST", f"exercises/{urllib.parse.quote(exercise_id, safe='')}/submit",
-                             {"code": code}, timeout=float(grading_s) + self.timeout_margin_s)
+            grading_s = float(
+                view.get("limits", {}).get("time_limit", FALLBACK_TIME_LIMIT_S)
+            ) + 5.0 * (len(view.get("tests", [])) + int(view.get("hidden_tests", 0)))
+        return self._request(
+            "POST",
+            f"exercises/{urllib.parse.quote(exercise_id, safe='')}/submit",
+            {"code": code},
+            timeout=float(grading_s) + self.timeout_margin_s,
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -582,7 +671,11 @@ class ExecClient:
     def _request(self, method: str, route: str, body: Any = None, *, timeout: float) -> Any:
         """One call; answers the decoded JSON or raises the matching ``ExecClientError``."""
         url = self.base_url + route
-        data = json.dumps(body).encode("utf-8") if body is not None else (b"" if method == "POST" else None)
+        data = (
+            json.dumps(body).encode("utf-8")
+            if body is not None
+            else (b"" if method == "POST" else None)
+        )
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -595,19 +688,25 @@ class ExecClient:
         except urllib.error.HTTPError as e:
             raise self._http_error(e, route) from None
         except (socket.timeout, TimeoutError) as e:
-            raise RequestTimeoutError(f"the server at {self.base_url} did not answer {method} {route} "
-                                      f"within {timeout:g} s") from e
+            raise RequestTimeoutError(
+                f"the server at {self.base_url} did not answer {method} {route} "
+                f"within {timeout:g} s"
+            ) from e
         except urllib.error.URLError as e:
             if isinstance(e.reason, (socket.timeout, TimeoutError)):
-                raise RequestTimeoutError(f"the server at {self.base_url} did not answer {method} "
-                                          f"{route} within {timeout:g} s") from e
-            raise ServerUnreachableError(f"cannot reach the jupyter_exec_ext server at {self.base_url} "
-                                         f"(found through {self.source}): {e.reason}; "
-                                         + self._unreachable_fix()) from e
+                raise RequestTimeoutError(
+                    f"the server at {self.base_url} did not answer {method} "
+                    f"{route} within {timeout:g} s"
+                ) from e
+            raise ServerUnreachableError(
+                f"cannot reach the jupyter_exec_ext server at {self.base_url} "
+                f"(found through {self.source}): {e.reason}; " + self._unreachable_fix()
+            ) from e
         except (ConnectionError, ValueError) as e:
             # A connection dropped mid-answer, or an answer that is not JSON (not our server?).
-            raise ExecClientError(f"bad answer from {self.base_url}{route} (found through "
-                                  f"{self.source}): {e}") from e
+            raise ExecClientError(
+                f"bad answer from {self.base_url}{route} (found through {self.source}): {e}"
+            ) from e
 
     def _http_error(self, error: urllib.error.HTTPError, route: str) -> ExecClientError:
         """The exception for an error answer, with the server's message."""
@@ -623,8 +722,10 @@ class ExecClient:
             return BadRequestError(f"the server refused the request: {message}")
         if status == 404:
             if route.startswith("exercises/"):
-                return ExerciseNotFoundError(f"{message}: no exercise of that id on the server "
-                                             "(ask your instructor for the id)")
+                return ExerciseNotFoundError(
+                    f"{message}: no exercise of that id on the server "
+                    "(ask your instructor for the id)"
+                )
             return APINotFoundError(self._not_found_message(route))
         if status == 413:
             return PayloadTooLargeError(f"too big for the sandbox: {message}")
@@ -649,39 +750,47 @@ class ExecClient:
         if not self.token:
             fix = {
                 "environment": f"{TOKEN_ENV} is empty or not set: set it to the server's token "
-                               "(`jupyter server list` shows it after ?token=), or run "
-                               "%sandbox_connect URL, which asks for it",
+                "(`jupyter server list` shows it after ?token=), or run "
+                "%sandbox_connect URL, which asks for it",
                 "connect": "no token was typed: run %sandbox_connect again and paste the token"
-                           + (f" (make one at {token_page})" if token_page else ""),
+                + (f" (make one at {token_page})" if token_page else ""),
             }.get(self.origin, "pass the server's token")
-            return (f"the server at {self.base_url} needs a token and none was given "
-                    f"(HTTP {status} {message}): {fix}")
+            return (
+                f"the server at {self.base_url} needs a token and none was given "
+                f"(HTTP {status} {message}): {fix}"
+            )
         fix = {
             "environment": f"{TOKEN_ENV} is not this server's token (a restarted server has a new "
-                           "one; `jupyter server list` shows the current one)"
-                           + (f"; on JupyterHub make a token at {token_page}" if token_page else ""),
+            "one; `jupyter server list` shows the current one)"
+            + (f"; on JupyterHub make a token at {token_page}" if token_page else ""),
             "hub": "this kernel's JupyterHub token is no longer accepted: stop and start your "
-                   "server from the hub's control panel (/hub/home), then restart the kernel",
+            "server from the hub's control panel (/hub/home), then restart the kernel",
             "connect": "the token typed at %sandbox_connect was refused: run it again with a "
-                       "current one" + (f" (make one at {token_page})" if token_page
-                                        else " (`jupyter server list` shows the server's token)"),
+            "current one"
+            + (
+                f" (make one at {token_page})"
+                if token_page
+                else " (`jupyter server list` shows the server's token)"
+            ),
             "running-servers": "the token in jupyter_server's runtime file is stale: restart that "
-                               "server, or set JUPYTER_EXEC_EXT_URL and JUPYTER_EXEC_EXT_TOKEN",
+            "server, or set JUPYTER_EXEC_EXT_URL and JUPYTER_EXEC_EXT_TOKEN",
         }.get(self.origin, "is the token current?")
-        return (f"the server at {self.base_url} refused the credentials found through "
-                f"{self.source} (HTTP {status} {message}): {fix}")
+        return (
+            f"the server at {self.base_url} refused the credentials found through "
+            f"{self.source} (HTTP {status} {message}): {fix}"
+        )
 
     def _unreachable_fix(self) -> str:
         """What to do when nothing answers at the URL, for how the client was set up."""
         return {
             "environment": f"is that server running? A restarted server may listen on another port "
-                           f"(`jupyter server list` shows it): update {URL_ENV}, or run "
-                           "%sandbox_connect with its address",
+            f"(`jupyter server list` shows it): update {URL_ENV}, or run "
+            "%sandbox_connect with its address",
             "hub": "your server on the hub may have stopped: start it at /hub/home, then restart "
-                   "the kernel",
+            "the kernel",
             "connect": "is that server still running? Run %sandbox_connect again with its address",
             "running-servers": "the server stopped after this kernel found it: start it again and "
-                               "restart the kernel",
+            "restart the kernel",
         }.get(self.origin, "is the server running?")
 
     def _not_found_message(self, route: str) -> str:
@@ -689,23 +798,33 @@ class ExecClient:
         where = f"{self.base_url}{route} not found"
         if not self.base_url.endswith(API_PATH):
             try:
-                ExecClient(self.base_url + API_PATH)._request("GET", "health", timeout=PROBE_TIMEOUT_S)
+                ExecClient(self.base_url + API_PATH)._request(
+                    "GET", "health", timeout=PROBE_TIMEOUT_S
+                )
             except ExecClientError:
                 pass
             else:
-                fix = (f"set {URL_ENV} to {self.base_url}{API_PATH}" if self.origin == "environment"
-                       else f"use {self.base_url}{API_PATH}")
-                return (f"{where}: {self.base_url} is the Jupyter server's base URL, not the "
-                        f"extension's API URL; {fix} (or run %sandbox_connect {self.base_url}, "
-                        "which works the API path out)")
-        return (f"{where}: no jupyter_exec_ext API answers at {self.base_url} (found through "
-                f"{self.source}). The API URL ends in /{API_PATH}; check that the extension is "
-                "enabled on that server (`jupyter server extension list`), or run "
-                "%sandbox_connect with the server's address")
+                fix = (
+                    f"set {URL_ENV} to {self.base_url}{API_PATH}"
+                    if self.origin == "environment"
+                    else f"use {self.base_url}{API_PATH}"
+                )
+                return (
+                    f"{where}: {self.base_url} is the Jupyter server's base URL, not the "
+                    f"extension's API URL; {fix} (or run %sandbox_connect {self.base_url}, "
+                    "which works the API path out)"
+                )
+        return (
+            f"{where}: no jupyter_exec_ext API answers at {self.base_url} (found through "
+            f"{self.source}). The API URL ends in /{API_PATH}; check that the extension is "
+            "enabled on that server (`jupyter server extension list`), or run "
+            "%sandbox_connect with the server's address"
+        )
 
 
 #: The client ``%sandbox_connect`` made; ``ExecClient.discover()`` answers it from then on.
 _connected: Optional[ExecClient] = None
+
 
 def use_client(client: Optional[ExecClient]) -> None:
     """Makes ``client`` what ``ExecClient.discover()`` answers in this process (None: forget it)."""
@@ -725,24 +844,28 @@ def api_candidates(url: str) -> list[str]:
     """
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadRequestError(f"{url!r} is not a server address: give one like "
-                              "http://127.0.0.1:8888/ or https://HUB/user/NAME/")
+        raise BadRequestError(
+            f"{url!r} is not a server address: give one like "
+            "http://127.0.0.1:8888/ or https://HUB/user/NAME/"
+        )
     origin = f"{parts.scheme}://{parts.netloc}"
     path = parts.path or "/"
     marker = "/" + API_PATH.rstrip("/")
     if marker in path + "/":
-        return [origin + path[:path.index(marker)] + "/" + API_PATH]
+        return [origin + path[: path.index(marker)] + "/" + API_PATH]
     segments = [s for s in path.split("/") if s]
     if "user" in segments and segments.index("user") + 1 < len(segments):
         i = segments.index("user")  # a hub user's server: /PREFIX/user/NAME/…
-        return [origin + "/" + "/".join(segments[:i + 2]) + "/" + API_PATH]
+        return [origin + "/" + "/".join(segments[: i + 2]) + "/" + API_PATH]
     for i, segment in enumerate(segments):
         if segment in _FRONT_END_SEGMENTS:
             segments = segments[:i]
             break
     # The longest prefix first: a server's base_url may have several segments.
-    return [origin + "/" + "".join(s + "/" for s in segments[:n]) + API_PATH
-            for n in range(len(segments), -1, -1)]
+    return [
+        origin + "/" + "".join(s + "/" for s in segments[:n]) + API_PATH
+        for n in range(len(segments), -1, -1)
+    ]
 
 
 def hub_token_page(api_url: str) -> Optional[str]:
@@ -751,7 +874,7 @@ def hub_token_page(api_url: str) -> Optional[str]:
     segments = [s for s in parts.path.split("/") if s]
     if "user" not in segments:
         return None
-    prefix = "/".join(segments[:segments.index("user")])
+    prefix = "/".join(segments[: segments.index("user")])
     return f"{parts.scheme}://{parts.netloc}/" + (prefix + "/" if prefix else "") + "hub/token"
 
 
@@ -762,13 +885,21 @@ def running_in_vscode(env: Mapping[str, str]) -> bool:
 
 def not_found_fix(env: Mapping[str, str]) -> str:
     """What to do when no server was found, worded for the front end that started the kernel."""
-    connect = ("run `%sandbox_connect URL` with your Jupyter server's address (it asks for the "
-               "token), or set JUPYTER_EXEC_EXT_URL and JUPYTER_EXEC_EXT_TOKEN")
+    connect = (
+        "run `%sandbox_connect URL` with your Jupyter server's address (it asks for the "
+        "token), or set JUPYTER_EXEC_EXT_URL and JUPYTER_EXEC_EXT_TOKEN"
+    )
     if running_in_vscode(env):
-        return ("This kernel was started by VS Code, not by a Jupyter server: " + connect
-                + " in the .env file VS Code reads (python.envFile), or connect VS Code to a "
-                "running Jupyter server (Select Kernel > Existing Jupyter Server). See docs/vscode.md.")
-    return ("This kernel was not started by a Jupyter server with the extension. Open the notebook "
-            "in one (JupyterLab, Notebook 7, or a JupyterHub server), or, for a kernel started "
-            "elsewhere (VS Code, nbconvert or papermill without a server), " + connect
-            + " in its environment. See docs/vscode.md.")
+        return (
+            "This kernel was started by VS Code, not by a Jupyter server: "
+            + connect
+            + " in the .env file VS Code reads (python.envFile), or connect VS Code to a "
+            "running Jupyter server (Select Kernel > Existing Jupyter Server). See docs/vscode.md."
+        )
+    return (
+        "This kernel was not started by a Jupyter server with the extension. Open the notebook "
+        "in one (JupyterLab, Notebook 7, or a JupyterHub server), or, for a kernel started "
+        "elsewhere (VS Code, nbconvert or papermill without a server), "
+        + connect
+        + " in its environment. See docs/vscode.md."
+    )

@@ -34,14 +34,23 @@ log = logging.getLogger(__name__)
 
 #: A live run's output is flushed to the front end at most this often (and always before input).
 FLUSH_INTERVAL_S = 0.05
-NO_STDIN_NOTE = ("note: the program asked for input, but this front end cannot answer input "
-                 "requests (a headless run such as nbconvert or papermill): it got end of input "
-                 "(EOFError). Give the input up front with %%sandbox --stdin \"...\".")
-NAME_ERROR_HINT = ("hint: the sandbox does not see variables defined in your kernel; "
-                   "put everything the cell needs in the cell")
+NO_STDIN_NOTE = (
+    "note: the program asked for input, but this front end cannot answer input "
+    "requests (a headless run such as nbconvert or papermill): it got end of input "
+    '(EOFError). Give the input up front with %%sandbox --stdin "...".'
+)
+NAME_ERROR_HINT = (
+    "hint: the sandbox does not see variables defined in your kernel; "
+    "put everything the cell needs in the cell"
+)
 #: Colours of test statuses in the HTML results table (pass green, everything else red/amber).
-STATUS_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#cf222e",
-                  "timeout": "#9a6700", "memory_limit": "#9a6700"}
+STATUS_COLOURS = {
+    "passed": "#1a7f37",
+    "failed": "#cf222e",
+    "error": "#cf222e",
+    "timeout": "#9a6700",
+    "memory_limit": "#9a6700",
+}
 
 
 def status_line(result: dict[str, Any]) -> str:
@@ -76,17 +85,25 @@ def results_text(grade: dict[str, Any]) -> str:
     Args:
         grade: the answer of ``POST exercises/{id}/submit``.
     """
-    rows = [(t["name"] + (" (hidden)" if t.get("hidden") else ""), t["status"],
-             f"{t['points']:g}/{t['max_points']:g}", (test_message(t).splitlines() or [""])[0])
-            for t in grade.get("tests", [])]
+    rows = [
+        (
+            t["name"] + (" (hidden)" if t.get("hidden") else ""),
+            t["status"],
+            f"{t['points']:g}/{t['max_points']:g}",
+            (test_message(t).splitlines() or [""])[0],
+        )
+        for t in grade.get("tests", [])
+    ]
     header = ("test", "status", "points", "message")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(3)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header[:3], widths)) + "  message"]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
     lines.append(score_line(grade))
     if grade.get("status") not in (None, "ok"):
-        lines.append(f"your code itself ended with {grade['status']}"
-                     + (f": {grade['message']}" if grade.get("message") else ""))
+        lines.append(
+            f"your code itself ended with {grade['status']}"
+            + (f": {grade['message']}" if grade.get("message") else "")
+        )
     return "\n".join(lines)
 
 
@@ -106,7 +123,9 @@ _CELL = "text-align:left;vertical-align:top"
 
 def score_line(grade: dict[str, Any]) -> str:
     """``score: 5 / 7 (graded in the sandbox)``."""
-    return f"score: {grade.get('score', 0):g} / {grade.get('max_score', 0):g} (graded in the sandbox)"
+    return (
+        f"score: {grade.get('score', 0):g} / {grade.get('max_score', 0):g} (graded in the sandbox)"
+    )
 
 
 def results_html(grade: dict[str, Any]) -> str:
@@ -120,16 +139,27 @@ def results_html(grade: dict[str, Any]) -> str:
             f"<tr><td style='{_CELL}'>{name}</td>"
             f"<td style='{_CELL};color:{colour};font-weight:bold'>{html.escape(t['status'])}</td>"
             f"<td style='{_CELL}'>{t['points']:g}/{t['max_points']:g}</td>"
-            f"<td style='{_CELL}'>" + (f"<pre style='margin:0;white-space:pre-wrap;text-align:left'>"
-                                       f"{html.escape(message)}</pre>" if message else "") + "</td></tr>")
+            f"<td style='{_CELL}'>"
+            + (
+                f"<pre style='margin:0;white-space:pre-wrap;text-align:left'>"
+                f"{html.escape(message)}</pre>"
+                if message
+                else ""
+            )
+            + "</td></tr>"
+        )
     code_status = ""
     if grade.get("status") not in (None, "ok"):
-        code_status = (f"<p>your code itself ended with <code>{html.escape(str(grade['status']))}</code>"
-                       f"{': ' + html.escape(grade['message']) if grade.get('message') else ''}</p>")
+        code_status = (
+            f"<p>your code itself ended with <code>{html.escape(str(grade['status']))}</code>"
+            f"{': ' + html.escape(grade['message']) if grade.get('message') else ''}</p>"
+        )
     head = "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("test", "status", "points", "message"))
-    return ("<table class='jupyter-exec-results' style='margin-left:0;margin-right:auto'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<p><strong>{html.escape(score_line(grade))}</strong></p>{code_status}")
+    return (
+        "<table class='jupyter-exec-results' style='margin-left:0;margin-right:auto'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<p><strong>{html.escape(score_line(grade))}</strong></p>{code_status}"
+    )
 
 
 def status_text(status: dict[str, Any]) -> str:
@@ -137,8 +167,11 @@ def status_text(status: dict[str, Any]) -> str:
     docker = status.get("docker", {})
     runs = status.get("runs", {})
     default = status.get("limits", {}).get("default", {})
-    engine = (f"reachable, version {docker.get('engine_version')}" if docker.get("reachable")
-              else f"NOT reachable ({docker.get('error') or 'unknown error'})")
+    engine = (
+        f"reachable, version {docker.get('engine_version')}"
+        if docker.get("reachable")
+        else f"NOT reachable ({docker.get('error') or 'unknown error'})"
+    )
     image = "present" if docker.get("image_present") else "MISSING"
     lines = [
         f"sandbox enabled: {'yes' if docker.get('enabled') else 'no'}",
@@ -165,8 +198,11 @@ def _needs_a_cell(name: str, cell: Optional[str]) -> bool:
     (As line magics, ``%sandbox --help`` and ``%submit --help`` work without a cell body.)"""
     if cell is not None:
         return False
-    print(f"%%{name} works on the code of its cell: put %%{name} (two %) on the first line of a "
-          f"cell and the code below it; %{name} --help shows the options.", file=sys.stderr)
+    print(
+        f"%%{name} works on the code of its cell: put %%{name} (two %) on the first line of a "
+        f"cell and the code below it; %{name} --help shows the options.",
+        file=sys.stderr,
+    )
     return True
 
 
@@ -223,7 +259,7 @@ class _StreamEcho:
         """Shows what the result has beyond what streamed (events the server dropped for a slow
         reader, or its note that the output was cut at the limit)."""
         for stream in ("stdout", "stderr"):
-            rest = (result.get(stream) or "")[self.shown[stream]:]
+            rest = (result.get(stream) or "")[self.shown[stream] :]
             self.write(stream, rest)
 
     def ends_line(self, stream: str) -> bool:
@@ -237,8 +273,11 @@ class _StreamEcho:
             return input(prompt)  # a KeyboardInterrupt here goes on to cancel the run
         except (StdinNotImplementedError, EOFError):
             self.stdin_refused = True
-            self.write("stderr", ("" if self.ends_line("stderr") else "\n") + NO_STDIN_NOTE + "\n",
-                       program=False)
+            self.write(
+                "stderr",
+                ("" if self.ends_line("stderr") else "\n") + NO_STDIN_NOTE + "\n",
+                program=False,
+            )
             return None
 
 
@@ -273,11 +312,20 @@ class SandboxMagics(Magics):
         return self._client
 
     @magic_arguments("%sandbox")  # IPython prefixes one "%": usage then reads %%sandbox
-    @argument("--time-limit", type=float, default=None, metavar="S",
-              help="wall-clock seconds (default: the server's; clamped to its maximum)")
+    @argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wall-clock seconds (default: the server's; clamped to its maximum)",
+    )
     @argument("--memory-limit", default=None, metavar="M", help="memory, e.g. 128m or 1g")
-    @argument("--stdin", default=None, metavar="TEXT",
-              help=r"standard input of the program (\n starts a new line)")
+    @argument(
+        "--stdin",
+        default=None,
+        metavar="TEXT",
+        help=r"standard input of the program (\n starts a new line)",
+    )
     @argument("--no-cache", action="store_true", help="always run afresh, never a cached result")
     @argument("-h", "--help", action="store_true", help="show this help and run nothing")
     @line_cell_magic
@@ -296,14 +344,26 @@ class SandboxMagics(Magics):
         client = self.client
         shown = _StreamEcho()
         try:
-            result = client.run_live(cell, stdin=stdin, time_limit=args.time_limit, memory_limit=memory,
-                                     on_output=shown.write, on_input=shown.ask, on_display=_show_figure,
-                                     on_note=lambda text: shown.write("stderr", text, program=False))
+            result = client.run_live(
+                cell,
+                stdin=stdin,
+                time_limit=args.time_limit,
+                memory_limit=memory,
+                on_output=shown.write,
+                on_input=shown.ask,
+                on_display=_show_figure,
+                on_note=lambda text: shown.write("stderr", text, program=False),
+            )
         except LiveUnavailableError as e:
             # An older server or a proxy without WebSockets: the whole answer at the end.
             log.info("live run unavailable, using POST execute: %s", e)
-            result = client.execute(cell, stdin=stdin, time_limit=args.time_limit,
-                                    memory_limit=memory, use_cache=not args.no_cache)
+            result = client.execute(
+                cell,
+                stdin=stdin,
+                time_limit=args.time_limit,
+                memory_limit=memory,
+                use_cache=not args.no_cache,
+            )
         shown.complete(result)
         shown.flush()
         hint = name_error_hint(result)
@@ -320,7 +380,9 @@ class SandboxMagics(Magics):
             raise RunCancelled("the sandbox run was cancelled")
 
     @magic_arguments("%submit")
-    @argument("exercise_id", nargs="?", help="the exercise's id (its notebook's jupyter_exec.exercise_id)")
+    @argument(
+        "exercise_id", nargs="?", help="the exercise's id (its notebook's jupyter_exec.exercise_id)"
+    )
     @argument("-h", "--help", action="store_true", help="show this help and grade nothing")
     @line_cell_magic
     def submit(self, line: str, cell: Optional[str] = None) -> None:
@@ -333,8 +395,11 @@ class SandboxMagics(Magics):
             return
         args = parse_argstring(SandboxMagics.submit, line)
         if not args.exercise_id:
-            print(SandboxMagics.submit.parser.format_usage().strip() + "\nerror: name the exercise, "
-                  "e.g. %%submit strings-palindrome", file=sys.stderr)
+            print(
+                SandboxMagics.submit.parser.format_usage().strip() + "\nerror: name the exercise, "
+                "e.g. %%submit strings-palindrome",
+                file=sys.stderr,
+            )
             return
         grade = self.client.submit(args.exercise_id, cell)
         from IPython.display import display
@@ -351,12 +416,18 @@ class SandboxMagics(Magics):
         client = self.client
         print(f"server: {client.base_url} (found through {client.source})")
         if client.live_unavailable:
-            print(f"live output: unavailable ({client.live_unavailable}); runs show their output at the end")
+            print(
+                f"live output: unavailable ({client.live_unavailable}); runs show their output at the end"
+            )
         print(status_text(client.status()))
 
     @magic_arguments()
-    @argument("url", nargs="?", help="the server's address: its base URL (as in the browser), its "
-              "API URL (…/api/exec/v1/), or a JupyterHub user URL (https://HUB/user/NAME/)")
+    @argument(
+        "url",
+        nargs="?",
+        help="the server's address: its base URL (as in the browser), its "
+        "API URL (…/api/exec/v1/), or a JupyterHub user URL (https://HUB/user/NAME/)",
+    )
     @argument("-h", "--help", action="store_true", help="show this help and connect nothing")
     @line_magic
     def sandbox_connect(self, line: str = "") -> None:
@@ -370,33 +441,48 @@ class SandboxMagics(Magics):
         args = parse_argstring(SandboxMagics.sandbox_connect, line)
         if not args.url:
             current = self._client.base_url if self._client is not None else "none yet"
-            print(SandboxMagics.sandbox_connect.parser.format_usage().strip()
-                  + f"\nerror: give the server's address, e.g. %sandbox_connect http://127.0.0.1:8888/ "
-                  f"(current server: {current})", file=sys.stderr)
+            print(
+                SandboxMagics.sandbox_connect.parser.format_usage().strip()
+                + f"\nerror: give the server's address, e.g. %sandbox_connect http://127.0.0.1:8888/ "
+                f"(current server: {current})",
+                file=sys.stderr,
+            )
             return
         url = _unquote(args.url)
         if "token" in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query):
-            print("note: the token in the URL is not used (it would be saved in the notebook); "
-                  "paste it at the prompt instead.")
+            print(
+                "note: the token in the URL is not used (it would be saved in the notebook); "
+                "paste it at the prompt instead."
+            )
         api = ExecClient.locate_api(url)
         page = hub_token_page(api)
-        where = (f"make one at {page}" if page
-                 else "`jupyter server list` shows it after ?token=; empty if the server has none")
+        where = (
+            f"make one at {page}"
+            if page
+            else "`jupyter server list` shows it after ?token=; empty if the server has none"
+        )
         try:
             token = getpass.getpass(f"Token for {api} ({where}): ")
         except StdinNotImplementedError:
             raise ExecClientError(
                 "this front end cannot ask for the token (no input box: a headless run such as "
                 f"nbconvert or papermill); set JUPYTER_EXEC_EXT_URL={api} and JUPYTER_EXEC_EXT_TOKEN "
-                "in the kernel's environment instead") from None
+                "in the kernel's environment instead"
+            ) from None
         client = ExecClient(api, token.strip(), source="%sandbox_connect", origin="connect")
         status = client.status()  # a refused token raises here, with where to get a good one
         use_client(client)
         self._client = client
         docker = status.get("docker", {})
-        print(f"connected to {api}; sandbox "
-              + ("ready" if docker.get("reachable") and docker.get("image_present")
-                 else "NOT ready (see %sandbox_status)") + ".")
+        print(
+            f"connected to {api}; sandbox "
+            + (
+                "ready"
+                if docker.get("reachable") and docker.get("image_present")
+                else "NOT ready (see %sandbox_status)"
+            )
+            + "."
+        )
 
 
 def announce(magics: SandboxMagics) -> None:
@@ -405,9 +491,12 @@ def announce(magics: SandboxMagics) -> None:
     try:
         client = ExecClient.discover()
     except ServerNotFoundError:
-        print("jupyter_exec_ext: no server found yet (JUPYTER_EXEC_EXT_URL is not set, there are no "
-              "JupyterHub variables, and no running Jupyter server answers with the extension). "
-              + not_found_fix(os.environ), file=sys.stderr)
+        print(
+            "jupyter_exec_ext: no server found yet (JUPYTER_EXEC_EXT_URL is not set, there are no "
+            "JupyterHub variables, and no running Jupyter server answers with the extension). "
+            + not_found_fix(os.environ),
+            file=sys.stderr,
+        )
         return
     magics._client = client
     print(client.describe())

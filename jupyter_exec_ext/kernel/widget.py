@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 BUSY_RUN = "⏳ running in the sandbox…"
 BUSY_SUBMIT = "⏳ grading in the sandbox…"
 #: The widget's Run cannot show an input box (its click is not a cell execution).
-WIDGET_NO_STDIN = ("the program asked for input; the widget cannot ask for it, so the program got "
-                   "end of input (EOFError). Use a %%sandbox cell to answer input() interactively.")
+WIDGET_NO_STDIN = (
+    "the program asked for input; the widget cannot ask for it, so the program got "
+    "end of input (EOFError). Use a %%sandbox cell to answer input() interactively."
+)
 
 
 def without_title(prompt: str, title: str) -> str:
@@ -47,7 +49,9 @@ class ExerciseWidget(widgets.VBox):
         ExecClientError: the exercise could not be loaded (unknown id, server unreachable, …).
     """
 
-    def __init__(self, exercise_id: str, client: Optional[ExecClient] = None, **kwargs: Any) -> None:
+    def __init__(
+        self, exercise_id: str, client: Optional[ExecClient] = None, **kwargs: Any
+    ) -> None:
         self.client = client if client is not None else ExecClient.discover()
         self.exercise_id = exercise_id
         self.exercise = self.client.exercise(exercise_id)
@@ -56,24 +60,45 @@ class ExerciseWidget(widgets.VBox):
         # The prompt is Markdown; an Output holding a Markdown display lets the front end render it.
         # Its own first heading usually is the title: shown once, above.
         self.prompt = widgets.Output()
-        self.prompt.append_display_data(Markdown(without_title(self.exercise.get("prompt", ""), title)))
-        self.code = widgets.Textarea(value=self.exercise.get("starter_code", ""),
-                                     layout=widgets.Layout(width="100%", height="14em"))
-        self.run_button = widgets.Button(description="Run", icon="play",
-                                         tooltip="run the code in the sandbox")
-        self.submit_button = widgets.Button(description="Submit", icon="check", button_style="primary",
-                                            tooltip="grade the code against the exercise's tests")
+        self.prompt.append_display_data(
+            Markdown(without_title(self.exercise.get("prompt", ""), title))
+        )
+        self.code = widgets.Textarea(
+            value=self.exercise.get("starter_code", ""),
+            layout=widgets.Layout(width="100%", height="14em"),
+        )
+        self.run_button = widgets.Button(
+            description="Run", icon="play", tooltip="run the code in the sandbox"
+        )
+        self.submit_button = widgets.Button(
+            description="Submit",
+            icon="check",
+            button_style="primary",
+            tooltip="grade the code against the exercise's tests",
+        )
         self.busy = widgets.HTML("")
         self.output = widgets.HTML("")
         self.results = widgets.HTML("")
         self.score = widgets.HTML(f"max score: {self.exercise.get('max_score', 0):g}")
         self.run_button.on_click(self.on_run)
         self.submit_button.on_click(self.on_submit)
-        note = widgets.HTML("<small>Runs in an isolated sandbox: variables defined in your kernel "
-                            "are not visible there.</small>")
-        super().__init__(children=[self.title, self.prompt, self.code,
-                                   widgets.HBox([self.run_button, self.submit_button, self.busy]),
-                                   note, self.output, self.results, self.score], **kwargs)
+        note = widgets.HTML(
+            "<small>Runs in an isolated sandbox: variables defined in your kernel "
+            "are not visible there.</small>"
+        )
+        super().__init__(
+            children=[
+                self.title,
+                self.prompt,
+                self.code,
+                widgets.HBox([self.run_button, self.submit_button, self.busy]),
+                note,
+                self.output,
+                self.results,
+                self.score,
+            ],
+            **kwargs,
+        )
 
     # -- button handlers (callable directly, e.g. from tests) -------------------------------
 
@@ -93,7 +118,7 @@ class ExerciseWidget(widgets.VBox):
         def show(stream: str, text: str) -> None:
             css = "stderr' style='color:#cf222e" if stream == "stderr" else "stdout"
             if parts and parts[-1].startswith(f"<pre class='{css}'>"):
-                parts[-1] = parts[-1][:-len("</pre>")] + html.escape(text) + "</pre>"
+                parts[-1] = parts[-1][: -len("</pre>")] + html.escape(text) + "</pre>"
             else:
                 parts.append(f"<pre class='{css}'>{html.escape(text)}</pre>")
             self.output.value = "".join(parts)
@@ -106,15 +131,22 @@ class ExerciseWidget(widgets.VBox):
         def figure(mime: str, data: str) -> None:
             if mime == "image/png":  # base64 from the server; nothing else is put into the page
                 safe = "".join(c for c in data if c.isalnum() or c in "+/=")
-                parts.append(f"<img class='figure' alt='figure from the sandbox' "
-                             f"src='data:image/png;base64,{safe}'>")
+                parts.append(
+                    f"<img class='figure' alt='figure from the sandbox' "
+                    f"src='data:image/png;base64,{safe}'>"
+                )
                 self.output.value = "".join(parts)
 
         self.output.value = ""
         try:
-            result = self.client.run_live(self.code.value, time_limit=time_limit, on_output=show,
-                                          on_input=no_input, on_display=figure,
-                                          exercise_id=self.exercise_id)
+            result = self.client.run_live(
+                self.code.value,
+                time_limit=time_limit,
+                on_output=show,
+                on_input=no_input,
+                on_display=figure,
+                exercise_id=self.exercise_id,
+            )
         except LiveUnavailableError as e:
             log.info("live run unavailable, using POST execute: %s", e)
             result = self.client.execute(self.code.value, time_limit=time_limit)
@@ -124,8 +156,12 @@ class ExerciseWidget(widgets.VBox):
         hint = name_error_hint(result)
         if hint:
             parts.append(f"<p class='hint'>{html.escape(hint)}</p>")
-        colour = STATUS_COLOURS["passed"] if result.get("status") == "ok" else STATUS_COLOURS["failed"]
-        parts.append(f"<p class='status' style='color:{colour}'>{html.escape(status_line(result))}</p>")
+        colour = (
+            STATUS_COLOURS["passed"] if result.get("status") == "ok" else STATUS_COLOURS["failed"]
+        )
+        parts.append(
+            f"<p class='status' style='color:{colour}'>{html.escape(status_line(result))}</p>"
+        )
         self.output.value = "".join(parts)
 
     def _submit(self) -> None:
@@ -133,8 +169,10 @@ class ExerciseWidget(widgets.VBox):
         self.results.value = results_html(grade)
         full = grade.get("score") == grade.get("max_score")
         colour = STATUS_COLOURS["passed"] if full else STATUS_COLOURS["failed"]
-        self.score.value = (f"<strong style='color:{colour}'>score: {grade.get('score', 0):g} / "
-                            f"{grade.get('max_score', 0):g}</strong>")
+        self.score.value = (
+            f"<strong style='color:{colour}'>score: {grade.get('score', 0):g} / "
+            f"{grade.get('max_score', 0):g}</strong>"
+        )
         self.output.value = ""
         for stream in ("stdout", "stderr"):
             if grade.get(stream):
@@ -149,7 +187,9 @@ class ExerciseWidget(widgets.VBox):
             action()
         except ExecClientError as e:
             log.info("exercise %s: %s", self.exercise_id, e)
-            self.output.value = f"<p class='error' style='color:#cf222e'><strong>{html.escape(str(e))}</strong></p>"
+            self.output.value = (
+                f"<p class='error' style='color:#cf222e'><strong>{html.escape(str(e))}</strong></p>"
+            )
         finally:
             self.busy.value = ""
             self.run_button.disabled = self.submit_button.disabled = False

@@ -17,13 +17,41 @@ from .errors import (
 )
 from .limits import Limits
 from .live import LiveControl
-from .models import Check, CheckOutcome, CheckResult, DataFile, ExecutionRequest, ExecutionResult, Status
+from .models import (
+    Check,
+    CheckOutcome,
+    CheckResult,
+    DataFile,
+    ExecutionRequest,
+    ExecutionResult,
+    Status,
+)
 from .policy import PROFILES, SAFE_MODULES, CodePolicy, PolicyViolation
 
 __all__ = [
-    "Check", "CheckOutcome", "CheckResult", "DataFile", "DEFAULT_IMAGE", "LABEL", "PROFILES", "SAFE_MODULES",
-    "CacheConfig", "CachingSandbox", "CodePolicy", "DockerSandbox",
-    "DockerUnavailableError", "ExecutionRequest", "ExecutionResult", "ExecutorImageMissingError",
-    "ImageBuildError", "LimitError", "Limits", "LiveControl", "PolicyViolation", "SandboxConfig", "SandboxError",
-    "SandboxUnavailableError", "Status",
+    "Check",
+    "CheckOutcome",
+    "CheckResult",
+    "DataFile",
+    "DEFAULT_IMAGE",
+    "LABEL",
+    "PROFILES",
+    "SAFE_MODULES",
+    "CacheConfig",
+    "CachingSandbox",
+    "CodePolicy",
+    "DockerSandbox",
+    "DockerUnavailableError",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "ExecutorImageMissingError",
+    "ImageBuildError",
+    "LimitError",
+    "Limits",
+    "LiveControl",
+    "PolicyViolation",
+    "SandboxConfig",
+    "SandboxError",
+    "SandboxUnavailableError",
+    "Status",
 ]

@@ -42,9 +42,21 @@ security_log = logging.getLogger("jupyter_exec_ext.security")
 #: The caching sandbox, and the names that lived here before the cache was split up (importable
 #: from here as before).
 __all__ = [
-    "CACHE_SECRET_ENV", "KEY_FORMAT", "NONDETERMINISTIC_ATTRIBUTES", "NONDETERMINISTIC_CALLS",
-    "NONDETERMINISTIC_MODULES", "REDIS_KEY_PREFIX", "REDIS_URL_ENV", "CacheConfig", "CachingSandbox",
-    "MemoryStore", "ResultStore", "cache_key", "nondeterminism_reason", "redact_url", "reusable",
+    "CACHE_SECRET_ENV",
+    "KEY_FORMAT",
+    "NONDETERMINISTIC_ATTRIBUTES",
+    "NONDETERMINISTIC_CALLS",
+    "NONDETERMINISTIC_MODULES",
+    "REDIS_KEY_PREFIX",
+    "REDIS_URL_ENV",
+    "CacheConfig",
+    "CachingSandbox",
+    "MemoryStore",
+    "ResultStore",
+    "cache_key",
+    "nondeterminism_reason",
+    "redact_url",
+    "reusable",
     "runner_version",
 ]
 
@@ -83,8 +95,12 @@ class CachingSandbox:
         ValueError: the Redis URL is not usable.
     """
 
-    def __init__(self, sandbox: DockerSandbox, config: Optional[CacheConfig] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        sandbox: DockerSandbox,
+        config: Optional[CacheConfig] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.sandbox = sandbox
         self.cache_config = config or CacheConfig.from_env()
         self.store = ResultStore(self.cache_config, clock)
@@ -98,11 +114,16 @@ class CachingSandbox:
         self._counts_lock = threading.Lock()
         self.hits = self.misses = self.bypassed = self.rejected = self.foreign = 0
         self._secret = self.cache_config.secret or os.urandom(32)
-        self._key_id = hashlib.sha256(b"jupyter-exec-ext cache key id\n" + self._secret
-                                      ).hexdigest()[:_KEY_ID_HEX].encode("ascii")
+        self._key_id = (
+            hashlib.sha256(b"jupyter-exec-ext cache key id\n" + self._secret)
+            .hexdigest()[:_KEY_ID_HEX]
+            .encode("ascii")
+        )
         if self.cache_config.redis_url and self.cache_config.secret is None:
-            log.debug("result cache entries are signed with a key made at start-up; set a cache "
-                     "secret to keep Redis entries across restarts")
+            log.debug(
+                "result cache entries are signed with a key made at start-up; set a cache "
+                "secret to keep Redis entries across restarts"
+            )
 
     @property
     def config(self) -> SandboxConfig:
@@ -177,8 +198,13 @@ class CachingSandbox:
         Redis calls and unreadable entries), ``entries`` (memory backend only), ``max_entries``,
         ``ttl_s``, ``redis_url`` (password hidden), ``redis_error`` (while Redis is down)."""
         with self._counts_lock:
-            counts = {"hits": self.hits, "misses": self.misses, "bypassed": self.bypassed,
-                      "rejected": self.rejected, "foreign": self.foreign}
+            counts = {
+                "hits": self.hits,
+                "misses": self.misses,
+                "bypassed": self.bypassed,
+                "rejected": self.rejected,
+                "foreign": self.foreign,
+            }
         return {"enabled": self.cache_config.enabled, **counts, **self.store.status()}
 
     def reap(self, *, everything: bool = False) -> list[str]:
@@ -229,8 +255,11 @@ class CachingSandbox:
     def _mac(self, key: str, value: bytes) -> bytes:
         """HMAC-SHA256 of the key and the value (the key binds an entry to its request: an entry
         copied under another key fails too)."""
-        return hmac.new(self._secret, key.encode("ascii") + b"\n" + value,
-                        hashlib.sha256).hexdigest().encode("ascii")
+        return (
+            hmac.new(self._secret, key.encode("ascii") + b"\n" + value, hashlib.sha256)
+            .hexdigest()
+            .encode("ascii")
+        )
 
     def _seal(self, key: str, value: bytes) -> bytes:
         return self._key_id + self._mac(key, value) + value
@@ -248,8 +277,11 @@ class CachingSandbox:
         if len(raw) > head and hmac.compare_digest(mac, self._mac(key, value)):
             return value
         self._count("rejected")
-        security_log.warning("security: ignored a result cache entry %s… that fails its "
-                             "authentication check (written without the cache's key)", key[:12])
+        security_log.warning(
+            "security: ignored a result cache entry %s… that fails its "
+            "authentication check (written without the cache's key)",
+            key[:12],
+        )
         return None
 
     def _lookup(self, key: str) -> Optional[ExecutionResult]:

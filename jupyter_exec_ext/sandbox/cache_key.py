@@ -14,8 +14,9 @@ from .models import ExecutionRequest
 KEY_FORMAT = 1
 
 
-def cache_key(request: ExecutionRequest, limits: Limits, image_id: str, runner: str,
-              config: SandboxConfig) -> str:
+def cache_key(
+    request: ExecutionRequest, limits: Limits, image_id: str, runner: str, config: SandboxConfig
+) -> str:
     """The sha256 of everything that can change a run's result.
 
     Args:

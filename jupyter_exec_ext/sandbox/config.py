@@ -25,6 +25,7 @@ OWNER_LABEL = "jupyter-exec-ext.owner"
 def _default_owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
+
 #: The seccomp profile shipped with the package: the engine default's allow list less what student
 #: Python never needs (ptrace, io_uring, bpf, keyrings, mounts, namespaces …; see docs/internals.md).
 BUILTIN_SECCOMP = Path(__file__).with_name("seccomp.json")
@@ -90,7 +91,9 @@ class SandboxConfig:
     runtime: Optional[str] = None
     default_limits: Limits = field(default_factory=Limits)
     max_limits: Limits = field(
-        default_factory=lambda: Limits(memory_mb=1024, cpus=1.0, time_s=120.0, pids=256, nofile=4096)
+        default_factory=lambda: Limits(
+            memory_mb=1024, cpus=1.0, time_s=120.0, pids=256, nofile=4096
+        )
     )
     output_limit_bytes: int = 1024 * 1024
     tmpfs_mb: int = 64
@@ -110,17 +113,27 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         for name, value in (("user", self.user), ("harness_user", self.harness_user)):
             uid, _, gid = value.partition(":")
-            if not (uid.isdigit() and (gid or uid).isdigit()) or int(uid) == 0 or int(gid or uid) == 0:
-                raise ValueError(f"the sandbox {name} must be a numeric uid:gid other than root, got {value!r}")
+            if (
+                not (uid.isdigit() and (gid or uid).isdigit())
+                or int(uid) == 0
+                or int(gid or uid) == 0
+            ):
+                raise ValueError(
+                    f"the sandbox {name} must be a numeric uid:gid other than root, got {value!r}"
+                )
         if self.user.partition(":")[0] == self.harness_user.partition(":")[0]:
-            raise ValueError("the sandbox user and harness_user must be different uids: the tests "
-                             "must not run as the student's code does")
+            raise ValueError(
+                "the sandbox user and harness_user must be different uids: the tests "
+                "must not run as the student's code does"
+            )
         # Defaults never exceed the maxima (from_env raises the maxima instead when the admin sets
         # a default above them through the environment).
         object.__setattr__(self, "default_limits", self.default_limits.clamped(self.max_limits)[0])
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: object) -> SandboxConfig:
+    def from_env(
+        cls, environ: Optional[Mapping[str, str]] = None, **overrides: object
+    ) -> SandboxConfig:
         """Reads the seed's variables: ``DOCKER_EXECUTOR_ENABLED``, ``_IMAGE``, ``_NETWORK``,
         ``_MEMORY_LIMIT``, ``_CPU_LIMIT``, ``_TIME_LIMIT``, and also ``_PIDS_LIMIT``,
         ``_NOFILE_LIMIT``, ``_RUNTIME``, ``_OWNER``, ``_REUSE_RUNS``, ``_REUSE_IDLE``, ``_REUSE_KEPT``,
@@ -138,20 +151,33 @@ class SandboxConfig:
             changes["enabled"] = parse_env_bool(enabled, ENV_PREFIX + "ENABLED")
         own = get("GRADE_IN_OWN_CONTAINER")
         if own is not None:
-            changes["grade_in_own_container"] = parse_env_bool(own, ENV_PREFIX + "GRADE_IN_OWN_CONTAINER")
-        for name, attr in (("IMAGE", "image"), ("NETWORK", "network"), ("RUNTIME", "runtime"),
-                           ("OWNER", "owner"), ("SECCOMP", "seccomp")):
+            changes["grade_in_own_container"] = parse_env_bool(
+                own, ENV_PREFIX + "GRADE_IN_OWN_CONTAINER"
+            )
+        for name, attr in (
+            ("IMAGE", "image"),
+            ("NETWORK", "network"),
+            ("RUNTIME", "runtime"),
+            ("OWNER", "owner"),
+            ("SECCOMP", "seccomp"),
+        ):
             value = get(name)
             if value:
                 changes[attr] = value.strip()
-        for name, attr in (("REUSE_RUNS", "reuse_runs"), ("REUSE_KEPT", "reuse_kept"),
-                           ("DISPLAY_LIMIT", "display_limit"), ("DISPLAY_BYTES", "display_bytes"),
-                           ("DATA_FILES_BYTES", "data_files_bytes")):
+        for name, attr in (
+            ("REUSE_RUNS", "reuse_runs"),
+            ("REUSE_KEPT", "reuse_kept"),
+            ("DISPLAY_LIMIT", "display_limit"),
+            ("DISPLAY_BYTES", "display_bytes"),
+            ("DATA_FILES_BYTES", "data_files_bytes"),
+        ):
             value = get(name)
             if value is not None:
                 if not value.strip().isdigit():
                     hint = " (0 turns reuse off)" if name.startswith("REUSE") else ""
-                    raise LimitError(f"{ENV_PREFIX}{name} must be a whole number{hint}, got {value!r}")
+                    raise LimitError(
+                        f"{ENV_PREFIX}{name} must be a whole number{hint}, got {value!r}"
+                    )
                 changes[attr] = int(value)
         idle = get("REUSE_IDLE")
         if idle is not None:
@@ -160,7 +186,9 @@ class SandboxConfig:
             except ValueError:
                 changes["reuse_idle_s"] = -1.0
             if not changes["reuse_idle_s"] > 0:
-                raise LimitError(f"{ENV_PREFIX}REUSE_IDLE must be a number of seconds above 0, got {idle!r}")
+                raise LimitError(
+                    f"{ENV_PREFIX}REUSE_IDLE must be a number of seconds above 0, got {idle!r}"
+                )
         limit_values = {}
         for key in ("memory_limit", "cpu_limit", "time_limit", "pids_limit", "nofile_limit"):
             value = get(key.upper())
@@ -175,9 +203,12 @@ class SandboxConfig:
             defaults = Limits.from_mapping(limit_values)
             changes["default_limits"] = defaults
             # A default set above the built-in maxima is the admin's intent: the maxima follow it.
-            changes["max_limits"] = Limits(**{
-                f.name: max(getattr(defaults, f.name), getattr(config.max_limits, f.name))
-                for f in fields(Limits)})
+            changes["max_limits"] = Limits(
+                **{
+                    f.name: max(getattr(defaults, f.name), getattr(config.max_limits, f.name))
+                    for f in fields(Limits)
+                }
+            )
         changes.update(overrides)
         return replace(config, **changes)
 
@@ -195,11 +226,14 @@ def seccomp_security_opt(setting: str) -> Optional[str]:
         text = path.read_text(encoding="utf-8")
         profile = json.loads(text)
     except (OSError, ValueError) as e:
-        raise LimitError(f"seccomp profile {str(path)!r} cannot be used ({e}); give 'builtin', "
-                         f"'engine' or the path of a JSON seccomp profile") from None
+        raise LimitError(
+            f"seccomp profile {str(path)!r} cannot be used ({e}); give 'builtin', "
+            f"'engine' or the path of a JSON seccomp profile"
+        ) from None
     if not isinstance(profile, dict) or "defaultAction" not in profile:
-        raise LimitError(f"seccomp profile {str(path)!r} is not a seccomp profile: it has no "
-                         f"defaultAction")
+        raise LimitError(
+            f"seccomp profile {str(path)!r} is not a seccomp profile: it has no defaultAction"
+        )
     # The engine takes the profile itself, not a path (the docker CLI reads the file the same way).
     return "seccomp=" + json.dumps(profile, separators=(",", ":"))
 
@@ -247,9 +281,16 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         if self.secret is not None and len(self.secret) < 16:
-            raise ValueError("the result cache secret must be at least 16 bytes (e.g. "
-                             "`openssl rand -hex 32`)")
-        for name in ("ttl_s", "redis_timeout_s", "retry_initial_s", "retry_max_s", "image_id_ttl_s"):
+            raise ValueError(
+                "the result cache secret must be at least 16 bytes (e.g. `openssl rand -hex 32`)"
+            )
+        for name in (
+            "ttl_s",
+            "redis_timeout_s",
+            "retry_initial_s",
+            "retry_max_s",
+            "image_id_ttl_s",
+        ):
             parse_positive_float(getattr(self, name), name)
         for name in ("max_entries", "max_bytes", "max_entry_bytes"):
             parse_positive_int(getattr(self, name), name)

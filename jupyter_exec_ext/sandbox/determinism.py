@@ -10,26 +10,74 @@ from __future__ import annotations
 from typing import Optional
 
 from .models import ExecutionResult, Status
-from .policy import ATTRIBUTE, IMPORT, IMPORT_FROM, NAME, PARSE_ERRORS, STRING, parse, top_level, uses
+from .policy import (
+    ATTRIBUTE,
+    IMPORT,
+    IMPORT_FROM,
+    NAME,
+    PARSE_ERRORS,
+    STRING,
+    parse,
+    top_level,
+    uses,
+)
 
 #: Modules whose use makes output change from run to run: randomness, clocks, process and host
 #: state, concurrency (thread scheduling), dynamic imports. Conservative on purpose: a false alarm
 #: only costs one container run, a miss shows a student a stale value.
-NONDETERMINISTIC_MODULES = frozenset({
-    "random", "secrets", "uuid", "time", "datetime", "os", "posix", "tempfile", "timeit", "resource",
-    "gc", "tracemalloc", "cProfile", "profile", "threading", "_thread", "multiprocessing",
-    "concurrent", "asyncio", "subprocess", "signal", "socket", "select", "selectors", "importlib",
-    "ctypes", "mmap",
-})
+NONDETERMINISTIC_MODULES = frozenset(
+    {
+        "random",
+        "secrets",
+        "uuid",
+        "time",
+        "datetime",
+        "os",
+        "posix",
+        "tempfile",
+        "timeit",
+        "resource",
+        "gc",
+        "tracemalloc",
+        "cProfile",
+        "profile",
+        "threading",
+        "_thread",
+        "multiprocessing",
+        "concurrent",
+        "asyncio",
+        "subprocess",
+        "signal",
+        "socket",
+        "select",
+        "selectors",
+        "importlib",
+        "ctypes",
+        "mmap",
+    }
+)
 #: Builtins whose value differs between runs (addresses, salted string hashes) or that run code the
 #: check cannot see.
 NONDETERMINISTIC_CALLS = frozenset({"id", "hash", "__import__", "exec", "eval", "compile"})
 #: Attribute names that read randomness or clocks through a module this check does not list
 #: (``numpy.random``, ``pandas.Timestamp.now``), however the module was imported.
-NONDETERMINISTIC_ATTRIBUTES = frozenset({
-    "random", "urandom", "now", "today", "utcnow", "time", "time_ns", "perf_counter",
-    "monotonic", "process_time", "getpid", "uuid1", "uuid4",
-})
+NONDETERMINISTIC_ATTRIBUTES = frozenset(
+    {
+        "random",
+        "urandom",
+        "now",
+        "today",
+        "utcnow",
+        "time",
+        "time_ns",
+        "perf_counter",
+        "monotonic",
+        "process_time",
+        "getpid",
+        "uuid1",
+        "uuid4",
+    }
+)
 #: Paths whose contents change from run to run (``/dev/urandom``, ``/proc/uptime`` …).
 _VOLATILE_PATHS = ("/dev/", "/proc/", "/sys/")
 

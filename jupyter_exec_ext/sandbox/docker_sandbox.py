@@ -19,8 +19,8 @@ import socket
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import docker
@@ -29,7 +29,12 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from .config import EXPIRES_LABEL, LABEL, OWNER_LABEL, SandboxConfig, seccomp_security_opt
-from .errors import DockerUnavailableError, ExecutorImageMissingError, LimitError, SandboxUnavailableError
+from .errors import (
+    DockerUnavailableError,
+    ExecutorImageMissingError,
+    LimitError,
+    SandboxUnavailableError,
+)
 from .image import FLAVOUR_LABEL
 from .limits import Limits
 from .live import LiveControl
@@ -71,7 +76,7 @@ MAX_LINGER_S = 30.0
 
 #: Sandboxes with containers waiting for removal; a process that ends without close() still
 #: removes them (the teardown thread is a daemon and would not).
-_WAITING_REMOVAL: "weakref.WeakSet" = weakref.WeakSet()
+_WAITING_REMOVAL: weakref.WeakSet = weakref.WeakSet()
 
 
 @atexit.register
@@ -116,8 +121,14 @@ class _Exchange:
 class _Live:
     """A started container with its attach socket; its runner waits for (or works on) a job."""
 
-    def __init__(self, container_id: str, sock: Any, limits: Limits, started: float,
-                 expires_at: float = math.inf):
+    def __init__(
+        self,
+        container_id: str,
+        sock: Any,
+        limits: Limits,
+        started: float,
+        expires_at: float = math.inf,
+    ):
         self.container_id = container_id
         self.sock = sock
         self.raw = getattr(sock, "_sock", sock)
@@ -130,7 +141,7 @@ class _Live:
         self.mux = bytearray()
         self.received = 0
         self.last_used = started
-        self.reader: Optional["_FrameReader"] = None  # the last job's, read on for "ready"
+        self.reader: Optional[_FrameReader] = None  # the last job's, read on for "ready"
 
     def alive(self) -> bool:
         """An idle runner sends nothing: a readable socket means the container ended (EOF)."""
@@ -151,7 +162,7 @@ class _Live:
                 pass
 
 
-def _needs_engine_state(exchange: "_Exchange") -> bool:
+def _needs_engine_state(exchange: _Exchange) -> bool:
     """Whether the run's end must be read from Docker (kill, wait, inspect) rather than the runner.
 
     A result frame says everything, except when the program died by SIGKILL and the runner could
@@ -163,16 +174,24 @@ def _needs_engine_state(exchange: "_Exchange") -> bool:
     return frame.get("status") == Status.RUNTIME_ERROR.value and frame.get("exit_code") == -9
 
 
-def _clean(exchange: "_Exchange") -> bool:
+def _clean(exchange: _Exchange) -> bool:
     """Whether a run ended in an orderly way: the runner reported, the host never had to step in."""
-    return (exchange.result is not None and not exchange.host_timeout and not exchange.overflow
-            and not exchange.protocol_error and not exchange.host_cancelled)
+    return (
+        exchange.result is not None
+        and not exchange.host_timeout
+        and not exchange.overflow
+        and not exchange.protocol_error
+        and not exchange.host_cancelled
+    )
 
 
 _CHECK_OUTCOMES = {o.value for o in CheckOutcome}
 #: Stands in the exchange for a check whose frames broke the protocol.
-_ANOMALY = {"type": "check", "outcome": CheckOutcome.PROTOCOL_ERROR.value,
-            "message": "the sandbox reported this test in a way that breaks its protocol"}
+_ANOMALY = {
+    "type": "check",
+    "outcome": CheckOutcome.PROTOCOL_ERROR.value,
+    "message": "the sandbox reported this test in a way that breaks its protocol",
+}
 
 
 class _FrameReader:
@@ -187,9 +206,16 @@ class _FrameReader:
     ``emit`` is the one way there.
     """
 
-    def __init__(self, nonce: str, exchange: _Exchange, output_cap: int, checks: int = 0,
-                 on_event: Optional[EventCallback] = None,
-                 display_limit: int = 10, display_bytes: int = 2 * 1024 * 1024):
+    def __init__(
+        self,
+        nonce: str,
+        exchange: _Exchange,
+        output_cap: int,
+        checks: int = 0,
+        on_event: Optional[EventCallback] = None,
+        display_limit: int = 10,
+        display_bytes: int = 2 * 1024 * 1024,
+    ):
         self.prefix = (nonce + " ").encode("ascii")
         self.exchange = exchange
         self.on_event = on_event
@@ -221,7 +247,7 @@ class _FrameReader:
             self.stray += 1
             return
         try:
-            frame = json.loads(line[len(self.prefix):])
+            frame = json.loads(line[len(self.prefix) :])
         except ValueError:
             self.exchange.protocol_error = "the runner sent a frame that is not JSON"
             return
@@ -229,21 +255,31 @@ class _FrameReader:
             self.exchange.protocol_error = "the runner sent a frame that is not an object"
             return
         kind = frame.get("type")
-        if kind == "output" and frame.get("stream") in ("stdout", "stderr") and isinstance(
-            frame.get("data"), str
+        if (
+            kind == "output"
+            and frame.get("stream") in ("stdout", "stderr")
+            and isinstance(frame.get("data"), str)
         ):
             self._output(frame["stream"], frame["data"])
         elif kind == "check":
             self._check(frame)
         elif kind == "input_request" and self.exchange.result is None:
             prompt = frame.get("prompt")
-            self.emit({"type": "input_request",
-                       "prompt": prompt[:MAX_PROMPT_CHARS] if isinstance(prompt, str) else ""})
+            self.emit(
+                {
+                    "type": "input_request",
+                    "prompt": prompt[:MAX_PROMPT_CHARS] if isinstance(prompt, str) else "",
+                }
+            )
         elif kind == "display":
             self._display(frame)
         elif kind == "result" and self.exchange.result is None:
             self.exchange.result = frame
-        elif kind in ("ready", "retired") and self.exchange.result is not None and not self.exchange.after:
+        elif (
+            kind in ("ready", "retired")
+            and self.exchange.result is not None
+            and not self.exchange.after
+        ):
             self.exchange.after = kind
             self.exchange.retired_reason = str(frame.get("reason") or "")
 
@@ -253,13 +289,23 @@ class _FrameReader:
         if type(index) is not int or not 0 <= index < self.checks:
             self.exchange.protocol_error = "the runner sent a check frame for no check"
             return
-        well_formed = (frame.get("outcome") in _CHECK_OUTCOMES
-                       and all(isinstance(frame.get(k, ""), str) for k in ("stdout", "stderr", "message"))
-                       and (frame.get("error") is None or isinstance(frame.get("error"), dict)))
-        if (index != self.next_check or index in checks or self.exchange.result is not None
-                or not well_formed):
-            log.warning("check %d: frame out of protocol (expected check %d%s)", index,
-                        self.next_check, ", after the result" if self.exchange.result else "")
+        well_formed = (
+            frame.get("outcome") in _CHECK_OUTCOMES
+            and all(isinstance(frame.get(k, ""), str) for k in ("stdout", "stderr", "message"))
+            and (frame.get("error") is None or isinstance(frame.get("error"), dict))
+        )
+        if (
+            index != self.next_check
+            or index in checks
+            or self.exchange.result is not None
+            or not well_formed
+        ):
+            log.warning(
+                "check %d: frame out of protocol (expected check %d%s)",
+                index,
+                self.next_check,
+                ", after the result" if self.exchange.result else "",
+            )
             checks[index] = _ANOMALY
         else:
             checks[index] = frame
@@ -338,9 +384,15 @@ class DockerSandbox:
         self._teardown: Optional[threading.Thread] = None
         self.pool: Optional[Any] = None  # a WarmPool once start_pool() ran
         self.reuse: Optional[ReuseStore] = (
-            ReuseStore(self, self.config.reuse_runs, self.config.reuse_idle_s,
-                       max_total=self.config.reuse_kept)
-            if self.config.reuse_runs > 1 and self.config.reuse_kept > 0 else None)
+            ReuseStore(
+                self,
+                self.config.reuse_runs,
+                self.config.reuse_idle_s,
+                max_total=self.config.reuse_kept,
+            )
+            if self.config.reuse_runs > 1 and self.config.reuse_kept > 0
+            else None
+        )
         self._closed = False
         #: Containers this instance created and removed (metrics read them; never reset).
         self.containers_created = 0
@@ -366,7 +418,9 @@ class DockerSandbox:
         if client is not None:
             try:
                 client.close()
-            except Exception:  # closing a broken connection may fail in many ways; it is gone either way
+            except (
+                Exception
+            ):  # closing a broken connection may fail in many ways; it is gone either way
                 pass
 
     def close(self) -> None:
@@ -386,7 +440,7 @@ class DockerSandbox:
         self._remove_unremoved()
         self._forget_client()
 
-    def __enter__(self) -> "DockerSandbox":
+    def __enter__(self) -> DockerSandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -417,8 +471,9 @@ class DockerSandbox:
             self._lingering.append((live, time.monotonic()))
             self._linger_cond.notify_all()
             if self._teardown is None or not self._teardown.is_alive():
-                self._teardown = threading.Thread(target=self._tear_down_when_calm,
-                                                  name="sandbox-teardown", daemon=True)
+                self._teardown = threading.Thread(
+                    target=self._tear_down_when_calm, name="sandbox-teardown", daemon=True
+                )
                 self._teardown.start()
 
     def _tear_down_when_calm(self) -> None:
@@ -431,8 +486,11 @@ class DockerSandbox:
                             return  # nothing for a while: the next _linger starts a new thread
                         continue
                     oldest = time.monotonic() - self._lingering[0][1]
-                    if (self._in_flight == 0 or len(self._lingering) > MAX_LINGERING
-                            or oldest >= MAX_LINGER_S):
+                    if (
+                        self._in_flight == 0
+                        or len(self._lingering) > MAX_LINGERING
+                        or oldest >= MAX_LINGER_S
+                    ):
                         live, _ = self._lingering.popleft()
                         self._tearing += 1
                         break
@@ -473,7 +531,9 @@ class DockerSandbox:
     def _remove_later(self, api: docker.APIClient, container_id: str) -> None:
         with self._lock:
             if self._remover is None:
-                self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
+                self._remover = ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix="sandbox-remove"
+                )
             remover = self._remover
         try:
             remover.submit(self._remove, api, container_id)
@@ -482,8 +542,9 @@ class DockerSandbox:
 
     # -- warm pool -------------------------------------------------------------------------------
 
-    def start_pool(self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0,
-                   **sizing: Any) -> None:
+    def start_pool(
+        self, size: int, profile: Optional[Limits] = None, max_idle_s: float = 300.0, **sizing: Any
+    ) -> None:
         """Keeps ``size`` started containers for ``profile`` (default limits) waiting for jobs.
 
         A run whose limits fit the profile gets a pooled container, which serves that one job and
@@ -497,8 +558,9 @@ class DockerSandbox:
                 return
             old, self.pool = self.pool, None
             if size > 0:
-                self.pool = WarmPool(self, size, profile or self.config.default_limits, max_idle_s,
-                                     **sizing)
+                self.pool = WarmPool(
+                    self, size, profile or self.config.default_limits, max_idle_s, **sizing
+                )
                 self.pool.start()
         if old is not None:
             old.drain()
@@ -517,8 +579,12 @@ class DockerSandbox:
 
     # -- running -------------------------------------------------------------------------------
 
-    def run(self, request: ExecutionRequest, on_event: Optional[EventCallback] = None,
-            control: Optional[LiveControl] = None) -> ExecutionResult:
+    def run(
+        self,
+        request: ExecutionRequest,
+        on_event: Optional[EventCallback] = None,
+        control: Optional[LiveControl] = None,
+    ) -> ExecutionResult:
         """Runs the request in a new container and removes the container on every path.
 
         A live run (``control`` given; never with checks) streams: ``on_event`` receives each
@@ -534,12 +600,16 @@ class DockerSandbox:
             SandboxUnavailableError: the sandbox is disabled or the engine refused the container.
         """
         if not self.config.enabled:
-            raise SandboxUnavailableError("the sandbox is disabled by the admin (DOCKER_EXECUTOR_ENABLED)")
+            raise SandboxUnavailableError(
+                "the sandbox is disabled by the admin (DOCKER_EXECUTOR_ENABLED)"
+            )
         limits, _ = request.limits.clamped(self.config.max_limits)
         files_size = sum(len(f.data) for f in request.files)
         if files_size > self.config.data_files_bytes:
-            raise LimitError(f"the data files take {files_size} bytes, above the sandbox's cap of "
-                             f"{self.config.data_files_bytes} bytes (DOCKER_EXECUTOR_DATA_FILES_BYTES)")
+            raise LimitError(
+                f"the data files take {files_size} bytes, above the sandbox's cap of "
+                f"{self.config.data_files_bytes} bytes (DOCKER_EXECUTOR_DATA_FILES_BYTES)"
+            )
         if request.policy is not None:
             violations = request.policy.check(request.code)
             if violations:
@@ -560,8 +630,11 @@ class DockerSandbox:
         # in its user's own container, reset since their last run (never another user's); no
         # container is kept after a grading.
         reuse_key = request.reuse_key if (self.reuse is not None and not request.checks) else None
-        grade_key = (request.reuse_key if (self.reuse is not None and request.checks
-                                           and self.config.grade_in_own_container) else None)
+        grade_key = (
+            request.reuse_key
+            if (self.reuse is not None and request.checks and self.config.grade_in_own_container)
+            else None
+        )
         job = {
             "nonce": nonce,
             "code": request.code,
@@ -575,11 +648,15 @@ class DockerSandbox:
         if control is not None:
             job["interactive"] = True
         if request.files:
-            job["files"] = [{"name": f.name, "data": base64.b64encode(f.data).decode("ascii")}
-                            for f in request.files]
+            job["files"] = [
+                {"name": f.name, "data": base64.b64encode(f.data).decode("ascii")}
+                for f in request.files
+            ]
         # Each check may also run the program again before its test (the runner allows it twice
         # the program's first run, plus a second); the runner enforces the real limits.
-        budget_s = limits.time_s + sum(c.timeout_s + 1.0 + 2 * limits.time_s for c in request.checks)
+        budget_s = limits.time_s + sum(
+            c.timeout_s + 1.0 + 2 * limits.time_s for c in request.checks
+        )
         live: Optional[_Live] = None
         exchange: Optional[_Exchange] = None
         keep = settled = False
@@ -593,16 +670,26 @@ class DockerSandbox:
             elif grade_key is not None:
                 live = self._take_own(grade_key, limits, budget_s)
             live = live or self._take_warm(limits) or self._launch(api, limits)
-            keep = reuse_key is not None and self.reuse is not None and self.reuse.may_keep(live, limits)
+            keep = (
+                reuse_key is not None
+                and self.reuse is not None
+                and self.reuse.may_keep(live, limits)
+            )
             # A container that is not kept waits (its program's processes killed) for a calmer
             # moment to be removed; see MAX_LINGERING.
             job.update(keep=keep, linger=not keep)
             if on_event is not None:
                 _safe_call(on_event, {"type": "started", "time_limit_s": limits.time_s})
             started = time.monotonic()
-            exchange = self._converse(live, (json.dumps(job) + "\n").encode("utf-8"), nonce,
-                                      started + budget_s + self.config.startup_grace_s,
-                                      len(request.checks), on_event, control)
+            exchange = self._converse(
+                live,
+                (json.dumps(job) + "\n").encode("utf-8"),
+                nonce,
+                started + budget_s + self.config.startup_grace_s,
+                len(request.checks),
+                on_event,
+                control,
+            )
             live.runs += 1
             if _needs_engine_state(exchange):
                 if exchange.host_timeout or exchange.overflow or exchange.host_cancelled:
@@ -616,7 +703,9 @@ class DockerSandbox:
                     live.close()
                 elif not live.closed:
                     try:
-                        live.raw.shutdown(socket.SHUT_WR)  # EOF: the runner ends, so does the container
+                        live.raw.shutdown(
+                            socket.SHUT_WR
+                        )  # EOF: the runner ends, so does the container
                     except OSError:
                         pass
                 settled = True
@@ -643,7 +732,9 @@ class DockerSandbox:
             if live is not None:
                 if orderly and keep and not live.closed:
                     # It waits for the runner's word that the container is as new, off this path.
-                    assert self.reuse is not None and reuse_key is not None and exchange is not None  # keep
+                    assert (
+                        self.reuse is not None and reuse_key is not None and exchange is not None
+                    )  # keep
                     self.reuse.recycle(live, reuse_key, exchange)
                 elif orderly and not live.closed:
                     self._linger(live)
@@ -661,9 +752,14 @@ class DockerSandbox:
             # Only the host cancels; a runner that says so unasked is broken.
             log.error("the runner reported a cancelled run that nobody cancelled")
             result.status = Status.INTERNAL_ERROR
-            result.message = "the sandbox runner failed; the admin can find details in the server log"
-        elif exchange.host_cancelled or (control is not None and control.cancelled
-                                         and result.status in (Status.TIMEOUT, Status.INTERNAL_ERROR)):
+            result.message = (
+                "the sandbox runner failed; the admin can find details in the server log"
+            )
+        elif exchange.host_cancelled or (
+            control is not None
+            and control.cancelled
+            and result.status in (Status.TIMEOUT, Status.INTERNAL_ERROR)
+        ):
             # The runner did not answer the cancel in time (or the host's kill came first).
             result.status = Status.CANCELLED
             result.duration_ms = elapsed_ms
@@ -673,9 +769,13 @@ class DockerSandbox:
     def _take_own(self, key: str, limits: Limits, budget_s: float) -> Optional[_Live]:
         """``key``'s own reset container for a grading of ``budget_s`` at most, or None: it must
         stay well before its expiry label (the reaper's deadline) for the whole grading."""
+        assert self.reuse is not None  # a grade key is set only with a reuse store
         live = self.reuse.take(key, limits)
-        if live is not None and time.time() + budget_s + self.config.startup_grace_s + 60 >= live.expires_at:
-            self.reuse._retire(live, "too close to its expiry for a grading")
+        if (
+            live is not None
+            and time.time() + budget_s + self.config.startup_grace_s + 60 >= live.expires_at
+        ):
+            self.reuse.retire(live, "too close to its expiry for a grading")
             return None
         return live
 
@@ -683,7 +783,9 @@ class DockerSandbox:
         """Creates, attaches to and starts one hardened container; its runner then waits for a job."""
         container_id, expires_at = self._create(api, limits, idle_s)
         try:
-            sock = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            sock = api.attach_socket(
+                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
         except BaseException:
             self._remove(api, container_id)
             raise
@@ -696,7 +798,9 @@ class DockerSandbox:
             raise
         return live
 
-    def _create(self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0) -> tuple[str, float]:
+    def _create(
+        self, api: docker.APIClient, limits: Limits, idle_s: float = 0.0
+    ) -> tuple[str, float]:
         """Creates (does not start) one hardened container; returns its id and expiry (epoch s)."""
         cfg = self.config
         cpu_seconds = int(math.ceil(limits.time_s)) + 1
@@ -760,15 +864,29 @@ class DockerSandbox:
             self.containers_created += 1
         return created["Id"], float(expires)
 
-    def _converse(self, live: _Live, job: bytes, nonce: str, deadline: float,
-                  checks: int = 0, on_event: Optional[EventCallback] = None,
-                  control: Optional[LiveControl] = None) -> _Exchange:
+    def _converse(
+        self,
+        live: _Live,
+        job: bytes,
+        nonce: str,
+        deadline: float,
+        checks: int = 0,
+        on_event: Optional[EventCallback] = None,
+        control: Optional[LiveControl] = None,
+    ) -> _Exchange:
         """Sends the job to a started container and reads frames until the runner's result or the
         host deadline. Output received before a kill is kept. The attach socket stays open: the
         runner ends (or serves the next job) once the caller says so."""
         exchange = _Exchange()
-        reader = _FrameReader(nonce, exchange, self.config.output_limit_bytes, checks, on_event,
-                              self.config.display_limit, self.config.display_bytes)
+        reader = _FrameReader(
+            nonce,
+            exchange,
+            self.config.output_limit_bytes,
+            checks,
+            on_event,
+            self.config.display_limit,
+            self.config.display_bytes,
+        )
         raw = live.raw
         live.received = 0
         raw.settimeout(max(0.5, deadline - time.monotonic()))
@@ -789,14 +907,24 @@ class DockerSandbox:
         live.reader = reader
         return exchange
 
-    def _read_frames(self, live: _Live, reader: _FrameReader, deadline: float,
-                     done: Callable[[], bool], control: Optional[LiveControl] = None) -> None:
+    def _read_frames(
+        self,
+        live: _Live,
+        reader: _FrameReader,
+        deadline: float,
+        done: Callable[[], bool],
+        control: Optional[LiveControl] = None,
+    ) -> None:
         """Demultiplexes the attach stream into ``reader`` until ``done()``, EOF or the deadline
         (a live run's: until CANCEL_GRACE_S after a cancel that the runner did not answer)."""
         exchange = reader.exchange
         # JSON escaping can grow output six-fold; anything beyond this is not an honest runner.
-        budget = (2 * self.config.output_limit_bytes * 6 + MAX_FRAME_BYTES
-                  + 2 * self.config.display_bytes + 64 * self.config.display_limit)
+        budget = (
+            2 * self.config.output_limit_bytes * 6
+            + MAX_FRAME_BYTES
+            + 2 * self.config.display_bytes
+            + 64 * self.config.display_limit
+        )
         raw, pending = live.raw, live.mux
         while True:
             # Complete frames already received first: one chunk may hold the result and more.
@@ -814,8 +942,11 @@ class DockerSandbox:
             if done():
                 break  # the frame awaited: no need to wait for more (or for the container to exit)
             now = time.monotonic()
-            if control is not None and control.cancel_deadline is not None \
-                    and now >= control.cancel_deadline:
+            if (
+                control is not None
+                and control.cancel_deadline is not None
+                and now >= control.cancel_deadline
+            ):
                 exchange.host_cancelled = True
                 break
             remaining = deadline - now
@@ -842,8 +973,11 @@ class DockerSandbox:
                 break
             pending += chunk
         if reader.stray:
-            log.warning("container %s wrote %d unframed line(s) on the result channel",
-                        live.container_id[:12], reader.stray)
+            log.warning(
+                "container %s wrote %d unframed line(s) on the result channel",
+                live.container_id[:12],
+                reader.stray,
+            )
             reader.stray = 0
 
     def _settle(self, api: docker.APIClient, container_id: str, exchange: _Exchange) -> dict:
@@ -875,7 +1009,9 @@ class DockerSandbox:
         except docker.errors.NotFound:
             with self._counts_lock:
                 self._unremoved.discard(container_id)
-        except Exception as e:  # retried by close() and the reaper; the run's answer must not be lost
+        except (
+            Exception
+        ) as e:  # retried by close() and the reaper; the run's answer must not be lost
             log.warning("could not remove container %s: %s", container_id[:12], _short(e))
             with self._counts_lock:
                 self._unremoved.add(container_id)
@@ -894,14 +1030,19 @@ class DockerSandbox:
         try:
             api = self._api()
         except DockerUnavailableError as e:
-            log.warning("%d container(s) could not be removed, the engine is unreachable (%s); "
-                        "the reaper removes them later", len(left), e)
+            log.warning(
+                "%d container(s) could not be removed, the engine is unreachable (%s); "
+                "the reaper removes them later",
+                len(left),
+                e,
+            )
             return
         for container_id in left:
             self._remove(api, container_id)
 
-    def _engine_lost(self, ex: _Exchange, error: BaseException, limits: Limits, elapsed_ms: int,
-                     checks: int) -> ExecutionResult:
+    def _engine_lost(
+        self, ex: _Exchange, error: BaseException, limits: Limits, elapsed_ms: int, checks: int
+    ) -> ExecutionResult:
         """The answer to a run the engine went away under: an internal error that says so, with
         what the program printed before. Its container is removed once the engine is back."""
         log.error("the Docker engine went away during a run: %s", _short(error))
@@ -909,13 +1050,16 @@ class DockerSandbox:
         result.status = Status.INTERNAL_ERROR
         result.exit_code = None
         result.duration_ms = elapsed_ms
-        result.message = ("the Docker engine stopped or restarted during the run, so it was cut "
-                          "short; the output printed until then is shown; run it again")
+        result.message = (
+            "the Docker engine stopped or restarted during the run, so it was cut "
+            "short; the output printed until then is shown; run it again"
+        )
         result.checks = [_check_result(ex.checks.get(i)) for i in range(checks)]
         return result
 
-    def _interpret(self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int,
-                   has_checks: bool = False) -> ExecutionResult:
+    def _interpret(
+        self, ex: _Exchange, state: dict, limits: Limits, elapsed_ms: int, has_checks: bool = False
+    ) -> ExecutionResult:
         frame = ex.result or {}
         duration, message = frame.get("duration_ms"), frame.get("message")
         result = ExecutionResult(
@@ -932,7 +1076,9 @@ class DockerSandbox:
         reported = frame.get("status") if frame.get("status") in _KNOWN_STATUSES else None
         if state.get("OOMKilled") and reported != Status.OK.value:
             result.status = Status.MEMORY_LIMIT
-            result.message = f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
+            result.message = (
+                f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
+            )
         elif ex.overflow:
             result.status = Status.OUTPUT_LIMIT
             result.truncated = True
@@ -940,7 +1086,9 @@ class DockerSandbox:
         elif reported is not None:
             result.status = Status(reported)
             if result.status is Status.MEMORY_LIMIT:
-                result.message = f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
+                result.message = (
+                    f"memory limit of {limits.memory_mb} MiB exceeded; the program was stopped"
+                )
         elif ex.host_cancelled:
             result.status = Status.CANCELLED
             result.duration_ms = elapsed_ms
@@ -950,17 +1098,26 @@ class DockerSandbox:
             result.duration_ms = elapsed_ms
             result.message = f"time limit of {limits.time_s:g} s exceeded; the sandbox was stopped"
         elif ex.protocol_error or ex.runner_stderr:
-            result.message = "the sandbox runner failed; the admin can find details in the server log"
-            log.error("runner failure: %s; runner stderr: %s", ex.protocol_error or "no result frame",
-                      ex.runner_stderr.decode("utf-8", "replace")[-4000:])
+            result.message = (
+                "the sandbox runner failed; the admin can find details in the server log"
+            )
+            log.error(
+                "runner failure: %s; runner stderr: %s",
+                ex.protocol_error or "no result frame",
+                ex.runner_stderr.decode("utf-8", "replace")[-4000:],
+            )
         else:
             # The runner vanished without a word. The program cannot do that (the runner runs as
             # another uid), so something outside it did: the sandbox failed, not the program.
             result.exit_code = state.get("ExitCode")
-            result.message = ("the sandbox runner ended before it reported; the admin can find "
-                              "details in the server log")
-            log.error("runner of a run ended without a result (container exit code %s)",
-                      state.get("ExitCode"))
+            result.message = (
+                "the sandbox runner ended before it reported; the admin can find "
+                "details in the server log"
+            )
+            log.error(
+                "runner of a run ended without a result (container exit code %s)",
+                state.get("ExitCode"),
+            )
         # With checks, an out-of-memory check is that check's outcome, not the program's.
         if result.status is Status.OK and state.get("OOMKilled") and not has_checks:
             result.message = "a process of the program was stopped at the memory limit"
@@ -987,15 +1144,19 @@ class DockerSandbox:
         try:
             api = self._api()
             version = api.version()
-            info.update(reachable=True, engine_version=version.get("Version"),
-                        api_version=version.get("ApiVersion"))
+            info.update(
+                reachable=True,
+                engine_version=version.get("Version"),
+                api_version=version.get("ApiVersion"),
+            )
             try:
                 image = api.inspect_image(self.config.image)
                 info["image_id"] = image["Id"]
                 info["image_present"] = True
                 # science (numpy, pandas, matplotlib) or stdlib; None for an image built elsewhere
                 info["image_flavour"] = ((image.get("Config") or {}).get("Labels") or {}).get(
-                    FLAVOUR_LABEL)
+                    FLAVOUR_LABEL
+                )
             except docker.errors.ImageNotFound:
                 info["error"] = str(ExecutorImageMissingError(self.config.image))
         except DockerUnavailableError as e:
@@ -1035,8 +1196,12 @@ class DockerSandbox:
                 expires = 0.0
             mine = labels.get(OWNER_LABEL, "") == self.config.owner
             ended = c.get("State") in ("exited", "dead")
-            if (everything or expires < now or (mine and ended)
-                    or (ended and not mine and self._ended_before(api, c["Id"], now - ended_grace_s))):
+            if (
+                everything
+                or expires < now
+                or (mine and ended)
+                or (ended and not mine and self._ended_before(api, c["Id"], now - ended_grace_s))
+            ):
                 self._remove(api, c["Id"])
                 removed.append(c["Id"])
         if removed:
@@ -1055,7 +1220,9 @@ def _epoch(stamp: str) -> float:
     """The engine's RFC 3339 time (nanoseconds, ``Z``) as epoch seconds; unreadable ones as now."""
     try:
         head, _, fraction = stamp.rstrip("Z").partition(".")
-        moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+        moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=datetime.timezone.utc
+        )
         return moment.timestamp() + (float("0." + fraction[:6]) if fraction[:6].isdigit() else 0.0)
     except ValueError:
         return time.time()
@@ -1095,9 +1262,14 @@ def _check_result(frame: Optional[dict]) -> CheckResult:
         return value if isinstance(value, str) else ""
 
     duration = frame.get("duration_ms")
-    return CheckResult(outcome=outcome, stdout=text("stdout"), stderr=text("stderr"), error=error,
-                       duration_ms=duration if isinstance(duration, int) else 0,
-                       message=text("message")[:2000])
+    return CheckResult(
+        outcome=outcome,
+        stdout=text("stdout"),
+        stderr=text("stderr"),
+        error=error,
+        duration_ms=duration if isinstance(duration, int) else 0,
+        message=text("message")[:2000],
+    )
 
 
 def _short(error: BaseException) -> str:

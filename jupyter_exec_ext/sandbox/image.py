@@ -23,8 +23,10 @@ DEFAULT_BASE_IMAGE = "python:3.12-slim"
 FLAVOURS = ("science", "stdlib")
 DEFAULT_FLAVOUR = "science"
 #: The offline (debootstrap) base of each flavour.
-OFFLINE_BASE_IMAGES = {"science": "jupyter-exec-ext-base:bookworm-science",
-                       "stdlib": "jupyter-exec-ext-base:bookworm"}
+OFFLINE_BASE_IMAGES = {
+    "science": "jupyter-exec-ext-base:bookworm-science",
+    "stdlib": "jupyter-exec-ext-base:bookworm",
+}
 OFFLINE_BASE_IMAGE = OFFLINE_BASE_IMAGES["stdlib"]
 #: Label of an image saying its flavour (offline bases and executor images carry it).
 FLAVOUR_LABEL = "jupyter-exec-ext.flavour"
@@ -35,8 +37,17 @@ FINGERPRINT_LABEL = "jupyter-exec-ext.fingerprint"
 
 
 #: What the build context holds besides the base: the Dockerfile and the runner's modules.
-RUNNER_FILES = ("Dockerfile", "runner.py", "zygote.py", "harness.py", "student.py", "wire.py",
-                "display.py", "workfiles.py", "backend/jupyter_exec_display.py")
+RUNNER_FILES = (
+    "Dockerfile",
+    "runner.py",
+    "zygote.py",
+    "harness.py",
+    "student.py",
+    "wire.py",
+    "display.py",
+    "workfiles.py",
+    "backend/jupyter_exec_display.py",
+)
 
 
 def executor_image_dir() -> Path:
@@ -45,7 +56,9 @@ def executor_image_dir() -> Path:
     for candidate in (here / "executor_image", here.parent / "executor_image"):
         if all((candidate / name).is_file() for name in RUNNER_FILES):
             return candidate
-    raise ImageBuildError(f"the executor image sources ({', '.join(RUNNER_FILES)}) are missing from the install")
+    raise ImageBuildError(
+        f"the executor image sources ({', '.join(RUNNER_FILES)}) are missing from the install"
+    )
 
 
 def runner_digest(context: Path) -> str:
@@ -81,8 +94,9 @@ def fingerprint(context: Path, base_image_id: str, flavour: str = DEFAULT_FLAVOU
     return h.hexdigest()
 
 
-def make_offline_base(name: Optional[str] = None, say: Callable[[str], None] = print,
-                      flavour: str = DEFAULT_FLAVOUR) -> str:
+def make_offline_base(
+    name: Optional[str] = None, say: Callable[[str], None] = print, flavour: str = DEFAULT_FLAVOUR
+) -> str:
     """Makes a Debian bookworm + python3 base image with debootstrap and ``docker import``; the
     ``science`` flavour adds Debian's numpy, pandas and matplotlib. Returns the image's name.
 
@@ -95,18 +109,26 @@ def make_offline_base(name: Optional[str] = None, say: Callable[[str], None] = p
     if shutil.which("bash") is None:
         raise ImageBuildError("bash is needed to make the offline base image")
     mirror = os.environ.get("DEBIAN_MIRROR") or "http://deb.debian.org/debian"
-    proc = subprocess.run(["bash", str(script), name, mirror, flavour], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        ["bash", str(script), name, mirror, flavour],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout.splitlines():
         say(line)
     if proc.returncode != 0:
-        raise ImageBuildError(f"making the offline base image {name} failed (exit code {proc.returncode})")
+        raise ImageBuildError(
+            f"making the offline base image {name} failed (exit code {proc.returncode})"
+        )
     return name
 
 
 def _check_flavour(flavour: str) -> None:
     if flavour not in FLAVOURS:
-        raise ImageBuildError(f"image flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
+        raise ImageBuildError(
+            f"image flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}"
+        )
 
 
 def build_executor_image(
@@ -138,17 +160,25 @@ def build_executor_image(
     # Our offline bases say what they hold; a base that does not say may need pip, hence network.
     offline = flavour == "stdlib" or base_labels.get(FLAVOUR_LABEL) == "science"
     existing = _inspect(api, tag)
-    if existing and not force and (existing["Config"].get("Labels") or {}).get(FINGERPRINT_LABEL) == wanted:
+    if (
+        existing
+        and not force
+        and (existing["Config"].get("Labels") or {}).get(FINGERPRINT_LABEL) == wanted
+    ):
         say(f"executor image {tag} is up to date ({existing['Id'][:19]})")
         return existing["Id"]
     say(f"building executor image {tag} ({flavour}) from {base_image} ...")
     image_id: Optional[str] = None
     for chunk in api.build(
-        path=str(context), tag=tag, buildargs={"BASE_IMAGE": base_image, "FLAVOUR": flavour},
-        pull=False, rm=True,
+        path=str(context),
+        tag=tag,
+        buildargs={"BASE_IMAGE": base_image, "FLAVOUR": flavour},
+        pull=False,
+        rm=True,
         # Not the containers' "managed" label: containers inherit image labels, and the reaper must
         # not take a container someone started from this image by hand for one of its own.
-        forcerm=True, decode=True,
+        forcerm=True,
+        decode=True,
         labels={IMAGE_LABEL: "executor", FINGERPRINT_LABEL: wanted, FLAVOUR_LABEL: flavour},
         # From our offline bases the Dockerfile fetches nothing, so its steps need no network
         # (nor the engine's bridge); only pip on another base does.

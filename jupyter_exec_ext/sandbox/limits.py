@@ -83,7 +83,13 @@ _FIELDS = {
     "pids_limit": ("pids", parse_positive_int),
     "nofile_limit": ("nofile", parse_positive_int),
 }
-_UNITS = {"memory_mb": "MiB", "cpus": "CPU", "time_s": "s", "pids": "processes", "nofile": "open files"}
+_UNITS = {
+    "memory_mb": "MiB",
+    "cpus": "CPU",
+    "time_s": "s",
+    "pids": "processes",
+    "nofile": "open files",
+}
 
 
 @dataclass(frozen=True)

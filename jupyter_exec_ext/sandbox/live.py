@@ -51,8 +51,9 @@ class LiveControl:
             if self.eof_sent:
                 raise ValueError("the program's input has ended already (stdin eof was sent)")
             if self.stdin_bytes + size > self.max_stdin_bytes:
-                raise ValueError(f"stdin of this run would be over the limit of "
-                                 f"{self.max_stdin_bytes} bytes")
+                raise ValueError(
+                    f"stdin of this run would be over the limit of {self.max_stdin_bytes} bytes"
+                )
             self.stdin_bytes += size
             self._post({"type": "stdin", "data": data})
 
@@ -97,8 +98,9 @@ class LiveControl:
             if self._over:
                 return
             self._send = send
-            self._writer = threading.Thread(target=self._write, name="sandbox-live-input",
-                                            daemon=True)
+            self._writer = threading.Thread(
+                target=self._write, name="sandbox-live-input", daemon=True
+            )
             self._writer.start()
 
     def _write(self) -> None:

@@ -54,14 +54,16 @@ class Check:
 class CheckOutcome(str, enum.Enum):
     """How one check ended, as observed by the runner (never as claimed by the checked code)."""
 
-    COMPLETED = "completed"        # its code returned normally
-    RAISED = "raised"              # its code raised; see ``error``
+    COMPLETED = "completed"  # its code returned normally
+    RAISED = "raised"  # its code raised; see ``error``
     TIMEOUT = "timeout"
     MEMORY_LIMIT = "memory_limit"
     OUTPUT_LIMIT = "output_limit"
-    EXITED = "exited"              # the code's process ended before the test finished (sys.exit, crash)
-    PROTOCOL_ERROR = "protocol_error"  # the code answered the test nonsense, or a frame broke the protocol
-    NOT_RUN = "not_run"            # the program never got ready, or its process is gone
+    EXITED = "exited"  # the code's process ended before the test finished (sys.exit, crash)
+    PROTOCOL_ERROR = (
+        "protocol_error"  # the code answered the test nonsense, or a frame broke the protocol
+    )
+    NOT_RUN = "not_run"  # the program never got ready, or its process is gone
 
     def __str__(self) -> str:
         return self.value
@@ -89,8 +91,10 @@ class DataFile:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not DATA_FILE_NAME.match(self.name):
-            raise ValueError(f"data file name {self.name!r} must be a plain file name (letters, digits, "
-                             "'.', '_', '-'; no folders)")
+            raise ValueError(
+                f"data file name {self.name!r} must be a plain file name (letters, digits, "
+                "'.', '_', '-'; no folders)"
+            )
         if not isinstance(self.data, bytes):
             raise TypeError(f"data file {self.name!r}: data must be bytes")
 
@@ -176,6 +180,9 @@ class ExecutionResult:
             message=data.get("message", ""),
             limits=Limits.from_mapping(limits) if limits else None,
             cached=bool(data.get("cached", False)),
-            displays=[{"mime": str(d["mime"]), "data": str(d["data"])}
-                      for d in data.get("displays") or [] if isinstance(d, dict)],
+            displays=[
+                {"mime": str(d["mime"]), "data": str(d["data"])}
+                for d in data.get("displays") or []
+                if isinstance(d, dict)
+            ],
         )

@@ -31,7 +31,13 @@ PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 #: Kinds of :class:`Use`.
 IMPORT, IMPORT_FROM, CALL, ATTRIBUTE, NAME, STRING = (
-    "import", "import_from", "call", "attribute", "name", "string")
+    "import",
+    "import_from",
+    "call",
+    "attribute",
+    "name",
+    "string",
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,10 @@ def uses(tree: ast.AST) -> Iterator[Use]:
                 name = func.id
             elif isinstance(func, ast.Attribute):
                 method = func.attr
-                if isinstance(func.value, ast.Name) and func.value.id in ("builtins", "__builtins__"):
+                if isinstance(func.value, ast.Name) and func.value.id in (
+                    "builtins",
+                    "__builtins__",
+                ):
                     name = func.attr
             yield Use(CALL, name, node.lineno, method=method)
         elif isinstance(node, ast.Attribute):
@@ -93,8 +102,18 @@ def top_level(module: str) -> str:
 
 #: The seed's safe-module list, the modules most beginner exercises need.
 SAFE_MODULES = frozenset(
-    {"math", "random", "datetime", "collections", "itertools", "functools", "operator", "string",
-     "re", "json"}
+    {
+        "math",
+        "random",
+        "datetime",
+        "collections",
+        "itertools",
+        "functools",
+        "operator",
+        "string",
+        "re",
+        "json",
+    }
 )
 #: Builtins that reach around the exercise (dynamic code, files, introspection of globals).
 RISKY_CALLS = frozenset(
@@ -174,7 +193,9 @@ class CodePolicy:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "allowed_modules": sorted(self.allowed_modules) if self.allowed_modules is not None else None,
+            "allowed_modules": sorted(self.allowed_modules)
+            if self.allowed_modules is not None
+            else None,
             "forbidden_imports": sorted(self.forbidden_imports),
             "forbidden_calls": sorted(self.forbidden_calls),
             "forbid_dunder_access": self.forbid_dunder_access,
@@ -202,7 +223,8 @@ class CodePolicy:
         elif self.allowed_modules is not None and top not in self.allowed_modules:
             allowed = ", ".join(sorted(self.allowed_modules)) or "none"
             yield PolicyViolation(
-                line, f"importing '{name}' is not allowed in this exercise (allowed modules: {allowed})"
+                line,
+                f"importing '{name}' is not allowed in this exercise (allowed modules: {allowed})",
             )
 
     def _check_use(self, use: Use) -> Iterable[PolicyViolation]:
@@ -216,9 +238,13 @@ class CodePolicy:
                 yield from self._check_module(use.name, line)
         elif use.kind == CALL:
             if use.name and use.name in self.forbidden_calls:
-                yield PolicyViolation(line, f"calling '{use.name}()' is not allowed in this exercise")
+                yield PolicyViolation(
+                    line, f"calling '{use.name}()' is not allowed in this exercise"
+                )
             elif use.method and "." + use.method in self.forbidden_calls:
-                yield PolicyViolation(line, f"calling '.{use.method}()' is not allowed in this exercise")
+                yield PolicyViolation(
+                    line, f"calling '.{use.method}()' is not allowed in this exercise"
+                )
         elif use.kind == ATTRIBUTE and self.forbid_dunder_access:
             if use.name.startswith("__") and use.name.endswith("__"):
                 yield PolicyViolation(line, f"using '{use.name}' is not allowed in this exercise")
@@ -230,8 +256,9 @@ class CodePolicy:
 #: Ready-made policies by name; "none" allows everything (the default for plain execution).
 PROFILES: dict[str, CodePolicy] = {
     "none": CodePolicy(),
-    "safe": CodePolicy(allowed_modules=SAFE_MODULES, forbidden_calls=RISKY_CALLS,
-                       forbid_dunder_access=True),
+    "safe": CodePolicy(
+        allowed_modules=SAFE_MODULES, forbidden_calls=RISKY_CALLS, forbid_dunder_access=True
+    ),
 }
 
 
@@ -239,7 +266,10 @@ PROFILES: dict[str, CodePolicy] = {
 CONSTRUCTS: dict[str, tuple[tuple[type, ...], str]] = {
     "while": ((ast.While,), "a `while` loop"),
     "for": ((ast.For,), "a `for` loop"),
-    "comprehension": ((ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp), "a comprehension"),
+    "comprehension": (
+        (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp),
+        "a comprehension",
+    ),
     "list_comprehension": ((ast.ListComp,), "a list comprehension"),
     "dict_comprehension": ((ast.DictComp,), "a dict comprehension"),
     "set_comprehension": ((ast.SetComp,), "a set comprehension"),
@@ -274,11 +304,15 @@ class Requirement:
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; known: {', '.join(RULES)}")
         if self.rule == "calls_itself" and not self.function:
-            raise ValueError("rule 'calls_itself' needs 'function', the function that must call itself")
+            raise ValueError(
+                "rule 'calls_itself' needs 'function', the function that must call itself"
+            )
         if self.rule in ("uses", "avoids"):
             if self.construct not in CONSTRUCTS:
-                raise ValueError(f"rule {self.rule!r} needs 'construct', one of {', '.join(CONSTRUCTS)}; "
-                                 f"got {self.construct!r}")
+                raise ValueError(
+                    f"rule {self.rule!r} needs 'construct', one of {', '.join(CONSTRUCTS)}; "
+                    f"got {self.construct!r}"
+                )
         if self.exception and (self.rule != "uses" or self.construct != "try"):
             raise ValueError("'exception' goes only with rule 'uses' and construct 'try'")
 
@@ -315,7 +349,9 @@ class Requirement:
         if self.function:
             kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
             top = [n for n in tree.body if isinstance(n, kinds) and n.name == self.function]
-            defs = top or [n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == self.function]
+            defs = top or [
+                n for n in ast.walk(tree) if isinstance(n, kinds) and n.name == self.function
+            ]
             if not defs:
                 return f"{self.description}, but there is no function `{self.function}` in the code"
             # A module-level definition first, and of several the last, as when the code runs.
@@ -327,15 +363,23 @@ class Requirement:
     def _holds(self, scope: ast.AST) -> bool:
         nodes = list(ast.walk(scope))
         if self.rule == "calls_itself":
-            return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == self.function
-                       for n in nodes)
+            return any(
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == self.function
+                for n in nodes
+            )
         assert self.construct is not None  # as in description
         kinds = CONSTRUCTS[self.construct][0]
         found = [n for n in nodes if isinstance(n, kinds)]
         if self.exception:
             # With `exception` the construct is `try`: every node found is an ast.Try.
-            found = [n for n in found if isinstance(n, ast.Try)
-                     and any(_names_exception(h.type, self.exception) for h in n.handlers)]
+            found = [
+                n
+                for n in found
+                if isinstance(n, ast.Try)
+                and any(_names_exception(h.type, self.exception) for h in n.handlers)
+            ]
         return bool(found) == (self.rule == "uses")
 
 

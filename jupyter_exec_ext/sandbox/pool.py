@@ -50,9 +50,18 @@ class WarmPool:
             without a miss.
     """
 
-    def __init__(self, sandbox: "DockerSandbox", size: int, profile: Limits, max_idle_s: float = 300.0,
-                 workers: int = 2, refill_delay_s: float = 0.1, max_size: Optional[int] = None,
-                 memory_budget_mb: Optional[int] = None, shrink_after_s: float = 120.0):
+    def __init__(
+        self,
+        sandbox: DockerSandbox,
+        size: int,
+        profile: Limits,
+        max_idle_s: float = 300.0,
+        workers: int = 2,
+        refill_delay_s: float = 0.1,
+        max_size: Optional[int] = None,
+        memory_budget_mb: Optional[int] = None,
+        shrink_after_s: float = 120.0,
+    ):
         self.sandbox = sandbox
         self.min_size = size
         ceiling = max_size if max_size is not None else size
@@ -72,13 +81,24 @@ class WarmPool:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._failing_since: Optional[float] = None
-        self.counters = {"served": 0, "created": 0, "discarded": 0, "misses": 0, "errors": 0,
-                         "grown": 0, "shrunk": 0}
+        self.counters = {
+            "served": 0,
+            "created": 0,
+            "discarded": 0,
+            "misses": 0,
+            "errors": 0,
+            "grown": 0,
+            "shrunk": 0,
+        }
 
     def fits(self, limits: Limits) -> bool:
         p = self.profile
-        return ((limits.memory_mb, limits.cpus, limits.pids, limits.nofile)
-                == (p.memory_mb, p.cpus, p.pids, p.nofile) and limits.time_s <= p.time_s)
+        return (limits.memory_mb, limits.cpus, limits.pids, limits.nofile) == (
+            p.memory_mb,
+            p.cpus,
+            p.pids,
+            p.nofile,
+        ) and limits.time_s <= p.time_s
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -86,7 +106,7 @@ class WarmPool:
             t.start()
             self._threads.append(t)
 
-    def take(self, limits: Limits) -> Optional["_Live"]:
+    def take(self, limits: Limits) -> Optional[_Live]:
         """A live container for a run with these limits, or None (the caller starts one cold)."""
         if not self.fits(limits):
             return None
@@ -106,10 +126,10 @@ class WarmPool:
                 self._cond.notify()
             return None
 
-    def _usable(self, live: "_Live") -> bool:
+    def _usable(self, live: _Live) -> bool:
         return time.monotonic() - live.started < self.max_idle_s and live.alive()
 
-    def _discard(self, live: "_Live") -> None:
+    def _discard(self, live: _Live) -> None:
         self.counters["discarded"] += 1
         self.sandbox._drop(live, later=True)
 
@@ -136,7 +156,9 @@ class WarmPool:
                 self._starting += 1
             live = None
             try:
-                live = self.sandbox._launch(self.sandbox._api(), self.profile, idle_s=self.max_idle_s)
+                live = self.sandbox._launch(
+                    self.sandbox._api(), self.profile, idle_s=self.max_idle_s
+                )
                 self.counters["created"] += 1
                 if self._failing_since is not None:
                     log.info("warm pool is filling again")
@@ -148,7 +170,9 @@ class WarmPool:
                 self.counters["errors"] += 1
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
-                    log.warning("warm pool cannot start containers (%s); retrying in the background", e)
+                    log.warning(
+                        "warm pool cannot start containers (%s); retrying in the background", e
+                    )
             with self._cond:
                 self._starting -= 1
                 if live is not None and not self._stopping:
@@ -187,6 +211,12 @@ class WarmPool:
 
     def status(self) -> dict[str, Any]:
         with self._cond:
-            return {"size": self.size, "min_size": self.min_size, "max_size": self.max_size,
-                    "idle": len(self._idle), "starting": self._starting,
-                    "profile": self.profile.to_dict(), **self.counters}
+            return {
+                "size": self.size,
+                "min_size": self.min_size,
+                "max_size": self.max_size,
+                "idle": len(self._idle),
+                "starting": self._starting,
+                "profile": self.profile.to_dict(),
+                **self.counters,
+            }

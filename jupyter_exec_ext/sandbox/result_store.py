@@ -47,7 +47,9 @@ class MemoryStore:
         clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(self, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic
+    ):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
@@ -123,7 +125,9 @@ class ResultStore:
                     retry=Retry(NoBackoff(), 0),
                 )
             except ValueError as e:
-                raise ValueError(f"{REDIS_URL_ENV} {redact_url(config.redis_url)!r} is not usable: {e}") from None
+                raise ValueError(
+                    f"{REDIS_URL_ENV} {redact_url(config.redis_url)!r} is not usable: {e}"
+                ) from None
         self._lock = threading.Lock()
         self._down_since: Optional[float] = None
         self._retry_at = 0.0
@@ -154,7 +158,9 @@ class ResultStore:
         if self._redis_turn():
             assert self._redis is not None  # a turn is only given with Redis configured
             try:
-                self._redis.set(REDIS_KEY_PREFIX + key, value, px=max(1, int(self.config.ttl_s * 1000)))
+                self._redis.set(
+                    REDIS_KEY_PREFIX + key, value, px=max(1, int(self.config.ttl_s * 1000))
+                )
             except Exception as e:  # whatever Redis does, the student's run goes on
                 self._failed(e)
             else:
@@ -229,8 +235,11 @@ class ResultStore:
             outage = self._clock() - self._down_since
             self._down_since, self._last_error = None, None
             self._backoff = self.config.retry_initial_s
-        log.info("Redis at %s answers again after %.0f s; the result cache uses it again",
-                 redact_url(self.config.redis_url), outage)
+        log.info(
+            "Redis at %s answers again after %.0f s; the result cache uses it again",
+            redact_url(self.config.redis_url),
+            outage,
+        )
 
     def _failed(self, error: Exception) -> None:
         with self._lock:
@@ -242,8 +251,12 @@ class ResultStore:
                 self._backoff = self.config.retry_initial_s
                 self._retry_at = self._down_since + self._backoff
         if first:
-            log.warning("Redis at %s failed (%s); the result cache is in memory until Redis answers "
-                        "again (retried with a backoff of up to %g s)", redact_url(self.config.redis_url),
-                        self._last_error, self.config.retry_max_s)
+            log.warning(
+                "Redis at %s failed (%s); the result cache is in memory until Redis answers "
+                "again (retried with a backoff of up to %g s)",
+                redact_url(self.config.redis_url),
+                self._last_error,
+                self.config.retry_max_s,
+            )
         else:
             log.debug("Redis still unavailable: %s", self._last_error)

@@ -46,8 +46,12 @@ def same_limits(a: Limits, b: Limits) -> bool:
     """Whether a container made with limits ``a`` serves a run with limits ``b``: memory, CPU,
     processes and open files equal, and the run's time limit not above the container's (the
     runner enforces the run's own)."""
-    return ((a.memory_mb, a.cpus, a.pids, a.nofile) == (b.memory_mb, b.cpus, b.pids, b.nofile)
-            and b.time_s <= a.time_s)
+    return (a.memory_mb, a.cpus, a.pids, a.nofile) == (
+        b.memory_mb,
+        b.cpus,
+        b.pids,
+        b.nofile,
+    ) and b.time_s <= a.time_s
 
 
 class ReuseStore:
@@ -61,14 +65,20 @@ class ReuseStore:
         max_total: containers kept for all users together; the one unused longest goes first.
     """
 
-    def __init__(self, sandbox: "DockerSandbox", max_runs: int, idle_s: float = 60.0,
-                 per_key: int = 2, max_total: int = 64):
+    def __init__(
+        self,
+        sandbox: DockerSandbox,
+        max_runs: int,
+        idle_s: float = 60.0,
+        per_key: int = 2,
+        max_total: int = 64,
+    ):
         self.sandbox = sandbox
         self.max_runs = max_runs
         self.idle_s = idle_s
         self.per_key = per_key
         self.max_total = max_total
-        self._idle: "collections.OrderedDict[str, collections.deque]" = collections.OrderedDict()
+        self._idle: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
         self._resetting: collections.Counter = collections.Counter()
         self._cond = threading.Condition()
         self._closed = False
@@ -78,17 +88,20 @@ class ReuseStore:
 
     # -- taking and keeping ------------------------------------------------------------------
 
-    def may_keep(self, live: "_Live", limits: Limits) -> bool:
+    def may_keep(self, live: _Live, limits: Limits) -> bool:
         """Whether ``live`` may be asked to stay after this run (it may still be retired later)."""
-        return not self._closed and live.runs + 1 < self.max_runs and self._fresh_enough(live, limits)
+        return (
+            not self._closed and live.runs + 1 < self.max_runs and self._fresh_enough(live, limits)
+        )
 
-    def _fresh_enough(self, live: "_Live", limits: Limits) -> bool:
+    def _fresh_enough(self, live: _Live, limits: Limits) -> bool:
         # A run must end long before the expiry label lets any reaper remove the container.
         margin = 2 * limits.time_s + self.sandbox.config.startup_grace_s + 60
         return time.time() + margin < live.expires_at
 
-    def take(self, key: str, limits: Limits,
-             spare: Optional[Callable[[], Optional["_Live"]]] = None) -> Optional["_Live"]:
+    def take(
+        self, key: str, limits: Limits, spare: Optional[Callable[[], Optional[_Live]]] = None
+    ) -> Optional[_Live]:
         """One of ``key``'s reset containers that fits ``limits``, or None (the caller takes a
         pooled container or starts one).
 
@@ -105,8 +118,12 @@ class ReuseStore:
                 with self._cond:
                     found = self._pick(key, limits, stale)
                     remaining = deadline - time.monotonic()
-                    if (found is not None or self._closed or not self._resetting[key]
-                            or remaining <= 0):
+                    if (
+                        found is not None
+                        or self._closed
+                        or not self._resetting[key]
+                        or remaining <= 0
+                    ):
                         return found
                     # With per_key of the user's containers being reset, the run waits for one
                     # of them. (Containers in use are not counted: two runs of the user at once
@@ -124,9 +141,9 @@ class ReuseStore:
                     return live
         finally:
             for live in stale:
-                self._retire(live, "idle too long, too old or ended")
+                self.retire(live, "idle too long, too old or ended")
 
-    def _pick(self, key: str, limits: Limits, stale: list) -> Optional["_Live"]:
+    def _pick(self, key: str, limits: Limits, stale: list) -> Optional[_Live]:
         """Under the lock: takes ``key``'s most recently used container that fits ``limits``;
         moves the unusable ones to ``stale``; leaves those kept for other limits."""
         waiting = self._idle.get(key)
@@ -134,8 +151,11 @@ class ReuseStore:
             return None
         found = None
         for live in reversed(list(waiting)):  # the most recently used first: its caches are warm
-            if not (self._fresh_enough(live, limits)
-                    and time.monotonic() - live.last_used < self.idle_s and live.alive()):
+            if not (
+                self._fresh_enough(live, limits)
+                and time.monotonic() - live.last_used < self.idle_s
+                and live.alive()
+            ):
                 waiting.remove(live)
                 stale.append(live)
             elif found is None and same_limits(live.limits, limits):
@@ -147,7 +167,7 @@ class ReuseStore:
             self.counters["reused"] += 1
         return found
 
-    def recycle(self, live: "_Live", key: str, exchange: "_Exchange") -> None:
+    def recycle(self, live: _Live, key: str, exchange: _Exchange) -> None:
         """Hands over a container whose runner was asked to stay: once it says "ready", it waits
         for ``key``'s next run. Returns at once."""
         with self._cond:
@@ -156,19 +176,28 @@ class ReuseStore:
             self._workers.submit(self._await_reset, live, key, exchange)
         except RuntimeError:  # closed meanwhile
             self._settled(key)
-            self._retire(live, "the sandbox is closing")
+            self.retire(live, "the sandbox is closing")
 
-    def _await_reset(self, live: "_Live", key: str, exchange: "_Exchange") -> None:
+    def _await_reset(self, live: _Live, key: str, exchange: _Exchange) -> None:
         try:
             if live.reader is not None:
-                self.sandbox._read_frames(live, live.reader, time.monotonic() + RESET_TIMEOUT_S,
-                                          lambda: bool(exchange.after))
+                self.sandbox._read_frames(
+                    live,
+                    live.reader,
+                    time.monotonic() + RESET_TIMEOUT_S,
+                    lambda: bool(exchange.after),
+                )
         except Exception as e:  # the engine went away: the container cannot be trusted again
             log.warning("container %s: no word after its run (%s)", live.container_id[:12], e)
         finally:
             self._settled(key)
-        if exchange.after != "ready" or exchange.host_timeout or exchange.overflow or exchange.protocol_error:
-            self._retire(live, exchange.retired_reason or "no report that it was reset")
+        if (
+            exchange.after != "ready"
+            or exchange.host_timeout
+            or exchange.overflow
+            or exchange.protocol_error
+        ):
+            self.retire(live, exchange.retired_reason or "no report that it was reset")
             return
         live.last_used = time.monotonic()
         evicted = []
@@ -189,7 +218,7 @@ class ReuseStore:
                 self._cond.notify_all()
                 self._start_sweeper()
         for old in evicted:
-            self._retire(old, "more containers kept than allowed")
+            self.retire(old, "more containers kept than allowed")
 
     def _settled(self, key: str) -> None:
         with self._cond:
@@ -201,7 +230,7 @@ class ReuseStore:
     def _total(self) -> int:
         return sum(len(d) for d in self._idle.values())
 
-    def _retire(self, live: "_Live", why: str) -> None:
+    def retire(self, live: _Live, why: str) -> None:
         log.debug("retiring container %s: %s", live.container_id[:12], why)
         self.counters["retired"] += 1
         self.sandbox._drop(live, later=True)
@@ -210,7 +239,9 @@ class ReuseStore:
 
     def _start_sweeper(self) -> None:
         if self._sweeper is None:
-            self._sweeper = threading.Thread(target=self._sweep, name="sandbox-reuse-sweep", daemon=True)
+            self._sweeper = threading.Thread(
+                target=self._sweep, name="sandbox-reuse-sweep", daemon=True
+            )
             self._sweeper.start()
 
     def _sweep(self) -> None:
@@ -225,14 +256,15 @@ class ReuseStore:
                 stale = []
                 for key in list(self._idle):
                     waiting = self._idle[key]
-                    for live in [x for x in waiting if now - x.last_used >= self.idle_s
-                                 or not x.alive()]:
+                    for live in [
+                        x for x in waiting if now - x.last_used >= self.idle_s or not x.alive()
+                    ]:
                         waiting.remove(live)
                         stale.append(live)
                     if not waiting:
                         del self._idle[key]
             for live in stale:
-                self._retire(live, "idle")
+                self.retire(live, "idle")
 
     def drain(self) -> None:
         """Retires every kept container and waits for resets in progress; leaves nothing behind."""
@@ -250,7 +282,14 @@ class ReuseStore:
 
     def status(self) -> dict[str, Any]:
         with self._cond:
-            return {"max_runs": self.max_runs, "idle_s": self.idle_s, "max_kept": self.max_total, "kept": self._total(),
-                    "users": len(self._idle), "resetting": sum(self._resetting.values()),
-                    "served": self.counters["reused"], "retired": self.counters["retired"],
-                    "spares": self.counters["spares"]}
+            return {
+                "max_runs": self.max_runs,
+                "idle_s": self.idle_s,
+                "max_kept": self.max_total,
+                "kept": self._total(),
+                "users": len(self._idle),
+                "resetting": sum(self._resetting.values()),
+                "served": self.counters["reused"],
+                "retired": self.counters["retired"],
+                "spares": self.counters["spares"],
+            }

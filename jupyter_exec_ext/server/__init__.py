@@ -9,4 +9,11 @@ from .handlers import NAMESPACE, ROUTES
 #: The OpenAPI 3 description of the routes, shipped in the package.
 OPENAPI_SPEC = Path(__file__).with_name("openapi.yaml")
 
-__all__ = ["KERNEL_TOKEN_ENV", "KERNEL_URL_ENV", "NAMESPACE", "OPENAPI_SPEC", "ROUTES", "ExecExtApp"]
+__all__ = [
+    "KERNEL_TOKEN_ENV",
+    "KERNEL_URL_ENV",
+    "NAMESPACE",
+    "OPENAPI_SPEC",
+    "ROUTES",
+    "ExecExtApp",
+]

@@ -63,27 +63,43 @@ class ExecExtApp(ExecSettings, ExtensionApp):
     version = __version__
 
     # -- where code runs ------------------------------------------------------------------------
-    backend = Enum(["local", "remote"], "local", help="'local': this server talks to Docker itself "
-                   "(a single-user machine). 'remote': every route is forwarded to the executor "
-                   "service at service_url with the user's hub token; this server never opens "
-                   "the Docker socket (JupyterHub).").tag(config=True)
-    service_url = Unicode(help="Base URL of the executor service's REST API in remote mode, e.g. "
-                          "http://hub:8000/services/exec/api/exec/v1/. "
-                          "Default: JUPYTER_EXEC_SERVICE_URL.").tag(config=True)
-    service_token = Unicode(help="Token sent to the executor service in remote mode. Default: "
-                            "JUPYTERHUB_API_TOKEN, the user's server token on a hub (the service "
-                            "sees the user it belongs to).").tag(config=True)
-    service_timeout = Float(300.0, help="Seconds a forwarded request may take (a submission runs "
-                            "every test) before the answer is 504.").tag(config=True)
+    backend = Enum(
+        ["local", "remote"],
+        "local",
+        help="'local': this server talks to Docker itself "
+        "(a single-user machine). 'remote': every route is forwarded to the executor "
+        "service at service_url with the user's hub token; this server never opens "
+        "the Docker socket (JupyterHub).",
+    ).tag(config=True)
+    service_url = Unicode(
+        help="Base URL of the executor service's REST API in remote mode, e.g. "
+        "http://hub:8000/services/exec/api/exec/v1/. "
+        "Default: JUPYTER_EXEC_SERVICE_URL."
+    ).tag(config=True)
+    service_token = Unicode(
+        help="Token sent to the executor service in remote mode. Default: "
+        "JUPYTERHUB_API_TOKEN, the user's server token on a hub (the service "
+        "sees the user it belongs to)."
+    ).tag(config=True)
+    service_timeout = Float(
+        300.0,
+        help="Seconds a forwarded request may take (a submission runs "
+        "every test) before the answer is 504.",
+    ).tag(config=True)
 
     # -- who the served notebooks are for ------------------------------------------------------
-    instructor = Bool(False, help="Instructor mode: the server's root holds the authoritative "
-                      "exercise notebooks, and the authoring routes (validate, preview, release) "
-                      "answer. Off, the root must be a students' workspace of released copies, "
-                      "and the authoring routes answer 403.").tag(config=True)
-    workspace_dir = Unicode(help="The students' workspace that Release writes student copies into "
-                            "(command 1 serves it as the root directory in student mode); empty "
-                            "for none.").tag(config=True)
+    instructor = Bool(
+        False,
+        help="Instructor mode: the server's root holds the authoritative "
+        "exercise notebooks, and the authoring routes (validate, preview, release) "
+        "answer. Off, the root must be a students' workspace of released copies, "
+        "and the authoring routes answer 403.",
+    ).tag(config=True)
+    workspace_dir = Unicode(
+        help="The students' workspace that Release writes student copies into "
+        "(command 1 serves it as the root directory in student mode); empty "
+        "for none."
+    ).tag(config=True)
 
     @default("service_url")
     def _default_service_url(self) -> str:
@@ -96,7 +112,9 @@ class ExecExtApp(ExecSettings, ExtensionApp):
     @validate("service_timeout")
     def _valid_service_timeout(self, proposal: Any) -> float:
         if not proposal["value"] > 0:
-            raise TraitError(f"ExecExtApp.service_timeout must be positive, got {proposal['value']!r}")
+            raise TraitError(
+                f"ExecExtApp.service_timeout must be positive, got {proposal['value']!r}"
+            )
         return proposal["value"]
 
     @default("exercises_dir")
@@ -116,34 +134,51 @@ class ExecExtApp(ExecSettings, ExtensionApp):
         self._forward_logs()
         if self.backend == "remote":
             if not self.service_url:
-                raise TraitError("ExecExtApp.backend is 'remote' but no service_url is set "
-                                 f"(nor {SERVICE_URL_ENV})")
+                raise TraitError(
+                    "ExecExtApp.backend is 'remote' but no service_url is set "
+                    f"(nor {SERVICE_URL_ENV})"
+                )
             mismatch = loopback_mismatch(self.service_url, os.environ.get("JUPYTERHUB_API_URL", ""))
             if mismatch:
                 log.warning("%s", mismatch)
             # Nothing here touches Docker: the service owns the socket.
             self.context = remote_context(
-                self, RemoteService(self.service_url, self.service_token, self.service_timeout))
+                self, RemoteService(self.service_url, self.service_token, self.service_timeout)
+            )
             self.settings[CONTEXT_KEY] = self.context
             self._publish_for_kernels()
-            log.info("jupyter_exec_ext %s: forwarding to the executor service at %s",
-                     __version__, self.service_url)
+            log.info(
+                "jupyter_exec_ext %s: forwarding to the executor service at %s",
+                __version__,
+                self.service_url,
+            )
             return
         self.context = build_context(
-            self, gradebook_sqlite=Path(jupyter_data_dir()) / "jupyter_exec_ext" / "gradebook.sqlite",
-            instructor=self.instructor, workspace_dir=self.workspace_dir)
+            self,
+            gradebook_sqlite=Path(jupyter_data_dir()) / "jupyter_exec_ext" / "gradebook.sqlite",
+            instructor=self.instructor,
+            workspace_dir=self.workspace_dir,
+        )
         self.settings[CONTEXT_KEY] = self.context
         self._warn_if_exercises_are_served()
         self._publish_for_kernels()
         self.context.start()
-        log.info("jupyter_exec_ext %s: image %s, %d run(s) at once, %d per user, exercises in %s",
-                 __version__, self.image, self.max_concurrent_runs, self.max_runs_per_user,
-                 self.exercises_dir or "(none)")
+        log.info(
+            "jupyter_exec_ext %s: image %s, %d run(s) at once, %d per user, exercises in %s",
+            __version__,
+            self.image,
+            self.max_concurrent_runs,
+            self.max_runs_per_user,
+            self.exercises_dir or "(none)",
+        )
 
     def initialize_handlers(self) -> None:
         """Adds the route table; ExtensionApp prefixes every pattern with the server's base_url."""
-        self.handlers.extend(REMOTE_ROUTES + REMOTE_LIVE_ROUTES if self.backend == "remote"
-                             else ROUTES + AUTHORING_ROUTES + LIVE_ROUTES)
+        self.handlers.extend(
+            REMOTE_ROUTES + REMOTE_LIVE_ROUTES
+            if self.backend == "remote"
+            else ROUTES + AUTHORING_ROUTES + LIVE_ROUTES
+        )
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Called once the server listens: its port is final now (port_retries may have moved it)."""
@@ -186,11 +221,14 @@ class ExecExtApp(ExecSettings, ExtensionApp):
         if self.instructor or not self.exercises_dir or not root:
             return
         if Path(self.exercises_dir).resolve().is_relative_to(Path(root).resolve()):
-            log.warning("the exercise directory %s is inside the server's root directory %s: students "
-                        "can open its reference solutions and hidden tests. Serve a workspace of "
-                        "released copies instead (`jupyter exec-ext update-workspace`), or set "
-                        "c.ExecExtApp.instructor = True if this server is an instructor's.",
-                        self.exercises_dir, root)
+            log.warning(
+                "the exercise directory %s is inside the server's root directory %s: students "
+                "can open its reference solutions and hidden tests. Serve a workspace of "
+                "released copies instead (`jupyter exec-ext update-workspace`), or set "
+                "c.ExecExtApp.instructor = True if this server is an instructor's.",
+                self.exercises_dir,
+                root,
+            )
 
     def _publish_for_kernels(self) -> None:
         """Puts the API URL and a token into ``os.environ``; kernels started later inherit them.
@@ -199,12 +237,16 @@ class ExecExtApp(ExecSettings, ExtensionApp):
         from the server's runtime file (``list_running_servers()``), so it grants nothing new.
         """
         if getattr(self.serverapp, "sock", ""):
-            log.info("the server listens on a Unix socket; kernels find it through "
-                     "list_running_servers(), not %s", KERNEL_URL_ENV)
+            log.info(
+                "the server listens on a Unix socket; kernels find it through "
+                "list_running_servers(), not %s",
+                KERNEL_URL_ENV,
+            )
             return
         if not hasattr(self, "_environ_before"):
-            self._environ_before = {name: os.environ.get(name)
-                                    for name in (KERNEL_URL_ENV, KERNEL_TOKEN_ENV)}
+            self._environ_before = {
+                name: os.environ.get(name) for name in (KERNEL_URL_ENV, KERNEL_TOKEN_ENV)
+            }
         os.environ[KERNEL_URL_ENV] = self.api_url()
         os.environ[KERNEL_TOKEN_ENV] = self.serverapp.identity_provider.token or ""
 

@@ -21,8 +21,10 @@ from ..grading.validation import check_exercise
 from .errors import ApiError
 from .handlers import NAMESPACE, ExecAPIHandler
 
-INSTRUCTOR_HINT = ("authoring is for instructor mode only (start the server with "
-                   "`bash scripts/run.sh --instructor`, or c.ExecExtApp.instructor = True)")
+INSTRUCTOR_HINT = (
+    "authoring is for instructor mode only (start the server with "
+    "`bash scripts/run.sh --instructor`, or c.ExecExtApp.instructor = True)"
+)
 
 
 class AuthoringHandler(ExecAPIHandler):
@@ -64,7 +66,9 @@ class AuthoringHandler(ExecAPIHandler):
         except ExerciseError as e:
             raise ApiError(self.relative(str(e))) from None
         if exercise.student_copy:
-            raise ApiError(f"{self.relative(str(path))} is a student copy; open the exercise itself")
+            raise ApiError(
+                f"{self.relative(str(path))} is a student copy; open the exercise itself"
+            )
         return exercise
 
     async def requested_exercise(self) -> tuple[Path, Any]:
@@ -87,8 +91,12 @@ class ModeRoute(AuthoringHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish({"mode": "instructor" if self.instructor else "student",
-                     "instructor": self.is_instructor})
+        self.finish(
+            {
+                "mode": "instructor" if self.instructor else "student",
+                "instructor": self.is_instructor,
+            }
+        )
 
 
 class SchemaRoute(AuthoringHandler):
@@ -129,7 +137,9 @@ class PreviewRoute(AuthoringHandler):
         path, _ = await self.requested_exercise()
 
         def preview() -> dict:
-            return json.loads(nbformat.writes(student_copy(nbformat.read(str(path), as_version=4), path)))
+            return json.loads(
+                nbformat.writes(student_copy(nbformat.read(str(path), as_version=4), path))
+            )
 
         self.finish({"notebook": await self.scheduler.query(preview)})
 
@@ -147,18 +157,26 @@ class ReleaseRoute(AuthoringHandler):
         exercises = self.context.exercises_dir or ""
         workspace = self.context.workspace_dir or ""
         if not workspace:
-            raise ApiError("this server has no students' workspace to release into "
-                           "(c.ExecExtApp.workspace_dir)", status=409)
+            raise ApiError(
+                "this server has no students' workspace to release into "
+                "(c.ExecExtApp.workspace_dir)",
+                status=409,
+            )
         # Resolving a configured directory (as notebook_path() does) is a few stats: no thread.
         if not exercises or not path.is_relative_to(Path(exercises).resolve()):  # noqa: ASYNC240
-            raise ApiError(f"{self.relative(str(path))} is not in the exercise directory, so the "
-                           "grader would not know it; move it there first", status=409)
+            raise ApiError(
+                f"{self.relative(str(path))} is not in the exercise directory, so the "
+                "grader would not know it; move it there first",
+                status=409,
+            )
         [change] = await self.scheduler.query(
-            lambda: update_workspace(exercises, workspace, sources=[path]))
+            lambda: update_workspace(exercises, workspace, sources=[path])
+        )
         if change.action == "skipped":
             raise ApiError(self.relative(change.message))
-        self.finish({"action": change.action,
-                     "path": change.path.relative_to(Path(workspace)).as_posix()})
+        self.finish(
+            {"action": change.action, "path": change.path.relative_to(Path(workspace)).as_posix()}
+        )
 
 
 AUTHORING_ROUTES = [

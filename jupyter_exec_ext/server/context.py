@@ -74,11 +74,11 @@ class ExecContext:
     #: The students' workspace Release writes into; empty for none.
     workspace_dir: str = ""
     #: Remote mode: the executor service every route is forwarded to.
-    remote: Optional["RemoteService"] = None
+    remote: Optional[RemoteService] = None
     #: The executor service's own parts (``service.HubParts``).
     hub: Any = None
     #: What ``start`` starts: the reaper and the warm pool (``build_context``).
-    housekeeping: Optional["Housekeeping"] = None
+    housekeeping: Optional[Housekeeping] = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def start(self) -> None:
@@ -98,8 +98,14 @@ class Housekeeping:
     """The reaper (a sweep at start, then every ``reap_interval`` seconds, on a worker thread)
     and the filling of the warm pool."""
 
-    def __init__(self, sandbox: DockerSandbox, scheduler: RunScheduler, reap_interval: float,
-                 pool_size: int, **pool_sizing: Any) -> None:
+    def __init__(
+        self,
+        sandbox: DockerSandbox,
+        scheduler: RunScheduler,
+        reap_interval: float,
+        pool_size: int,
+        **pool_sizing: Any,
+    ) -> None:
         self.sandbox, self.scheduler = sandbox, scheduler
         self.reap_interval, self.pool_size = reap_interval, pool_size
         #: How the pool grows and shrinks (``WarmPool``: max_size, memory_budget_mb, shrink_after_s).
@@ -111,12 +117,14 @@ class Housekeeping:
         Start-up never waits for Docker."""
         self.scheduler.submit_query(self.reap)
         if self.reap_interval > 0:
-            self._reaper = PeriodicCallback(lambda: self.scheduler.submit_query(self.reap),
-                                            self.reap_interval * 1000)
+            self._reaper = PeriodicCallback(
+                lambda: self.scheduler.submit_query(self.reap), self.reap_interval * 1000
+            )
             self._reaper.start()
         if self.pool_size > 0:
             self.scheduler.submit_query(
-                lambda: self.sandbox.start_pool(self.pool_size, **self.pool_sizing))
+                lambda: self.sandbox.start_pool(self.pool_size, **self.pool_sizing)
+            )
 
     def stop(self) -> None:
         if self._reaper is not None:
@@ -146,7 +154,8 @@ def build_limits(settings: ExecSettings) -> tuple[RunScheduler, Any]:
     own, or shared with the other replicas through Redis: ``shared_state_url``)."""
     # Counted in this process, or in the Redis that replicas share (shared_state_url).
     user_cap, submit_limiter = settings.build_limits(
-        settings.max_runs_per_user, settings.submit_rate_limit, settings.submit_rate_window)
+        settings.max_runs_per_user, settings.submit_rate_limit, settings.submit_rate_window
+    )
     scheduler = RunScheduler(settings.max_concurrent_runs, settings.max_runs_per_user, user_cap)
     return scheduler, submit_limiter
 
@@ -167,8 +176,14 @@ def build_gradebook(settings: ExecSettings, default_sqlite: Path) -> GradebookRe
     return GradebookRecorder(store, backlog_max=max(settings.gradebook_backlog, 1))
 
 
-def build_context(settings: ExecSettings, *, gradebook_sqlite: Path, metrics: bool = False,
-                  instructor: bool = False, workspace_dir: str = "") -> ExecContext:
+def build_context(
+    settings: ExecSettings,
+    *,
+    gradebook_sqlite: Path,
+    metrics: bool = False,
+    instructor: bool = False,
+    workspace_dir: str = "",
+) -> ExecContext:
     """Builds every part from the traits: the sandbox and the result cache in front of it, the
     scheduler and the submission limiter, the exercise registry and the grader, the gradebook
     (SQLite at ``gradebook_sqlite`` unless ``db_url`` says otherwise) and, for the executor
@@ -187,20 +202,35 @@ def build_context(settings: ExecSettings, *, gradebook_sqlite: Path, metrics: bo
     exercises = Path(settings.exercises_dir) if settings.exercises_dir else None
     if exercises is not None and not exercises.is_dir():
         log.warning("exercise directory %s does not exist", exercises)
-    housekeeping = Housekeeping(sandbox, scheduler, settings.reap_interval, settings.pool_size,
-                                max_size=settings.pool_max_size,
-                                memory_budget_mb=settings.pool_memory_budget,
-                                shrink_after_s=settings.pool_shrink_after)
+    housekeeping = Housekeeping(
+        sandbox,
+        scheduler,
+        settings.reap_interval,
+        settings.pool_size,
+        max_size=settings.pool_max_size,
+        memory_budget_mb=settings.pool_memory_budget,
+        shrink_after_s=settings.pool_shrink_after,
+    )
     context = ExecContext(
-        bounds=settings.request_bounds(config), runner=runner, sandbox=sandbox,
+        bounds=settings.request_bounds(config),
+        runner=runner,
+        sandbox=sandbox,
         grader=Grader(sandbox, config.default_limits, config.data_files_bytes),
         registry=ExerciseRegistry(exercises) if exercises is not None else None,
-        exercises_dir=exercises, scheduler=scheduler, submit_limiter=submit_limiter,
-        rules=settings.course_rules(), metrics=ExecMetrics(runner) if metrics else None,
-        instructor=instructor, workspace_dir=workspace_dir,
-        housekeeping=housekeeping)
-    context._closers += [housekeeping.stop, scheduler.shutdown,
-                         runner.close]  # drains the warm pool and finishes container removals
+        exercises_dir=exercises,
+        scheduler=scheduler,
+        submit_limiter=submit_limiter,
+        rules=settings.course_rules(),
+        metrics=ExecMetrics(runner) if metrics else None,
+        instructor=instructor,
+        workspace_dir=workspace_dir,
+        housekeeping=housekeeping,
+    )
+    context._closers += [
+        housekeeping.stop,
+        scheduler.shutdown,
+        runner.close,
+    ]  # drains the warm pool and finishes container removals
     try:
         gradebook = build_gradebook(settings, gradebook_sqlite)
     except TraitError:
@@ -211,7 +241,7 @@ def build_context(settings: ExecSettings, *, gradebook_sqlite: Path, metrics: bo
     return context
 
 
-def remote_context(settings: ExecSettings, remote: "RemoteService") -> ExecContext:
+def remote_context(settings: ExecSettings, remote: RemoteService) -> ExecContext:
     """Remote mode: the request bounds (checked here before forwarding) and the service; nothing
     here touches Docker."""
     return ExecContext(bounds=settings.request_bounds(settings.sandbox_config()), remote=remote)

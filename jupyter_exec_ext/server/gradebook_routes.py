@@ -26,6 +26,7 @@ from ..gradebook.rules import AttemptsExhaustedError, CourseRules, PastDueError
 from ..gradebook.store import SubmissionRecord, redact_test
 from ..grading import ExerciseNotFound
 from .errors import ApiError
+
 # handlers takes this module's routes in at its end: ExecRouteBase and NAMESPACE exist by then.
 from .handlers import NAMESPACE, ExecAPIHandler, ExecRouteBase
 
@@ -38,8 +39,17 @@ MAX_OFFSET = 10**9
 EXERCISE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: ``?user=*``: everyone's.
 EVERYONE = "*"
-CSV_COLUMNS = ("user", "exercise_id", "score", "best", "last", "max_score", "attempts", "late",
-               "last_at")
+CSV_COLUMNS = (
+    "user",
+    "exercise_id",
+    "score",
+    "best",
+    "last",
+    "max_score",
+    "attempts",
+    "late",
+    "last_at",
+)
 
 
 #: Characters the service refuses in a user name: ``*`` means "everyone" in ``?user=``, and the
@@ -67,8 +77,13 @@ class GradebookDown(ApiError):
     reason = "gradebook_unavailable"
 
 
-def whole_number(handler: tornado.web.RequestHandler, name: str, default: int, low: int,
-                 high: Optional[int] = None) -> int:
+def whole_number(
+    handler: tornado.web.RequestHandler,
+    name: str,
+    default: int,
+    low: int,
+    high: Optional[int] = None,
+) -> int:
     """A query argument as a whole number within bounds (400 naming it otherwise)."""
     raw = handler.get_query_argument(name, str(default))
     try:
@@ -84,8 +99,11 @@ def whole_number(handler: tornado.web.RequestHandler, name: str, default: int, l
 def csv_cell(value: Any) -> str:
     """A CSV cell that a spreadsheet shows as text: a leading ``= + - @`` (or tab, CR) would make
     a user name a formula."""
-    text = "" if value is None else ("true" if value is True else "false" if value is False
-                                     else str(value))
+    text = (
+        ""
+        if value is None
+        else ("true" if value is True else "false" if value is False else str(value))
+    )
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -133,8 +151,13 @@ async def admit(handler: ExecRouteBase, exercise: Any) -> tuple[bool, Attempt]:
             try:
                 attempts = await recorder.call(lambda store: store.attempts(user, exercise.id))
             except GradebookUnavailable as e:
-                log.warning("gradebook out (%s): %s's attempts at %r counted from this server's "
-                            "backlog only", e, user, exercise.id)
+                log.warning(
+                    "gradebook out (%s): %s's attempts at %r counted from this server's "
+                    "backlog only",
+                    e,
+                    user,
+                    exercise.id,
+                )
             attempts += recorder.pending(user, exercise.id)
         # No await from here to the Attempt: the count and the reservation are one step.
         try:
@@ -146,20 +169,27 @@ async def admit(handler: ExecRouteBase, exercise: Any) -> tuple[bool, Attempt]:
     return late, Attempt(counts, key)
 
 
-async def record(handler: ExecRouteBase, exercise: Any, code: str, result: Any, late: bool,
-                 attempt: Attempt) -> Optional[str]:
+async def record(
+    handler: ExecRouteBase, exercise: Any, code: str, result: Any, late: bool, attempt: Attempt
+) -> Optional[str]:
     """Records a graded submission; its id, or None when the gradebook queued it (database out)
     or the server keeps none."""
     recorder: Optional[GradebookRecorder] = handler.context.gradebook
     try:
         if recorder is None:
             return None
-        ident = await recorder.record(SubmissionRecord.from_grade(
-            handler.gradebook_user, exercise, code, result, late=late))
+        ident = await recorder.record(
+            SubmissionRecord.from_grade(handler.gradebook_user, exercise, code, result, late=late)
+        )
         return str(ident) if ident is not None else None
     except Exception:  # the student's answer goes out whatever recording did
-        log.exception("gradebook: could not record %s's submission of %r (score %g/%g)",
-                      handler.gradebook_user, exercise.id, result.score, result.max_score)
+        log.exception(
+            "gradebook: could not record %s's submission of %r (score %g/%g)",
+            handler.gradebook_user,
+            exercise.id,
+            result.score,
+            result.max_score,
+        )
         return None
     finally:
         attempt.release()
@@ -192,13 +222,16 @@ class GradebookRouteBase(ExecRouteBase):
             return await self.gradebook.call(work)
         except GradebookUnavailable as e:
             log.warning("gradebook read on %s: %s", self.route, e)
-            raise GradebookDown("the gradebook database is unreachable right now; try again in a "
-                                "minute (your submissions are still graded and kept)") from None
+            raise GradebookDown(
+                "the gradebook database is unreachable right now; try again in a "
+                "minute (your submissions are still graded and kept)"
+            ) from None
 
     def require_instructor(self, what: str) -> None:
         if not self.is_instructor:
-            security_log.warning("security: %r (not an instructor) asked for %s", self.principal,
-                                 what)
+            security_log.warning(
+                "security: %r (not an instructor) asked for %s", self.principal, what
+            )
             raise ApiError(f"only instructors may read {what}", status=403)
 
 
@@ -227,8 +260,15 @@ class SubmissionsRoute(GradebookRouteBase):
         limit = whole_number(self, "limit", 50, 1, MAX_PAGE)
         offset = whole_number(self, "offset", 0, 0, MAX_OFFSET)
         total, rows = await self.read(lambda store: store.list(who, exercise_id, limit, offset))
-        self.finish({"submissions": rows, "total": total, "limit": limit, "offset": offset,
-                     "next_offset": offset + len(rows) if offset + len(rows) < total else None})
+        self.finish(
+            {
+                "submissions": rows,
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + len(rows) if offset + len(rows) < total else None,
+            }
+        )
 
 
 class SubmissionRoute(GradebookRouteBase):
@@ -241,13 +281,23 @@ class SubmissionRoute(GradebookRouteBase):
     @authorized
     async def get(self, submission_id: str) -> None:
         # Ids are 32-bit in the database: anything else is no submission (not a database error).
-        number = (int(submission_id) if submission_id.isascii() and submission_id.isdigit()
-                  and len(submission_id) < 11 and int(submission_id) < 2**31 else None)
+        number = (
+            int(submission_id)
+            if submission_id.isascii()
+            and submission_id.isdigit()
+            and len(submission_id) < 11
+            and int(submission_id) < 2**31
+            else None
+        )
         found = await self.read(lambda store: store.get(number)) if number is not None else None
         instructor = self.is_instructor
         if found is not None and found["user"] != self.gradebook_user and not instructor:
-            security_log.warning("security: %r asked for submission %s of %r", self.principal,
-                                 submission_id, found["user"])
+            security_log.warning(
+                "security: %r asked for submission %s of %r",
+                self.principal,
+                submission_id,
+                found["user"],
+            )
             found = None  # the same answer as for no such submission: nothing to learn from it
         if found is None:
             raise ApiError(f"no submission {submission_id!r} of yours", status=404)
@@ -296,8 +346,13 @@ class GradebookRoute(GradebookRouteBase):
             exercises |= set(by_id)
         elif exercise_id in by_id:
             exercises.add(exercise_id)
-        self.finish({"exercises": sorted(exercises),
-                     "users": sorted({row["user"] for row in rows}), "rows": rows})
+        self.finish(
+            {
+                "exercises": sorted(exercises),
+                "users": sorted({row["user"] for row in rows}),
+                "rows": rows,
+            }
+        )
 
 
 class StatsRoute(GradebookRouteBase):
@@ -312,8 +367,11 @@ class StatsRoute(GradebookRouteBase):
     async def get(self, exercise_id: str) -> None:
         self.require_instructor("the statistics of an exercise")
         exercise = await self.known_exercise(exercise_id)
-        order = [t.name for t in exercise.tests] + [r.name for r in exercise.requirements] \
-            if exercise is not None else None
+        order = (
+            [t.name for t in exercise.tests] + [r.name for r in exercise.requirements]
+            if exercise is not None
+            else None
+        )
         stats = await self.read(lambda store: store.stats(exercise_id, order))
         if exercise is None and stats["submissions"] == 0:
             raise ExerciseNotFound(exercise_id)
@@ -334,18 +392,31 @@ class ProgressRoute(GradebookRouteBase):
         me = self.gradebook_user
         mine = await self.read(lambda store: store.progress(me, exercise.id))
         attempts = mine["attempts"] + self.gradebook.pending(me, exercise.id)
-        self.finish({
-            "exercise_id": exercise.id, "due": rules.due_iso(), "late_policy": rules.late_policy,
-            "max_attempts": rules.max_attempts, "attempts": attempts,
-            "attempts_left": (max(rules.max_attempts - attempts, 0)
-                              if rules.max_attempts is not None else None),
-            "score_rule": rules.score_rule, "best": mine["best"], "last": mine["last"],
-            "max_score": mine["max_score"] if mine["max_score"] is not None else exercise.max_score,
-            "late": rules.is_late(),
-        })
+        self.finish(
+            {
+                "exercise_id": exercise.id,
+                "due": rules.due_iso(),
+                "late_policy": rules.late_policy,
+                "max_attempts": rules.max_attempts,
+                "attempts": attempts,
+                "attempts_left": (
+                    max(rules.max_attempts - attempts, 0)
+                    if rules.max_attempts is not None
+                    else None
+                ),
+                "score_rule": rules.score_rule,
+                "best": mine["best"],
+                "last": mine["last"],
+                "max_score": mine["max_score"]
+                if mine["max_score"] is not None
+                else exercise.max_score,
+                "late": rules.is_late(),
+            }
+        )
 
 
 # -- the gradebook's routes as the jupyter_server extension serves them ---------------------------
+
 
 class SubmissionsHandler(SubmissionsRoute, ExecAPIHandler):
     """``GET submissions`` in the jupyter_server extension."""

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import os
-
 import json
 import logging
+import os
 from typing import Any, Optional
 
 import tornado.web
-from tornado.httputil import responses
 from jupyter_server.auth import IdentityProvider
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado.httputil import responses
 
-from ..grading import DataFilesError, Exercise, ExerciseError, ExerciseNotFound, ExerciseRegistry, Grader
+from ..grading import (
+    DataFilesError,
+    Exercise,
+    ExerciseError,
+    ExerciseNotFound,
+    ExerciseRegistry,
+    Grader,
+)
 from ..sandbox import (
     DockerUnavailableError,
     ExecutorImageMissingError,
@@ -51,7 +57,9 @@ security_log = logging.getLogger("jupyter_exec_ext.security")
 
 NAMESPACE = "api/exec/v1"
 #: What a client sees for an error we did not foresee; the traceback goes to the server log only.
-INTERNAL_ERROR_MESSAGE = "internal error in the exec extension; the admin can find details in the server log"
+INTERNAL_ERROR_MESSAGE = (
+    "internal error in the exec extension; the admin can find details in the server log"
+)
 #: The ``reason`` of an unavailability error names its cause, so a client says which part is
 #: missing instead of guessing from the status (an error's own ``reason`` attribute wins).
 UNAVAILABLE_REASONS: tuple[tuple[type, str], ...] = (
@@ -116,8 +124,11 @@ class ExecRouteBase(tornado.web.RequestHandler):
             return await self.scheduler.query(lambda: registry.get(exercise_id))
         except ExerciseError as e:
             log.warning("%s", e)
-            raise ApiError(f"exercise {exercise_id!r} is defined twice on the server; "
-                           "the instructor must fix it (details in the server log)", status=409) from None
+            raise ApiError(
+                f"exercise {exercise_id!r} is defined twice on the server; "
+                "the instructor must fix it (details in the server log)",
+                status=409,
+            ) from None
 
     @property
     def user_name(self) -> str:
@@ -167,8 +178,11 @@ class ExecRouteBase(tornado.web.RequestHandler):
     @classmethod
     def allowed_methods(cls) -> list[str]:
         """The HTTP methods this route implements."""
-        return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
-                if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
+        return [
+            m
+            for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())
+        ]
 
     # -- errors: one place --------------------------------------------------------------------
 
@@ -183,7 +197,9 @@ class ExecRouteBase(tornado.web.RequestHandler):
         status = self._domain_status(error)
         if status is not None:
             # The detail of an unreachable engine (socket paths, library words) is for the log.
-            message = "Docker not available" if isinstance(error, DockerUnavailableError) else str(error)
+            message = (
+                "Docker not available" if isinstance(error, DockerUnavailableError) else str(error)
+            )
             if isinstance(error, ExerciseNotFound):
                 message = f"unknown exercise {error.exercise_id!r}"
             return status, message
@@ -204,8 +220,12 @@ class ExecRouteBase(tornado.web.RequestHandler):
         elif isinstance(value, SandboxUnavailableError):
             log.warning("%s: %s", self.route, value)
         elif isinstance(value, PayloadTooLargeError):
-            security_log.warning("security: user %r sent an oversized request to %s: %s",
-                                 self.principal, self.route, value)
+            security_log.warning(
+                "security: user %r sent an oversized request to %s: %s",
+                self.principal,
+                self.route,
+                value,
+            )
         else:
             log.debug("%s refused with %d: %s", self.route, status, value)
 
@@ -219,20 +239,34 @@ class ExecRouteBase(tornado.web.RequestHandler):
         if status == 405:  # RFC 9110: say which methods the route has
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         if status == 403:
-            security_log.warning("security: refused %s %s from %s (not authenticated or not "
-                                 "authorized)", self.request.method, self.route, self.request.remote_ip)
+            security_log.warning(
+                "security: refused %s %s from %s (not authenticated or not authorized)",
+                self.request.method,
+                self.route,
+                self.request.remote_ip,
+            )
         reason = (getattr(error, "reason", None) if isinstance(error, ApiError) else None) or next(
-            (word for kind, word in UNAVAILABLE_REASONS if isinstance(error, kind)), None)
+            (word for kind, word in UNAVAILABLE_REASONS if isinstance(error, kind)), None
+        )
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message, "reason": reason or responses.get(status, "error")}))
+        self.finish(
+            json.dumps({"message": message, "reason": reason or responses.get(status, "error")})
+        )
 
     def on_finish(self) -> None:
         """One line per request: method, route, user (as the per-user cap counts them), status,
         duration; never the body."""
         status = self.get_status()
         level = self.ok_log_level if status < 400 else logging.INFO
-        log.log(level, "%s %s user=%s status=%d duration_ms=%d", self.request.method, self.route,
-                self.principal, status, round(1000 * self.request.request_time()))
+        log.log(
+            level,
+            "%s %s user=%s status=%d duration_ms=%d",
+            self.request.method,
+            self.route,
+            self.principal,
+            status,
+            round(1000 * self.request.request_time()),
+        )
 
 
 def server_account() -> str:
@@ -286,7 +320,8 @@ class ExecuteRoute(ExecRouteBase):
             request = dataclasses.replace(request, files=files)
         runner = self.runner
         result = await self.scheduler.run(
-            self.principal, lambda: runner.run(request, use_cache=payload.use_cache))
+            self.principal, lambda: runner.run(request, use_cache=payload.use_cache)
+        )
         if self.metrics is not None:
             self.metrics.execution(result)
         self.finish(execute_reply(result, payload.notes))
@@ -303,14 +338,19 @@ class DockerStatusRoute(ExecRouteBase):
         engine = await self.scheduler.query(self.runner.status)
         bounds = self.bounds
         limiter: Optional[SubmissionRateLimiter] = self.context.submit_limiter
-        self.finish({
-            "docker": engine,
-            "runs": self.scheduler.snapshot(),
-            "limits": {"default": bounds.default_limits.to_dict(), "max": bounds.max_limits.to_dict()},
-            "max_code_bytes": bounds.max_code_bytes,
-            "max_stdin_bytes": bounds.max_stdin_bytes,
-            **({"submissions": limiter.snapshot()} if limiter is not None else {}),
-        })
+        self.finish(
+            {
+                "docker": engine,
+                "runs": self.scheduler.snapshot(),
+                "limits": {
+                    "default": bounds.default_limits.to_dict(),
+                    "max": bounds.max_limits.to_dict(),
+                },
+                "max_code_bytes": bounds.max_code_bytes,
+                "max_stdin_bytes": bounds.max_stdin_bytes,
+                **({"submissions": limiter.snapshot()} if limiter is not None else {}),
+            }
+        )
 
 
 class HealthRoute(ExecRouteBase):
@@ -349,7 +389,9 @@ class ExerciseRoute(ExecRouteBase):
     @authorized
     async def get(self, exercise_id: str) -> None:
         exercise = await self.exercise(exercise_id)
-        limits, _ = exercise.resolved_limits(self.bounds.default_limits).clamped(self.bounds.max_limits)
+        limits, _ = exercise.resolved_limits(self.bounds.default_limits).clamped(
+            self.bounds.max_limits
+        )
         self.finish(exercise.public_dict(limits))
 
 
@@ -383,16 +425,24 @@ class SubmitRoute(ExecRouteBase):
             # Graded in full (hidden tests' details are kept for instructors); the student gets
             # the redacted result.
             result = await self.scheduler.run(
-                self.principal, lambda: grader.grade(exercise, code, reveal_hidden=True,
-                                                     user=self.principal))
+                self.principal,
+                lambda: grader.grade(exercise, code, reveal_hidden=True, user=self.principal),
+            )
         except BaseException:
             # Not graded (sandbox down, too many runs at once): it uses up none of the allowance.
             if admission is not None:
                 await limiter.cancel(admission)
             attempt.release()
             raise
-        log.info("submission user=%s exercise=%s status=%s score=%g/%g late=%s", self.principal,
-                 exercise.id, result.status, result.score, result.max_score, late)
+        log.info(
+            "submission user=%s exercise=%s status=%s score=%g/%g late=%s",
+            self.principal,
+            exercise.id,
+            result.status,
+            result.score,
+            result.max_score,
+            late,
+        )
         if self.metrics is not None:
             self.metrics.submission(exercise.id, result.status)
         if result.status == Status.INTERNAL_ERROR:
@@ -401,8 +451,12 @@ class SubmitRoute(ExecRouteBase):
             if admission is not None:
                 await limiter.cancel(admission)
             attempt.release()
-            log.warning("submission user=%s exercise=%s not graded (%s); not recorded",
-                        self.principal, exercise.id, result.message)
+            log.warning(
+                "submission user=%s exercise=%s not graded (%s); not recorded",
+                self.principal,
+                exercise.id,
+                result.message,
+            )
             submission_id = None
         else:
             submission_id = await course.record(self, exercise, code, result, late, attempt)
@@ -418,8 +472,8 @@ class SubmitRoute(ExecRouteBase):
 # checks and records through it.
 from . import gradebook_routes as course  # noqa: E402
 
-
 # -- the routes as the jupyter_server extension serves them: jupyter_server authenticates ----------
+
 
 class ExecuteHandler(ExecuteRoute, ExecAPIHandler):
     """``POST execute`` in the jupyter_server extension."""

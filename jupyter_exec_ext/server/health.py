@@ -11,7 +11,11 @@ from typing import Any, Awaitable, Callable, Optional
 #: typically 1 to 10 s); an engine slower than that counts as down.
 HEALTH_DEADLINE_S = 1.0
 #: What a probe sees of an engine that did not answer in time.
-NO_ANSWER = {"enabled": True, "reachable": False, "error": "the Docker engine did not answer in time"}
+NO_ANSWER = {
+    "enabled": True,
+    "reachable": False,
+    "error": "the Docker engine did not answer in time",
+}
 
 
 class EngineSnapshot:

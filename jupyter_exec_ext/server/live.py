@@ -54,7 +54,7 @@ QUEUE_GRACE_S = 10.0
 class LiveRun:
     """One run of a socket: its control (stdin, cancel) and the flow control of its events."""
 
-    def __init__(self, socket: "LiveRoute", max_stdin_bytes: int) -> None:
+    def __init__(self, socket: LiveRoute, max_stdin_bytes: int) -> None:
         self.socket = socket
         self.control = LiveControl(max_stdin_bytes)
         self.loop = asyncio.get_running_loop()
@@ -71,8 +71,11 @@ class LiveRun:
         data = json.dumps(event)
         flow = self.socket.flow
         with flow:
-            while (self.socket.queued_bytes > MAX_QUEUED_BYTES and not self.socket.closed
-                   and not self.control.cancelled):
+            while (
+                self.socket.queued_bytes > MAX_QUEUED_BYTES
+                and not self.socket.closed
+                and not self.control.cancelled
+            ):
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -110,10 +113,13 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
     def require_upgrade(self) -> None:
         """A plain GET gets a JSON 400 that says what the route is (tornado's own is a text line)."""
         headers = self.request.headers
-        if (headers.get("Upgrade", "").lower() != "websocket"
-                or "upgrade" not in headers.get("Connection", "").lower()):
-            raise BadRequestError("execute/ws is a WebSocket: connect with a WebSocket client "
-                                  "(Upgrade: websocket)")
+        if (
+            headers.get("Upgrade", "").lower() != "websocket"
+            or "upgrade" not in headers.get("Connection", "").lower()
+        ):
+            raise BadRequestError(
+                "execute/ws is a WebSocket: connect with a WebSocket client (Upgrade: websocket)"
+            )
 
     @property
     def max_message_size(self) -> int:
@@ -197,10 +203,12 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
             raise BadRequestError("messages must be JSON text, not binary")
         size = len(message.encode("utf-8", "surrogatepass"))
         if size > self.bounds.max_body_bytes:
-            security_log.warning("security: user %r sent an oversized message to execute/ws",
-                                 self.principal)
-            raise BadRequestError(f"message of {size} bytes is over the limit of "
-                                  f"{self.bounds.max_body_bytes} bytes")
+            security_log.warning(
+                "security: user %r sent an oversized message to execute/ws", self.principal
+            )
+            raise BadRequestError(
+                f"message of {size} bytes is over the limit of {self.bounds.max_body_bytes} bytes"
+            )
         try:
             data = json.loads(message)
         except RecursionError:
@@ -211,28 +219,34 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
             raise BadRequestError(f"message must be a JSON object, got {type_name(data)}")
         kind = data.get("type")
         if kind not in MESSAGE_TYPES:
-            raise BadRequestError(f"unknown message type {kind!r}; known types: "
-                                  f"{', '.join(MESSAGE_TYPES)}")
+            raise BadRequestError(
+                f"unknown message type {kind!r}; known types: {', '.join(MESSAGE_TYPES)}"
+            )
         return data
 
     def _start_run(self, data: dict) -> None:
         if self.current is not None:
-            raise BadRequestError("a run is already in progress on this socket; wait for its "
-                                  "result or send cancel")
+            raise BadRequestError(
+                "a run is already in progress on this socket; wait for its result or send cancel"
+            )
         for key in data:
             if key not in RUN_FIELDS:
-                raise BadRequestError(f"run: unknown field {key!r}; known fields: "
-                                      f"{', '.join(RUN_FIELDS[1:])}")
+                raise BadRequestError(
+                    f"run: unknown field {key!r}; known fields: {', '.join(RUN_FIELDS[1:])}"
+                )
         limits = data.get("limits", {})
         if not isinstance(limits, dict):
             raise BadRequestError(f"run: limits must be an object, got {type_name(limits)}")
         for key in limits:
             if key not in LIMIT_FIELDS:
-                raise BadRequestError(f"run: unknown limit {key!r}; known limits: "
-                                      f"{', '.join(LIMIT_FIELDS)}")
+                raise BadRequestError(
+                    f"run: unknown limit {key!r}; known limits: {', '.join(LIMIT_FIELDS)}"
+                )
         exercise_id = data.get("exercise_id")
         if exercise_id is not None and not isinstance(exercise_id, str):
-            raise BadRequestError(f"run: exercise_id must be a string, got {type_name(exercise_id)}")
+            raise BadRequestError(
+                f"run: exercise_id must be a string, got {type_name(exercise_id)}"
+            )
         body = {k: data[k] for k in ("code", "stdin") if k in data}
         payload = parse_execute({**body, **limits}, self.bounds)
         run = LiveRun(self, self.bounds.max_stdin_bytes)
@@ -257,17 +271,26 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
                 return
             except (DataFilesError, ApiError) as e:
                 self.current = None
-                self.error(f"the run did not start: {e}", getattr(e, "reason", None) or "data_files")
+                self.error(
+                    f"the run did not start: {e}", getattr(e, "reason", None) or "data_files"
+                )
                 return
             request = dataclasses.replace(request, files=files)
         self.run_started()
         try:
             result = await self.scheduler.run(
-                self.principal, lambda: sandbox.run(request, on_event=run.on_event, control=run.control))
+                self.principal,
+                lambda: sandbox.run(request, on_event=run.on_event, control=run.control),
+            )
         except (ApiError, SandboxUnavailableError) as e:
-            reason = ("rate_limited" if isinstance(e, RateLimitedError) else getattr(e, "reason", None)
-                      or next((word for kind, word in UNAVAILABLE_REASONS if isinstance(e, kind)),
-                              "refused"))
+            reason = (
+                "rate_limited"
+                if isinstance(e, RateLimitedError)
+                else getattr(e, "reason", None)
+                or next(
+                    (word for kind, word in UNAVAILABLE_REASONS if isinstance(e, kind)), "refused"
+                )
+            )
             message = "Docker not available" if isinstance(e, DockerUnavailableError) else str(e)
             self.current = None
             self.error(f"the run did not start: {message}", reason)
@@ -275,8 +298,11 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         except Exception:
             log.exception("a live run failed")
             self.current = None
-            self.error("internal error in the exec extension; the admin can find details in the "
-                       "server log", "internal_error")
+            self.error(
+                "internal error in the exec extension; the admin can find details in the "
+                "server log",
+                "internal_error",
+            )
             return
         finally:
             self.run_ended()
@@ -285,8 +311,12 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         reply = execute_reply(result, payload.notes)
         if run.dropped:
             reply["dropped"] = True  # events the client was too slow for; the result has them
-        log.info("execute/ws run user=%s status=%s duration_ms=%d", self.principal, result.status,
-                 result.duration_ms)
+        log.info(
+            "execute/ws run user=%s status=%s duration_ms=%d",
+            self.principal,
+            result.status,
+            result.duration_ms,
+        )
         self.current = None
         self.send({"type": "result", **reply})
 
@@ -308,8 +338,9 @@ class LiveRoute(ExecRouteBase, tornado.websocket.WebSocketHandler):
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise BadRequestError(f"stdin: data is not valid Unicode text (lone surrogate at "
-                                  f"position {e.start})") from None
+            raise BadRequestError(
+                f"stdin: data is not valid Unicode text (lone surrogate at position {e.start})"
+            ) from None
         try:
             run.control.send_stdin(text)
         except ValueError as e:
@@ -340,12 +371,14 @@ class ExecLiveHandler(WebSocketMixin, LiveRoute, ExtensionHandlerMixin, JupyterH
     async def check_live_access(self) -> None:
         user = self.current_user
         if user is None:
-            security_log.warning("security: refused execute/ws from %s (not authenticated)",
-                                 self.request.remote_ip)
+            security_log.warning(
+                "security: refused execute/ws from %s (not authenticated)", self.request.remote_ip
+            )
             raise tornado.web.HTTPError(403)
         if not await ensure_async(self.authorizer.is_authorized(self, user, "write", "exec")):
-            security_log.warning("security: refused execute/ws for %r (not authorized)",
-                                 self.user_name)
+            security_log.warning(
+                "security: refused execute/ws for %r (not authorized)", self.user_name
+            )
             raise tornado.web.HTTPError(403)
 
 
@@ -383,9 +416,15 @@ class RemoteLiveHandler(ExecLiveHandler):
             self.ping_callback.start()
         if self.upstream is None:
             error = self.upstream_error
-            self.write_message(json.dumps({
-                "type": "error", "message": f"the run cannot start: {error}",
-                "reason": getattr(error, "reason", None) or "service_unreachable"}))
+            self.write_message(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "message": f"the run cannot start: {error}",
+                        "reason": getattr(error, "reason", None) or "service_unreachable",
+                    }
+                )
+            )
             self.close(1011, "executor service unreachable")
             return
         self.set_nodelay(True)  # as LiveRoute.open, both ways

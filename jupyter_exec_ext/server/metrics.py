@@ -31,8 +31,10 @@ class _PartsCollector:
         hits.add_metric([], cache["hits"])
         misses = CounterMetricFamily("exec_cache_misses", "Cache look-ups that found nothing")
         misses.add_metric([], cache["misses"])
-        rejected = CounterMetricFamily("exec_cache_rejected", "Cache entries ignored because they "
-                                       "claim the cache's key and fail its check (forged)")
+        rejected = CounterMetricFamily(
+            "exec_cache_rejected",
+            "Cache entries ignored because they claim the cache's key and fail its check (forged)",
+        )
         rejected.add_metric([], cache["rejected"])
         created = CounterMetricFamily("exec_containers_created", "Sandbox containers created")
         created.add_metric([], docker_sandbox.containers_created)
@@ -41,10 +43,14 @@ class _PartsCollector:
         pool = docker_sandbox.pool.status() if docker_sandbox.pool is not None else None
         size = GaugeMetricFamily("exec_pool_size", "Warm pool: configured size")
         size.add_metric([], pool["size"] if pool else 0)
-        idle = GaugeMetricFamily("exec_pool_idle", "Warm pool: started containers waiting for a run")
+        idle = GaugeMetricFamily(
+            "exec_pool_idle", "Warm pool: started containers waiting for a run"
+        )
         idle.add_metric([], pool["idle"] if pool else 0)
         reuse = docker_sandbox.reuse.status() if docker_sandbox.reuse is not None else None
-        kept = GaugeMetricFamily("exec_reuse_kept", "Containers kept, reset, for their users' next runs")
+        kept = GaugeMetricFamily(
+            "exec_reuse_kept", "Containers kept, reset, for their users' next runs"
+        )
         kept.add_metric([], reuse["kept"] if reuse else 0)
         served = CounterMetricFamily("exec_reuse_served", "Runs served by a user's kept container")
         served.add_metric([], reuse["served"] if reuse else 0)
@@ -57,15 +63,27 @@ class ExecMetrics:
 
     def __init__(self, sandbox: CachingSandbox) -> None:
         self.registry = CollectorRegistry()
-        self.executions = Counter("exec_executions", "Executions by result status", ["status"],
-                                  registry=self.registry)
-        self.latency = Histogram("exec_execution_seconds", "Run time of executions not answered "
-                                 "from the cache", buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.submissions = Counter("exec_submissions", "Graded submissions by exercise and status",
-                                   ["exercise", "status"], registry=self.registry)
+        self.executions = Counter(
+            "exec_executions", "Executions by result status", ["status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "exec_execution_seconds",
+            "Run time of executions not answered from the cache",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.submissions = Counter(
+            "exec_submissions",
+            "Graded submissions by exercise and status",
+            ["exercise", "status"],
+            registry=self.registry,
+        )
         self.submissions_limited = Counter(
-            "exec_submissions_rate_limited", "Submissions refused by the per-user, per-exercise "
-            "submission limit (not graded)", ["exercise"], registry=self.registry)
+            "exec_submissions_rate_limited",
+            "Submissions refused by the per-user, per-exercise submission limit (not graded)",
+            ["exercise"],
+            registry=self.registry,
+        )
         self.registry.register(_PartsCollector(sandbox))
 
     def execution(self, result: ExecutionResult) -> None:

@@ -20,8 +20,15 @@ EXECUTE_FIELDS = ("code", "stdin", "time_limit", "memory_limit", "use_cache", "e
 SUBMIT_FIELDS = ("code",)
 #: Limits a request may ask for (the others are the admin's alone).
 REQUESTABLE_LIMITS = ("time_limit", "memory_limit")
-_TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-               float: "number", type(None): "null"}
+_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    type(None): "null",
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,8 @@ def parse_json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
     """
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
-            f"request body of {len(body)} bytes is over the limit of {max_bytes} bytes")
+            f"request body of {len(body)} bytes is over the limit of {max_bytes} bytes"
+        )
     if not body.strip():
         raise BadRequestError("request body is empty; expected a JSON object")
     try:
@@ -98,8 +106,10 @@ def parse_json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
         raise BadRequestError(f"request body is not valid JSON: {e}") from None
     except RecursionError:
         # The decoder recurses once per level: thousands of nested [ or { end its stack.
-        raise BadRequestError("request body nests JSON arrays or objects too deeply; expected an "
-                              "object of plain fields") from None
+        raise BadRequestError(
+            "request body nests JSON arrays or objects too deeply; expected an "
+            "object of plain fields"
+        ) from None
     if not isinstance(data, dict):
         raise BadRequestError(f"request body must be a JSON object, got {type_name(data)}")
     return data
@@ -127,7 +137,8 @@ def text_field(data: Mapping[str, Any], name: str, max_bytes: int, *, required: 
     except UnicodeEncodeError as e:
         # JSON can spell a lone surrogate (\ud800) that no program can read or print.
         raise BadRequestError(
-            f"{name} is not valid Unicode text (lone surrogate at position {e.start})") from None
+            f"{name} is not valid Unicode text (lone surrogate at position {e.start})"
+        ) from None
     if size > max_bytes:
         raise PayloadTooLargeError(f"{name} is {size} bytes, over the limit of {max_bytes} bytes")
     return value
@@ -154,7 +165,9 @@ def reject_unknown_fields(data: Mapping[str, Any], known: tuple[str, ...]) -> No
             raise BadRequestError(f"unknown field {key!r}; known fields: {', '.join(known)}")
 
 
-def requested_limits(data: Mapping[str, Any], bounds: RequestBounds) -> tuple[Limits, tuple[str, ...]]:
+def requested_limits(
+    data: Mapping[str, Any], bounds: RequestBounds
+) -> tuple[Limits, tuple[str, ...]]:
     """The limits a body asks for, on top of the defaults, clamped to the admin maxima.
 
     Clamping (rather than refusing) keeps a notebook written for a generous server working on a
@@ -193,8 +206,9 @@ def parse_execute(data: Mapping[str, Any], bounds: RequestBounds) -> ExecutePayl
     use_cache = bool_field(data, "use_cache", default=True)
     exercise_id = text_field(data, "exercise_id", 256, required=False) or None
     limits, notes = requested_limits(data, bounds)
-    return ExecutePayload(ExecutionRequest(code=code, stdin=stdin, limits=limits), notes, use_cache,
-                          exercise_id)
+    return ExecutePayload(
+        ExecutionRequest(code=code, stdin=stdin, limits=limits), notes, use_cache, exercise_id
+    )
 
 
 def parse_submit(data: Mapping[str, Any], bounds: RequestBounds) -> str:

@@ -50,7 +50,8 @@ class SubmissionLimitedError(RateLimitedError):
         super().__init__(
             f"you can submit {exercise_id!r} again in {describe_seconds(retry_after_s)} "
             f"(at most {limit} {noun} per {describe_seconds(window_s)})",
-            retry_after_s=retry_after_s)
+            retry_after_s=retry_after_s,
+        )
         self.exercise_id = exercise_id
 
 
@@ -77,11 +78,15 @@ class SubmissionRateLimiter:
         ValueError: ``limit`` below 0 or ``window_s`` not positive.
     """
 
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if limit < 0:
             raise ValueError(f"submission limit must be 0 (off) or more, got {limit!r}")
         if not window_s > 0:
-            raise ValueError(f"submission window must be a positive number of seconds, got {window_s!r}")
+            raise ValueError(
+                f"submission window must be a positive number of seconds, got {window_s!r}"
+            )
         self.limit = limit
         self.window_s = float(window_s)
         self._clock = clock
@@ -115,8 +120,13 @@ class SubmissionRateLimiter:
         if len(times) >= self.limit:
             self.refused += 1
             wait = max(1, math.ceil(times[0] + self.window_s - now))
-            security_log.warning("security: user %r reached the submission limit of %r (%d per %g s)",
-                                 user, exercise_id, self.limit, self.window_s)
+            security_log.warning(
+                "security: user %r reached the submission limit of %r (%d per %g s)",
+                user,
+                exercise_id,
+                self.limit,
+                self.window_s,
+            )
             raise SubmissionLimitedError(exercise_id, wait, self.limit, self.window_s)
         times.append(now)
         return Admission(user, exercise_id, now)
@@ -145,8 +155,12 @@ class SubmissionRateLimiter:
 
     def snapshot(self) -> dict:
         """The settings and counters, for ``docker/status``."""
-        return {"limit": self.limit, "window_s": self.window_s, "refused": self.refused,
-                "tracked": self.tracked()}
+        return {
+            "limit": self.limit,
+            "window_s": self.window_s,
+            "refused": self.refused,
+            "tracked": self.tracked(),
+        }
 
     def _forget_old(self, times: deque[float], now: float) -> None:
         while times and times[0] <= now - self.window_s:
@@ -158,5 +172,9 @@ class SubmissionRateLimiter:
         if now < self._next_sweep:
             return
         self._next_sweep = now + self.window_s
-        for key in [k for k, times in self._admitted.items() if not times or times[-1] <= now - self.window_s]:
+        for key in [
+            k
+            for k, times in self._admitted.items()
+            if not times or times[-1] <= now - self.window_s
+        ]:
             del self._admitted[key]

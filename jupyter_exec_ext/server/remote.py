@@ -19,7 +19,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .errors import ApiError
-from .gradebook_routes import GradebookRoute, ProgressRoute, StatsRoute, SubmissionRoute, SubmissionsRoute
+from .gradebook_routes import (
+    GradebookRoute,
+    ProgressRoute,
+    StatsRoute,
+    SubmissionRoute,
+    SubmissionsRoute,
+)
 from .handlers import (
     NAMESPACE,
     DockerStatusRoute,
@@ -47,7 +53,8 @@ class ServiceUnavailableError(ApiError):
 def _unreachable(cause: str) -> ServiceUnavailableError:
     return ServiceUnavailableError(
         f"the executor service is unreachable ({cause}); try again in a minute, and tell the "
-        "course admin if it persists")
+        "course admin if it persists"
+    )
 
 
 class RemoteService:
@@ -64,8 +71,9 @@ class RemoteService:
         self.token = token
         self.timeout_s = timeout_s
 
-    async def forward(self, method: str, route: str, query: str,
-                      body: Optional[bytes]) -> tuple[int, dict[str, str], bytes]:
+    async def forward(
+        self, method: str, route: str, query: str, body: Optional[bytes]
+    ) -> tuple[int, dict[str, str], bytes]:
         """Sends one request to the service and returns its status, passed headers and body.
 
         Raises:
@@ -77,9 +85,15 @@ class RemoteService:
             headers["Authorization"] = f"token {self.token}"
         if body is not None:
             headers["Content-Type"] = "application/json"
-        request = HTTPRequest(url, method=method, headers=headers, body=body,
-                              request_timeout=self.timeout_s, connect_timeout=10,
-                              follow_redirects=False)
+        request = HTTPRequest(
+            url,
+            method=method,
+            headers=headers,
+            body=body,
+            request_timeout=self.timeout_s,
+            connect_timeout=10,
+            follow_redirects=False,
+        )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as e:
@@ -89,7 +103,8 @@ class RemoteService:
             log.warning("executor service at %s: %s", self.url, response.error)
             if "timeout" in str(response.error).lower():
                 slow = ServiceUnavailableError(
-                    "the executor service did not answer in time; try again later", status=504)
+                    "the executor service did not answer in time; try again later", status=504
+                )
                 slow.reason = "service_timeout"
                 raise slow from None
             raise _unreachable(str(response.error) or "no answer") from None
@@ -97,12 +112,17 @@ class RemoteService:
         if response.code >= 500 and not content_type.startswith("application/json"):
             # Not the service's answer (its errors are JSON) but the proxy's page: the service is
             # down, restarting or not yet routed.
-            log.warning("executor service at %s: HTTP %d from the proxy (%s)", self.url,
-                        response.code, content_type or "no content type")
+            log.warning(
+                "executor service at %s: HTTP %d from the proxy (%s)",
+                self.url,
+                response.code,
+                content_type or "no content type",
+            )
             raise _unreachable(f"the hub's proxy answered {response.code}")
-        passed = {name: response.headers[name] for name in _PASSED_HEADERS if name in response.headers}
+        passed = {
+            name: response.headers[name] for name in _PASSED_HEADERS if name in response.headers
+        }
         return response.code, passed, response.body or b""
-
 
     async def connect(self, route: str, max_message_size: int) -> WebSocketClientConnection:
         """Opens a WebSocket to one route of the service (``http`` becomes ``ws``), with the
@@ -111,16 +131,23 @@ class RemoteService:
         Raises:
             ServiceUnavailableError: the service is down, refused the socket or did not answer.
         """
-        url = "ws" + self.url[len("http"):] + route if self.url.startswith("http") else self.url + route
+        url = (
+            "ws" + self.url[len("http") :] + route
+            if self.url.startswith("http")
+            else self.url + route
+        )
         headers = {"Authorization": f"token {self.token}"} if self.token else {}
-        request = HTTPRequest(url, headers=headers, connect_timeout=10, request_timeout=30,
-                              follow_redirects=False)
+        request = HTTPRequest(
+            url, headers=headers, connect_timeout=10, request_timeout=30, follow_redirects=False
+        )
         try:
             return await websocket_connect(request, max_message_size=max_message_size)
         except HTTPClientError as e:
             log.warning("executor service at %s refused %s: %s", self.url, route, e)
             if e.code == 403:
-                refused = ServiceUnavailableError("the executor service refused your token", status=403)
+                refused = ServiceUnavailableError(
+                    "the executor service refused your token", status=403
+                )
                 refused.reason = "forbidden"
                 raise refused from None
             raise _unreachable(f"it answered {e.code}") from None
@@ -151,11 +178,13 @@ def loopback_mismatch(service_url: str, hub_api_url: str) -> Optional[str]:
     service_host = urlsplit(service_url).hostname
     hub_host = urlsplit(hub_api_url).hostname if hub_api_url else None
     if _is_loopback(service_host) and hub_host and not _is_loopback(hub_host):
-        return (f"the executor service URL {service_url} is a loopback address, but this server "
-                f"reaches the hub at {hub_host}: if this server runs in a container of its own "
-                "(DockerSpawner, KubeSpawner), nothing answers there. Set JUPYTER_EXEC_SERVICE_URL "
-                "to the proxy's internal URL, e.g. http://<hub>:8000/services/exec/api/exec/v1/ "
-                "(docs/hub.md)")
+        return (
+            f"the executor service URL {service_url} is a loopback address, but this server "
+            f"reaches the hub at {hub_host}: if this server runs in a container of its own "
+            "(DockerSpawner, KubeSpawner), nothing answers there. Set JUPYTER_EXEC_SERVICE_URL "
+            "to the proxy's internal URL, e.g. http://<hub>:8000/services/exec/api/exec/v1/ "
+            "(docs/hub.md)"
+        )
     return None
 
 
@@ -175,12 +204,13 @@ class ForwardRoute(ExecAPIHandler):
             raise tornado.web.HTTPError(405)
         remote: RemoteService = self.context.remote
         prefix = url_path_join(self.base_url, NAMESPACE) + "/"
-        route = self.request.path[len(prefix):]
+        route = self.request.path[len(prefix) :]
         body = self.request.body if self.request.method == "POST" else None
         if body is not None and len(body) > self.bounds.max_body_bytes:
             self.json_body()  # raises the same 413 the service would, without the upload
         status, headers, answer = await remote.forward(
-            self.request.method, route, self.request.query if query is None else query, body)
+            self.request.method, route, self.request.query if query is None else query, body
+        )
         self.set_status(status)
         for name, value in headers.items():
             self.set_header(name, value)
@@ -221,6 +251,7 @@ class RemoteModeHandler(ForwardRoute):
 
 # -- every route of the API, forwarded (the same patterns and methods as local mode; the gradebook's
 # included: the service decides what the caller may read) ---------------------------------------
+
 
 class RemoteExecuteHandler(ForwardRoute):
     """``POST execute``, forwarded to the executor service."""

@@ -45,23 +45,33 @@ class HubRoles:
         cached = self._cache.get(name)
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
-        request = HTTPRequest(f"{self.api_url}/users/{quote(name, safe='')}",
-                              headers={"Authorization": f"token {self.token}"},
-                              request_timeout=10, connect_timeout=5)
+        request = HTTPRequest(
+            f"{self.api_url}/users/{quote(name, safe='')}",
+            headers={"Authorization": f"token {self.token}"},
+            request_timeout=10,
+            connect_timeout=5,
+        )
         response = await AsyncHTTPClient().fetch(request, raise_error=False)
         if response.code == 404:
             answer: tuple[frozenset, frozenset] = (frozenset(), frozenset())
         elif response.code != 200:
-            raise RuntimeError(f"the hub answered {response.code} for user {name!r}"
-                               + (" (grant the service the scopes read:users:groups and "
-                                  "read:roles:users)" if response.code == 403 else ""))
+            raise RuntimeError(
+                f"the hub answered {response.code} for user {name!r}"
+                + (
+                    " (grant the service the scopes read:users:groups and read:roles:users)"
+                    if response.code == 403
+                    else ""
+                )
+            )
         else:
             model = json.loads(response.body)
             if "groups" not in model and "roles" not in model and not self._warned_scopes:
                 self._warned_scopes = True
-                log.warning("the hub shows the executor service no user's groups or roles: grant "
-                            "it the scopes read:users:groups and read:roles:users, or no hub "
-                            "group or role makes anyone an instructor")
+                log.warning(
+                    "the hub shows the executor service no user's groups or roles: grant "
+                    "it the scopes read:users:groups and read:roles:users, or no hub "
+                    "group or role makes anyone an instructor"
+                )
             answer = (frozenset(model.get("groups") or ()), frozenset(model.get("roles") or ()))
         if len(self._cache) > 10_000:
             self._cache.clear()

@@ -95,13 +95,16 @@ class RunScheduler:
             alone), ``shared_state.SharedRunCap`` for replicas.
     """
 
-    def __init__(self, max_in_flight: int, max_per_user: int,
-                 user_cap: Optional[RunCap] = None) -> None:
+    def __init__(
+        self, max_in_flight: int, max_per_user: int, user_cap: Optional[RunCap] = None
+    ) -> None:
         if max_in_flight < 1 or max_per_user < 1:
             raise ValueError("max_in_flight and max_per_user must be at least 1")
         self.max_in_flight = max_in_flight
         self.max_per_user = max_per_user
-        self._runs = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="exec-ext-run")
+        self._runs = ThreadPoolExecutor(
+            max_workers=max_in_flight, thread_name_prefix="exec-ext-run"
+        )
         # Engine queries (status, health, reaper) are short; two threads keep them independent of runs.
         self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exec-ext-query")
         # Counters are touched from the event loop (admission) and from worker threads (start, end).
@@ -136,13 +139,18 @@ class RunScheduler:
             else:
                 self._queued += 1
         if ticket is None:
-            security_log.warning("security: user %r refused a run: already %d in flight or queued",
-                                 user, self.max_per_user)
+            security_log.warning(
+                "security: user %r refused a run: already %d in flight or queued",
+                user,
+                self.max_per_user,
+            )
             raise RateLimitedError(
-                f"you already have {self.max_per_user} run(s) in progress; wait for one to finish")
+                f"you already have {self.max_per_user} run(s) in progress; wait for one to finish"
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._runs, self._execute, user, work)
+                self._runs, self._execute, user, work
+            )
         finally:
             await self.user_cap.release(ticket)
 
@@ -158,8 +166,11 @@ class RunScheduler:
             outcome = str(status) if status is not None else "done"
             if outcome == "policy_violation":
                 # The message names the rule and the line, never the code itself.
-                security_log.warning("security: code policy violation by user %r: %s", user,
-                                     getattr(result, "message", ""))
+                security_log.warning(
+                    "security: code policy violation by user %r: %s",
+                    user,
+                    getattr(result, "message", ""),
+                )
             return result
         except SandboxUnavailableError:
             outcome = "sandbox_unavailable"

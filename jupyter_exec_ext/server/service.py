@@ -29,10 +29,18 @@ from traitlets import Float, Integer, List, TraitError, Unicode, default, valida
 from traitlets.config import Application, catch_config_error
 
 from .. import __version__
-from .errors import ApiError
 from .config import ExecSettings
 from .context import CONTEXT_KEY, ExecContext, build_context
-from .live import ROUTE as LIVE_ROUTE, LiveRoute
+from .errors import ApiError
+from .gradebook_routes import (  # noqa: F401 (RESERVED_NAME_CHARACTERS: API)
+    RESERVED_NAME_CHARACTERS,
+    GradebookRoute,
+    ProgressRoute,
+    StatsRoute,
+    SubmissionRoute,
+    SubmissionsRoute,
+    check_user_name,
+)
 from .handlers import (
     NAMESPACE,
     DockerStatusRoute,
@@ -43,21 +51,13 @@ from .handlers import (
     HealthRoute,
     SubmitRoute,
 )
-from .gradebook_routes import (  # noqa: F401 (RESERVED_NAME_CHARACTERS: API)
-    RESERVED_NAME_CHARACTERS,
-    GradebookRoute,
-    ProgressRoute,
-    StatsRoute,
-    SubmissionRoute,
-    SubmissionsRoute,
-    check_user_name,
-)
+from .live import ROUTE as LIVE_ROUTE
+from .live import LiveRoute
 from .metrics import CONTENT_TYPE, ExecMetrics
 from .roles import HubRoles
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("jupyter_exec_ext.security")
-
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,11 @@ class ServiceAccess:
             if name in self.admin_services:
                 return "admin"
             return "metrics" if name in self.metrics_readers else "none"
-        if (name in self.admin_users or self.admin_groups.intersection(groups)
-                or self.admin_roles.intersection(roles)):
+        if (
+            name in self.admin_users
+            or self.admin_groups.intersection(groups)
+            or self.admin_roles.intersection(roles)
+        ):
             return "admin"
         return "user"
 
@@ -122,6 +125,7 @@ def client_ip(peer: str, headers: Any, trusted: tuple[Network, ...]) -> str:
     """The caller's address: the peer's, unless the peer is a trusted proxy; then the nearest
     address in ``X-Forwarded-For`` that is not a trusted proxy (else ``X-Real-Ip``). Headers
     from anyone else are ignored: a caller could write any address there."""
+
     def is_trusted(address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
@@ -220,14 +224,16 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
         ``current_user`` as a hub model or None."""
         self.hub.open_requests.count += 1
         self._counted = True
-        self.request.remote_ip = client_ip(self.request.remote_ip, self.request.headers,
-                                           self.hub.trusted_proxies)
+        self.request.remote_ip = client_ip(
+            self.request.remote_ip, self.request.headers, self.hub.trusted_proxies
+        )
         try:
             model = await self.hub_auth.get_user(self, sync=False)
         except Exception as e:  # the hub is down or answered nonsense: nobody can be identified
             log.warning("could not ask the hub who the caller is: %s", e)
-            raise ApiError("the hub cannot check your token right now; try again in a minute",
-                           status=503) from None
+            raise ApiError(
+                "the hub cannot check your token right now; try again in a minute", status=503
+            ) from None
         user = None
         if model:
             try:
@@ -248,17 +254,24 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
                 check_user_name(name, "your hub user name")
             except ValueError as e:
                 security_log.warning("security: refused hub user %r: reserved name", name)
-                raise ApiError(f"{e}; ask the hub admin to rename the account", status=403) from None
+                raise ApiError(
+                    f"{e}; ask the hub admin to rename the account", status=403
+                ) from None
         if self.role not in self.roles:
-            security_log.warning("security: %s %r (role %s) refused on %s", kind, name, self.role,
-                                 self.route)
+            security_log.warning(
+                "security: %s %r (role %s) refused on %s", kind, name, self.role, self.route
+            )
             if self.role == "metrics":
                 raise ApiError(f"hub service {name!r} may read metrics only", status=403)
             if self.role == "none":
-                raise ApiError(f"hub service {name!r} has no grant on the exec service (the admin "
-                               "lists services in admin_services or metrics_readers)", status=403)
-            raise ApiError("only admins of the exec service and metrics readers may read this",
-                           status=403)
+                raise ApiError(
+                    f"hub service {name!r} has no grant on the exec service (the admin "
+                    "lists services in admin_services or metrics_readers)",
+                    status=403,
+                )
+            raise ApiError(
+                "only admins of the exec service and metrics readers may read this", status=403
+            )
 
     async def _resolve_role(self, user: Optional[dict]) -> str:
         """The caller's role; a user's groups and roles come from the hub's API, asked with the
@@ -274,8 +287,9 @@ class ServiceHandler(HubAuthenticated, ExecRouteBase):
             try:
                 groups, roles = await hub_roles.membership(user.get("name", ""))
             except Exception as e:  # the hub is down: nobody is an instructor meanwhile
-                log.warning("could not ask the hub for %r's groups and roles: %s",
-                            user.get("name"), e)
+                log.warning(
+                    "could not ask the hub for %r's groups and roles: %s", user.get("name"), e
+                )
         return access.role(user, groups, roles)
 
     def on_finish(self) -> None:
@@ -342,8 +356,9 @@ class LiveServiceHandler(LiveRoute, ServiceHandler):
 
     async def check_live_access(self) -> None:
         if self.current_user is None:
-            security_log.warning("security: refused execute/ws from %s (no valid hub token)",
-                                 self.request.remote_ip)
+            security_log.warning(
+                "security: refused execute/ws from %s (no valid hub token)", self.request.remote_ip
+            )
             raise tornado.web.HTTPError(403)
 
     def run_started(self) -> None:
@@ -354,6 +369,7 @@ class LiveServiceHandler(LiveRoute, ServiceHandler):
 
 
 # -- the shared routes, authenticated by the hub --------------------------------------------------
+
 
 class ExecuteServiceHandler(ExecuteRoute, ServiceHandler):
     """``POST execute`` on the executor service."""
@@ -434,44 +450,73 @@ class ExecServiceApp(ExecSettings, Application):
         "exercises": "ExecServiceApp.exercises_dir",
     }
 
-    config_file = Unicode("", help="Python config file to load (c.ExecServiceApp.…).").tag(config=True)
-    ip = Unicode(help="Address to listen on. Default: the host of JUPYTERHUB_SERVICE_URL, else "
-                 "127.0.0.1.").tag(config=True)
-    port = Integer(help="Port to listen on. Default: the port of JUPYTERHUB_SERVICE_URL, else "
-                   "10101.").tag(config=True)
-    base_url = Unicode(help="Path prefix of every route. Default: JUPYTERHUB_SERVICE_PREFIX "
-                       "(/services/<name>/ behind the hub's proxy), else /.").tag(config=True)
-    db_path = Unicode(help="SQLite file of the gradebook (every graded submission, kept across "
-                      "restarts) unless db_url names another database. Default: "
-                      "JUPYTER_EXEC_SERVICE_DB, else exec-submissions.sqlite in the working "
-                      "directory. A file of an older version is upgraded in place on start."
-                      ).tag(config=True)
-    admin_users = List(Unicode(), help="Hub users who are admins of the service: they may list "
-                       "anyone's submissions and read the metrics. Being a hub admin is not enough."
-                       ).tag(config=True)
-    admin_groups = List(Unicode(), help="Hub groups whose members are admins of the service "
-                        "(instructors: the gradebook, everyone's submissions, metrics), e.g. "
-                        "['instructors']. The service asks the hub for a user's groups with its "
-                        "own token: grant it the scope read:users:groups.").tag(config=True)
-    admin_roles = List(Unicode(), help="Hub roles whose holders are admins of the service, e.g. "
-                       "['instructor']; grant the service the scope read:roles:users."
-                       ).tag(config=True)
-    membership_ttl = Float(30.0, help="Seconds the service keeps the hub's answer about a user's "
-                           "groups and roles before asking again.").tag(config=True)
-    admin_services = List(Unicode(), help="Hub services that are admins of the service. Any other "
-                          "hub service is refused, unless metrics_readers names it."
-                          ).tag(config=True)
-    metrics_readers = List(Unicode(), help="Hub services that may read GET metrics and nothing "
-                           "else (a Prometheus scraper's service).").tag(config=True)
-    trusted_proxies = List(Unicode(), help="Addresses or networks (10.0.0.0/8) of the proxies in "
-                           "front of the service, whose X-Forwarded-For and X-Real-Ip are believed "
-                           "for the client's address in logs; from anyone else these headers are "
-                           "ignored. Default: none.").tag(config=True)
-    stop_timeout = Float(None, allow_none=True, help="On SIGTERM, seconds to wait for the "
-                         "requests in progress to finish before exiting. Default: the longest a "
-                         "request can run (max_time_limit for a run; for a submission, the longest "
-                         "exercise's time limit plus its tests' timeouts) plus 30 s for starting "
-                         "and removing containers.").tag(config=True)
+    config_file = Unicode("", help="Python config file to load (c.ExecServiceApp.…).").tag(
+        config=True
+    )
+    ip = Unicode(
+        help="Address to listen on. Default: the host of JUPYTERHUB_SERVICE_URL, else 127.0.0.1."
+    ).tag(config=True)
+    port = Integer(
+        help="Port to listen on. Default: the port of JUPYTERHUB_SERVICE_URL, else 10101."
+    ).tag(config=True)
+    base_url = Unicode(
+        help="Path prefix of every route. Default: JUPYTERHUB_SERVICE_PREFIX "
+        "(/services/<name>/ behind the hub's proxy), else /."
+    ).tag(config=True)
+    db_path = Unicode(
+        help="SQLite file of the gradebook (every graded submission, kept across "
+        "restarts) unless db_url names another database. Default: "
+        "JUPYTER_EXEC_SERVICE_DB, else exec-submissions.sqlite in the working "
+        "directory. A file of an older version is upgraded in place on start."
+    ).tag(config=True)
+    admin_users = List(
+        Unicode(),
+        help="Hub users who are admins of the service: they may list "
+        "anyone's submissions and read the metrics. Being a hub admin is not enough.",
+    ).tag(config=True)
+    admin_groups = List(
+        Unicode(),
+        help="Hub groups whose members are admins of the service "
+        "(instructors: the gradebook, everyone's submissions, metrics), e.g. "
+        "['instructors']. The service asks the hub for a user's groups with its "
+        "own token: grant it the scope read:users:groups.",
+    ).tag(config=True)
+    admin_roles = List(
+        Unicode(),
+        help="Hub roles whose holders are admins of the service, e.g. "
+        "['instructor']; grant the service the scope read:roles:users.",
+    ).tag(config=True)
+    membership_ttl = Float(
+        30.0,
+        help="Seconds the service keeps the hub's answer about a user's "
+        "groups and roles before asking again.",
+    ).tag(config=True)
+    admin_services = List(
+        Unicode(),
+        help="Hub services that are admins of the service. Any other "
+        "hub service is refused, unless metrics_readers names it.",
+    ).tag(config=True)
+    metrics_readers = List(
+        Unicode(),
+        help="Hub services that may read GET metrics and nothing "
+        "else (a Prometheus scraper's service).",
+    ).tag(config=True)
+    trusted_proxies = List(
+        Unicode(),
+        help="Addresses or networks (10.0.0.0/8) of the proxies in "
+        "front of the service, whose X-Forwarded-For and X-Real-Ip are believed "
+        "for the client's address in logs; from anyone else these headers are "
+        "ignored. Default: none.",
+    ).tag(config=True)
+    stop_timeout = Float(
+        None,
+        allow_none=True,
+        help="On SIGTERM, seconds to wait for the "
+        "requests in progress to finish before exiting. Default: the longest a "
+        "request can run (max_time_limit for a run; for a submission, the longest "
+        "exercise's time limit plus its tests' timeouts) plus 30 s for starting "
+        "and removing containers.",
+    ).tag(config=True)
 
     def _service_url(self):
         return urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
@@ -504,8 +549,10 @@ class ExecServiceApp(ExecSettings, Application):
     @validate("stop_timeout")
     def _valid_stop_timeout(self, proposal: Any) -> Optional[float]:
         if proposal["value"] is not None and proposal["value"] < 0:
-            raise TraitError(f"ExecServiceApp.stop_timeout must be 0 (no wait) or more, got "
-                             f"{proposal['value']!r}")
+            raise TraitError(
+                f"ExecServiceApp.stop_timeout must be 0 (no wait) or more, got "
+                f"{proposal['value']!r}"
+            )
         return proposal["value"]
 
     @validate("trusted_proxies")
@@ -530,17 +577,21 @@ class ExecServiceApp(ExecSettings, Application):
                 log.warning("could not read the exercises to bound the shutdown wait: %s", e)
                 exercises = []
             for exercise in exercises:
-                limits, _ = exercise.resolved_limits(bounds.default_limits).clamped(bounds.max_limits)
+                limits, _ = exercise.resolved_limits(bounds.default_limits).clamped(
+                    bounds.max_limits
+                )
                 longest = max(longest, limits.time_s + sum(t.timeout for t in exercise.tests))
         return longest + 30.0
 
     def access(self) -> ServiceAccess:
         """The grants the configuration names."""
-        return ServiceAccess(admin_users=frozenset(self.admin_users),
-                             admin_groups=frozenset(self.admin_groups),
-                             admin_roles=frozenset(self.admin_roles),
-                             admin_services=frozenset(self.admin_services),
-                             metrics_readers=frozenset(self.metrics_readers))
+        return ServiceAccess(
+            admin_users=frozenset(self.admin_users),
+            admin_groups=frozenset(self.admin_groups),
+            admin_roles=frozenset(self.admin_roles),
+            admin_services=frozenset(self.admin_services),
+            metrics_readers=frozenset(self.metrics_readers),
+        )
 
     @catch_config_error
     def initialize(self, argv: Optional[list[str]] = None) -> None:
@@ -557,16 +608,22 @@ class ExecServiceApp(ExecSettings, Application):
                 security_log.warning(
                     "security: %d of the exercise files are readable by every user of this machine "
                     "(e.g. %s): students could read hidden tests and solutions. Run "
-                    "`chmod -R o-rwx %s` (docs/hub.md, security checklist)", len(exposed),
-                    exposed[0], self.exercises_dir)
+                    "`chmod -R o-rwx %s` (docs/hub.md, security checklist)",
+                    len(exposed),
+                    exposed[0],
+                    self.exercises_dir,
+                )
         self.context = build_context(self, gradebook_sqlite=Path(self.db_path), metrics=True)
         hub_auth = HubAuth()  # reads JUPYTERHUB_API_TOKEN / _API_URL / _SERVICE_NAME
         self.context.hub = HubParts(
-            auth=hub_auth, roles=HubRoles(hub_auth.api_url, hub_auth.api_token, self.membership_ttl),
+            auth=hub_auth,
+            roles=HubRoles(hub_auth.api_url, hub_auth.api_token, self.membership_ttl),
             access=self.access(),
-            trusted_proxies=parse_networks(self.trusted_proxies, "ExecServiceApp.trusted_proxies"))
-        handlers = [(url_path_join(self.base_url, pattern), handler)
-                    for pattern, handler in SERVICE_ROUTES]
+            trusted_proxies=parse_networks(self.trusted_proxies, "ExecServiceApp.trusted_proxies"),
+        )
+        handlers = [
+            (url_path_join(self.base_url, pattern), handler) for pattern, handler in SERVICE_ROUTES
+        ]
         return tornado.web.Application(handlers, **{CONTEXT_KEY: self.context})
 
     async def serve(self) -> None:
@@ -578,8 +635,14 @@ class ExecServiceApp(ExecSettings, Application):
         server = app.listen(self.port, self.ip, xheaders=False)
         context: ExecContext = app.settings[CONTEXT_KEY]
         context.start()
-        log.info("jupyter-exec-service %s on http://%s:%d%s, image %s", __version__, self.ip,
-                 self.port, self.base_url, self.image)
+        log.info(
+            "jupyter-exec-service %s on http://%s:%d%s, image %s",
+            __version__,
+            self.ip,
+            self.port,
+            self.base_url,
+            self.image,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -593,12 +656,21 @@ class ExecServiceApp(ExecSettings, Application):
         wait_s = self.stop_timeout
         if wait_s is None:
             wait_s = await asyncio.get_running_loop().run_in_executor(
-                None, self.longest_request_s, context)
-        log.info("jupyter-exec-service stopping: no new runs; waiting up to %.0f s for %d "
-                 "request(s) in progress", wait_s, open_requests.count)
+                None, self.longest_request_s, context
+            )
+        log.info(
+            "jupyter-exec-service stopping: no new runs; waiting up to %.0f s for %d "
+            "request(s) in progress",
+            wait_s,
+            open_requests.count,
+        )
         if not await open_requests.wait_until_none(wait_s):
-            log.warning("%d request(s) still in progress after %.0f s; stopping anyway (the reaper "
-                        "of the next start removes their containers)", open_requests.count, wait_s)
+            log.warning(
+                "%d request(s) still in progress after %.0f s; stopping anyway (the reaper "
+                "of the next start removes their containers)",
+                open_requests.count,
+                wait_s,
+            )
         try:  # idle keep-alive connections; every answer has been written
             await asyncio.wait_for(server.close_all_connections(), timeout=5)
         except asyncio.TimeoutError:
@@ -614,8 +686,11 @@ class ExecServiceApp(ExecSettings, Application):
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
+    )
     app = ExecServiceApp.instance()
     app.initialize(argv)
     app.start()

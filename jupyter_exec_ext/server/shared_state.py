@@ -46,18 +46,23 @@ PENDING_KEY = "submits-pending:"
 _NOW = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 #: KEYS[1] the user's runs (score: lease end); ARGV cap, lease_ms, member. 1 admitted, 0 refused.
-ACQUIRE_RUN = _NOW + """
+ACQUIRE_RUN = (
+    _NOW
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
+)
 
 #: KEYS[1] the (user, exercise)'s admissions (score: admitted at), KEYS[2] those not yet graded
 #: (score: lease end); ARGV limit, window_ms, lease_ms, member. {1, 0} admitted, {0, wait_ms}
 #: refused.
-ADMIT_SUBMISSION = _NOW + """
+ADMIT_SUBMISSION = (
+    _NOW
+    + """
 local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, member in ipairs(dead) do
   redis.call('ZREM', KEYS[1], member)
@@ -75,10 +80,13 @@ redis.call('PEXPIRE', KEYS[1], window)
 redis.call('PEXPIRE', KEYS[2], math.max(window, tonumber(ARGV[3])))
 return {1, 0}
 """
+)
 
 #: KEYS the sets, ARGV[1] lease_ms, then one member per key: each lease runs ``lease_ms`` more
 #: from now (an entry already gone stays gone).
-RENEW = _NOW + """
+RENEW = (
+    _NOW
+    + """
 local lease = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
   if redis.call('ZADD', key, 'XX', 'CH', now + lease, ARGV[i + 1]) == 1 then
@@ -87,6 +95,7 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
+)
 
 
 class SharedStateDown(Exception):
@@ -105,12 +114,21 @@ class SharedState:
         retry_s: how long to count alone after Redis failed before asking it again.
     """
 
-    def __init__(self, url: str, prefix: str = "jupyter-exec-ext:", lease_s: float = 15.0,
-                 timeout_s: float = 0.5, retry_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "jupyter-exec-ext:",
+        lease_s: float = 15.0,
+        timeout_s: float = 0.5,
+        retry_s: float = 5.0,
+    ) -> None:
         try:
             self.redis = redis.asyncio.Redis.from_url(
-                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 0))
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
         except ValueError as e:
             raise ValueError(f"shared_state_url {redact_url(url)!r} is not usable: {e}") from None
         self.where = redact_url(url)
@@ -118,8 +136,14 @@ class SharedState:
         self.lease_ms = max(1, int(lease_s * 1000))
         self.retry_s = retry_s
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
-        self._scripts = {name: self.redis.register_script(source) for name, source in (
-            ("acquire_run", ACQUIRE_RUN), ("admit", ADMIT_SUBMISSION), ("renew", RENEW))}
+        self._scripts = {
+            name: self.redis.register_script(source)
+            for name, source in (
+                ("acquire_run", ACQUIRE_RUN),
+                ("admit", ADMIT_SUBMISSION),
+                ("renew", RENEW),
+            )
+        }
         #: member -> key of each lease this replica renews.
         self._leases: dict[str, str] = {}
         self._renewer: Optional[asyncio.Task] = None
@@ -155,14 +179,20 @@ class SharedState:
             self._retry_at = time.monotonic() + self.retry_s
             if not self._down:
                 self._down = True
-                log.warning("shared state: Redis at %s failed (%s); each replica counts run caps "
-                            "and submission limits on its own until it answers", self.where,
-                            type(e).__name__)
+                log.warning(
+                    "shared state: Redis at %s failed (%s); each replica counts run caps "
+                    "and submission limits on its own until it answers",
+                    self.where,
+                    type(e).__name__,
+                )
             raise SharedStateDown(str(e)) from None
         if self._down:
             self._down = False
-            log.warning("shared state: Redis at %s answers again; run caps and submission limits "
-                        "are shared again", self.where)
+            log.warning(
+                "shared state: Redis at %s answers again; run caps and submission limits "
+                "are shared again",
+                self.where,
+            )
         return answer
 
     async def delete(self, key: str, member: str) -> None:
@@ -173,8 +203,9 @@ class SharedState:
         try:
             await self.redis.zrem(key, member)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
-            log.debug("shared state: could not remove %s from %s (%s); its lease lapses", member,
-                      key, e)
+            log.debug(
+                "shared state: could not remove %s from %s (%s); its lease lapses", member, key, e
+            )
 
     def hold(self, key: str, member: str) -> None:
         """Renews the lease of ``member`` in ``key`` until ``release``d."""
@@ -194,8 +225,11 @@ class SharedState:
             if not held:
                 break
             try:
-                await self.script("renew", [key for _, key in held],
-                                  [self.lease_ms, *[member for member, _ in held]])
+                await self.script(
+                    "renew",
+                    [key for _, key in held],
+                    [self.lease_ms, *[member for member, _ in held]],
+                )
             except SharedStateDown:
                 pass  # the leases may lapse; the work goes on and counts here meanwhile
 
@@ -216,8 +250,9 @@ class SharedRunCap(LocalRunCap):
     async def acquire(self, user: str) -> Optional[RunTicket]:
         key, member = self.shared.key(RUNS_KEY, user), self.shared.new_member()
         try:
-            admitted = await self.shared.script("acquire_run", [key],
-                                                [self.max_per_user, self.shared.lease_ms, member])
+            admitted = await self.shared.script(
+                "acquire_run", [key], [self.max_per_user, self.shared.lease_ms, member]
+            )
         except SharedStateDown:
             return self._take(user, None)
         if not admitted:
@@ -250,8 +285,10 @@ class SharedSubmissionLimiter:
         return self.limit > 0
 
     def _keys(self, user: str, exercise_id: str) -> list[str]:
-        return [self.shared.key(SUBMITS_KEY, user, exercise_id),
-                self.shared.key(PENDING_KEY, user, exercise_id)]
+        return [
+            self.shared.key(SUBMITS_KEY, user, exercise_id),
+            self.shared.key(PENDING_KEY, user, exercise_id),
+        ]
 
     async def admit(self, user: str, exercise_id: str) -> Admission:
         """As ``SubmissionRateLimiter.admit``, counted across replicas.
@@ -265,13 +302,19 @@ class SharedSubmissionLimiter:
         keys, member = self._keys(user, exercise_id), self.shared.new_member()
         try:
             admitted, wait_ms = await self.shared.script(
-                "admit", keys, [self.limit, int(self.window_s * 1000), self.shared.lease_ms, member])
+                "admit", keys, [self.limit, int(self.window_s * 1000), self.shared.lease_ms, member]
+            )
         except SharedStateDown:
             return await self.alone.admit(user, exercise_id)
         if not admitted:
             self.refused += 1
-            security_log.warning("security: user %r reached the submission limit of %r (%d per %g s)",
-                                 user, exercise_id, self.limit, self.window_s)
+            security_log.warning(
+                "security: user %r reached the submission limit of %r (%d per %g s)",
+                user,
+                exercise_id,
+                self.limit,
+                self.window_s,
+            )
             wait = max(1, math.ceil(int(wait_ms) / 1000))
             raise SubmissionLimitedError(exercise_id, wait, self.limit, self.window_s)
         self.shared.hold(keys[1], member)
@@ -281,8 +324,9 @@ class SharedSubmissionLimiter:
         """The submission was graded: it counts for the rest of the window, lease or not."""
         if admission.lease is None:
             return await self.alone.graded(admission)
-        await self.shared.delete(self._keys(admission.user, admission.exercise_id)[1],
-                                 admission.lease)
+        await self.shared.delete(
+            self._keys(admission.user, admission.exercise_id)[1], admission.lease
+        )
 
     async def cancel(self, admission: Admission) -> None:
         """The submission was not graded: it uses up none of the allowance."""
@@ -295,37 +339,52 @@ class SharedSubmissionLimiter:
     def snapshot(self) -> dict:
         """The settings and counters, for ``docker/status``: ``tracked`` counts the pairs this
         replica tracks on its own (while Redis is out)."""
-        return {"limit": self.limit, "window_s": self.window_s,
-                "refused": self.refused + self.alone.refused, "tracked": self.alone.tracked(),
-                "shared": True}
+        return {
+            "limit": self.limit,
+            "window_s": self.window_s,
+            "refused": self.refused + self.alone.refused,
+            "tracked": self.alone.tracked(),
+            "shared": True,
+        }
 
 
 class SharedStateSettings(LoggingConfigurable):
     """The settings of what replicas share, and the one place their counters are built."""
 
-    shared_state_url = Unicode(None, allow_none=True, help="Redis shared by the replicas of the "
-                               "executor service behind a load balancer, for the per-user run "
-                               "cap and the submission rate limit (usually the same Redis as "
-                               "redis_url, with a password students do not have); None counts "
-                               "them in this process (one server). Default: "
-                               "DOCKER_EXECUTOR_SHARED_STATE_URL (read with the other variables "
-                               "in config.EnvironmentDefaults).").tag(config=True)
-    shared_state_prefix = Unicode("jupyter-exec-ext:", help="Start of every key of the shared "
-                                  "state, so several deployments can share one Redis."
-                                  ).tag(config=True)
-    shared_state_lease = Float(15.0, help="Seconds after which the runs and ungraded "
-                               "submissions of a replica that stopped (crashed, lost its network) "
-                               "no longer count for their users.").tag(config=True)
+    shared_state_url = Unicode(
+        None,
+        allow_none=True,
+        help="Redis shared by the replicas of the "
+        "executor service behind a load balancer, for the per-user run "
+        "cap and the submission rate limit (usually the same Redis as "
+        "redis_url, with a password students do not have); None counts "
+        "them in this process (one server). Default: "
+        "DOCKER_EXECUTOR_SHARED_STATE_URL (read with the other variables "
+        "in config.EnvironmentDefaults).",
+    ).tag(config=True)
+    shared_state_prefix = Unicode(
+        "jupyter-exec-ext:",
+        help="Start of every key of the shared state, so several deployments can share one Redis.",
+    ).tag(config=True)
+    shared_state_lease = Float(
+        15.0,
+        help="Seconds after which the runs and ungraded "
+        "submissions of a replica that stopped (crashed, lost its network) "
+        "no longer count for their users.",
+    ).tag(config=True)
 
     @validate("shared_state_lease")
     def _valid_shared_state_lease(self, proposal: Any) -> float:
         if not 1 <= proposal["value"] < float("inf"):
-            raise TraitError(f"{type(self).__name__}.shared_state_lease must be at least 1 "
-                             f"second, got {proposal['value']!r}")
+            raise TraitError(
+                f"{type(self).__name__}.shared_state_lease must be at least 1 "
+                f"second, got {proposal['value']!r}"
+            )
         return proposal["value"]
 
-    def build_limits(self, max_per_user: int, submit_limit: int,
-                     submit_window_s: float) -> tuple[Optional[LocalRunCap], Any]:
+    def build_limits(
+        self, max_per_user: int, submit_limit: int, submit_window_s: float
+    ) -> tuple[Optional[LocalRunCap], Any]:
         """The per-user run cap (None: the scheduler's own) and the submission limiter.
 
         Raises:
@@ -334,11 +393,17 @@ class SharedStateSettings(LoggingConfigurable):
         if not self.shared_state_url:
             return None, SubmissionRateLimiter(submit_limit, submit_window_s)
         try:
-            self.shared_state = SharedState(self.shared_state_url, self.shared_state_prefix,
-                                            self.shared_state_lease)
+            self.shared_state = SharedState(
+                self.shared_state_url, self.shared_state_prefix, self.shared_state_lease
+            )
         except ValueError as e:
             raise TraitError(f"{type(self).__name__}.{e}") from None
-        log.info("run caps and submission limits shared through Redis at %s (keys %s*)",
-                 self.shared_state.where, self.shared_state_prefix)
-        return (SharedRunCap(self.shared_state, max_per_user),
-                SharedSubmissionLimiter(self.shared_state, submit_limit, submit_window_s))
+        log.info(
+            "run caps and submission limits shared through Redis at %s (keys %s*)",
+            self.shared_state.where,
+            self.shared_state_prefix,
+        )
+        return (
+            SharedRunCap(self.shared_state, max_per_user),
+            SharedSubmissionLimiter(self.shared_state, submit_limit, submit_window_s),
+        )

@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_exec_ext.sandbox.image import RUNNER_FILES, executor_image_dir, fingerprint, runner_digest
+from jupyter_exec_ext.sandbox.image import (
+    RUNNER_FILES,
+    executor_image_dir,
+    fingerprint,
+    runner_digest,
+)
 
 CONTEXT = executor_image_dir()
-MODULES = sorted(str(p.relative_to(CONTEXT)) for p in CONTEXT.rglob("*.py") if "__pycache__" not in p.parts)
+MODULES = sorted(
+    str(p.relative_to(CONTEXT)) for p in CONTEXT.rglob("*.py") if "__pycache__" not in p.parts
+)
 
 
 def test_every_module_of_the_runner_is_a_runner_file():
@@ -30,7 +37,7 @@ def test_the_dockerfile_copies_every_runner_module_into_the_image():
             assert destination.startswith("/opt/jupyter-exec-ext"), line
             for source in words[1:-1]:
                 # Copied into a folder: it keeps its name, under the folder's part past /opt/….
-                folder = destination[len("/opt/jupyter-exec-ext"):].strip("/")
+                folder = destination[len("/opt/jupyter-exec-ext") :].strip("/")
                 name = Path(source).name
                 assert Path(source).parent == Path(folder), (line, source)
                 copied.add(f"{folder}/{name}" if folder else name)
@@ -57,13 +64,19 @@ def _program_strings(path: Path) -> list[str]:
     import inside), as a child program written in a string would be."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.count("\n") >= 2:
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.count("\n") >= 2
+        ):
             try:
                 inner = ast.parse(node.value)
             except (SyntaxError, ValueError):
                 continue
-            if any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
-                   for n in ast.walk(inner)):
+            if any(
+                isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
+                for n in ast.walk(inner)
+            ):
                 found.append(node.value.splitlines()[0][:60])
     return found
 
@@ -78,6 +91,8 @@ def test_no_runner_module_carries_a_program_in_a_string(module):
 def test_the_check_finds_a_child_program_in_a_string(tmp_path):
     # The shape the runner's child once had: a bootstrap string handed to a fresh interpreter.
     module = tmp_path / "runner.py"
-    module.write_text('CHILD_BOOTSTRAP = """\nimport sys\n\ndef main():\n    print(sys.argv)\n"""\n'
-                      '"""A docstring of prose,\nover three lines,\nis not a program."""\n')
+    module.write_text(
+        'CHILD_BOOTSTRAP = """\nimport sys\n\ndef main():\n    print(sys.argv)\n"""\n'
+        '"""A docstring of prose,\nover three lines,\nis not a program."""\n'
+    )
     assert _program_strings(module) == [""]

@@ -28,12 +28,35 @@ def round_trip(value):
     return wire.Decoder(lambda d: pytest.fail(f"unexpected handle {d}")).decode(data)
 
 
-@pytest.mark.parametrize("value", [
-    None, True, False, 0, -7, pytest.param(10 ** 5000, id='huge-int'), 1.5, -0.0, float("inf"), "text", "lone \udc80 surrogate",
-    b"\x00\xff", [1, [2, [3]]], (1, (2,)), {"a": 1, 2: [3]}, {1, 2}, frozenset({1}), 2 + 3j,
-    fractions.Fraction(1, 3), decimal.Decimal("1.10"), datetime.date(2026, 11, 30),
-    datetime.datetime(2026, 11, 30, 12, 0), datetime.timedelta(days=1, seconds=5), {(1, 2): "tuple key"},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -7,
+        pytest.param(10**5000, id="huge-int"),
+        1.5,
+        -0.0,
+        float("inf"),
+        "text",
+        "lone \udc80 surrogate",
+        b"\x00\xff",
+        [1, [2, [3]]],
+        (1, (2,)),
+        {"a": 1, 2: [3]},
+        {1, 2},
+        frozenset({1}),
+        2 + 3j,
+        fractions.Fraction(1, 3),
+        decimal.Decimal("1.10"),
+        datetime.date(2026, 11, 30),
+        datetime.datetime(2026, 11, 30, 12, 0),
+        datetime.timedelta(days=1, seconds=5),
+        {(1, 2): "tuple key"},
+    ],
+)
 def test_plain_values_come_back_equal_and_of_the_same_type(value):
     back = round_trip(value)
     assert type(back) is type(value)
@@ -48,6 +71,7 @@ def test_subclasses_of_builtins_arrive_as_the_builtin():
     class Liar(str):
         def __eq__(self, other):
             return True
+
     back = round_trip([Liar("x"), True])
     assert type(back[0]) is str and back[0] == "x" and back[0] != "y"
 
@@ -80,18 +104,21 @@ def test_a_callees_changes_to_the_arguments_reach_the_callers_objects():
     assert caller_table[2] == {"k": 1, "new": 2}
 
 
-@pytest.mark.parametrize("data, why", [
-    ({"$x": 1}, "unknown tag"),
-    ({"$t": 1}, "expected a list"),
-    ({"$d": [[1]]}, "dict item"),
-    ({"$r": 5}, "unknown container"),
-    ({"a": 1, "b": 2}, "malformed"),
-    ({"$b": "not base64!"}, r"malformed \$b"),
-    ({"$c": ["1", 2]}, "complex"),
-    ({"$q": [1, 0]}, "Fraction"),
-    ({"$dt": ["datetime", "yesterday"]}, r"malformed \$dt"),
-    ({"$d": [[[1], 2]]}, "malformed"),  # a list as a dict key
-])
+@pytest.mark.parametrize(
+    "data, why",
+    [
+        ({"$x": 1}, "unknown tag"),
+        ({"$t": 1}, "expected a list"),
+        ({"$d": [[1]]}, "dict item"),
+        ({"$r": 5}, "unknown container"),
+        ({"a": 1, "b": 2}, "malformed"),
+        ({"$b": "not base64!"}, r"malformed \$b"),
+        ({"$c": ["1", 2]}, "complex"),
+        ({"$q": [1, 0]}, "Fraction"),
+        ({"$dt": ["datetime", "yesterday"]}, r"malformed \$dt"),
+        ({"$d": [[[1], 2]]}, "malformed"),  # a list as a dict key
+    ],
+)
 def test_malformed_input_is_a_wire_error(data, why):
     with pytest.raises(wire.WireError, match=why):
         wire.Decoder(refuse).decode(data)
@@ -134,13 +161,19 @@ def rewritten(test_code: str) -> str:
 
 
 def test_names_the_test_defines_or_builtins_are_not_looked_up():
-    source = ("import math\n"
-              "nums = [3, 1]\n"
-              "def check(x, key=None):\n"
-              "    y = helper(x)\n"
-              "    return sorted([y, len(nums)], key=key)\n"
-              "print([add(i, 1) for i in range(3)], check(2), math.pi, Cart)\n")
+    source = (
+        "import math\n"
+        "nums = [3, 1]\n"
+        "def check(x, key=None):\n"
+        "    y = helper(x)\n"
+        "    return sorted([y, len(nums)], key=key)\n"
+        "print([add(i, 1) for i in range(3)], check(2), math.pi, Cart)\n"
+    )
     out = rewritten(source)
-    assert "__student__('add')" in out and "__student__('helper')" in out and "__student__('Cart')" in out
+    assert (
+        "__student__('add')" in out
+        and "__student__('helper')" in out
+        and "__student__('Cart')" in out
+    )
     for own in ("nums", "math", "check", "sorted", "len", "range", "print", "i", "x", "y", "key"):
         assert f"__student__('{own}')" not in out, own

@@ -45,19 +45,35 @@ class SubmissionStore:
 
     def record(self, user: str, result: Any, when: Optional[float] = None) -> int:
         """Stores one graded submission (a ``GradeResult``) and returns its id."""
-        tests = [{"name": t.name, "status": t.status, "points": t.points,
-                  "max_points": t.max_points, "hidden": t.hidden} for t in result.tests]
+        tests = [
+            {
+                "name": t.name,
+                "status": t.status,
+                "points": t.points,
+                "max_points": t.max_points,
+                "hidden": t.hidden,
+            }
+            for t in result.tests
+        ]
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO submissions (user, exercise_id, submitted_at, status, score, max_score,"
                 " tests) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (user, result.exercise_id, time.time() if when is None else when,
-                 getattr(result.status, "value", result.status), result.score, result.max_score,
-                 json.dumps(tests)))
+                (
+                    user,
+                    result.exercise_id,
+                    time.time() if when is None else when,
+                    getattr(result.status, "value", result.status),
+                    result.score,
+                    result.max_score,
+                    json.dumps(tests),
+                ),
+            )
             return int(cursor.lastrowid)
 
-    def list(self, user: Optional[str] = None, limit: int = 100,
-             offset: int = 0) -> list[dict[str, Any]]:
+    def list(
+        self, user: Optional[str] = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """The newest submissions first: of ``user``, or of everyone with ``None``; ``limit``
         rows after skipping ``offset``."""
         where, args = self._where(user)
@@ -65,17 +81,29 @@ class SubmissionStore:
             rows = self._db.execute(
                 "SELECT id, user, exercise_id, submitted_at, status, score, max_score, tests "
                 f"FROM submissions{where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                (*args, limit, offset)).fetchall()
-        return [{"id": r[0], "user": r[1], "exercise_id": r[2],
-                 "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r[3])),
-                 "status": r[4], "score": r[5], "max_score": r[6], "tests": json.loads(r[7])}
-                for r in rows]
+                (*args, limit, offset),
+            ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "user": r[1],
+                "exercise_id": r[2],
+                "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r[3])),
+                "status": r[4],
+                "score": r[5],
+                "max_score": r[6],
+                "tests": json.loads(r[7]),
+            }
+            for r in rows
+        ]
 
     def count(self, user: Optional[str] = None) -> int:
         """How many submissions ``user`` (everyone with ``None``) has."""
         where, args = self._where(user)
         with self._lock:
-            return int(self._db.execute(f"SELECT COUNT(*) FROM submissions{where}", args).fetchone()[0])
+            return int(
+                self._db.execute(f"SELECT COUNT(*) FROM submissions{where}", args).fetchone()[0]
+            )
 
     @staticmethod
     def _where(user: Optional[str]) -> tuple[str, tuple]:

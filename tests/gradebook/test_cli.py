@@ -38,14 +38,25 @@ def db(request, tmp_path: Path) -> str:
     return url
 
 
-def test_export_writes_the_gradebook_as_csv_with_a_header_row(db: str, tmp_path: Path, capsys) -> None:
+def test_export_writes_the_gradebook_as_csv_with_a_header_row(
+    db: str, tmp_path: Path, capsys
+) -> None:
     exercises = tmp_path / "exercises"
     write_notebook(exercises / "add.ipynb", exercise_notebook("add", score_rule="last"))
     assert main(["grades", "export", "--db", db, "--exercises", str(exercises)]) == 0
     captured = capsys.readouterr()
     table = list(csv.reader(io.StringIO(captured.out)))
-    assert table[0] == ["user", "exercise_id", "score", "best", "last", "max_score", "attempts",
-                        "late", "last_at"]
+    assert table[0] == [
+        "user",
+        "exercise_id",
+        "score",
+        "best",
+        "last",
+        "max_score",
+        "attempts",
+        "late",
+        "last_at",
+    ]
     rows = {(r[0], r[1]): r for r in table[1:]}
     # add counts the last score (its own score_rule), square the best (the default).
     assert rows[("alice", "add")][2:8] == ["1.0", "3.0", "1.0", "3.0", "2", "true"]
@@ -82,8 +93,19 @@ def test_the_command_line_entry_point_exports_to_a_file(tmp_path: Path) -> None:
     seed(sqlite_url(path))
     out = tmp_path / "grades.csv"
     with open(out, "w") as f:
-        done = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "exec-ext", "grades",
-                               "export", "--db", f"sqlite:///{path}"], stdout=f,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "jupyter"),
+                "exec-ext",
+                "grades",
+                "export",
+                "--db",
+                f"sqlite:///{path}",
+            ],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     assert out.read_text().splitlines()[0].startswith("user,exercise_id,score")

@@ -17,15 +17,27 @@ def exercise_notebook(
     prompt: str = "Write `add(a, b)` that returns the sum of `a` and `b`.",
     **meta: Any,
 ):
-    tests = tests if tests is not None else [
-        {"name": "small numbers", "test_code": "print(add(2, 3))", "expected_output": "5"},
-        {"name": "negatives", "test_code": "assert add(-2, -3) == -5", "points": 2},
-        {"name": "big numbers", "test_code": "print(add(10**12, 1))", "expected_output": "1000000000001",
-         "hidden": True},
-    ]
+    tests = (
+        tests
+        if tests is not None
+        else [
+            {"name": "small numbers", "test_code": "print(add(2, 3))", "expected_output": "5"},
+            {"name": "negatives", "test_code": "assert add(-2, -3) == -5", "points": 2},
+            {
+                "name": "big numbers",
+                "test_code": "print(add(10**12, 1))",
+                "expected_output": "1000000000001",
+                "hidden": True,
+            },
+        ]
+    )
     nb = new_notebook()
-    nb.metadata["jupyter_exec"] = {"exercise_id": exercise_id, "title": exercise_id.title(),
-                                   "tests": tests, **meta}
+    nb.metadata["jupyter_exec"] = {
+        "exercise_id": exercise_id,
+        "title": exercise_id.title(),
+        "tests": tests,
+        **meta,
+    }
     nb.cells = [
         new_markdown_cell(prompt, metadata={"jupyter_exec": {"role": "prompt"}}),
         new_code_cell(starter, metadata={"jupyter_exec": {"role": "starter"}}),

@@ -2,24 +2,32 @@
 
 import pytest
 
-from jupyter_exec_ext.grading.compare import MAX_SHOWN, describe_mismatch, normalize_strip, outputs_match
+from jupyter_exec_ext.grading.compare import (
+    MAX_SHOWN,
+    describe_mismatch,
+    normalize_strip,
+    outputs_match,
+)
 
 
-@pytest.mark.parametrize("expected, actual, mode, match", [
-    ("5", "5\n", "strip", True),
-    ("a  \nb", "a\nb  \n\n", "strip", True),
-    ("a\nb", "a\n\nb", "strip", False),
-    ("5\n", "5\n", "exact", True),
-    ("5", "5\n", "exact", False),
-    ("0.3333333", "0.33333333333", "float", True),
-    ("x = 1.5", "x = 1.50000001", "float", True),
-    ("1.5", "1.6", "float", False),
-    ("1.5 2", "1.5", "float", False),
-    ("word", "other", "float", False),
-    (r"\d+ items?", "12 items\n", "regex", True),
-    (r"\d+ items?", "twelve items", "regex", False),
-    (r"\d+", "12 and more", "regex", False),  # the whole output must match
-])
+@pytest.mark.parametrize(
+    "expected, actual, mode, match",
+    [
+        ("5", "5\n", "strip", True),
+        ("a  \nb", "a\nb  \n\n", "strip", True),
+        ("a\nb", "a\n\nb", "strip", False),
+        ("5\n", "5\n", "exact", True),
+        ("5", "5\n", "exact", False),
+        ("0.3333333", "0.33333333333", "float", True),
+        ("x = 1.5", "x = 1.50000001", "float", True),
+        ("1.5", "1.6", "float", False),
+        ("1.5 2", "1.5", "float", False),
+        ("word", "other", "float", False),
+        (r"\d+ items?", "12 items\n", "regex", True),
+        (r"\d+ items?", "twelve items", "regex", False),
+        (r"\d+", "12 and more", "regex", False),  # the whole output must match
+    ],
+)
 def test_modes(expected, actual, mode, match):
     assert outputs_match(expected, actual, mode, tolerance=1e-6) is match
 
@@ -48,16 +56,19 @@ def test_strip_keeps_the_line_breaks_between_lines():
     assert outputs_match("a b", "a\nb") is False
 
 
-@pytest.mark.parametrize("expected, actual, match", [
-    # Every number is compared, not only those before the first identical token.
-    ("x = 1.5", "x = 2.5", False),
-    ("1 2 3", "1 2 4", False),
-    ("total: 3.0 of 4.0", "total: 3.0 of 4.5", False),
-    # A number never matches a word, whichever side it is on (and a word no number).
-    ("1.5", "one", False),
-    ("one", "1.5", False),
-    ("nan", "nan", True),
-])
+@pytest.mark.parametrize(
+    "expected, actual, match",
+    [
+        # Every number is compared, not only those before the first identical token.
+        ("x = 1.5", "x = 2.5", False),
+        ("1 2 3", "1 2 4", False),
+        ("total: 3.0 of 4.0", "total: 3.0 of 4.5", False),
+        # A number never matches a word, whichever side it is on (and a word no number).
+        ("1.5", "one", False),
+        ("one", "1.5", False),
+        ("nan", "nan", True),
+    ],
+)
 def test_float_mode_compares_every_token(expected, actual, match):
     assert outputs_match(expected, actual, "float") is match
 
@@ -76,19 +87,24 @@ def test_regex_spans_lines():
 
 
 def test_long_texts_are_cut_at_the_boundary_and_say_how_much_is_left():
-    assert describe_mismatch("x" * MAX_SHOWN, "y", "strip") == f"expected {'x' * MAX_SHOWN!r} but got 'y'"
+    assert (
+        describe_mismatch("x" * MAX_SHOWN, "y", "strip")
+        == f"expected {'x' * MAX_SHOWN!r} but got 'y'"
+    )
     cut = describe_mismatch("x" * (MAX_SHOWN + 5), "y", "strip")
     assert cut == f"expected {'x' * MAX_SHOWN + '… (5 more characters)'!r} but got 'y'"
 
 
 def test_regex_mismatch_names_the_pattern_and_the_output():
     assert describe_mismatch(r"\d+", "abc\n", "regex") == (
-        r"output does not match the pattern '\\d+'; got 'abc\n'")
+        r"output does not match the pattern '\\d+'; got 'abc\n'"
+    )
 
 
 def test_a_diff_when_only_one_side_spans_lines_with_two_lines_of_context():
     assert describe_mismatch("a", "a\nb", "strip") == (
-        "output differs from the expected output:\n--- expected\n+++ actual\n@@ -1 +1,2 @@\n a\n+b")
+        "output differs from the expected output:\n--- expected\n+++ actual\n@@ -1 +1,2 @@\n a\n+b"
+    )
     assert describe_mismatch("a\nb", "a", "strip").endswith("@@ -1,2 +1 @@\n a\n-b")
     lines = [str(n) for n in range(1, 10)]
     changed = lines[:4] + ["five"] + lines[5:]

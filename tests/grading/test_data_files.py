@@ -8,31 +8,52 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_exec_ext.grading import DataFilesError, ExerciseError, Grader, load_exercise, release, update_workspace
+from jupyter_exec_ext.grading import (
+    DataFilesError,
+    ExerciseError,
+    Grader,
+    load_exercise,
+    release,
+    update_workspace,
+)
 from jupyter_exec_ext.grading.validation import check_exercise
 from jupyter_exec_ext.sandbox import Status
 
 from .notebooks import exercise_notebook, write_notebook
 
 NUMBERS = b"1\n2\n3\n"
-SOLUTION = ("def average_file(path):\n"
-            "    values = [float(line) for line in open(path)]\n"
-            "    return sum(values) / len(values)\n")
+SOLUTION = (
+    "def average_file(path):\n"
+    "    values = [float(line) for line in open(path)]\n"
+    "    return sum(values) / len(values)\n"
+)
 #: Right only for a file whose lines are all equal: the first value.
-FIRST_VALUE = ("def average_file(path):\n"
-               "    return float(open(path).readline())\n")
+FIRST_VALUE = "def average_file(path):\n    return float(open(path).readline())\n"
 TESTS = [
-    {"name": "average of the data file", "test_code": "print(average_file('numbers.txt'))",
-     "expected_output": "2.0"},
-    {"name": "the file is the instructor's", "hidden": True,
-     "test_code": "assert open('/tmp/numbers.txt', 'rb').read() == b'1\\n2\\n3\\n'"},
+    {
+        "name": "average of the data file",
+        "test_code": "print(average_file('numbers.txt'))",
+        "expected_output": "2.0",
+    },
+    {
+        "name": "the file is the instructor's",
+        "hidden": True,
+        "test_code": "assert open('/tmp/numbers.txt', 'rb').read() == b'1\\n2\\n3\\n'",
+    },
 ]
 
 
 def data_exercise(folder: Path, data: bytes | None = NUMBERS, name: str = "numbers.txt") -> Path:
-    path = write_notebook(folder / "average.ipynb", exercise_notebook(
-        "average-file", tests=TESTS, solution=SOLUTION, starter="def average_file(path):\n    pass\n",
-        data_files=[name]))
+    path = write_notebook(
+        folder / "average.ipynb",
+        exercise_notebook(
+            "average-file",
+            tests=TESTS,
+            solution=SOLUTION,
+            starter="def average_file(path):\n    pass\n",
+            data_files=[name],
+        ),
+    )
     if data is not None:
         (folder / name).write_bytes(data)
     return path
@@ -57,7 +78,9 @@ def test_a_missing_or_too_big_data_file_is_named(tmp_path):
 
 def test_validate_fails_an_exercise_whose_data_file_is_missing(tmp_path):
     exercise = load_exercise(data_exercise(tmp_path, data=None))
-    check = check_exercise(Grader(sandbox=None), exercise)  # nothing runs: the file is checked first
+    check = check_exercise(
+        Grader(sandbox=None), exercise
+    )  # nothing runs: the file is checked first
     assert not check.ok and "data file 'numbers.txt' is missing" in check.problem
 
 
@@ -101,7 +124,9 @@ def test_update_workspace_adds_data_files_and_keeps_a_students_edit(tmp_path):
 
 #: Tries every way to change the data file before and during the tests, so that a wrong answer
 #: (the first value) would look right: the file made all 2s.
-TAMPERING = FIRST_VALUE + r"""
+TAMPERING = (
+    FIRST_VALUE
+    + r"""
 import os, shutil
 attempts = []
 def attempt(name, action):
@@ -131,6 +156,7 @@ attempt("remove folder", lambda: shutil.rmtree("/tmp"))
 print("\n".join(attempts))
 print(open("numbers.txt").read().split())
 """
+)
 
 
 @pytest.mark.docker
@@ -155,12 +181,16 @@ def test_tampering_with_a_data_file_changes_nothing_for_the_tests(sandbox, tmp_p
 def test_a_reused_container_forgets_the_last_runs_data_files(sandbox):
     from jupyter_exec_ext.sandbox import DataFile, ExecutionRequest
 
-    look = ("import os\nprint(open('/proc/self/cgroup').read().strip().split('/')[-1][-12:], "
-            "sorted(os.listdir('.')))\n")
-    first = sandbox.run(ExecutionRequest(code=look, reuse_key="alice",
-                                         files=(DataFile("numbers.txt", NUMBERS),)))
+    look = (
+        "import os\nprint(open('/proc/self/cgroup').read().strip().split('/')[-1][-12:], "
+        "sorted(os.listdir('.')))\n"
+    )
+    first = sandbox.run(
+        ExecutionRequest(code=look, reuse_key="alice", files=(DataFile("numbers.txt", NUMBERS),))
+    )
     assert first.status is Status.OK and first.stdout.split()[1:] == ["['numbers.txt']"], first
     from ..sandbox.test_reuse import wait_until_kept
+
     wait_until_kept(sandbox)  # the reset happens after the answer
     second = sandbox.run(ExecutionRequest(code=look, reuse_key="alice"))
     assert second.status is Status.OK and second.stdout.split()[1:] == ["[]"], second

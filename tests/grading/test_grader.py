@@ -24,7 +24,9 @@ def grader(sandbox):
 
 @pytest.fixture
 def add_exercise():
-    return exercise_from_notebook(exercise_notebook(limits={"time_limit": 3, "memory_limit": "96m"}), "add.ipynb")
+    return exercise_from_notebook(
+        exercise_notebook(limits={"time_limit": 3, "memory_limit": "96m"}), "add.ipynb"
+    )
 
 
 def statuses(result):
@@ -36,14 +38,20 @@ def assert_hidden_secret_kept(result):
     assert HIDDEN_EXPECTED not in text
     assert "10**12" not in text
     hidden = [t for t in result.to_dict()["tests"] if t["hidden"]]
-    assert all(set(t) == {"name", "status", "points", "max_points", "hidden", "message"} for t in hidden)
+    assert all(
+        set(t) == {"name", "status", "points", "max_points", "hidden", "message"} for t in hidden
+    )
     assert all(t["status"] in ("passed", "failed") for t in hidden)
 
 
 def test_correct_solution_scores_full_marks(grader, add_exercise):
     result = grader.grade(add_exercise, "def add(a, b):\n    return a + b\n")
     assert result.status.value == "ok"
-    assert statuses(result) == {"small numbers": "passed", "negatives": "passed", "big numbers": "passed"}
+    assert statuses(result) == {
+        "small numbers": "passed",
+        "negatives": "passed",
+        "big numbers": "passed",
+    }
     assert (result.score, result.max_score) == (4, 4)
     visible = result.to_dict()["tests"][0]
     assert visible["expected"] == "5" and visible["actual"] == "5\n"
@@ -52,7 +60,11 @@ def test_correct_solution_scores_full_marks(grader, add_exercise):
 
 def test_wrong_solution_shows_expected_vs_actual_for_visible_tests_only(grader, add_exercise):
     result = grader.grade(add_exercise, WRONG_ADD)
-    assert statuses(result) == {"small numbers": "failed", "negatives": "failed", "big numbers": "failed"}
+    assert statuses(result) == {
+        "small numbers": "failed",
+        "negatives": "failed",
+        "big numbers": "failed",
+    }
     assert result.score == 0
     small, negatives, big = result.tests
     assert small.message == "expected '5' but got '0'"
@@ -64,7 +76,11 @@ def test_wrong_solution_shows_expected_vs_actual_for_visible_tests_only(grader, 
 def test_partial_credit_adds_up_points(grader, add_exercise):
     # Right for small numbers only.
     result = grader.grade(add_exercise, "def add(a, b):\n    return a + b if abs(a) < 100 else 0\n")
-    assert statuses(result) == {"small numbers": "passed", "negatives": "passed", "big numbers": "failed"}
+    assert statuses(result) == {
+        "small numbers": "passed",
+        "negatives": "passed",
+        "big numbers": "failed",
+    }
     assert result.score == 3
 
 
@@ -76,19 +92,28 @@ def test_every_per_test_status(grader):
         {"name": "loops", "test_code": "f(-1)", "timeout": 1},
         {"name": "eats memory", "test_code": "f(-2)", "timeout": 5},
     ]
-    code = ("def f(x):\n"
-            "    if x == 0:\n"
-            "        return 1 / x\n"
-            "    if x == -1:\n"
-            "        while True:\n"
-            "            pass\n"
-            "    if x == -2:\n"
-            "        return ' ' * (1024 ** 3)\n"
-            "    return x\n")
-    exercise = exercise_from_notebook(exercise_notebook("statuses", tests=tests, limits={"memory_limit": "64m"}))
+    code = (
+        "def f(x):\n"
+        "    if x == 0:\n"
+        "        return 1 / x\n"
+        "    if x == -1:\n"
+        "        while True:\n"
+        "            pass\n"
+        "    if x == -2:\n"
+        "        return ' ' * (1024 ** 3)\n"
+        "    return x\n"
+    )
+    exercise = exercise_from_notebook(
+        exercise_notebook("statuses", tests=tests, limits={"memory_limit": "64m"})
+    )
     result = grader.grade(exercise, code)
-    assert statuses(result) == {"passes": "passed", "fails": "failed", "errors": "error",
-                                "loops": "timeout", "eats memory": "memory_limit"}
+    assert statuses(result) == {
+        "passes": "passed",
+        "fails": "failed",
+        "errors": "error",
+        "loops": "timeout",
+        "eats memory": "memory_limit",
+    }
     errors = result.tests[2]
     assert "ZeroDivisionError: division by zero" in errors.message
     assert 'File "main.py", line 3, in f' in errors.message
@@ -103,8 +128,10 @@ def test_assert_style_test_passes_when_nothing_is_raised(grader):
 
 
 def test_each_test_sees_a_fresh_copy_of_the_state(grader):
-    tests = [{"name": f"t{i}", "test_code": "add_item(1)\nprint(len(items))", "expected_output": "1"}
-             for i in range(3)]
+    tests = [
+        {"name": f"t{i}", "test_code": "add_item(1)\nprint(len(items))", "expected_output": "1"}
+        for i in range(3)
+    ]
     exercise = exercise_from_notebook(exercise_notebook("state", tests=tests))
     result = grader.grade(exercise, "items = []\ndef add_item(x):\n    items.append(x)\n")
     assert statuses(result) == {"t0": "passed", "t1": "passed", "t2": "passed"}
@@ -120,13 +147,16 @@ def test_syntax_error_fails_every_test(grader, add_exercise):
     result = grader.grade(add_exercise, "def add(a, b)\n    return a + b\n")
     assert result.status.value == "syntax_error"
     assert set(statuses(result).values()) == {"error", "failed"}  # hidden ones only say failed
-    assert result.tests[0].message.startswith("not run: the submitted code did not run to the end (syntax_error")
+    assert result.tests[0].message.startswith(
+        "not run: the submitted code did not run to the end (syntax_error"
+    )
     assert result.score == 0
 
 
 def test_policy_violation_fails_every_test(grader):
-    exercise = exercise_from_notebook(exercise_notebook(
-        "p", policy={"profile": "safe", "forbidden_calls": ["sum"]}))
+    exercise = exercise_from_notebook(
+        exercise_notebook("p", policy={"profile": "safe", "forbidden_calls": ["sum"]})
+    )
     result = grader.grade(exercise, "def add(a, b):\n    return sum([a, b])\n")
     assert result.status.value == "policy_violation"
     assert result.message == "line 2: calling 'sum()' is not allowed in this exercise"
@@ -160,9 +190,11 @@ ATTACKS = {
         + "    except OSError:\n"
         + "        pass\n"
     ),
-    "redefines print": WRONG_ADD + "def print(*args, **kwargs):\n    import sys\n    sys.stdout.write('5\\n')\n",
+    "redefines print": WRONG_ADD
+    + "def print(*args, **kwargs):\n    import sys\n    sys.stdout.write('5\\n')\n",
     "patches builtins": (
-        WRONG_ADD + "import builtins, sys\n"
+        WRONG_ADD
+        + "import builtins, sys\n"
         + "builtins.print = lambda *a, **k: sys.stdout.write('5\\n')\n"
         + "class Quiet(Exception):\n    pass\n"
         + "builtins.AssertionError = Quiet\nAssertionError = Quiet\n"
@@ -190,12 +222,16 @@ def test_submission_cannot_turn_failing_tests_into_passes(grader, add_exercise, 
 
 
 def test_redefining_assertion_error_does_not_swallow_failures(grader):
-    tests = [{"name": "raises", "test_code": "if f() != 2:\n    raise AssertionError('f() must be 2')"}]
+    tests = [
+        {"name": "raises", "test_code": "if f() != 2:\n    raise AssertionError('f() must be 2')"}
+    ]
     exercise = exercise_from_notebook(exercise_notebook("ae", tests=tests))
-    code = ("import builtins\n"
-            "class AssertionError(BaseException):\n    pass\n"
-            "builtins.AssertionError = AssertionError\n"
-            "def f():\n    return 3\n")
+    code = (
+        "import builtins\n"
+        "class AssertionError(BaseException):\n    pass\n"
+        "builtins.AssertionError = AssertionError\n"
+        "def f():\n    return 3\n"
+    )
     result = grader.grade(exercise, code)
     assert statuses(result) == {"raises": "failed"}
     assert result.tests[0].message == "assertion failed: f() must be 2"

@@ -44,59 +44,116 @@ pytestmark = pytest.mark.docker
 # test code: a comment (only in the source), its inputs and its expected values.
 
 HIDDEN_MARKERS = (
-    "hx5e1d", "7f3a",                     # hidden shout output
-    "hx6b2c", "91c4",                     # hidden shout type
-    "hx3d9e", "5813", "2201", "4007",     # hidden mean
-    "hx8a1f", "7346", "4429", "6618",     # hidden evens
-    "hx2c7a", "zeta8",                    # hidden count
-    "hx4e5b", "9902", "1208",             # hidden builtins
-    "hx9f0d", "3317",                     # hidden float output
-    "hx1a6c", "7041",                     # hidden age
-    "hx7c3e", "8123",                     # hidden modules
-    "hx0b7d", "yq2e", "zr4t",             # hidden map
+    "hx5e1d",
+    "7f3a",  # hidden shout output
+    "hx6b2c",
+    "91c4",  # hidden shout type
+    "hx3d9e",
+    "5813",
+    "2201",
+    "4007",  # hidden mean
+    "hx8a1f",
+    "7346",
+    "4429",
+    "6618",  # hidden evens
+    "hx2c7a",
+    "zeta8",  # hidden count
+    "hx4e5b",
+    "9902",
+    "1208",  # hidden builtins
+    "hx9f0d",
+    "3317",  # hidden float output
+    "hx1a6c",
+    "7041",  # hidden age
+    "hx7c3e",
+    "8123",  # hidden modules
+    "hx0b7d",
+    "yq2e",
+    "zr4t",  # hidden map
 )
 
 MAIN_TESTS = [
     {"name": "shout hello", "test_code": "print(shout('hello'))", "expected_output": "HELLO!"},
-    {"name": "hidden shout output", "hidden": True, "expected_output": "QZ7F3A!",
-     "test_code": "# marker hx5e1d\nprint(shout('qz7f3a'))"},
-    {"name": "hidden shout type", "hidden": True,
-     "test_code": "# marker hx6b2c\nr = shout('wobble-91c4')\n"
-                  "assert isinstance(r, str) and type(r) == str and r == 'WOBBLE-91C4!'"},
-    {"name": "hidden mean", "hidden": True,
-     "test_code": "# marker hx3d9e\nr = mean([5813, 2201])\n"
-                  "assert abs(r - 4007.0) < 1e-9 and abs(4007.0 - r) < 1e-9"},
-    {"name": "hidden evens", "hidden": True,
-     "test_code": "# marker hx8a1f\nxs = [7346, 3, 4429, 6618]\n"
-                  "assert evens(xs) == [7346, 6618]\nassert xs == [7346, 3, 4429, 6618]"},
-    {"name": "hidden count", "hidden": True,
-     "test_code": "# marker hx2c7a\nc = count_words('zeta8 eta8 zeta8')\n"
-                  "assert c == {'zeta8': 2, 'eta8': 1} and c['zeta8'] == 2"},
-    {"name": "hidden builtins", "hidden": True,
-     "test_code": "# marker hx4e5b\nr = evens([9902, 5, 1208])\n"
-                  "assert len(r) == 2 and sorted(r) == [1208, 9902]\n"
-                  "assert list(reversed(r)) == [1208, 9902] and all(map(lambda v: v % 2 == 0, r))"},
-    {"name": "hidden float output", "hidden": True, "expected_output": "3317.5", "compare": "float",
-     "test_code": "# marker hx9f0d\nprint(mean([3317, 3318]))"},
-    {"name": "hidden age", "hidden": True,
-     "test_code": "# marker hx1a6c\nassert parse_age('7041') == 7041"},
-    {"name": "hidden modules", "hidden": True,
-     "test_code": "# marker hx7c3e\nimport math, random, statistics, time, unittest\n"
-                  "t0 = time.monotonic()\nrandom.seed(8123)\n"
-                  "xs = [random.randint(1, 10**6) for _ in range(9)]\n"
-                  "want = [x for x in xs if x % 2 == 0]\n"
-                  "unittest.TestCase().assertEqual(evens(xs), want)\n"
-                  "assert math.isclose(mean([8123, 1]), statistics.fmean([8123, 1]))\n"
-                  "assert time.monotonic() - t0 < 4"},
-    {"name": "hidden map", "hidden": True,
-     "test_code": "# marker hx0b7d\nassert all(map(lambda w: shout(w) == w.upper() + '!', ['yq2e', 'zr4t']))"},
+    {
+        "name": "hidden shout output",
+        "hidden": True,
+        "expected_output": "QZ7F3A!",
+        "test_code": "# marker hx5e1d\nprint(shout('qz7f3a'))",
+    },
+    {
+        "name": "hidden shout type",
+        "hidden": True,
+        "test_code": "# marker hx6b2c\nr = shout('wobble-91c4')\n"
+        "assert isinstance(r, str) and type(r) == str and r == 'WOBBLE-91C4!'",
+    },
+    {
+        "name": "hidden mean",
+        "hidden": True,
+        "test_code": "# marker hx3d9e\nr = mean([5813, 2201])\n"
+        "assert abs(r - 4007.0) < 1e-9 and abs(4007.0 - r) < 1e-9",
+    },
+    {
+        "name": "hidden evens",
+        "hidden": True,
+        "test_code": "# marker hx8a1f\nxs = [7346, 3, 4429, 6618]\n"
+        "assert evens(xs) == [7346, 6618]\nassert xs == [7346, 3, 4429, 6618]",
+    },
+    {
+        "name": "hidden count",
+        "hidden": True,
+        "test_code": "# marker hx2c7a\nc = count_words('zeta8 eta8 zeta8')\n"
+        "assert c == {'zeta8': 2, 'eta8': 1} and c['zeta8'] == 2",
+    },
+    {
+        "name": "hidden builtins",
+        "hidden": True,
+        "test_code": "# marker hx4e5b\nr = evens([9902, 5, 1208])\n"
+        "assert len(r) == 2 and sorted(r) == [1208, 9902]\n"
+        "assert list(reversed(r)) == [1208, 9902] and all(map(lambda v: v % 2 == 0, r))",
+    },
+    {
+        "name": "hidden float output",
+        "hidden": True,
+        "expected_output": "3317.5",
+        "compare": "float",
+        "test_code": "# marker hx9f0d\nprint(mean([3317, 3318]))",
+    },
+    {
+        "name": "hidden age",
+        "hidden": True,
+        "test_code": "# marker hx1a6c\nassert parse_age('7041') == 7041",
+    },
+    {
+        "name": "hidden modules",
+        "hidden": True,
+        "test_code": "# marker hx7c3e\nimport math, random, statistics, time, unittest\n"
+        "t0 = time.monotonic()\nrandom.seed(8123)\n"
+        "xs = [random.randint(1, 10**6) for _ in range(9)]\n"
+        "want = [x for x in xs if x % 2 == 0]\n"
+        "unittest.TestCase().assertEqual(evens(xs), want)\n"
+        "assert math.isclose(mean([8123, 1]), statistics.fmean([8123, 1]))\n"
+        "assert time.monotonic() - t0 < 4",
+    },
+    {
+        "name": "hidden map",
+        "hidden": True,
+        "test_code": "# marker hx0b7d\nassert all(map(lambda w: shout(w) == w.upper() + '!', ['yq2e', 'zr4t']))",
+    },
     {"name": "visible mean", "test_code": "assert abs(mean([1, 2, 3, 4]) - 2.5) < 1e-9"},
-    {"name": "visible evens", "test_code": "xs = [1, 2, 3, 4]\nassert evens(xs) == [2, 4]\nassert xs == [1, 2, 3, 4]"},
-    {"name": "visible age rejects",
-     "test_code": "try:\n    parse_age('-1')\nexcept ValueError:\n    pass\nelse:\n"
-                  "    raise AssertionError(\"parse_age('-1') must raise ValueError\")"},
-    {"name": "visible json", "expected_output": '{"a": 2, "b": 1}',
-     "test_code": "import json\nprint(json.dumps(count_words('a b a'), sort_keys=True))"},
+    {
+        "name": "visible evens",
+        "test_code": "xs = [1, 2, 3, 4]\nassert evens(xs) == [2, 4]\nassert xs == [1, 2, 3, 4]",
+    },
+    {
+        "name": "visible age rejects",
+        "test_code": "try:\n    parse_age('-1')\nexcept ValueError:\n    pass\nelse:\n"
+        "    raise AssertionError(\"parse_age('-1') must raise ValueError\")",
+    },
+    {
+        "name": "visible json",
+        "expected_output": '{"a": 2, "b": 1}',
+        "test_code": "import json\nprint(json.dumps(count_words('a b a'), sort_keys=True))",
+    },
     {"name": "shout world", "test_code": "print(shout('world'))", "expected_output": "WORLD!"},
 ]
 # No test here loops on purpose, so a generous timeout costs nothing; a short one would let an
@@ -150,7 +207,10 @@ def parse_age(s):
 
 # What the attacks build on: the wrong answer behind hooks, and a stash every function prints, so a
 # visible output test shows whatever an earlier (hidden) test could leave behind.
-ATTACK_BASE = "import os, sys, json\n\n" + WRONG.replace("def ", "def _w_") + r'''
+ATTACK_BASE = (
+    "import os, sys, json\n\n"
+    + WRONG.replace("def ", "def _w_")
+    + r"""
 _STASH_DIRS = ("/tmp", "/dev/shm")
 
 def _stash(tag, data):
@@ -205,7 +265,8 @@ def count_words(s):
 def parse_age(s):
     _hook("parse_age", s)
     return _result("parse_age", s, _w_parse_age(s))
-'''
+"""
+)
 
 # Finds candidate tokens/nonces (hex strings) and writes "passed" reports and protocol frames with
 # each of them to every file descriptor it holds; the attacks that steal a token use it.
@@ -282,7 +343,8 @@ ATTACKS: dict[str, str] = {}
 # can find (gc, /proc/*/cmdline, /proc/*/environ), on stdout and stderr, at the top and inside every
 # tested call; "passed" reports with the same tokens go to every descriptor. A stolen token makes the
 # call leave at once, so no honest report can follow the forged one.
-ATTACKS["forged frames with guessed and stolen nonces"] = attack(r'''
+ATTACKS["forged frames with guessed and stolen nonces"] = attack(
+    r"""
 import gc
 
 def _harvest():
@@ -315,12 +377,15 @@ def _hook(name, arg):
 _top = _harvest()
 sys.stdout.write(_frames_forged(_top).decode())
 sys.stderr.write(_frames_forged(_top).decode())
-''', forge=True)
+""",
+    forge=True,
+)
 
 # PID 1 and /proc: other processes' fds (PID 1's stdout is the container's output stream), their
 # cmdline, environ and memory; everything found is stashed for a later visible test to print, and
 # forged frames go to every writable fd of every process and to /dev/console.
-ATTACKS["pid 1 and /proc: fds, environ, cmdline, mem"] = attack(r'''
+ATTACKS["pid 1 and /proc: fds, environ, cmdline, mem"] = attack(
+    r"""
 # What test code of this exercise looks like (the visible tests show it): calls with literal inputs.
 # Built at run time, so that this source itself never matches.
 _PATTERNS = tuple((n + o).encode() for n in ("shout", "mean", "evens", "count_words", "parse_age")
@@ -406,10 +471,12 @@ def _hook(name, arg):
             pass
         finally:
             os.close(fd)
-''', forge=True)
+""",
+    forge=True,
+)
 
 # ptrace(PTRACE_ATTACH) to PID 1 and to every other process, then its memory through /proc.
-ATTACKS["ptrace attach to pid 1 and every other pid"] = attack(r'''
+ATTACKS["ptrace attach to pid 1 and every other pid"] = attack(r"""
 import ctypes
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -451,11 +518,12 @@ def _hook(name, arg):
             pass
         _stash("ptrace", (pid, "attached", found))
         _libc.ptrace(17, pid, None, None)                     # PTRACE_DETACH
-''')
+""")
 
 # Up the stack from inside the tested call: every frame's locals (sys._getframe and inspect.stack),
 # hex tokens, descriptors and writable objects; a token found means a forged report, then leave.
-ATTACKS["frame walking to steal the check token"] = attack(r'''
+ATTACKS["frame walking to steal the check token"] = attack(
+    r"""
 import inspect
 
 def _hook(name, arg):
@@ -479,11 +547,13 @@ def _hook(name, arg):
     if tokens:
         _forge(tokens, sorted(fds | set(range(3, 256))), objects)
         os._exit(0)
-''', forge=True)
+""",
+    forge=True,
+)
 
 # The trusted code as an oracle: the caller's code constants and locals give the expected values.
 # What the calls see is stashed for the last visible test.
-ATTACKS["frame walking for the test's expected values"] = attack(r'''
+ATTACKS["frame walking for the test's expected values"] = attack(r"""
 import inspect
 
 def _callers():
@@ -530,11 +600,12 @@ def _result(name, arg, wrong):
             if isinstance(c, dict) and set(c) <= set(arg.split()):
                 return dict(c)
     return wrong
-''')
+""")
 
 # sys.settrace / sys.setprofile / threading.settrace installed at the top: the tracer sees the test's
 # frames, skips its assert lines where it can, looks for a token up the stack and forges with it.
-ATTACKS["settrace, setprofile and threading.settrace"] = attack(r'''
+ATTACKS["settrace, setprofile and threading.settrace"] = attack(
+    r"""
 import dis, threading
 
 _asserts = {}
@@ -600,11 +671,13 @@ def _hook(name, arg):
         f.f_trace = _tracer
         f = f.f_back
     sys.settrace(_tracer)
-''', forge=True)
+""",
+    forge=True,
+)
 
 # gc.get_objects(): the grader's own objects in the student's memory. Whatever maps names to exec or
 # compile gets a no-op, anything that looks like test code is stashed.
-ATTACKS["gc.get_objects for test code and result writers"] = attack(r'''
+ATTACKS["gc.get_objects for test code and result writers"] = attack(r"""
 import builtins, gc
 
 def _noop(*args, **kwargs):
@@ -629,11 +702,11 @@ def _hook(name, arg):
     _patch_everything()
 
 _patch_everything()
-''')
+""")
 
 # The modules a test imports, replaced: sys.modules entries, a meta_path finder, and module files on
 # every writable path (with that path put first on sys.path) that a test's import could pick up.
-FAKE_MODULE = r'''
+FAKE_MODULE = r"""
 class _L:
     def __init__(self, *a, **k): pass
     def __call__(self, *a, **k): return _L()
@@ -663,12 +736,15 @@ class TestCase:
     def __init__(self, *a, **k): pass
     def __getattr__(self, name): return lambda *a, **k: None
 def __getattr__(name): return _L()
-'''
+"""
 
-ATTACKS["stdlib and sys.modules patching"] = attack(r'''
+ATTACKS["stdlib and sys.modules patching"] = attack(
+    r"""
 import importlib.abc, importlib.util, types
 
-_FAKE = ''' + repr(FAKE_MODULE) + r'''
+_FAKE = """
+    + repr(FAKE_MODULE)
+    + r"""
 _NAMES = ("math", "random", "json", "unittest", "time", "statistics", "fractions", "decimal")
 
 def _fake(name):
@@ -709,10 +785,11 @@ _install()
 
 def _hook(name, arg):
     _install()
-''')
+"""
+)
 
 # Builtins shadowed at module level (the test's globals) and patched in the builtins module.
-ATTACKS["builtins shadowing"] = attack(r'''
+ATTACKS["builtins shadowing"] = attack(r"""
 import builtins
 
 class _Eq:
@@ -751,12 +828,12 @@ for _k, _v in _fakes.items():
     globals()[_k] = _v
     if _k in ("print", "reversed", "map", "sorted", "abs", "all", "any", "ValueError", "AssertionError"):
         setattr(builtins, _k, _v)
-''')
+""")
 
 # Liars (1): an always-equal object whose metaclass also says equal, with a __class__ property that
 # claims str; `abs(r - v) < tol` answered by __sub__/__rsub__/__abs__/__lt__; a real list of lying
 # elements; a real dict whose keys hash like the right words and compare equal to anything.
-LIARS = r'''
+LIARS = r"""
 class _Meta(type):
     def __eq__(cls, other): return True
     def __ne__(cls, other): return False
@@ -795,9 +872,11 @@ class _Liar(metaclass=_Meta):
     def __int__(self): return 0
     def __len__(self): return 2
     def __iter__(self): return iter([_Liar(), _Liar()])
-'''
+"""
 
-ATTACKS["liars: always-equal, metaclass, __class__, abs/rsub, lying elements, dict keys"] = attack(LIARS + r'''
+ATTACKS["liars: always-equal, metaclass, __class__, abs/rsub, lying elements, dict keys"] = attack(
+    LIARS
+    + r"""
 class _EqList(list, metaclass=_Meta):
     def __eq__(self, o): return True
     def __ne__(self, o): return False
@@ -812,11 +891,14 @@ def _result(name, arg, wrong):
     if name == "count_words":
         return {_Liar(w): _Liar() for w in set(arg.split())}
     return wrong
-''')
+"""
+)
 
 # Liars (2): a str subclass that equals anything, == answering a non-bool object whose __bool__ says
 # True, NaN, a list subclass and a dict subclass that equal anything.
-ATTACKS["liars: str subclass, __bool__, NaN, list and dict subclasses"] = attack(LIARS + r'''
+ATTACKS["liars: str subclass, __bool__, NaN, list and dict subclasses"] = attack(
+    LIARS
+    + r"""
 class _Truthy:
     def __bool__(self): return True
 
@@ -851,11 +933,12 @@ def _result(name, arg, wrong):
     if name == "parse_age":
         return _S(arg)
     return wrong
-''')
+"""
+)
 
 # ctypes: the comparison slot (tp_richcompare) of str, int, float, list, dict and tuple rewritten to
 # say "equal" and "less" to everything, inside the tested call.
-ATTACKS["ctypes patching of builtin type slots"] = attack(r'''
+ATTACKS["ctypes patching of builtin type slots"] = attack(r"""
 import ctypes
 
 _RC = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object, ctypes.py_object, ctypes.c_int)
@@ -878,11 +961,11 @@ def _patch():
 def _result(name, arg, wrong):
     _patch()
     return wrong
-''')
+""")
 
 # sys.addaudithook: every compile/exec the process does (test code too, if it is compiled there)
 # is written to /tmp and /dev/shm for the last visible test to print.
-ATTACKS["audit hooks stash compiled sources"] = attack(r'''
+ATTACKS["audit hooks stash compiled sources"] = attack(r"""
 _busy = [False]
 
 def _audit(event, args):
@@ -903,12 +986,12 @@ def _audit(event, args):
         _busy[0] = False
 
 sys.addaudithook(_audit)
-''')
+""")
 
 # State shared across checks: every call leaves its argument in every place that might outlive it
 # (files in /tmp, /dev/shm, /dev/mqueue; System V shared memory; xattrs and times of the writable
 # directories themselves); every call prints everything it finds.
-ATTACKS["shared files and state across checks"] = attack(r'''
+ATTACKS["shared files and state across checks"] = attack(r"""
 import ctypes
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.shmat.restype = ctypes.c_void_p
@@ -953,10 +1036,11 @@ def _hook(name, arg):
         found.append(ctypes.string_at(addr, _SIZE).split(b"\0", 1)[0])
     if found:
         sys.stdout.write("SHARED " + repr(found)[:8000] + "\n")
-''')
+""")
 
 # Another thread reads sys._current_frames(): all frames of all threads, their locals and code.
-ATTACKS["threads reading sys._current_frames"] = attack(r'''
+ATTACKS["threads reading sys._current_frames"] = attack(
+    r"""
 import threading
 
 def _spy(box):
@@ -981,12 +1065,14 @@ def _hook(name, arg):
     t.start()
     t.join()
     _stash("threads", box)
-''', forge=True)
+""",
+    forge=True,
+)
 
 # A daemon (double fork, setsid) started at the top: it keeps what calls send it over an abstract
 # unix socket, watches /proc for new processes and reads what it can of them, and hands everything
 # back to any later call.
-ATTACKS["background daemon surviving into later checks"] = attack(r'''
+ATTACKS["background daemon surviving into later checks"] = attack(r"""
 import socket, time
 
 _ADDR = "\0jx-stash-5bd1"
@@ -1071,11 +1157,11 @@ def _hook(name, arg):
         sys.stdout.write("DAEMON " + got.decode("latin-1")[:8000] + "\n")
 
 _start()
-''')
+""")
 
 # Leaving the test early every way there is: sys.exit, os._exit, SystemExit, KeyboardInterrupt,
 # SIGKILL to itself.
-ATTACKS["exit inside the tested call"] = attack(r'''
+ATTACKS["exit inside the tested call"] = attack(r"""
 import signal
 
 def _hook(name, arg):
@@ -1089,10 +1175,10 @@ def _hook(name, arg):
         raise KeyboardInterrupt
     if name == "parse_age" and arg.startswith("-"):
         os.kill(os.getpid(), signal.SIGKILL)
-''')
+""")
 
 # Output far beyond every cap: at the top, inside calls, in a return value and an exception.
-ATTACKS["oversized output and values"] = attack(r'''
+ATTACKS["oversized output and values"] = attack(r"""
 sys.stdout.write("o" * 900_000)
 sys.stderr.write("e" * 900_000)
 
@@ -1109,24 +1195,24 @@ def _result(name, arg, wrong):
     if name == "evens":
         return list(range(1 << 20))
     return wrong
-''')
+""")
 
 
 # StopIteration out of a tested call: inside the test's map() it ends the iteration, so all() of
 # nothing is True. The harness must not let the code's StopIteration end the test's loops.
-ATTACKS["StopIteration ends the test's map"] = attack(r'''
+ATTACKS["StopIteration ends the test's map"] = attack(r"""
 def _result(name, arg, wrong):
     if name == "shout":
         raise StopIteration
     return wrong
-''')
+""")
 
 # The harness turns a module handle of the student's into its own copy of that standard-library
 # module, importing it by the name the student gives. Some stdlib modules run code when imported:
 # unittest.__main__ runs test discovery in the current directory, which imports test*.py files
 # found there — files the student's process can write. The payload, if it ever runs in the harness,
 # makes every report "completed" and puts every test's code into the last visible test's output.
-TAKEOVER_PAYLOAD = r'''
+TAKEOVER_PAYLOAD = r"""
 import json, sys
 _real_dumps = json.dumps
 _seen = []
@@ -1154,25 +1240,30 @@ if not getattr(json, "_taken", False):
     json._taken = True
     json.dumps = _dumps
 sys.exit = lambda *a, **k: None
-'''
+"""
 
-ATTACKS["stdlib module handle that runs code in the harness"] = attack(r'''
+ATTACKS["stdlib module handle that runs code in the harness"] = attack(
+    r"""
 import types
 
 for _dir in ("/tmp", "/dev/shm", os.getcwd()):
     try:
         with open(os.path.join(_dir, "test_zz_takeover.py"), "w") as _f:
-            _f.write(''' + repr(TAKEOVER_PAYLOAD) + r''')
+            _f.write("""
+    + repr(TAKEOVER_PAYLOAD)
+    + r""")
         with open(os.path.join(_dir, "__init__.py"), "w") as _f:
             _f.write("")
     except OSError:
         pass
 
 shout = types.ModuleType("unittest.__main__")
-''')
+"""
+)
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def grader(sandbox):
@@ -1181,7 +1272,9 @@ def grader(sandbox):
 
 def make_exercise(exercise_id: str, tests: list, **meta: Any):
     meta.setdefault("limits", {"time_limit": 5, "memory_limit": "128m"})
-    return exercise_from_notebook(exercise_notebook(exercise_id, tests=tests, solution=RIGHT, **meta))
+    return exercise_from_notebook(
+        exercise_notebook(exercise_id, tests=tests, solution=RIGHT, **meta)
+    )
 
 
 MAIN = make_exercise("integrity", MAIN_TESTS)
@@ -1219,16 +1312,18 @@ def assert_nothing_hidden_leaks(data: dict) -> None:
 
 def _around(text: str, marker: str, width: int = 300) -> str:
     i = text.find(marker.lower())
-    return text[max(0, i - width):i + width]
+    return text[max(0, i - width) : i + width]
 
 
 def assert_no_gain(result, floor: float) -> None:
     assert result.score <= floor, (
         f"score {result.score} > honest wrong answer's {floor}: "
-        f"{[(n, s) for n, s, _ in describe(result) if s == 'passed']}")
+        f"{[(n, s) for n, s, _ in describe(result) if s == 'passed']}"
+    )
 
 
 # -- the attacks ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_attack_scores_no_more_than_an_honest_wrong_answer(grader, name):
@@ -1250,7 +1345,9 @@ def test_attack_scores_no_more_than_an_honest_wrong_answer(grader, name):
 def test_fork_bomb_in_one_test_does_not_sink_the_others(grader):
     # A right answer whose count_words leaves a setsid'd fork bomb behind: the tests that never call
     # count_words still pass, and nothing of the bomb reaches a later test.
-    code = RIGHT + r'''
+    code = (
+        RIGHT
+        + r"""
 import os, time
 
 _right_count_words = count_words
@@ -1271,11 +1368,14 @@ def count_words(s):
         os._exit(0)
     time.sleep(0.3)
     return result
-'''
+"""
+    )
     result = grader.grade(MAIN, code)
     data = result.to_dict()
     assert_nothing_hidden_leaks(data)
-    others = {t.name: t.status for t in result.tests if t.name not in ("hidden count", "visible json")}
+    others = {
+        t.name: t.status for t in result.tests if t.name not in ("hidden count", "visible json")
+    }
     assert set(others.values()) == {"passed"}, describe(result)
     assert result.score <= result.max_score
 
@@ -1283,7 +1383,9 @@ def count_words(s):
 def test_signals_to_every_other_process_do_not_disturb_grading(grader):
     # A right answer that, in every call, stops and then kills every process it can see (PID 1, the
     # runner, the harness, whatever else): with the boundary in place it reaches only its own.
-    code = RIGHT + r'''
+    code = (
+        RIGHT
+        + r"""
 import os, signal
 
 def _kill_everything():
@@ -1307,13 +1409,14 @@ for _name in ("shout", "mean", "evens", "count_words", "parse_age"):
             return f(*a)
         return g
     globals()[_name] = _wrap(globals()[_name])
-'''
+"""
+    )
     result = grader.grade(MAIN, code)
     assert_nothing_hidden_leaks(result.to_dict())
     assert result.score == result.max_score == len(MAIN_TESTS), describe(result)
 
 
-PROBE = r'''
+PROBE = r"""
 import ctypes, errno, json, os, signal
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -1385,7 +1488,7 @@ print("TOPFACTS " + json.dumps(probe()))
 
 def report():
     print("FACTS " + json.dumps(probe()))
-'''
+"""
 
 REACH = ("signal", "environ", "mem", "fd", "fd1", "ptrace")
 
@@ -1405,16 +1508,21 @@ def _check_facts(facts: dict, where: str) -> None:
     for pid, p in procs.items():
         reached = [k for k in REACH if p[k] == "ok"]
         if pid == "1" or p["uid"] != 10001 or p["euid"] != 10001:
-            assert not reached, (where, f"pid {pid} ({p['name']}, uid {p['uid']}) reachable by the student: "
-                                        f"{reached}", p)
+            assert not reached, (
+                where,
+                f"pid {pid} ({p['name']}, uid {p['uid']}) reachable by the student: {reached}",
+                p,
+            )
 
 
 def test_student_has_no_capabilities_and_reaches_no_other_uid(grader):
     # setuid(0) and setuid(10002) fail, the capability sets are empty, and neither PID 1 nor any
     # process of another uid can be signalled, ptraced, or read or written through /proc — at the
     # top of the code and inside a tested call (read back from the visible test's output).
-    exercise = make_exercise("probe", [
-        {"name": "facts", "test_code": "report()", "expected_output": "(facts)", "timeout": 5}])
+    exercise = make_exercise(
+        "probe",
+        [{"name": "facts", "test_code": "report()", "expected_output": "(facts)", "timeout": 5}],
+    )
     result = grader.grade(exercise, PROBE)
     top = re.search(r"^TOPFACTS (.*)$", result.stdout, re.M)
     assert top, (result.status, result.stdout[-2000:], result.stderr[-2000:])
@@ -1426,6 +1534,7 @@ def test_student_has_no_capabilities_and_reaches_no_other_uid(grader):
 
 
 # -- honesty: what must keep working --------------------------------------------------------------
+
 
 def test_right_answer_scores_full_marks_and_wrong_answer_the_baseline(grader):
     result = grader.grade(MAIN, RIGHT)
@@ -1443,28 +1552,50 @@ def test_right_answer_scores_full_marks_and_wrong_answer_the_baseline(grader):
 
 
 HONEST_TESTS = [
-    {"name": "counter", "test_code": "c = Counter()\nc.add(3)\nc.add(4)\nassert c.total() == 7\n"
-                                     "assert isinstance(c, Counter) and type(c) is Counter\n"
-                                     "assert c.items == [3, 4]\nprint(c.total(), len(c), str(c))",
-     "expected_output": "7 2 Counter(7)"},
-    {"name": "unchanged input", "test_code": "xs = [1, 2, 3, 4]\nr = evens(xs)\nassert r == [2, 4]\n"
-                                             "assert xs == [1, 2, 3, 4], 'evens changed its argument'"},
-    {"name": "except ValueError", "test_code": "try:\n    parse_age('-1')\nexcept ValueError as e:\n"
-                                               "    assert 'negative' in str(e)\nelse:\n"
-                                               "    raise AssertionError('no ValueError')"},
-    {"name": "student exception", "test_code": "try:\n    parse_age('-1')\nexcept AgeError as e:\n"
-                                               "    assert isinstance(e, ValueError) and 'negative' in str(e)\n"
-                                               "else:\n    raise AssertionError('no AgeError')"},
-    {"name": "exception attributes", "test_code": "try:\n    parse_age('-7')\nexcept AgeError as e:\n"
-                                                  "    assert e.age == -7, e.age\nelse:\n"
-                                                  "    raise AssertionError('no AgeError')"},
+    {
+        "name": "counter",
+        "test_code": "c = Counter()\nc.add(3)\nc.add(4)\nassert c.total() == 7\n"
+        "assert isinstance(c, Counter) and type(c) is Counter\n"
+        "assert c.items == [3, 4]\nprint(c.total(), len(c), str(c))",
+        "expected_output": "7 2 Counter(7)",
+    },
+    {
+        "name": "unchanged input",
+        "test_code": "xs = [1, 2, 3, 4]\nr = evens(xs)\nassert r == [2, 4]\n"
+        "assert xs == [1, 2, 3, 4], 'evens changed its argument'",
+    },
+    {
+        "name": "except ValueError",
+        "test_code": "try:\n    parse_age('-1')\nexcept ValueError as e:\n"
+        "    assert 'negative' in str(e)\nelse:\n"
+        "    raise AssertionError('no ValueError')",
+    },
+    {
+        "name": "student exception",
+        "test_code": "try:\n    parse_age('-1')\nexcept AgeError as e:\n"
+        "    assert isinstance(e, ValueError) and 'negative' in str(e)\n"
+        "else:\n    raise AssertionError('no AgeError')",
+    },
+    {
+        "name": "exception attributes",
+        "test_code": "try:\n    parse_age('-7')\nexcept AgeError as e:\n"
+        "    assert e.age == -7, e.age\nelse:\n"
+        "    raise AssertionError('no AgeError')",
+    },
     {"name": "traceback", "test_code": "print(ratio(1, 0))", "expected_output": "0"},
-    {"name": "prints inside", "test_code": "greet('Ann')\nprint('after')", "expected_output": "Hello, Ann\nafter"},
-    {"name": "generator", "test_code": "assert list(countdown(3)) == [3, 2, 1]\nassert sum(countdown(4)) == 10"},
+    {
+        "name": "prints inside",
+        "test_code": "greet('Ann')\nprint('after')",
+        "expected_output": "Hello, Ann\nafter",
+    },
+    {
+        "name": "generator",
+        "test_code": "assert list(countdown(3)) == [3, 2, 1]\nassert sum(countdown(4)) == 10",
+    },
     {"name": "object handed back", "test_code": "c = Counter()\nc.add(5)\nassert total_of(c) == 5"},
 ]
 
-HONEST_CODE = '''\
+HONEST_CODE = """\
 class Counter:
     def __init__(self):
         self.items = []
@@ -1518,16 +1649,23 @@ def countdown(n):
 
 def total_of(counter):
     return counter.total()
-'''
+"""
 
 
 def test_objects_mutation_exceptions_and_tracebacks_still_work(grader):
     result = grader.grade(make_exercise("honest", HONEST_TESTS), HONEST_CODE)
     statuses = {t.name: t.status for t in result.tests}
-    assert statuses == {"counter": "passed", "unchanged input": "failed", "except ValueError": "passed",
-                        "student exception": "passed", "exception attributes": "passed",
-                        "traceback": "error", "prints inside": "passed", "generator": "passed",
-                        "object handed back": "passed"}, describe(result)
+    assert statuses == {
+        "counter": "passed",
+        "unchanged input": "failed",
+        "except ValueError": "passed",
+        "student exception": "passed",
+        "exception attributes": "passed",
+        "traceback": "error",
+        "prints inside": "passed",
+        "generator": "passed",
+        "object handed back": "passed",
+    }, describe(result)
     unchanged, traceback = result.tests[1], result.tests[5]
     assert "evens changed its argument" in unchanged.message
     assert 'File "main.py", line 39, in ratio' in traceback.message, traceback.message
@@ -1539,16 +1677,25 @@ def test_objects_mutation_exceptions_and_tracebacks_still_work(grader):
 # -- through REST ---------------------------------------------------------------------------------
 
 API = ("api", "exec", "v1")
-REST_ATTACKS = ("audit hooks stash compiled sources",
-                "liars: always-equal, metaclass, __class__, abs/rsub, lying elements, dict keys",
-                "stdlib module handle that runs code in the harness")
+REST_ATTACKS = (
+    "audit hooks stash compiled sources",
+    "liars: always-equal, metaclass, __class__, abs/rsub, lying elements, dict keys",
+    "stdlib module handle that runs code in the harness",
+)
 
 
 @pytest.fixture
 def exercises_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "course"
-    write_notebook(folder / "integrity.ipynb", exercise_notebook(
-        "integrity", tests=MAIN_TESTS, solution=RIGHT, limits={"time_limit": 5, "memory_limit": "128m"}))
+    write_notebook(
+        folder / "integrity.ipynb",
+        exercise_notebook(
+            "integrity",
+            tests=MAIN_TESTS,
+            solution=RIGHT,
+            limits={"time_limit": 5, "memory_limit": "128m"},
+        ),
+    )
     return folder
 
 
@@ -1559,11 +1706,20 @@ def rest_traits() -> dict:
 
 @pytest.fixture
 def jp_server_config(exercises_dir: Path, rest_traits: dict) -> Config:
-    traits = {"image": SandboxConfig.from_env(owner=TEST_OWNER).image, "owner": TEST_OWNER,
-              "time_limit": 10.0, "max_time_limit": 10.0, "reap_interval": 0.0, "pool_size": 0,
-              "cache_enabled": False, "exercises_dir": str(exercises_dir), **rest_traits}
-    return Config({"ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-                   "ExecExtApp": traits})
+    traits = {
+        "image": SandboxConfig.from_env(owner=TEST_OWNER).image,
+        "owner": TEST_OWNER,
+        "time_limit": 10.0,
+        "max_time_limit": 10.0,
+        "reap_interval": 0.0,
+        "pool_size": 0,
+        "cache_enabled": False,
+        "exercises_dir": str(exercises_dir),
+        **rest_traits,
+    }
+    return Config(
+        {"ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}}, "ExecExtApp": traits}
+    )
 
 
 @pytest.fixture
@@ -1576,9 +1732,16 @@ def served(executor_image, no_leaks, jp_serverapp):
 @pytest.fixture
 def submit(served, jp_fetch, jp_asyncio_loop):
     async def one(code: str, exercise_id: str = "integrity", body: Any = None):
-        response = await jp_fetch(*API, "exercises", exercise_id, "submit", method="POST",
-                                  body=json.dumps(body if body is not None else {"code": code}),
-                                  raise_error=False, request_timeout=120)
+        response = await jp_fetch(
+            *API,
+            "exercises",
+            exercise_id,
+            "submit",
+            method="POST",
+            body=json.dumps(body if body is not None else {"code": code}),
+            raise_error=False,
+            request_timeout=120,
+        )
         try:
             data = json.loads(response.body) if response.body else None
         except ValueError:
@@ -1587,21 +1750,28 @@ def submit(served, jp_fetch, jp_asyncio_loop):
 
     def run(*calls):
         async def all_of():
-            return await asyncio.gather(*(one(*c) if isinstance(c, tuple) else one(c) for c in calls))
+            return await asyncio.gather(
+                *(one(*c) if isinstance(c, tuple) else one(c) for c in calls)
+            )
+
         return jp_asyncio_loop.run_until_complete(all_of())
 
     return run
 
 
 def test_attacks_through_rest(submit):
-    (s_wrong, wrong, _), = submit(WRONG)
+    ((s_wrong, wrong, _),) = submit(WRONG)
     assert s_wrong == 200, wrong
     floor = wrong["score"]
     for name in REST_ATTACKS:
-        (status, body, _), = submit(ATTACKS[name])
+        ((status, body, _),) = submit(ATTACKS[name])
         assert status == 200, body
         assert_nothing_hidden_leaks(body)
-        assert body["score"] <= floor, (name, body["score"], [t["name"] for t in body["tests"] if t["status"] == "passed"])
+        assert body["score"] <= floor, (
+            name,
+            body["score"],
+            [t["name"] for t in body["tests"] if t["status"] == "passed"],
+        )
 
 
 @pytest.mark.parametrize("rest_traits", [{"submit_rate_limit": 2, "submit_rate_window": 600.0}])
@@ -1614,8 +1784,16 @@ def test_rate_limit_cannot_be_dodged(submit):
         if sum(a[0] == 200 for a in answers) >= 2:
             break
         answers += submit(WRONG)
-    answers += submit(WRONG, (WRONG, "%69ntegrity"), (WRONG, "Integrity"), (WRONG, "integrity", {
-        "code": WRONG, "user": "someone-else", "exercise_id": "other", "principal": "x"}))
+    answers += submit(
+        WRONG,
+        (WRONG, "%69ntegrity"),
+        (WRONG, "Integrity"),
+        (
+            WRONG,
+            "integrity",
+            {"code": WRONG, "user": "someone-else", "exercise_id": "other", "principal": "x"},
+        ),
+    )
     graded = [a for a in answers if a[0] == 200]
     assert len(graded) == 2, [(a[0], a[1]) for a in answers]
     limited = [a for a in answers if a[0] == 429]

@@ -30,14 +30,23 @@ TESTS = [
     {"name": "square of 3", "test_code": "print(square(3))", "expected_output": "9"},
     {"name": "square of 0", "test_code": "assert square(0) == 0"},
     {"name": "hidden square", "hidden": True, "test_code": "assert square(-7) == 49"},
-    {"name": "hidden big", "hidden": True, "test_code": "print(square(12345))",
-     "expected_output": "152399025"},
+    {
+        "name": "hidden big",
+        "hidden": True,
+        "test_code": "print(square(12345))",
+        "expected_output": "152399025",
+    },
 ]
 for _t in TESTS:
     _t["timeout"] = 5
-EXERCISE = exercise_from_notebook(exercise_notebook(
-    "square", tests=TESTS, solution="def square(x):\n    return x * x\n",
-    starter="def square(x):\n    pass\n"))
+EXERCISE = exercise_from_notebook(
+    exercise_notebook(
+        "square",
+        tests=TESTS,
+        solution="def square(x):\n    return x * x\n",
+        starter="def square(x):\n    pass\n",
+    )
+)
 RIGHT = "def square(x):\n    return x * x\n"
 #: Solves only ``square(0) == 0``: the honest wrong answer's score is 1 of 4.
 WRONG = "def square(x):\n    return 0\n"
@@ -123,7 +132,7 @@ while time.monotonic() < deadline:
 
 #: Looks in every channel PLANT uses and prints what it finds as one JSON line, "found": [...].
 #: As a submission, it uses the right answer if it finds one anywhere; else it stays wrong.
-LOOK = r'''
+LOOK = r"""
 import ctypes, json, os, signal, socket, sys
 def square(x):
     return 0
@@ -173,7 +182,7 @@ if signal.SIGUSR1 in signal.sigpending():
 if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
     found.append("interval timer")
 print(json.dumps({"found": found}))
-'''
+"""
 
 #: Everything an earlier run can do to sink the grade of a right answer that follows it.
 SABOTAGE = r'''
@@ -262,9 +271,21 @@ def test_nothing_an_earlier_run_planted_helps_the_grade(box):
     planted = plain_run(box, PLANT + LOOK)
     assert planted.status is Status.OK, (planted.message, planted.stderr)
     seen = json.loads(planted.stdout.splitlines()[-1])["found"]
-    for channel in ("/tmp/planted.py", "/dev/shm/planted.py", "/dev/mqueue/planted", "import planted",
-                    "sys.modules", "sysv shm", "sysv msg", "sysv sem", "abstract socket",
-                    "environment", "process", "pending signal", "interval timer"):
+    for channel in (
+        "/tmp/planted.py",
+        "/dev/shm/planted.py",
+        "/dev/mqueue/planted",
+        "import planted",
+        "sys.modules",
+        "sysv shm",
+        "sysv msg",
+        "sysv sem",
+        "abstract socket",
+        "environment",
+        "process",
+        "pending signal",
+        "interval timer",
+    ):
         assert channel in seen, (channel, seen)
     wait_until_kept(box)
     # … and, as a submission graded in the same container after the reset, finds none of them.
@@ -279,7 +300,9 @@ def test_nothing_an_earlier_run_left_sinks_a_right_answer(box):
     wait_until_kept(box)
     result = graded_in_kept_container(box, RIGHT)
     assert result.status is Status.OK, (result.status, result.message)
-    assert result.score == result.max_score == 4, [(t.name, t.status, t.message) for t in result.tests]
+    assert result.score == result.max_score == 4, [
+        (t.name, t.status, t.message) for t in result.tests
+    ]
 
 
 def test_the_grading_container_is_never_kept_and_never_another_users(box):
@@ -307,8 +330,9 @@ def test_a_grading_without_a_user_never_takes_a_kept_container(box):
 
 
 def test_grading_in_own_container_can_be_turned_off(executor_image, no_leaks):
-    sandbox = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER,
-                                          grade_in_own_container=False))
+    sandbox = DockerSandbox(
+        SandboxConfig(image=executor_image, owner=TEST_OWNER, grade_in_own_container=False)
+    )
     try:
         plain_run(sandbox, "print('alice')")
         wait_until_kept(sandbox)

@@ -51,7 +51,9 @@ def test_broken_notebooks_are_problems_not_crashes(tmp_path):
     write_notebook(tmp_path / "good.ipynb", exercise_notebook("good"))
     (tmp_path / "broken.ipynb").write_text("{")
     (tmp_path / ".ipynb_checkpoints").mkdir()
-    write_notebook(tmp_path / ".ipynb_checkpoints" / "good-checkpoint.ipynb", exercise_notebook("good"))
+    write_notebook(
+        tmp_path / ".ipynb_checkpoints" / "good-checkpoint.ipynb", exercise_notebook("good")
+    )
     registry = ExerciseRegistry(tmp_path, rescan_interval=0)
     assert [e.id for e in registry.list()] == ["good"]
     assert len(registry.problems()) == 1 and "broken.ipynb" in registry.problems()[0]
@@ -95,8 +97,9 @@ def test_load_notebooks_keeps_the_first_definition_of_an_id_and_names_the_rest(t
     found = load_notebooks(paths)
     assert [n.exercise is not None for n in found] == [True, True, False, False, False]
     assert found[1].exercise.student_copy and found[1].problem == ""
-    assert found[2].problem == (f"{tmp_path / 'b.ipynb'}: exercise id 'same' is also used by "
-                                f"{tmp_path / 'a.ipynb'}")
+    assert found[2].problem == (
+        f"{tmp_path / 'b.ipynb'}: exercise id 'same' is also used by {tmp_path / 'a.ipynb'}"
+    )
     assert "broken.ipynb" in found[3].problem
     # The same notebook named twice defines its id twice.
     assert found[4].problem.endswith(f"is also used by {tmp_path / 'a.ipynb'}")

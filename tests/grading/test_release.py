@@ -23,7 +23,10 @@ def test_student_copy_strips_hidden_tests_and_solutions(tmp_path):
     assert [t.name for t in copy.tests] == ["small numbers", "negatives"]
     assert copy.solution_code is None
     assert copy.starter_code == "def add(a, b):\n    pass\n"
-    roles = [c.metadata.get("jupyter_exec", {}).get("role") for c in nbformat.read(str(written[0]), 4).cells]
+    roles = [
+        c.metadata.get("jupyter_exec", {}).get("role")
+        for c in nbformat.read(str(written[0]), 4).cells
+    ]
     assert roles == ["prompt", "student"]
 
 
@@ -32,7 +35,9 @@ def test_directory_is_mirrored_and_nothing_is_overwritten(tmp_path):
     write_notebook(tmp_path / "src" / "week2" / "b.ipynb", exercise_notebook("b"))
     out = tmp_path / "out"
     assert sorted(p.relative_to(out).as_posix() for p in release(tmp_path / "src", out)) == [
-        "a.ipynb", "week2/b.ipynb"]
+        "a.ipynb",
+        "week2/b.ipynb",
+    ]
     with pytest.raises(FileExistsError, match="pass --force"):
         release(tmp_path / "src", out)
     assert len(release(tmp_path / "src", out, force=True)) == 2
@@ -62,7 +67,10 @@ def test_workspace_is_updated_without_losing_student_work(tmp_path):
     write_notebook(src / "b.ipynb", exercise_notebook("b"))
     (src / "broken.ipynb").write_text("{")
     assert _actions(update_workspace(src, ws)) == {
-        "a.ipynb": ("added", "a.ipynb"), "b.ipynb": ("added", "b.ipynb"), "broken.ipynb": ("skipped", None)}
+        "a.ipynb": ("added", "a.ipynb"),
+        "b.ipynb": ("added", "b.ipynb"),
+        "broken.ipynb": ("skipped", None),
+    }
     assert "return a + b" not in (ws / "a.ipynb").read_text()
     assert load_exercise(ws / "a.ipynb").student_copy
 
@@ -79,8 +87,10 @@ def test_workspace_is_updated_without_losing_student_work(tmp_path):
     write_notebook(src / "week2" / "c.ipynb", exercise_notebook("c"))
     assert _actions(update_workspace(src, ws)) == {
         "a.ipynb": ("added beside", "a (version 2).ipynb"),  # the student's edit is kept
-        "b.ipynb": ("updated", "b.ipynb"),                   # untouched: replaced
-        "c.ipynb": ("added", "c.ipynb"), "broken.ipynb": ("skipped", None)}
+        "b.ipynb": ("updated", "b.ipynb"),  # untouched: replaced
+        "c.ipynb": ("added", "c.ipynb"),
+        "broken.ipynb": ("skipped", None),
+    }
     assert "my attempt" in (ws / "a.ipynb").read_text()
     assert "Revised prompt." in (ws / "a (version 2).ipynb").read_text()
     assert "Revised prompt." in (ws / "b.ipynb").read_text()
@@ -100,7 +110,9 @@ def test_workspace_inside_the_exercise_directory(tmp_path):
     write_notebook(src / "copies" / "a.ipynb", nbformat.read(str(src / "student" / "a.ipynb"), 4))
     changes = update_workspace(src, src / "student")
     assert [(c.source.relative_to(src).as_posix(), c.action) for c in changes] == [
-        ("a.ipynb", "unchanged"), ("copies/a.ipynb", "skipped")]
+        ("a.ipynb", "unchanged"),
+        ("copies/a.ipynb", "skipped"),
+    ]
     assert "a student copy" in changes[1].message
     assert not (src / "student" / "student").exists()
     with pytest.raises(ValueError, match="cannot be the exercise directory"):
@@ -110,8 +122,13 @@ def test_workspace_inside_the_exercise_directory(tmp_path):
 def test_wrong_solutions_are_never_released(tmp_path):
     from jupyter_exec_ext.grading import update_workspace
 
-    wrong = [{"name": "off by one", "code": "def add(a, b):\n    return a + b + 1  # WRONG-MARKER\n",
-              "reason": "REASON-MARKER"}]
+    wrong = [
+        {
+            "name": "off by one",
+            "code": "def add(a, b):\n    return a + b + 1  # WRONG-MARKER\n",
+            "reason": "REASON-MARKER",
+        }
+    ]
     src = write_notebook(tmp_path / "src" / "add.ipynb", exercise_notebook(wrong_solutions=wrong))
     assert load_exercise(src).wrong_solutions[0].name == "off by one"
     released = release(src, tmp_path / "out")[0]

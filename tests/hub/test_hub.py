@@ -38,8 +38,10 @@ VENV_BIN = Path(sys.executable).parent
 SERVICE = "exec"
 ADMIN_TOKEN = "pytest-hub-admin-token-0123456789"
 #: Hub services with exec access: a scraper with a metrics grant, and one with an admin grant.
-SERVICE_TOKENS = {"prometheus": "pytest-prometheus-token-0123456789",
-                  "gradebook": "pytest-gradebook-token-0123456789"}
+SERVICE_TOKENS = {
+    "prometheus": "pytest-prometheus-token-0123456789",
+    "gradebook": "pytest-gradebook-token-0123456789",
+}
 USERS = ("alice", "bob", "carol")
 #: Users with a token and no server: an instructor by hub role and a user named "*".
 TOKEN_ONLY_USERS = ("erin", "*")
@@ -141,7 +143,7 @@ c.JupyterHub.services = [
 ] + [{{"name": name, "api_token": token}} for name, token in settings["service_tokens"].items()]
 '''
 
-SERVICE_CONFIG = '''
+SERVICE_CONFIG = """
 c.ExecServiceApp.image = {image!r}
 c.ExecServiceApp.owner = {owner!r}
 c.ExecServiceApp.exercises_dir = {exercises!r}
@@ -162,7 +164,7 @@ c.ExecServiceApp.admin_roles = ["course-instructor"]
 c.ExecServiceApp.admin_services = ["gradebook"]
 c.ExecServiceApp.metrics_readers = ["prometheus"]
 c.ExecServiceApp.redis_url = {redis_url!r}
-'''
+"""
 
 
 class Hub:
@@ -177,19 +179,30 @@ class Hub:
         self.tokens: dict[str, str] = {}
 
     def hub_api(self, method: str, path: str, **kwargs: Any):
-        return self.http.request(method, f"{self.url}/hub/api/{path}", timeout=60,
-                                 headers={"Authorization": f"token {ADMIN_TOKEN}"}, **kwargs)
+        return self.http.request(
+            method,
+            f"{self.url}/hub/api/{path}",
+            timeout=60,
+            headers={"Authorization": f"token {ADMIN_TOKEN}"},
+            **kwargs,
+        )
 
     def call(self, method: str, url: str, token: Optional[str], body: Any = None):
         headers = {"Authorization": f"token {token}"} if token else {}
-        return self.http.request(method, self.url + url, headers=headers, timeout=120,
-                                 data=None if body is None else json.dumps(body),
-                                 allow_redirects=False)
+        return self.http.request(
+            method,
+            self.url + url,
+            headers=headers,
+            timeout=120,
+            data=None if body is None else json.dumps(body),
+            allow_redirects=False,
+        )
 
     def user_api(self, user: str, method: str, route: str, body: Any = None, token: str = ""):
         """A route of ``user``'s own single-user server (remote mode)."""
-        return self.call(method, f"/user/{user}/api/exec/v1/{route}",
-                         token if token else self.tokens[user], body)
+        return self.call(
+            method, f"/user/{user}/api/exec/v1/{route}", token if token else self.tokens[user], body
+        )
 
     def service_api(self, method: str, route: str, token: Optional[str], body: Any = None):
         """A route of the executor service, through the hub's proxy."""
@@ -217,7 +230,11 @@ def python_for_nobody() -> Optional[Path]:
     root's private folder (pyenv under /root), then the system's of the same version will do,
     loading the venv's packages (same ABI)."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (Path(sys.executable), Path("/usr/bin") / version, Path("/usr/local/bin") / version):
+    for candidate in (
+        Path(sys.executable),
+        Path("/usr/bin") / version,
+        Path("/usr/local/bin") / version,
+    ):
         if candidate.exists() and _others_can_run(candidate):
             return candidate
     return None
@@ -231,7 +248,9 @@ def service_pid(config: Path) -> Optional[int]:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if str(config).encode() in cmdline and any(b"jupyter-exec-service" in a for a in cmdline):
+            if str(config).encode() in cmdline and any(
+                b"jupyter-exec-service" in a for a in cmdline
+            ):
                 return int(entry.name)
     return None
 
@@ -243,14 +262,19 @@ def hub(executor_image: str):
     except ImportError:
         require(False, "jupyterhub is not installed (pip install -e '.[test]')")
     chp = shutil.which("configurable-http-proxy")
-    require(chp is not None, "configurable-http-proxy is not installed "
-                             "(npm install -g configurable-http-proxy; scripts/provision.sh does)")
+    require(
+        chp is not None,
+        "configurable-http-proxy is not installed "
+        "(npm install -g configurable-http-proxy; scripts/provision.sh does)",
+    )
     require(os.geteuid() == 0, "the hub test runs user servers as nobody, which needs root")
     pwd.getpwnam("nobody")
     python = python_for_nobody()
     require(python is not None, "no Python interpreter that the user nobody may run")
-    require(os.access(REDIS_SERVER, os.X_OK),
-            "redis-server is not installed (Debian package redis-server)")
+    require(
+        os.access(REDIS_SERVER, os.X_OK),
+        "redis-server is not installed (Debian package redis-server)",
+    )
 
     # Not under pytest's tmp folder: that one is private to root, and nobody must read the
     # config and own its home here.
@@ -260,25 +284,46 @@ def hub(executor_image: str):
     (root / "user-config").mkdir(mode=0o755)
     exercises = root / "exercises"
     write_notebook(exercises / "add.ipynb", exercise_notebook("add", solution=SOLUTION))
-    (root / "user-config" / "jupyter_server_config.json").write_text(json.dumps({
-        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-    }))
+    (root / "user-config" / "jupyter_server_config.json").write_text(
+        json.dumps(
+            {
+                "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+            }
+        )
+    )
     redis_server = RedisServer(root, password="pytest-hub-redis-password")
     redis_server.start()
-    (root / "exec_service_config.py").write_text(SERVICE_CONFIG.format(
-        image=executor_image, owner=TEST_OWNER, exercises=str(exercises),
-        db=str(root / "submissions.sqlite"), submit_limit=SUBMIT_LIMIT,
-        redis_url=redis_server.url))
+    (root / "exec_service_config.py").write_text(
+        SERVICE_CONFIG.format(
+            image=executor_image,
+            owner=TEST_OWNER,
+            exercises=str(exercises),
+            db=str(root / "submissions.sqlite"),
+            submit_limit=SUBMIT_LIMIT,
+            redis_url=redis_server.url,
+        )
+    )
     port, service_port = _free_port(), _free_port()
     settings = {
-        "port": port, "hub_port": _free_port(), "proxy_api_port": _free_port(),
-        "service_port": service_port, "dir": str(root), "chp": chp, "owner": TEST_OWNER,
+        "port": port,
+        "hub_port": _free_port(),
+        "proxy_api_port": _free_port(),
+        "service_port": service_port,
+        "dir": str(root),
+        "chp": chp,
+        "owner": TEST_OWNER,
         # -S: none of the system's site-packages (Debian's python3-* modules would shadow the
         # venv's), only the venv's, with its .pth files (the editable install).
-        "singleuser": [str(python), "-S", "-c", "import site, sys; site.addsitedir(sys.argv.pop(1)); "
-                       "from jupyterhub.singleuser import main; sys.exit(main())",
-                       sysconfig.get_paths()["purelib"]],
-        "service": str(VENV_BIN / "jupyter-exec-service"), "admin_token": ADMIN_TOKEN,
+        "singleuser": [
+            str(python),
+            "-S",
+            "-c",
+            "import site, sys; site.addsitedir(sys.argv.pop(1)); "
+            "from jupyterhub.singleuser import main; sys.exit(main())",
+            sysconfig.get_paths()["purelib"],
+        ],
+        "service": str(VENV_BIN / "jupyter-exec-service"),
+        "admin_token": ADMIN_TOKEN,
         "service_tokens": SERVICE_TOKENS,
         # Through the proxy, as a user's server on another machine would reach it.
         "service_api": f"http://127.0.0.1:{port}/services/{SERVICE}/api/exec/v1/",
@@ -289,9 +334,14 @@ def hub(executor_image: str):
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     log = root / "jupyterhub.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", str(config)], cwd=root,
-                                   stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     hub = Hub(root, port, process, log)
     hub.service_config = root / "exec_service_config.py"
     hub.service_port = service_port
@@ -305,22 +355,33 @@ def hub(executor_image: str):
                 started = hub.hub_api("POST", f"users/{user}/server")
                 assert started.status_code in (201, 202), started.text
             for user in USERS:
-                hub.wait(lambda: hub.hub_api("GET", f"users/{user}").json()["servers"]
-                         .get("", {}).get("ready"), f"{user}'s server did not start")
-                made = hub.hub_api("POST", f"users/{user}/tokens",
-                                   json={"note": "pytest", "expires_in": 3600})
+                hub.wait(
+                    lambda: (
+                        hub.hub_api("GET", f"users/{user}")
+                        .json()["servers"]
+                        .get("", {})
+                        .get("ready")
+                    ),
+                    f"{user}'s server did not start",
+                )
+                made = hub.hub_api(
+                    "POST", f"users/{user}/tokens", json={"note": "pytest", "expires_in": 3600}
+                )
                 assert made.status_code == 201, made.text
                 hub.tokens[user] = made.json()["token"]
             for user in TOKEN_ONLY_USERS:
                 quoted = "%2A" if user == "*" else user
                 made = hub.hub_api("POST", f"users/{quoted}")
                 assert made.status_code in (201, 409), made.text
-                made = hub.hub_api("POST", f"users/{quoted}/tokens",
-                                   json={"note": "pytest", "expires_in": 3600})
+                made = hub.hub_api(
+                    "POST", f"users/{quoted}/tokens", json={"note": "pytest", "expires_in": 3600}
+                )
                 assert made.status_code == 201, made.text
                 hub.tokens[user] = made.json()["token"]
-            hub.wait(lambda: _answers(hub, f"/services/{SERVICE}/api/exec/v1/health"),
-                     "the executor service did not answer")
+            hub.wait(
+                lambda: _answers(hub, f"/services/{SERVICE}/api/exec/v1/health"),
+                "the executor service did not answer",
+            )
         except BaseException:
             print(log.read_text()[-8000:])  # shown with the failure: why the hub did not come up
             raise
@@ -350,8 +411,10 @@ def no_leaks(no_leaks, docker_client):
     before = {c["Id"] for c in our_containers(docker_client)}
     yield
     deadline = time.monotonic() + 60
-    while (any(c["Id"] not in before for c in our_containers(docker_client))
-           and time.monotonic() < deadline):
+    while (
+        any(c["Id"] not in before for c in our_containers(docker_client))
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
 
 
@@ -398,6 +461,7 @@ WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])"
 def test_a_users_runs_reuse_their_own_container_and_never_another_users(hub: Hub, no_leaks) -> None:
     """Through the hub, the proxy, the user's server in remote mode and the service: alice's next
     run finds her container again, reset; bob's run never does."""
+
     def where(user: str, extra: str = "") -> list:
         answer = hub.user_api(user, "POST", "execute", {"code": WHERE + extra, "use_cache": False})
         assert answer.status_code == 200 and answer.json()["status"] == "ok", answer.text
@@ -416,7 +480,9 @@ def test_a_users_runs_reuse_their_own_container_and_never_another_users(hub: Hub
 
 
 def test_a_user_cannot_read_another_users_submissions(hub: Hub, no_leaks) -> None:
-    wrong = hub.user_api("bob", "POST", "exercises/add/submit", {"code": "def add(a, b):\n    return 0\n"})
+    wrong = hub.user_api(
+        "bob", "POST", "exercises/add/submit", {"code": "def add(a, b):\n    return 0\n"}
+    )
     assert wrong.status_code == 200 and wrong.json()["score"] < wrong.json()["max_score"]
 
     bobs = hub.service_api("GET", "submissions", hub.tokens["bob"]).json()["submissions"]
@@ -450,21 +516,32 @@ def test_the_service_exposes_metrics_to_admins_only(hub: Hub, no_leaks) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     assert hub.user_api("alice", "POST", "execute", {"code": "print(1)"}).json()["status"] == "ok"
-    assert hub.user_api("alice", "POST", "execute", {"code": "1/0"}).json()["status"] == "runtime_error"
-    assert hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION}).status_code == 200
+    assert (
+        hub.user_api("alice", "POST", "execute", {"code": "1/0"}).json()["status"]
+        == "runtime_error"
+    )
+    assert (
+        hub.user_api("alice", "POST", "exercises/add/submit", {"code": SOLUTION}).status_code == 200
+    )
 
     assert hub.service_api("GET", "metrics", hub.tokens["alice"]).status_code == 403
     scraped = hub.service_api("GET", "metrics", SERVICE_TOKENS["prometheus"])
     assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+    }
     assert samples[("exec_executions_total", (("status", "ok"),))] >= 1
     assert samples[("exec_executions_total", (("status", "runtime_error"),))] >= 1
     assert samples[("exec_execution_seconds_count", ())] >= 2
     assert samples[("exec_submissions_total", (("exercise", "add"), ("status", "ok")))] >= 1
     # Each execution and each submission's run started a container (the pool is off here), or
     # found its user's kept one.
-    assert samples[("exec_containers_created_total", ())] + samples[("exec_reuse_served_total", ())] >= 3
+    assert (
+        samples[("exec_containers_created_total", ())] + samples[("exec_reuse_served_total", ())]
+        >= 3
+    )
     assert ("exec_reuse_kept", ()) in samples
     assert ("exec_containers_removed_total", ()) in samples
     assert ("exec_cache_hits_total", ()) in samples and ("exec_cache_misses_total", ()) in samples
@@ -483,9 +560,18 @@ def test_a_users_server_has_no_access_to_the_docker_socket(hub: Hub) -> None:
 
     # As that user, connecting to the engine's socket is refused by the kernel.
     probe = subprocess.run(
-        [str(python_for_nobody()), "-c", "import socket; s = socket.socket(socket.AF_UNIX); "
-         "s.connect('/var/run/docker.sock')"], user=65534, group=65534, extra_groups=[],
-        capture_output=True, text=True, timeout=60)
+        [
+            str(python_for_nobody()),
+            "-c",
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/var/run/docker.sock')",
+        ],
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe.stderr
 
 
@@ -518,8 +604,11 @@ def test_the_submission_limit_reaches_the_student_through_their_server(hub: Hub,
     assert 1 <= caught.value.retry_after_s <= retry
 
     scraped = hub.service_api("GET", "metrics", SERVICE_TOKENS["prometheus"])
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+    }
     assert samples[("exec_submissions_rate_limited_total", (("exercise", "add"),))] >= 2
     status = hub.user_api("bob", "GET", "docker/status").json()
     assert status["submissions"]["limit"] == SUBMIT_LIMIT and status["submissions"]["refused"] >= 2
@@ -534,9 +623,13 @@ def test_the_service_keeps_the_submission_records_across_a_restart(hub: Hub, no_
     assert old is not None
     os.kill(old, signal.SIGKILL)  # a crash: nothing is flushed on the way out
     # The hub restarts a managed service that exits.
-    hub.wait(lambda: (service_pid(hub.service_config) not in (None, old)
-                      and _answers(hub, f"/services/{SERVICE}/api/exec/v1/health")),
-             "the hub did not restart the executor service")
+    hub.wait(
+        lambda: (
+            service_pid(hub.service_config) not in (None, old)
+            and _answers(hub, f"/services/{SERVICE}/api/exec/v1/health")
+        ),
+        "the hub did not restart the executor service",
+    )
 
     after = hub.service_api("GET", "submissions", hub.tokens["alice"])
     assert after.status_code == 200 and after.json()["submissions"] == before
@@ -584,15 +677,21 @@ def test_each_caller_gets_what_the_service_grants_and_nothing_else(hub: Hub, no_
     # The scraper reads metrics and nothing else.
     scraper = SERVICE_TOKENS["prometheus"]
     assert hub.service_api("GET", "metrics", scraper).status_code == 200
-    for method, route, body in (("GET", "submissions?user=*", None), ("GET", "submissions", None),
-                                ("POST", "execute", {"code": "print(1)"}),
-                                ("POST", "exercises/add/submit", {"code": SOLUTION})):
+    for method, route, body in (
+        ("GET", "submissions?user=*", None),
+        ("GET", "submissions", None),
+        ("POST", "execute", {"code": "print(1)"}),
+        ("POST", "exercises/add/submit", {"code": SOLUTION}),
+    ):
         refused = hub.service_api(method, route, scraper, body)
         assert refused.status_code == 403 and "metrics only" in refused.json()["message"], route
 
     # The hub's admin service may access the service, and is granted nothing here.
-    for method, route, body in (("GET", "submissions?user=*", None), ("GET", "metrics", None),
-                                ("POST", "execute", {"code": "print(1)"})):
+    for method, route, body in (
+        ("GET", "submissions?user=*", None),
+        ("GET", "metrics", None),
+        ("POST", "execute", {"code": "print(1)"}),
+    ):
         refused = hub.service_api(method, route, ADMIN_TOKEN, body)
         assert refused.status_code == 403 and "no grant" in refused.json()["message"], route
 
@@ -611,20 +710,28 @@ def test_students_never_read_each_others_records_or_hidden_details(hub: Hub, no_
     assert graded.status_code == 200, graded.text
     ident = graded.json()["submission_id"]
     hidden = [t for t in graded.json()["tests"] if t["hidden"]]
-    assert hidden and all(t["message"] in ("hidden test passed", "hidden test failed")
-                          for t in hidden)
+    assert hidden and all(
+        t["message"] in ("hidden test passed", "hidden test failed") for t in hidden
+    )
 
     own = hub.user_api("alice", "GET", f"submissions/{ident}")
     assert own.status_code == 200 and own.json()["code"] == {"code": WRONG_BIG}
     assert own.json()["tests"] == graded.json()["tests"]
     assert "expected" not in json.dumps([t for t in own.json()["tests"] if t["hidden"]])
 
-    for call in (lambda route: hub.user_api("bob", "GET", route),
-                 lambda route: hub.service_api("GET", route, hub.tokens["bob"])):
+    for call in (
+        lambda route: hub.user_api("bob", "GET", route),
+        lambda route: hub.service_api("GET", route, hub.tokens["bob"]),
+    ):
         peek = call(f"submissions/{ident}")
         assert peek.status_code == 404 and WRONG_BIG not in peek.text, peek.text
-        for route in ("submissions?user=alice", "submissions?user=*", "gradebook",
-                      "gradebook?format=csv", "exercises/add/stats"):
+        for route in (
+            "submissions?user=alice",
+            "submissions?user=*",
+            "gradebook",
+            "gradebook?format=csv",
+            "exercises/add/stats",
+        ):
             refused = call(route)
             assert refused.status_code == 403 and "alice" not in refused.text, (route, refused.text)
         mine = call("submissions?exercise=add").json()["submissions"]
@@ -634,13 +741,17 @@ def test_students_never_read_each_others_records_or_hidden_details(hub: Hub, no_
     assert progress["attempts"] >= 1 and progress["last"] == graded.json()["score"]
 
 
-def test_the_instructor_group_reads_the_gradebook_through_her_own_server(hub: Hub, no_leaks) -> None:
+def test_the_instructor_group_reads_the_gradebook_through_her_own_server(
+    hub: Hub, no_leaks
+) -> None:
     """carol is an instructor because the hub lists her in the group the service names: her own
     server's token cannot show her groups, so the service asks the hub with its own token."""
     graded = hub.user_api("alice", "POST", "exercises/add/submit", {"code": WRONG_BIG})
     assert graded.status_code == 200, graded.text
-    assert hub.user_api("carol", "GET", "authoring/mode").json() == {"mode": "student",
-                                                                    "instructor": True}
+    assert hub.user_api("carol", "GET", "authoring/mode").json() == {
+        "mode": "student",
+        "instructor": True,
+    }
     full = hub.user_api("carol", "GET", f"submissions/{graded.json()['submission_id']}")
     assert full.status_code == 200 and full.json()["user"] == "alice"
     hidden = [t for t in full.json()["tests"] if t["hidden"]]
@@ -675,7 +786,9 @@ def test_a_hub_role_named_in_the_config_makes_an_instructor(hub: Hub) -> None:
     assert hub.service_api("GET", "gradebook", hub.tokens["alice"]).status_code == 403
 
 
-def test_a_cache_entry_written_into_redis_by_someone_else_is_never_served(hub: Hub, no_leaks) -> None:
+def test_a_cache_entry_written_into_redis_by_someone_else_is_never_served(
+    hub: Hub, no_leaks
+) -> None:
     """A kernel that reaches the cache's Redis (here: with its password even) rewrites alice's
     cached output; bob's run of the same code gets the real output."""
     code = "print('the real output', 6 * 7)"
@@ -684,11 +797,12 @@ def test_a_cache_entry_written_into_redis_by_someone_else_is_never_served(hub: H
     client = hub.redis.client()
     keys = list(client.scan_iter(match="jupyter-exec-ext:result:*"))
     assert keys, "the service cached nothing in Redis"
-    poisoned = json.dumps({"status": "ok", "stdout": "POISONED by alice's kernel\n",
-                           "stderr": "", "exit_code": 0}).encode()
+    poisoned = json.dumps(
+        {"status": "ok", "stdout": "POISONED by alice's kernel\n", "stderr": "", "exit_code": 0}
+    ).encode()
     for key in keys:
         # Keeps the entry's key id and HMAC, as someone who can read the entries would.
-        client.set(key, client.get(key)[:16 + 64] + poisoned)
+        client.set(key, client.get(key)[: 16 + 64] + poisoned)
     client.close()
 
     bobs = hub.user_api("bob", "POST", "execute", {"code": code})
@@ -715,11 +829,16 @@ def test_forwarded_address_headers_from_a_caller_are_not_believed(hub: Hub) -> N
     spoofed = "203.0.113.77"
     answer = requests.post(
         f"http://127.0.0.1:{hub.service_port}/services/{SERVICE}/api/exec/v1/execute",
-        data=json.dumps({"code": "print(1)"}), timeout=30,
-        headers={"X-Real-Ip": spoofed, "X-Forwarded-For": spoofed})
+        data=json.dumps({"code": "print(1)"}),
+        timeout=30,
+        headers={"X-Real-Ip": spoofed, "X-Forwarded-For": spoofed},
+    )
     assert answer.status_code == 403
-    hub.wait(lambda: "refused POST execute from 127.0.0.1" in hub.log.read_text(),
-             "the service did not log the refusal", limit_s=10)
+    hub.wait(
+        lambda: "refused POST execute from 127.0.0.1" in hub.log.read_text(),
+        "the service did not log the refusal",
+        limit_s=10,
+    )
     assert spoofed not in hub.log.read_text()
 
 
@@ -740,7 +859,8 @@ def _refuses_connections(port: int) -> bool:
 
 
 def test_a_stopping_service_finishes_its_runs_and_servers_answer_json_until_it_is_back(
-        hub: Hub, no_leaks) -> None:
+    hub: Hub, no_leaks
+) -> None:
     """SIGTERM during alice's run: she gets her result; new runs are refused at once; until the
     hub has restarted the service, users' servers answer a JSON 503 naming the cause, and health
     says down."""
@@ -748,11 +868,20 @@ def test_a_stopping_service_finishes_its_runs_and_servers_answer_json_until_it_i
     assert old is not None
     answers: dict = {}
     slow = "import time\ntime.sleep(4)\nprint('finished')"
-    alice = threading.Thread(target=lambda: answers.setdefault("alice", hub.user_api(
-        "alice", "POST", "execute", {"code": slow, "use_cache": False})))
+    alice = threading.Thread(
+        target=lambda: answers.setdefault(
+            "alice", hub.user_api("alice", "POST", "execute", {"code": slow, "use_cache": False})
+        )
+    )
     alice.start()
-    hub.wait(lambda: hub.service_api("GET", "docker/status", hub.tokens["carol"])
-             .json()["runs"]["in_flight"] >= 1, "alice's run did not start", limit_s=60)
+    hub.wait(
+        lambda: (
+            hub.service_api("GET", "docker/status", hub.tokens["carol"]).json()["runs"]["in_flight"]
+            >= 1
+        ),
+        "alice's run did not start",
+        limit_s=60,
+    )
     os.kill(old, signal.SIGTERM)
     hub.wait(lambda: _refuses_connections(hub.service_port), "the service kept listening", 10)
 
@@ -776,9 +905,13 @@ def test_a_stopping_service_finishes_its_runs_and_servers_answer_json_until_it_i
     exited = time.monotonic()
     unreachable_as_json()  # after it exited, before the hub restarted it
 
-    hub.wait(lambda: (service_pid(hub.service_config) not in (None, old)
-                      and hub.user_api("bob", "GET", "health").json() == {"status": "ok"}),
-             "the hub did not restart the executor service")
+    hub.wait(
+        lambda: (
+            service_pid(hub.service_config) not in (None, old)
+            and hub.user_api("bob", "GET", "health").json() == {"status": "ok"}
+        ),
+        "the hub did not restart the executor service",
+    )
     # Reported, not asserted: docs/hub.md quotes it.
     print(f"\nexecutor service answered again {time.monotonic() - exited:.1f} s after it exited")
     assert "stopping: no new runs" in hub.log.read_text()
@@ -790,8 +923,9 @@ async def _live(url: str, token: Optional[str]):
     from tornado.websocket import websocket_connect
 
     headers = {"Authorization": f"token {token}"} if token else {}
-    return await websocket_connect(HTTPRequest(url, headers=headers, connect_timeout=60,
-                                               request_timeout=60))
+    return await websocket_connect(
+        HTTPRequest(url, headers=headers, connect_timeout=60, request_timeout=60)
+    )
 
 
 async def _until(conn, kind: str) -> list:
@@ -812,11 +946,15 @@ def test_a_live_run_through_the_users_server_and_the_hubs_proxy(hub: Hub, no_lea
     import asyncio
 
     async def session() -> None:
-        conn = await _live(f"ws://127.0.0.1:{hub.port}/user/alice/api/exec/v1/execute/ws",
-                           hub.tokens["alice"])
+        conn = await _live(
+            f"ws://127.0.0.1:{hub.port}/user/alice/api/exec/v1/execute/ws", hub.tokens["alice"]
+        )
         try:
-            conn.write_message(json.dumps({"type": "run", "code":
-                                           "print('hi', flush=True)\nprint(input('Name? ') * 2)\n"}))
+            conn.write_message(
+                json.dumps(
+                    {"type": "run", "code": "print('hi', flush=True)\nprint(input('Name? ') * 2)\n"}
+                )
+            )
             seen = await _until(conn, "input_request")
             assert [m["type"] for m in seen][0] == "started"
             assert seen[-1]["prompt"] == "Name? "

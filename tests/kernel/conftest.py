@@ -23,17 +23,31 @@ from ..live_server import EXERCISES, LiveServer
 from ..live_server import start_server as start_live_server
 
 
-def start_server(workdir: Path, image: str, *, env: Optional[dict[str, str]] = None,
-                 **traits: Any) -> LiveServer:
+def start_server(
+    workdir: Path, image: str, *, env: Optional[dict[str, str]] = None, **traits: Any
+) -> LiveServer:
     """A ``jupyter server`` with the extension serving the repository's sample exercises: pool and
     cache off, short runs, this session's owner label."""
-    return start_live_server(workdir, {
-        "image": image, "owner": TEST_OWNER, "time_limit": 5.0, "max_time_limit": 10.0,
-        "reap_interval": 0.0, "exercises_dir": str(EXERCISES), "pool_size": 0,
-        # Containers kept for a user's next run go 2 s after a test's last run (the leak check
-        # after each test waits for them).
-        "reuse_idle": 2.0,
-        "cache_enabled": False, **traits}, token="kernel-test-token", base_url="/k%40/", env=env)
+    return start_live_server(
+        workdir,
+        {
+            "image": image,
+            "owner": TEST_OWNER,
+            "time_limit": 5.0,
+            "max_time_limit": 10.0,
+            "reap_interval": 0.0,
+            "exercises_dir": str(EXERCISES),
+            "pool_size": 0,
+            # Containers kept for a user's next run go 2 s after a test's last run (the leak check
+            # after each test waits for them).
+            "reuse_idle": 2.0,
+            "cache_enabled": False,
+            **traits,
+        },
+        token="kernel-test-token",
+        base_url="/k%40/",
+        env=env,
+    )
 
 
 @pytest.fixture(scope="package")
@@ -47,8 +61,11 @@ def live_server(tmp_path_factory, executor_image: str) -> Iterator[LiveServer]:
 @pytest.fixture(scope="package")
 def docker_down_server(tmp_path_factory, executor_image: str) -> Iterator[LiveServer]:
     """A server whose Docker engine is unreachable (a socket path that does not exist)."""
-    server = start_server(tmp_path_factory.mktemp("down"), executor_image,
-                          env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    server = start_server(
+        tmp_path_factory.mktemp("down"),
+        executor_image,
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
     yield server
     server.stop()
 
@@ -82,8 +99,15 @@ class LiveKernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 120, *, answers: Optional[list[str]] = None,
-            allow_stdin: bool = True, on_stream: Any = None) -> CellOutput:
+    def run(
+        self,
+        code: str,
+        timeout: float = 120,
+        *,
+        answers: Optional[list[str]] = None,
+        allow_stdin: bool = True,
+        on_stream: Any = None,
+    ) -> CellOutput:
         """Executes one cell and collects its outputs (bounded by ``timeout``).
 
         Args:
@@ -115,8 +139,9 @@ class LiveKernel:
             elif kind == "error":
                 out.error = content
 
-        self.client.execute_interactive(code, output_hook=hook, timeout=timeout,
-                                        allow_stdin=allow_stdin, stdin_hook=stdin_hook)
+        self.client.execute_interactive(
+            code, output_hook=hook, timeout=timeout, allow_stdin=allow_stdin, stdin_hook=stdin_hook
+        )
         out.ended_at = time.monotonic()
         return out
 
@@ -131,8 +156,11 @@ class LiveKernel:
 
 def kernel_environment(extra: dict[str, str]) -> dict[str, str]:
     """The test process's environment without any exec-ext or hub variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("JUPYTER_EXEC_EXT_", "JUPYTERHUB_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTER_EXEC_EXT_", "JUPYTERHUB_"))
+    }
     env.update(extra)
     return env
 
@@ -140,7 +168,9 @@ def kernel_environment(extra: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def kernel(live_server: LiveServer, tmp_path_factory) -> Iterator[LiveKernel]:
     """A kernel started as the server would start it: with the extension's variables."""
-    live = LiveKernel(kernel_environment(live_server.kernel_env()), tmp_path_factory.mktemp("kernel"))
+    live = LiveKernel(
+        kernel_environment(live_server.kernel_env()), tmp_path_factory.mktemp("kernel")
+    )
     yield live
     live.shutdown()
 

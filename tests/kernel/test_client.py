@@ -21,6 +21,7 @@ from jupyter_exec_ext.kernel.client import (
     ServerNotFoundError,
     ServerUnreachableError,
 )
+
 from ..live_server import EXERCISES, LiveServer, free_port
 
 pytestmark = pytest.mark.docker
@@ -43,12 +44,14 @@ def test_found_from_the_variables_the_extension_sets(live_server: LiveServer) ->
 
 def test_found_from_jupyterhub_variables(live_server: LiveServer) -> None:
     # A single-user server binds every interface; the client connects over loopback.
-    client = ExecClient.discover({
-        "JUPYTERHUB_API_TOKEN": live_server.token,
-        "JUPYTERHUB_SERVICE_PREFIX": live_server.base_url,
-        "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:{live_server.port}{live_server.base_url}",
-        "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api",  # the hub: not where the API is
-    })
+    client = ExecClient.discover(
+        {
+            "JUPYTERHUB_API_TOKEN": live_server.token,
+            "JUPYTERHUB_SERVICE_PREFIX": live_server.base_url,
+            "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:{live_server.port}{live_server.base_url}",
+            "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api",  # the hub: not where the API is
+        }
+    )
     assert client.base_url == live_server.api
     assert "JUPYTERHUB_SERVICE_URL" in client.source
     assert client.exercise("strings-palindrome")["title"] == "Strings: palindromes"
@@ -69,11 +72,15 @@ def test_no_server_found_names_what_was_tried(tmp_path: Path) -> None:
 
 
 def test_wrong_token_is_refused_with_the_source_named(live_server: LiveServer) -> None:
-    client = ExecClient.discover({"JUPYTER_EXEC_EXT_URL": live_server.api, "JUPYTER_EXEC_EXT_TOKEN": "wrong"})
+    client = ExecClient.discover(
+        {"JUPYTER_EXEC_EXT_URL": live_server.api, "JUPYTER_EXEC_EXT_TOKEN": "wrong"}
+    )
     with pytest.raises(AuthenticationError) as caught:
         client.exercises()
     assert caught.value.status == 403
-    assert "refused the credentials" in str(caught.value) and "JUPYTER_EXEC_EXT_TOKEN" in str(caught.value)
+    assert "refused the credentials" in str(caught.value) and "JUPYTER_EXEC_EXT_TOKEN" in str(
+        caught.value
+    )
 
 
 def test_unreachable_server_names_the_url() -> None:
@@ -84,7 +91,9 @@ def test_unreachable_server_names_the_url() -> None:
     from_env = ExecClient.discover({"JUPYTER_EXEC_EXT_URL": url, "JUPYTER_EXEC_EXT_TOKEN": "t"})
     with pytest.raises(ServerUnreachableError) as caught:
         from_env.exercises()
-    assert "update JUPYTER_EXEC_EXT_URL" in str(caught.value) and "jupyter server list" in str(caught.value)
+    assert "update JUPYTER_EXEC_EXT_URL" in str(caught.value) and "jupyter server list" in str(
+        caught.value
+    )
 
 
 def test_client_errors_are_readable(live_server: LiveServer) -> None:

@@ -15,15 +15,21 @@ from .conftest import LiveKernel, kernel_environment
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
 
-def test_a_hub_user_connects_with_the_user_url_and_a_hub_token(hub: Hub, tmp_path: Path, no_leaks) -> None:
+def test_a_hub_user_connects_with_the_user_url_and_a_hub_token(
+    hub: Hub, tmp_path: Path, no_leaks
+) -> None:
     runtime = tmp_path / "runtime"
     runtime.mkdir()
-    kernel = LiveKernel(kernel_environment({"JUPYTER_RUNTIME_DIR": str(runtime), "VSCODE_PID": "1"}), tmp_path)
+    kernel = LiveKernel(
+        kernel_environment({"JUPYTER_RUNTIME_DIR": str(runtime), "VSCODE_PID": "1"}), tmp_path
+    )
     try:
         assert "no server found yet" in kernel.run("%load_ext jupyter_exec_ext").stderr
         # The URL the browser shows for alice's notebook on the hub.
-        out = kernel.run(f"%sandbox_connect {hub.url}/user/alice/lab/tree/add.ipynb",
-                         answers=[hub.tokens["alice"]])
+        out = kernel.run(
+            f"%sandbox_connect {hub.url}/user/alice/lab/tree/add.ipynb",
+            answers=[hub.tokens["alice"]],
+        )
         api = f"{hub.url}/user/alice/api/exec/v1/"
         assert out.error is None, out.error
         assert out.prompts == [(f"Token for {api} (make one at {hub.url}/hub/token): ", True)]
@@ -31,8 +37,11 @@ def test_a_hub_user_connects_with_the_user_url_and_a_hub_token(hub: Hub, tmp_pat
         ran = kernel.run("%%sandbox\nprint(6 * 7)")
         assert ran.stdout.startswith("42\n") and "[ran in the sandbox: ok" in ran.stdout, ran
         # Live through the hub's proxy: output as it is printed, input from the kernel's stdin.
-        live = kernel.run("%%sandbox\nimport time\nprint('first', flush=True)\ntime.sleep(1.5)\n"
-                          "print('you said', input('say? '))", answers=["hi"])
+        live = kernel.run(
+            "%%sandbox\nimport time\nprint('first', flush=True)\ntime.sleep(1.5)\n"
+            "print('you said', input('say? '))",
+            answers=["hi"],
+        )
         first = next(at for at, name, text in live.streams if text.startswith("first"))
         assert live.ended_at - first >= 1.0, live.streams
         assert live.prompts == [("say? ", False)] and "you said hi\n" in live.stdout, live
@@ -50,12 +59,21 @@ def test_a_hub_user_connects_with_the_user_url_and_a_hub_token(hub: Hub, tmp_pat
 
 def test_a_hub_user_url_in_the_environment(hub: Hub, tmp_path: Path, no_leaks) -> None:
     api = f"{hub.url}/user/bob/api/exec/v1/"
-    kernel = LiveKernel(kernel_environment({"JUPYTER_EXEC_EXT_URL": api,
-                                            "JUPYTER_EXEC_EXT_TOKEN": hub.tokens["bob"],
-                                            "JUPYTER_RUNTIME_DIR": str(tmp_path)}), tmp_path)
+    kernel = LiveKernel(
+        kernel_environment(
+            {
+                "JUPYTER_EXEC_EXT_URL": api,
+                "JUPYTER_EXEC_EXT_TOKEN": hub.tokens["bob"],
+                "JUPYTER_RUNTIME_DIR": str(tmp_path),
+            }
+        ),
+        tmp_path,
+    )
     try:
-        assert f"using the server at {api}, found from the environment" in \
-            kernel.run("%load_ext jupyter_exec_ext").stdout
+        assert (
+            f"using the server at {api}, found from the environment"
+            in kernel.run("%load_ext jupyter_exec_ext").stdout
+        )
         ran = kernel.run("%%sandbox\nprint('hello from the hub')")
         assert ran.stdout.startswith("hello from the hub\n"), ran
     finally:

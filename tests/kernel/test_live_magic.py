@@ -18,15 +18,13 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from jupyter_exec_ext.kernel.client import ExecClient
 from jupyter_exec_ext.kernel.widget import WIDGET_NO_STDIN, ExerciseWidget
+
 from .conftest import LiveKernel, LiveServer, kernel_environment
 
 pytestmark = pytest.mark.docker
 
 #: Prints three lines 0.8 s apart: long enough apart that a run answered at the end cannot pass.
-TICKS = ("import time\n"
-         "for i in range(3):\n"
-         "    print('tick', i, flush=True)\n"
-         "    time.sleep(0.8)\n")
+TICKS = "import time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.8)\n"
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +60,15 @@ def test_output_streams_into_the_cell_while_it_runs(loaded: LiveKernel, no_leaks
     assert out.stdout.splitlines()[-1].startswith("[ran in the sandbox: ok, ")
 
 
-def test_input_with_two_prompts_is_answered_through_the_kernels_stdin(loaded: LiveKernel, no_leaks) -> None:
-    code = ("print('adding two numbers', flush=True)\n"
-            "a = int(input('first? '))\n"
-            "b = int(input('second? '))\n"
-            "print('sum', a + b)\n")
+def test_input_with_two_prompts_is_answered_through_the_kernels_stdin(
+    loaded: LiveKernel, no_leaks
+) -> None:
+    code = (
+        "print('adding two numbers', flush=True)\n"
+        "a = int(input('first? '))\n"
+        "b = int(input('second? '))\n"
+        "print('sum', a + b)\n"
+    )
     out = loaded.run("%%sandbox\n" + code, answers=["3", "4"])
     assert out.error is None, out.error
     assert out.prompts == [("first? ", False), ("second? ", False)]
@@ -75,8 +77,10 @@ def test_input_with_two_prompts_is_answered_through_the_kernels_stdin(loaded: Li
 
 
 def test_stdin_given_up_front_still_ends_in_eof(loaded: LiveKernel, no_leaks) -> None:
-    out = loaded.run('%%sandbox --stdin "5"\nprint(int(input()) * 2)\ntry:\n    input()\n'
-                     "except EOFError:\n    print('end of input')\n")
+    out = loaded.run(
+        '%%sandbox --stdin "5"\nprint(int(input()) * 2)\ntry:\n    input()\n'
+        "except EOFError:\n    print('end of input')\n"
+    )
     assert out.error is None and out.prompts == [], out
     assert out.stdout.splitlines()[:2] == ["10", "end of input"]
 
@@ -109,7 +113,9 @@ def test_interrupting_the_kernel_cancels_the_run(loaded: LiveKernel, no_leaks) -
     assert loaded.run("%%sandbox\nprint('after')").stdout.startswith("after\n")
 
 
-def test_interrupt_while_waiting_for_input_cancels_too(loaded: LiveKernel, monkeypatch, no_leaks) -> None:
+def test_interrupt_while_waiting_for_input_cancels_too(
+    loaded: LiveKernel, monkeypatch, no_leaks
+) -> None:
     # The user presses ■ while the input box is shown, instead of typing a line.
     monkeypatch.setattr(loaded.client, "input", lambda _line: loaded.interrupt())
     out = loaded.run("%%sandbox\nx = input('never answered? ')\nprint(x)", answers=["unused"])
@@ -128,29 +134,38 @@ class RecordingClient(NotebookClient):
         self.on_cell_executed = self._ended
 
     def output(self, outs, msg, display_id, cell_index):
-        self.arrivals.append((time.monotonic(), cell_index, msg["msg_type"],
-                              msg["content"].get("text", "")))
+        self.arrivals.append(
+            (time.monotonic(), cell_index, msg["msg_type"], msg["content"].get("text", ""))
+        )
         return super().output(outs, msg, display_id, cell_index)
 
     def _ended(self, cell, cell_index, execute_reply) -> None:
         self.ends[cell_index] = time.monotonic()
 
 
-def test_nbclient_gets_the_stream_as_it_runs_and_eof_for_input(live_server: LiveServer, tmp_path: Path,
-                                                             monkeypatch, no_leaks) -> None:
+def test_nbclient_gets_the_stream_as_it_runs_and_eof_for_input(
+    live_server: LiveServer, tmp_path: Path, monkeypatch, no_leaks
+) -> None:
     for key, value in live_server.kernel_env().items():
         monkeypatch.setenv(key, value)
-    nb = new_notebook(cells=[
-        new_code_cell("%load_ext jupyter_exec_ext"),
-        new_code_cell("%%sandbox\n" + TICKS),
-        new_code_cell("%%sandbox\nprint(input('name? '))"),
-    ])
-    client = RecordingClient(nb, kernel_name="python3", timeout=120,
-                             resources={"metadata": {"path": str(tmp_path)}})
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%load_ext jupyter_exec_ext"),
+            new_code_cell("%%sandbox\n" + TICKS),
+            new_code_cell("%%sandbox\nprint(input('name? '))"),
+        ]
+    )
+    client = RecordingClient(
+        nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
 
     assert "using the server at " + live_server.api in nb.cells[0].outputs[0]["text"]
-    streams = [(at, "stdout", text) for at, cell, kind, text in client.arrivals if cell == 1 and kind == "stream"]
+    streams = [
+        (at, "stdout", text)
+        for at, cell, kind, text in client.arrivals
+        if cell == 1 and kind == "stream"
+    ]
     first, second, third = arrivals(streams, ["tick 0\n", "tick 1\n", "tick 2\n"])
     assert second - first >= 0.5 and third - second >= 0.5, streams
     assert client.ends[1] - first >= 1.2  # the first tick came long before the cell's end
@@ -172,12 +187,22 @@ class _NoWebSocketProxy(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         request = urllib.request.Request(
-            self.target + self.path.lstrip("/"), data=self.rfile.read(length) if length else None,
-            method=self.command, headers={k: v for k, v in self.headers.items()
-                                          if k.lower() in ("authorization", "content-type", "accept")})
+            self.target + self.path.lstrip("/"),
+            data=self.rfile.read(length) if length else None,
+            method=self.command,
+            headers={
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() in ("authorization", "content-type", "accept")
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
-                status, body, kind = answer.status, answer.read(), answer.headers.get("Content-Type", "")
+                status, body, kind = (
+                    answer.status,
+                    answer.read(),
+                    answer.headers.get("Content-Type", ""),
+                )
         except urllib.error.HTTPError as e:
             status, body, kind = e.code, e.read(), e.headers.get("Content-Type", "")
         self.send_response(status)
@@ -194,7 +219,9 @@ class _NoWebSocketProxy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def proxy_without_websockets(live_server: LiveServer):
-    handler = type("Proxy", (_NoWebSocketProxy,), {"target": f"http://127.0.0.1:{live_server.port}/"})
+    handler = type(
+        "Proxy", (_NoWebSocketProxy,), {"target": f"http://127.0.0.1:{live_server.port}/"}
+    )
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
@@ -203,26 +230,39 @@ def proxy_without_websockets(live_server: LiveServer):
     proxy.server_close()
 
 
-def test_without_websockets_the_run_falls_back_to_post_execute(proxy_without_websockets: str,
-                                                               live_server: LiveServer, tmp_path: Path,
-                                                               no_leaks) -> None:
-    kernel = LiveKernel(kernel_environment({"JUPYTER_EXEC_EXT_URL": proxy_without_websockets,
-                                            "JUPYTER_EXEC_EXT_TOKEN": live_server.token,
-                                            "JUPYTER_RUNTIME_DIR": str(tmp_path)}), tmp_path)
+def test_without_websockets_the_run_falls_back_to_post_execute(
+    proxy_without_websockets: str, live_server: LiveServer, tmp_path: Path, no_leaks
+) -> None:
+    kernel = LiveKernel(
+        kernel_environment(
+            {
+                "JUPYTER_EXEC_EXT_URL": proxy_without_websockets,
+                "JUPYTER_EXEC_EXT_TOKEN": live_server.token,
+                "JUPYTER_RUNTIME_DIR": str(tmp_path),
+            }
+        ),
+        tmp_path,
+    )
     try:
         assert kernel.run("%load_ext jupyter_exec_ext").error is None
-        out = kernel.run('%%sandbox --stdin "2"\nprint(int(input()) + 1)\nimport sys\nprint("e", file=sys.stderr)')
+        out = kernel.run(
+            '%%sandbox --stdin "2"\nprint(int(input()) + 1)\nimport sys\nprint("e", file=sys.stderr)'
+        )
         assert out.error is None, out.error
         assert out.stdout.splitlines()[0] == "3" and out.stderr == "e\n"
         assert "[ran in the sandbox: ok" in out.stdout
         status = kernel.run("%sandbox_status").stdout
-        assert "live output: unavailable" in status and "runs show their output at the end" in status
+        assert (
+            "live output: unavailable" in status and "runs show their output at the end" in status
+        )
     finally:
         kernel.shutdown()
 
 
 def test_the_widget_streams_its_run(live_server: LiveServer, no_leaks) -> None:
-    widget = ExerciseWidget("strings-palindrome", client=ExecClient(live_server.api, live_server.token))
+    widget = ExerciseWidget(
+        "strings-palindrome", client=ExecClient(live_server.api, live_server.token)
+    )
     widget.code.value = TICKS + "input('anything? ')\n"
     seen: list[tuple[float, str]] = []
     widget.output.observe(lambda change: seen.append((time.monotonic(), change["new"])), "value")
@@ -236,7 +276,9 @@ def test_the_widget_streams_its_run(live_server: LiveServer, no_leaks) -> None:
     assert html.escape(WIDGET_NO_STDIN) in final and "EOFError" in final
 
 
-def test_a_line_over_the_servers_limit_is_refused_and_asked_again(loaded: LiveKernel, no_leaks) -> None:
+def test_a_line_over_the_servers_limit_is_refused_and_asked_again(
+    loaded: LiveKernel, no_leaks
+) -> None:
     """A pasted line bigger than the server takes: the server refuses that message, the cell says
     why, and the input box asks again, as the program still waits."""
     out = loaded.run("%%sandbox\nprint(len(input('paste? ')))", answers=["x" * 200_000, "short"])

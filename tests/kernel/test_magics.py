@@ -18,7 +18,9 @@ PALINDROME = nbformat.read(str(EXERCISES / "01-strings-palindrome.ipynb"), as_ve
 
 def role_source(nb: nbformat.NotebookNode, role: str) -> str:
     """The source of the exercise notebook's cell with that ``jupyter_exec.role``."""
-    return next(c.source for c in nb.cells if c.metadata.get("jupyter_exec", {}).get("role") == role)
+    return next(
+        c.source for c in nb.cells if c.metadata.get("jupyter_exec", {}).get("role") == role
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,18 @@ def test_sandbox_cell_runs_in_the_container_not_in_the_kernel(loaded: LiveKernel
 
 
 def test_sandbox_stdin_stderr_and_options(loaded: LiveKernel, no_leaks) -> None:
-    out = loaded.run('%%sandbox --stdin "3\\n4" --time-limit 3 --memory-limit "64m"\n'
-                     "import sys\nprint(int(input()) + int(input()))\nprint('careful', file=sys.stderr)")
+    out = loaded.run(
+        '%%sandbox --stdin "3\\n4" --time-limit 3 --memory-limit "64m"\n'
+        "import sys\nprint(int(input()) + int(input()))\nprint('careful', file=sys.stderr)"
+    )
     assert out.error is None, out.error
     assert out.stdout.splitlines()[0] == "7" and out.stderr == "careful\n"
     assert "[ran in the sandbox: ok" in out.stdout
 
 
-def test_kernel_variables_are_not_visible_and_the_error_says_so(loaded: LiveKernel, no_leaks) -> None:
+def test_kernel_variables_are_not_visible_and_the_error_says_so(
+    loaded: LiveKernel, no_leaks
+) -> None:
     loaded.run("secret_number = 42")
     out = loaded.run("%%sandbox\nprint(secret_number)")
     assert out.error is None  # failing student code is a result, not a kernel error
@@ -56,7 +62,9 @@ def test_kernel_variables_are_not_visible_and_the_error_says_so(loaded: LiveKern
 
 
 def test_timeout_shows_the_status_and_why(loaded: LiveKernel, no_leaks) -> None:
-    out = loaded.run("%%sandbox --time-limit 1\nprint('started', flush=True)\nwhile True:\n    pass")
+    out = loaded.run(
+        "%%sandbox --time-limit 1\nprint('started', flush=True)\nwhile True:\n    pass"
+    )
     assert out.stdout.startswith("started\n")
     status = out.stdout.splitlines()[-1]
     assert status.startswith("[ran in the sandbox: timeout") and " — " in status
@@ -74,7 +82,9 @@ def test_help_of_each_magic_runs_nothing(loaded: LiveKernel) -> None:
     assert "%%submit [-h] [exercise_id]" in loaded.run("%submit --help").stdout
     assert "%%sandbox [--time-limit S]" in loaded.run("%sandbox -h").stdout
     misuse = loaded.run("%sandbox print(1)")
-    assert "put %%sandbox (two %) on the first line of a cell" in misuse.stderr and not misuse.stdout
+    assert (
+        "put %%sandbox (two %) on the first line of a cell" in misuse.stderr and not misuse.stdout
+    )
 
 
 def test_submit_wrong_then_right_solution(loaded: LiveKernel, no_leaks) -> None:
@@ -102,7 +112,9 @@ def test_submit_wrong_then_right_solution(loaded: LiveKernel, no_leaks) -> None:
     heads = re.findall(r"<th style='text-align:left;vertical-align:top'>(\w+)</th>", html)
     assert heads == ["test", "status", "points", "message"]
     assert html.count("<td style='text-align:left") == 24
-    assert "color:#1a7f37" in right.text("text/html") and "color:#cf222e" not in right.text("text/html")
+    assert "color:#1a7f37" in right.text("text/html") and "color:#cf222e" not in right.text(
+        "text/html"
+    )
 
 
 def test_unknown_exercise_is_a_one_line_error(loaded: LiveKernel) -> None:
@@ -110,7 +122,8 @@ def test_unknown_exercise_is_a_one_line_error(loaded: LiveKernel) -> None:
     assert out.error is not None
     assert out.error["traceback"] == [
         "ExerciseNotFoundError: unknown exercise 'no-such-exercise': no exercise of that id on the "
-        "server (ask your instructor for the id)"]
+        "server (ask your instructor for the id)"
+    ]
 
 
 def test_sandbox_status(loaded: LiveKernel) -> None:
@@ -126,10 +139,13 @@ def test_widget_handlers_in_the_kernel(loaded: LiveKernel, no_leaks) -> None:
         "w = ExerciseWidget('strings-palindrome')\n"
         f"w.code.value = {code!r}\n"
         "w.on_run(); print(w.output.value)\n"
-        "w.on_submit(); print(w.score.value); print(w.results.value.count(\"font-weight:bold'>passed<\"))")
+        'w.on_submit(); print(w.score.value); print(w.results.value.count("font-weight:bold\'>passed<"))'
+    )
     assert out.error is None, out.error
     lines = out.stdout.splitlines()
-    assert "<pre class='stdout'>True\n</pre>" in out.stdout and "[ran in the sandbox: ok" in lines[1]
+    assert (
+        "<pre class='stdout'>True\n</pre>" in out.stdout and "[ran in the sandbox: ok" in lines[1]
+    )
     assert "score: 7 / 7" in lines[-2] and lines[-1] == "6"
 
 

@@ -28,20 +28,24 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
             cell.source = f"%%submit {exercise_id}\n" + cell.source
     nb.cells[:0] = [
         new_code_cell("%load_ext jupyter_exec_ext"),
-        new_code_cell(f"from jupyter_exec_ext.kernel import ExerciseWidget\nExerciseWidget({exercise_id!r})"),
+        new_code_cell(
+            f"from jupyter_exec_ext.kernel import ExerciseWidget\nExerciseWidget({exercise_id!r})"
+        ),
     ]
     return nb
 
 
 @pytest.mark.parametrize("name", ["01-strings-palindrome.ipynb", "07-class-shopping-cart.ipynb"])
-def test_exercise_notebook_runs_end_to_end_with_full_score(name: str, live_server: LiveServer,
-                                                          tmp_path: Path, monkeypatch, no_leaks) -> None:
+def test_exercise_notebook_runs_end_to_end_with_full_score(
+    name: str, live_server: LiveServer, tmp_path: Path, monkeypatch, no_leaks
+) -> None:
     # nbclient's kernel inherits this process's environment, as a kernel inherits the server's.
     for key, value in live_server.kernel_env().items():
         monkeypatch.setenv(key, value)
     nb = student_notebook(EXERCISES / name)
-    NotebookClient(nb, kernel_name="python3", timeout=120,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     submit = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%submit"))
     data = submit.outputs[0]["data"]

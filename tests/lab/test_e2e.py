@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_exec_ext.grading.release import release
+
 from ..conftest import TEST_OWNER, require
 from ..live_server import start_server
 
@@ -29,13 +30,25 @@ E2E_SCRIPT = LABEXT / "ui-tests" / "e2e.mjs"
 ARTIFACTS = LABEXT / "ui-tests" / "artifacts"
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 EXERCISE = REPO / "exercises" / "02-lists-average.ipynb"
-STEP_SCREENSHOTS = ["01-run-in-sandbox.png", "02-submit-wrong.png", "03-run-error.png", "04-run-fixed.png",
-                    "05-submit-passed.png", "results-panel-failing.png", "results-panel-passing.png"]
+STEP_SCREENSHOTS = [
+    "01-run-in-sandbox.png",
+    "02-submit-wrong.png",
+    "03-run-error.png",
+    "04-run-fixed.png",
+    "05-submit-passed.png",
+    "results-panel-failing.png",
+    "results-panel-passing.png",
+]
 
 
 def jupyter(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jupyter", *args], capture_output=True, text=True,
-                          timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
 def require_browser() -> str:
@@ -43,16 +56,25 @@ def require_browser() -> str:
     node = shutil.which("node")
     require(node is not None, "node is not installed (Debian package nodejs)")
     require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (Debian package chromium)")
-    require((LABEXT / "node_modules" / "playwright-core").is_dir(),
-            "labextension/node_modules is missing: run `npm install` in labextension/")
+    require(
+        (LABEXT / "node_modules" / "playwright-core").is_dir(),
+        "labextension/node_modules is missing: run `npm install` in labextension/",
+    )
     return node
 
 
 def test_lab_extension_is_installed_and_enabled():
     """What `pip install` promises: JupyterLab lists the prebuilt extension, enabled and OK."""
     listing = jupyter("labextension", "list")
-    lines = [line for line in (listing.stdout + listing.stderr).splitlines() if "jupyter-exec-ext" in line]
-    require(bool(lines), "the lab extension is not installed (pip install -e . builds it; needs node and npm)")
+    lines = [
+        line
+        for line in (listing.stdout + listing.stderr).splitlines()
+        if "jupyter-exec-ext" in line
+    ]
+    require(
+        bool(lines),
+        "the lab extension is not installed (pip install -e . builds it; needs node and npm)",
+    )
     assert "enabled" in lines[0] and "OK" in lines[0], lines[0]
     installed = Path(sys.prefix, "share", "jupyter", "labextensions", "jupyter-exec-ext")
     schema = json.loads((installed / "schemas" / "jupyter-exec-ext" / "plugin.json").read_text())
@@ -74,19 +96,37 @@ def lab_server(tmp_path, executor_image, no_leaks):
     settings.mkdir(parents=True)
     # The "get Jupyter news?" toast would cover the notebook in the screenshots.
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    server = start_server(tmp_path, {
-        "image": executor_image, "exercises_dir": str(REPO / "exercises"), "owner": TEST_OWNER,
-        "pool_size": 0, "cache_enabled": False, "reap_interval": 0,
-    }, app="lab", token=secrets.token_hex(16), root_dir=root,
-        env={"JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-             "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")})
+    server = start_server(
+        tmp_path,
+        {
+            "image": executor_image,
+            "exercises_dir": str(REPO / "exercises"),
+            "owner": TEST_OWNER,
+            "pool_size": 0,
+            "cache_enabled": False,
+            "reap_interval": 0,
+        },
+        app="lab",
+        token=secrets.token_hex(16),
+        root_dir=root,
+        env={
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        },
+    )
     try:
-        request = urllib.request.Request(server.api + "docker/status",
-                                         headers={"Authorization": f"token {server.token}"})
+        request = urllib.request.Request(
+            server.api + "docker/status", headers={"Authorization": f"token {server.token}"}
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert json.load(answer)["docker"]["reachable"], "the server cannot reach Docker"
-        yield {"url": server.base, "token": server.token, "notebook": "lists-average.ipynb",
-               "log": server.log_path, "settings": tmp_path / "settings"}
+        yield {
+            "url": server.base,
+            "token": server.token,
+            "notebook": "lists-average.ipynb",
+            "log": server.log_path,
+            "settings": tmp_path / "settings",
+        }
     finally:
         server.stop()
 
@@ -111,20 +151,37 @@ def test_run_and_submit_in_chromium(lab_server, frontend):
     artifacts = ARTIFACTS / frontend
     shutil.rmtree(artifacts, ignore_errors=True)
     run = subprocess.run(
-        [node, str(E2E_SCRIPT)], capture_output=True, text=True, timeout=600, cwd=LABEXT,
-        env={**os.environ, "E2E_URL": lab_server["url"], "E2E_TOKEN": lab_server["token"],
-             "E2E_NOTEBOOK": lab_server["notebook"], "E2E_ARTIFACTS": str(artifacts),
-             "E2E_CHROMIUM": CHROMIUM, "E2E_FRONTEND": frontend,
-             "E2E_SETTINGS_DIR": str(lab_server["settings"])})
+        [node, str(E2E_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=LABEXT,
+        env={
+            **os.environ,
+            "E2E_URL": lab_server["url"],
+            "E2E_TOKEN": lab_server["token"],
+            "E2E_NOTEBOOK": lab_server["notebook"],
+            "E2E_ARTIFACTS": str(artifacts),
+            "E2E_CHROMIUM": CHROMIUM,
+            "E2E_FRONTEND": frontend,
+            "E2E_SETTINGS_DIR": str(lab_server["settings"]),
+        },
+    )
     assert run.returncode == 0, (
         f"browser test failed (screenshots in {artifacts}):\n{run.stdout}\n{run.stderr}\n"
-        f"server log tail:\n{lab_server['log'].read_text()[-3000:]}")
+        f"server log tail:\n{lab_server['log'].read_text()[-3000:]}"
+    )
     report = json.loads((artifacts / "report.json").read_text())
     assert report["result"] == "passed"
     assert [s["name"] for s in report["steps"]] == [
-        "notebook open: toolbar buttons and status item shown", "run in sandbox (toolbar)",
-        "submit wrong solution", "repeat within seconds asks first", "run a failing program",
-        "run fixed code (keyboard, shortcut)", "submit fixed solution (keyboard)"]
+        "notebook open: toolbar buttons and status item shown",
+        "run in sandbox (toolbar)",
+        "submit wrong solution",
+        "repeat within seconds asks first",
+        "run a failing program",
+        "run fixed code (keyboard, shortcut)",
+        "submit fixed solution (keyboard)",
+    ]
     opened = report["steps"][0]
     assert opened["status"] == "Sandbox: ready"
     assert opened["statusWhere"] == ("status bar" if frontend == "lab" else "toolbar")
@@ -132,9 +189,16 @@ def test_run_and_submit_in_chromium(lab_server, frontend):
     assert wrong["failedTests"] > 0 and wrong["score"] != fixed["score"]
     assert wrong["summary"].startswith("Results: ") and ", score " in wrong["summary"]
     assert fixed["score"] == "Score: 7 / 7" and fixed["passed"] == fixed["total"]
-    assert fixed["summary"] == f"Results: {fixed['total']} of {fixed['total']} tests pass, score 7 of 7"
+    assert (
+        fixed["summary"]
+        == f"Results: {fixed['total']} of {fixed['total']} tests pass, score 7 of 7"
+    )
     # Notebook 7's shell cannot split its main area: the panel went elsewhere, and showed.
-    assert wrong["placement"] == "split" if frontend == "lab" else wrong["placement"] in ("side", "inline")
+    assert (
+        wrong["placement"] == "split"
+        if frontend == "lab"
+        else wrong["placement"] in ("side", "inline")
+    )
     # A double click while the first was in flight, a cancelled repeat, then one more: two sent.
     assert len(report["submitRequests"]) == 2
     if frontend == "notebook":  # its file browser shows no sandbox state, and nothing polled
@@ -142,7 +206,12 @@ def test_run_and_submit_in_chromium(lab_server, frontend):
     # axe-core ran over every state in both themes, and found nothing (else the script failed).
     audited = {(a["theme"], a["state"]) for a in report["axe"]}
     for theme in ("light", "dark"):
-        for state in ("toolbar and status", "output box running", "output box ok", "output box error"):
+        for state in (
+            "toolbar and status",
+            "output box running",
+            "output box ok",
+            "output box error",
+        ):
             assert (theme, state) in audited, (theme, state)
     assert any(state.startswith("results panel") for _, state in audited)
     assert all(a["violations"] == 0 for a in report["axe"])
@@ -150,7 +219,12 @@ def test_run_and_submit_in_chromium(lab_server, frontend):
         assert (artifacts / name).stat().st_size > 1000, f"screenshot {name} is missing or empty"
     if os.environ.get("E2E_DOCS_DIR"):  # scripts/docs-screenshots.sh: the README's pictures
         docs = Path(os.environ["E2E_DOCS_DIR"])
-        shutil.copyfile(artifacts / "02-submit-wrong.png",
-                        docs / ("results-panel.png" if frontend == "lab" else "notebook7-results.png"))
-        shutil.copyfile(artifacts / "05-submit-passed.png",
-                        docs / ("results-panel-dark.png" if frontend == "lab" else "notebook7-results-dark.png"))
+        shutil.copyfile(
+            artifacts / "02-submit-wrong.png",
+            docs / ("results-panel.png" if frontend == "lab" else "notebook7-results.png"),
+        )
+        shutil.copyfile(
+            artifacts / "05-submit-passed.png",
+            docs
+            / ("results-panel-dark.png" if frontend == "lab" else "notebook7-results-dark.png"),
+        )

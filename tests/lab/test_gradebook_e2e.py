@@ -24,9 +24,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from jupyter_exec_ext.gradebook.store import GradebookStore, SubmissionRecord, sqlite_url
 from jupyter_exec_ext.grading import load_exercise
 from jupyter_exec_ext.grading.release import release
-from jupyter_exec_ext.gradebook.store import GradebookStore, SubmissionRecord, sqlite_url
+
 from ..conftest import TEST_OWNER
 from ..live_server import start_server
 from .test_e2e import CHROMIUM, EXERCISE, LABEXT, require_browser
@@ -53,16 +54,33 @@ def seed_class(url: str) -> None:
     records = []
     for name, attempts in CLASSMATES:
         for i, (passed, late) in enumerate(attempts):
-            tests = [{"name": t.name, "status": "passed" if k < passed else "failed",
-                      "points": t.points if k < passed else 0.0, "max_points": t.points,
-                      "hidden": t.hidden, "message": "" if k < passed or t.hidden else FAILURE}
-                     for k, t in enumerate(exercise.tests)]
+            tests = [
+                {
+                    "name": t.name,
+                    "status": "passed" if k < passed else "failed",
+                    "points": t.points if k < passed else 0.0,
+                    "max_points": t.points,
+                    "hidden": t.hidden,
+                    "message": "" if k < passed or t.hidden else FAILURE,
+                }
+                for k, t in enumerate(exercise.tests)
+            ]
             score = sum(t["points"] for t in tests)
-            records.append(SubmissionRecord(
-                user=name, exercise_id=exercise.id, exercise_version=exercise.version,
-                code="def average(numbers): ...", status="ok", score=score,
-                max_score=sum(t.points for t in exercise.tests), tests=tests, duration_ms=90,
-                late=late, submitted_at=now - 3600 * (len(attempts) - i)))
+            records.append(
+                SubmissionRecord(
+                    user=name,
+                    exercise_id=exercise.id,
+                    exercise_version=exercise.version,
+                    code="def average(numbers): ...",
+                    status="ok",
+                    score=score,
+                    max_score=sum(t.points for t in exercise.tests),
+                    tests=tests,
+                    duration_ms=90,
+                    late=late,
+                    submitted_at=now - 3600 * (len(attempts) - i),
+                )
+            )
     store.record_many(records)
 
 
@@ -77,23 +95,46 @@ def servers(tmp_path, executor_image, no_leaks):
     instructor_root.mkdir()
     release(EXERCISE, student_root / "lists-average.ipynb")
     due = (datetime.now(timezone.utc) + timedelta(days=3)).isoformat(timespec="seconds")
-    common = {"image": executor_image, "owner": TEST_OWNER, "pool_size": 0, "cache_enabled": False,
-              "reap_interval": 0, "exercises_dir": str(EXERCISE.parent), "db_url": db}
+    common = {
+        "image": executor_image,
+        "owner": TEST_OWNER,
+        "pool_size": 0,
+        "cache_enabled": False,
+        "reap_interval": 0,
+        "exercises_dir": str(EXERCISE.parent),
+        "db_url": db,
+    }
     token = secrets.token_hex(16)
 
     def start(name, root, traits):
         home = tmp_path / name
         settings = home / "settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
-        (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-        return start_server(home, {**common, **traits}, app="lab", token=token, root_dir=root,
-                            env={"JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-                                 "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")})
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false"})
+        )
+        return start_server(
+            home,
+            {**common, **traits},
+            app="lab",
+            token=token,
+            root_dir=root,
+            env={
+                "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+                "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+            },
+        )
 
     with ThreadPoolExecutor(2) as pool:
-        started = [pool.submit(start, "student", student_root,
-                               {"instructor": False, "due": due, "max_attempts": MAX_ATTEMPTS}),
-                   pool.submit(start, "instructor", instructor_root, {"instructor": True})]
+        started = [
+            pool.submit(
+                start,
+                "student",
+                student_root,
+                {"instructor": False, "due": due, "max_attempts": MAX_ATTEMPTS},
+            ),
+            pool.submit(start, "instructor", instructor_root, {"instructor": True}),
+        ]
     student, instructor = (f.result() for f in started)
     try:
         yield {"student": student, "instructor": instructor, "db": db}
@@ -105,16 +146,27 @@ def servers(tmp_path, executor_image, no_leaks):
 def test_student_history_and_instructor_gradebook(servers):
     node = require_browser()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    env = {**os.environ, "E2E_STUDENT_URL": servers["student"].base,
-           "E2E_INSTRUCTOR_URL": servers["instructor"].base, "E2E_TOKEN": servers["student"].token,
-           "E2E_NOTEBOOK": "lists-average.ipynb", "E2E_EXERCISE": "lists-average",
-           "E2E_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "E2E_ARTIFACTS": str(ARTIFACTS),
-           "E2E_CHROMIUM": CHROMIUM}
-    run = subprocess.run([node, str(SCRIPT)], capture_output=True, text=True, timeout=600,
-                         cwd=LABEXT, env=env)
-    logs = "\n".join(f"{name} server log tail:\n{servers[name].log_path.read_text()[-2000:]}"
-                     for name in ("student", "instructor"))
-    assert run.returncode == 0, f"browser test failed (screenshots in {ARTIFACTS}):\n{run.stdout}\n{run.stderr}\n{logs}"
+    env = {
+        **os.environ,
+        "E2E_STUDENT_URL": servers["student"].base,
+        "E2E_INSTRUCTOR_URL": servers["instructor"].base,
+        "E2E_TOKEN": servers["student"].token,
+        "E2E_NOTEBOOK": "lists-average.ipynb",
+        "E2E_EXERCISE": "lists-average",
+        "E2E_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+        "E2E_ARTIFACTS": str(ARTIFACTS),
+        "E2E_CHROMIUM": CHROMIUM,
+    }
+    run = subprocess.run(
+        [node, str(SCRIPT)], capture_output=True, text=True, timeout=600, cwd=LABEXT, env=env
+    )
+    logs = "\n".join(
+        f"{name} server log tail:\n{servers[name].log_path.read_text()[-2000:]}"
+        for name in ("student", "instructor")
+    )
+    assert run.returncode == 0, (
+        f"browser test failed (screenshots in {ARTIFACTS}):\n{run.stdout}\n{run.stderr}\n{logs}"
+    )
     report = json.loads((ARTIFACTS / "report.json").read_text())
     assert report["result"] == "passed"
     steps = {s["name"]: s for s in report["steps"]}
@@ -122,15 +174,20 @@ def test_student_history_and_instructor_gradebook(servers):
     # The student: two attempts, the limit and the due time from the server's rules.
     second = steps["student: second submission, history of two"]
     assert second["facts"]["attempts"] == f"2 of {MAX_ATTEMPTS} used, {MAX_ATTEMPTS - 2} left"
-    assert second["facts"]["due"].endswith("(in 3 days)") or "(in 71 h)" in second["facts"]["due"] \
-        or "(in 72 h)" in second["facts"]["due"], second["facts"]["due"]
+    assert (
+        second["facts"]["due"].endswith("(in 3 days)")
+        or "(in 71 h)" in second["facts"]["due"]
+        or "(in 72 h)" in second["facts"]["due"]
+    ), second["facts"]["due"]
     assert second["facts"]["rule"] == "your best score"
     assert second["live"].startswith("Submission history loaded: 2 attempts")
     first = steps["student: first submission, history of one"]
     assert steps["student: a past attempt opened"]["score"] == first["score"] != second["score"]
     assert steps["student: a past attempt opened"]["note"].startswith("Attempt 1, submitted ")
-    assert [line.split(":")[0] for line in steps["student: history after a reload"]["listed"]] == \
-        ["Attempt 2", "Attempt 1"]
+    assert [line.split(":")[0] for line in steps["student: history after a reload"]["listed"]] == [
+        "Attempt 2",
+        "Attempt 1",
+    ]
 
     # The instructor: the whole class (the student server's account too), sorted and filtered.
     opened = steps["instructor: gradebook from the launcher"]
@@ -146,13 +203,20 @@ def test_student_history_and_instructor_gradebook(servers):
     stats = steps["instructor: test statistics"]
     assert len(stats["rows"]) == len(load_exercise(EXERCISE).tests)
     assert any(FAILURE in failure for failure in stats["failures"])
-    assert stats["summary"] == f"{sum(len(a) for _, a in CLASSMATES) + 2} submissions by {len(names) + 1} students."
+    assert (
+        stats["summary"]
+        == f"{sum(len(a) for _, a in CLASSMATES) + 2} submissions by {len(names) + 1} students."
+    )
 
     assert steps["instructor: gradebook restored after a reload"]["rows"] == opened["users"]
 
     # WCAG 2.1 AA in both themes, both panels.
-    for name, theme in [("results with history", "JupyterLab Light"), ("results with history (dark)", "JupyterLab Dark"),
-                        ("gradebook", "JupyterLab Light"), ("gradebook (dark)", "JupyterLab Dark")]:
+    for name, theme in [
+        ("results with history", "JupyterLab Light"),
+        ("results with history (dark)", "JupyterLab Dark"),
+        ("gradebook", "JupyterLab Light"),
+        ("gradebook (dark)", "JupyterLab Dark"),
+    ]:
         assert report["a11y"][name] == {"theme": theme, "violations": []}, name
     for name in ("results-history.png", "gradebook-panel.png"):
         assert (ARTIFACTS / name).stat().st_size > 1000

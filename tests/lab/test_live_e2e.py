@@ -41,17 +41,32 @@ def live_lab(tmp_path, executor_image, no_leaks):
     root.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, root / "live.ipynb")
     settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    server = start_server(tmp_path, {
-        "image": executor_image, "owner": TEST_OWNER, "pool_size": 0, "cache_enabled": False,
-        "reap_interval": 0,
-    }, app="lab", token=secrets.token_hex(16), root_dir=root,
-        env={"JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-             "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")})
+    server = start_server(
+        tmp_path,
+        {
+            "image": executor_image,
+            "owner": TEST_OWNER,
+            "pool_size": 0,
+            "cache_enabled": False,
+            "reap_interval": 0,
+        },
+        app="lab",
+        token=secrets.token_hex(16),
+        root_dir=root,
+        env={
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        },
+    )
     try:
         yield server
     finally:
@@ -59,9 +74,12 @@ def live_lab(tmp_path, executor_image, no_leaks):
 
 
 def execute(server, code: str) -> dict:
-    request = urllib.request.Request(server.api + "execute", data=json.dumps({"code": code}).encode(),
-                                     headers={"Authorization": f"token {server.token}",
-                                              "Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        server.api + "execute",
+        data=json.dumps({"code": code}).encode(),
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.load(answer)
 
@@ -71,12 +89,25 @@ def browse(server, flow: str) -> dict:
     artifacts = ARTIFACTS / flow
     shutil.rmtree(artifacts, ignore_errors=True)
     run = subprocess.run(
-        [node, str(SCRIPT)], capture_output=True, text=True, timeout=420, cwd=LABEXT,
-        env={**os.environ, "E2E_URL": server.base, "E2E_TOKEN": server.token, "E2E_NOTEBOOK": "live.ipynb",
-             "E2E_ARTIFACTS": str(artifacts), "E2E_CHROMIUM": CHROMIUM, "E2E_FLOW": flow})
+        [node, str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=420,
+        cwd=LABEXT,
+        env={
+            **os.environ,
+            "E2E_URL": server.base,
+            "E2E_TOKEN": server.token,
+            "E2E_NOTEBOOK": "live.ipynb",
+            "E2E_ARTIFACTS": str(artifacts),
+            "E2E_CHROMIUM": CHROMIUM,
+            "E2E_FLOW": flow,
+        },
+    )
     assert run.returncode == 0, (
         f"browser test failed (screenshots in {artifacts}):\n{run.stdout}\n{run.stderr}\n"
-        f"server log tail:\n{server.log_path.read_text()[-3000:]}")
+        f"server log tail:\n{server.log_path.read_text()[-3000:]}"
+    )
     report = json.loads((artifacts / "report.json").read_text())
     assert report["result"] == "passed"
     return report
@@ -86,10 +117,14 @@ def test_streaming_stop_and_input_in_chromium(live_lab):
     report = browse(live_lab, "live")
     steps = {s["name"]: s for s in report["steps"]}
     assert list(steps) == [
-        "output streams while the program runs", "Stop ends an infinite loop",
-        "the kernel toolbar ■ stops the sandbox run", "the palette command stops the sandbox run",
-        "the input field is labelled, focused and keyboard-reachable", "input() with two prompts",
-        "Ctrl+D ends the input"]
+        "output streams while the program runs",
+        "Stop ends an infinite loop",
+        "the kernel toolbar ■ stops the sandbox run",
+        "the palette command stops the sandbox run",
+        "the input field is labelled, focused and keyboard-reachable",
+        "input() with two prompts",
+        "Ctrl+D ends the input",
+    ]
     streaming = steps["output streams while the program runs"]
     # Four ticks a second apart: the first line shows seconds before the end.
     assert streaming["endedAfter"] - streaming["firstLineAfter"] >= 2500, streaming
@@ -98,16 +133,22 @@ def test_streaming_stop_and_input_in_chromium(live_lab):
     assert "Hello Ann, you are 7" in steps["input() with two prompts"]["transcript"]
     assert all(not v for v in report["a11y"].values()), report["a11y"]
     # The box while running, ended, stopped and asking for input; in the light and dark themes.
-    assert set(report["a11y"]) == {"running (JupyterLab Light)", "ended ok (JupyterLab Light)",
-                                   "stopped (JupyterLab Light)", "stopped (JupyterLab Dark)",
-                                   "input (JupyterLab Dark)"}, report["a11y"]
+    assert set(report["a11y"]) == {
+        "running (JupyterLab Light)",
+        "ended ok (JupyterLab Light)",
+        "stopped (JupyterLab Light)",
+        "stopped (JupyterLab Dark)",
+        "input (JupyterLab Dark)",
+    }, report["a11y"]
 
 
 def test_matplotlib_figure_in_chromium(live_lab):
     probe = execute(live_lab, "import matplotlib")
-    require(probe["status"] == "ok",
-            "the executor image has no matplotlib (build it with the scientific stack): "
-            f"{probe.get('message') or probe.get('stderr', '')[-200:]}")
+    require(
+        probe["status"] == "ok",
+        "the executor image has no matplotlib (build it with the scientific stack): "
+        f"{probe.get('message') or probe.get('stderr', '')[-200:]}",
+    )
     report = browse(live_lab, "figure")
     figure = report["steps"][0]
     assert figure["name"] == "matplotlib figure shown inline"

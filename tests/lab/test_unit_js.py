@@ -14,6 +14,7 @@ import yaml
 
 from jupyter_exec_ext.grading import grader
 from jupyter_exec_ext.sandbox.models import Status
+
 from ..conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,9 +24,13 @@ LABEXT = REPO / "labextension"
 def test_lab_extension_unit_tests_pass():
     node = shutil.which("node")
     require(node is not None, "node is not installed (Debian package nodejs)")
-    require((LABEXT / "node_modules" / "esbuild").is_dir(),
-            "labextension/node_modules is missing: run `npm install` in labextension/")
-    run = subprocess.run([node, "test/run.mjs"], cwd=LABEXT, capture_output=True, text=True, timeout=180)
+    require(
+        (LABEXT / "node_modules" / "esbuild").is_dir(),
+        "labextension/node_modules is missing: run `npm install` in labextension/",
+    )
+    run = subprocess.run(
+        [node, "test/run.mjs"], cwd=LABEXT, capture_output=True, text=True, timeout=180
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     # node's runner prints its totals; a run that found no tests must not pass silently.
     assert "# fail 0" in run.stdout
@@ -51,7 +56,13 @@ def test_status_unions_are_the_servers():
     assert set(run_statuses) == {status.value for status in Status}
     test_statuses = _ts_union(types, "TEST_STATUSES")
     assert test_statuses == schemas["TestResult"]["properties"]["status"]["enum"]
-    assert set(test_statuses) == {grader.PASSED, grader.FAILED, grader.ERROR, grader.TIMEOUT, grader.MEMORY_LIMIT}
+    assert set(test_statuses) == {
+        grader.PASSED,
+        grader.FAILED,
+        grader.ERROR,
+        grader.TIMEOUT,
+        grader.MEMORY_LIMIT,
+    }
 
 
 def test_package_json_dependencies_match_the_imports():

@@ -13,8 +13,8 @@ import redis
 
 from jupyter_exec_ext.sandbox import (
     CacheConfig,
-    Check,
     CachingSandbox,
+    Check,
     CodePolicy,
     DataFile,
     DockerSandbox,
@@ -39,6 +39,7 @@ STORE_LOGGER = "jupyter_exec_ext.sandbox.result_store"
 
 # -- the key ------------------------------------------------------------------------------------------
 
+
 def test_the_key_covers_everything_that_changes_a_result():
     request = ExecutionRequest(code="print(input())", stdin="a")
     config = SandboxConfig(owner="key-test")
@@ -48,7 +49,9 @@ def test_the_key_covers_everything_that_changes_a_result():
     variants = {
         "code": dict(base, request=replace(request, code="print(input()) ")),
         "stdin": dict(base, request=replace(request, stdin="b")),
-        "policy": dict(base, request=replace(request, policy=CodePolicy.from_mapping({"profile": "safe"}))),
+        "policy": dict(
+            base, request=replace(request, policy=CodePolicy.from_mapping({"profile": "safe"}))
+        ),
         "limits": dict(base, limits=Limits(time_s=5)),
         "image id": dict(base, image_id="sha256:bb"),
         "runner": dict(base, runner="r2"),
@@ -74,15 +77,22 @@ def test_the_key_covers_everything_that_changes_a_result():
 
 # -- settings ---------------------------------------------------------------------------------------
 
+
 def test_settings_from_the_environment():
-    config = CacheConfig.from_env({
-        "DOCKER_EXECUTOR_REDIS_URL": "redis://cache:6379/2",
-        "DOCKER_EXECUTOR_CACHE_TTL": "90s",
-        "DOCKER_EXECUTOR_CACHE_MAX_ENTRIES": "10",
-        "DOCKER_EXECUTOR_CACHE_ENABLED": "false",
-    })
+    config = CacheConfig.from_env(
+        {
+            "DOCKER_EXECUTOR_REDIS_URL": "redis://cache:6379/2",
+            "DOCKER_EXECUTOR_CACHE_TTL": "90s",
+            "DOCKER_EXECUTOR_CACHE_MAX_ENTRIES": "10",
+            "DOCKER_EXECUTOR_CACHE_ENABLED": "false",
+        }
+    )
     assert (config.redis_url, config.ttl_s, config.max_entries, config.enabled) == (
-        "redis://cache:6379/2", 90.0, 10, False)
+        "redis://cache:6379/2",
+        90.0,
+        10,
+        False,
+    )
     assert CacheConfig.from_env({}) == CacheConfig()
 
 
@@ -105,6 +115,7 @@ def test_the_redis_password_never_shows():
 
 
 # -- the in-process LRU -----------------------------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self):
@@ -173,9 +184,11 @@ def test_without_a_url_memory_serves():
 
 # -- Redis and its fallback (real redis-server, no Docker) ------------------------------------------
 
+
 def outage_config(url: str, **changes) -> CacheConfig:
-    return CacheConfig(redis_url=url, retry_initial_s=0.2, retry_max_s=0.4, redis_timeout_s=0.3,
-                       **changes)
+    return CacheConfig(
+        redis_url=url, retry_initial_s=0.2, retry_max_s=0.4, redis_timeout_s=0.3, **changes
+    )
 
 
 @pytest.mark.redis
@@ -216,8 +229,9 @@ def test_redis_down_falls_back_to_memory_and_says_so_once(redis_server, caplog):
 @pytest.mark.redis
 def test_a_down_redis_is_retried_with_a_doubling_backoff(redis_server):
     clock = FakeClock()
-    store = ResultStore(CacheConfig(redis_url=redis_server.url, retry_initial_s=1, retry_max_s=4),
-                        clock=clock)
+    store = ResultStore(
+        CacheConfig(redis_url=redis_server.url, retry_initial_s=1, retry_max_s=4), clock=clock
+    )
     start = clock.now
     redis_server.kill()
     tried = []
@@ -301,6 +315,7 @@ def test_nothing_listening_at_the_url_means_memory(redis_server, caplog):
 
 # -- the cache in front of the real sandbox ---------------------------------------------------------
 
+
 class CountingSandbox(DockerSandbox):
     """The real sandbox, counting the runs it is asked for (each a container, policy aside)."""
 
@@ -376,18 +391,22 @@ def test_second_run_is_a_hit_from_redis(make_cache, counting_sandbox, redis_serv
 
     status = cache.status()
     assert status["reachable"] is True and status["image_id"].startswith("sha256:")
-    assert {k: status["cache"][k] for k in ("backend", "hits", "misses", "bypassed", "foreign",
-                                            "errors")} == {
-        "backend": "redis", "hits": 2, "misses": 2, "bypassed": 1, "foreign": 1, "errors": 0}
+    assert {
+        k: status["cache"][k]
+        for k in ("backend", "hits", "misses", "bypassed", "foreign", "errors")
+    } == {"backend": "redis", "hits": 2, "misses": 2, "bypassed": 1, "foreign": 1, "errors": 0}
 
 
-FORGED = b'{"status": "ok", "stdout": "POISONED by another kernel\\n", "stderr": "", "exit_code": 0}'
+FORGED = (
+    b'{"status": "ok", "stdout": "POISONED by another kernel\\n", "stderr": "", "exit_code": 0}'
+)
 
 
 @pytest.mark.docker
 @pytest.mark.redis
-def test_an_entry_written_without_the_key_is_never_served(make_cache, counting_sandbox,
-                                                          protected_redis_server):
+def test_an_entry_written_without_the_key_is_never_served(
+    make_cache, counting_sandbox, protected_redis_server
+):
     """What a student's kernel that reaches the cache's Redis can do: write entries. Through a
     password-protected Redis, with the password even (the worst case): forged values, a real
     entry moved under another key, an entry signed with another key are all misses, counted."""
@@ -406,8 +425,8 @@ def test_an_entry_written_without_the_key_is_never_served(make_cache, counting_s
 
     sealed = 16 + 64  # key id, then the HMAC, in hex
     forgeries = [
-        genuine[:sealed] + FORGED,                # the real key id and MAC in front of another value
-        genuine[:16] + b"0" * 64 + FORGED,        # the real key id, a made-up MAC
+        genuine[:sealed] + FORGED,  # the real key id and MAC in front of another value
+        genuine[:16] + b"0" * 64 + FORGED,  # the real key id, a made-up MAC
     ]
     for forged in forgeries:
         client.set(key, forged)
@@ -492,10 +511,12 @@ def test_random_numbers_are_never_stale(make_cache, counting_sandbox, redis_serv
 @pytest.mark.docker
 @pytest.mark.redis
 def test_runs_go_on_when_redis_dies_and_use_it_again_when_it_returns(
-        make_cache, counting_sandbox, redis_server, caplog):
+    make_cache, counting_sandbox, redis_server, caplog
+):
     caplog.set_level(logging.INFO, logger=STORE_LOGGER)
-    cache = make_cache(redis_url=redis_server.url, retry_initial_s=0.2, retry_max_s=0.4,
-                       redis_timeout_s=0.3)
+    cache = make_cache(
+        redis_url=redis_server.url, retry_initial_s=0.2, retry_max_s=0.4, redis_timeout_s=0.3
+    )
     code = "print(sum(range(10)))"
     assert cache.run(request(code)).cached is False
     redis_server.kill()
@@ -515,7 +536,9 @@ def test_runs_go_on_when_redis_dies_and_use_it_again_when_it_returns(
     assert cache.run(request(code)).cached is True
     assert counting_sandbox.runs == 3
     assert [r.levelno for r in caplog.records if r.levelno >= logging.INFO] == [
-        logging.WARNING, logging.INFO]
+        logging.WARNING,
+        logging.INFO,
+    ]
 
 
 @pytest.mark.docker

@@ -23,8 +23,12 @@ def display(data: str = PNG) -> dict:
 def test_display_frames_are_collected_in_order_under_the_nonce_only():
     ex = _Exchange()
     reader = _FrameReader(NONCE, ex, 1024, display_limit=5, display_bytes=10_000)
-    reader.feed(frame(display()) + frame(display(), nonce="00" * 16) + b'{"type": "display"}\n'
-                + frame(display(PNG[:-4] + "AAAA")))
+    reader.feed(
+        frame(display())
+        + frame(display(), nonce="00" * 16)
+        + b'{"type": "display"}\n'
+        + frame(display(PNG[:-4] + "AAAA"))
+    )
     assert [d["data"] for d in ex.displays] == [PNG, PNG[:-4] + "AAAA"]
     assert reader.stray == 2 and not ex.protocol_error
 
@@ -41,9 +45,13 @@ def test_the_host_caps_count_and_bytes_whatever_the_runner_sends():
 
 
 def test_a_malformed_display_frame_is_a_protocol_error():
-    for bad in ({"type": "display", "mime": "text/html", "data": "<script>"},
-                {"type": "display", "mime": "image/png", "data": 5},
-                {"type": "display", "mime": "image/png"}):
+    for bad in (
+        {"type": "display", "mime": "text/html", "data": "<script>"},
+        {"type": "display", "mime": "image/png", "data": 5},
+        {"type": "display", "mime": "image/png"},
+    ):
         ex = _Exchange()
         _FrameReader(NONCE, ex, 1024).feed(frame(bad))
-        assert ex.displays == [] and ex.protocol_error == "the runner sent a malformed display frame"
+        assert (
+            ex.displays == [] and ex.protocol_error == "the runner sent a malformed display frame"
+        )

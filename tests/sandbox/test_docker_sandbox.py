@@ -35,6 +35,7 @@ def run(sandbox, code, stdin="", **limits):
 
 # -- ordinary runs ---------------------------------------------------------------------------------
 
+
 def test_hello_world(sandbox):
     result = run(sandbox, 'print("hello, world")')
     assert result.status is Status.OK
@@ -86,8 +87,10 @@ def test_exit_codes(sandbox):
 
 
 def test_stdout_and_stderr_are_separate_and_unicode_survives(sandbox):
-    code = ("import sys\nprint('héllo ✓')\nprint('warn', file=sys.stderr)\n"
-            "sys.stdout.flush()\nsys.stdout.buffer.write(b'bad \\xff byte\\n')\n")
+    code = (
+        "import sys\nprint('héllo ✓')\nprint('warn', file=sys.stderr)\n"
+        "sys.stdout.flush()\nsys.stdout.buffer.write(b'bad \\xff byte\\n')\n"
+    )
     result = run(sandbox, code)
     assert result.status is Status.OK
     assert result.stdout == "héllo ✓\nbad \ufffd byte\n"
@@ -102,6 +105,7 @@ def test_main_module_behaves_like_a_script(sandbox):
 
 # -- limits ------------------------------------------------------------------------------------------
 
+
 def test_endless_loop_times_out_keeping_earlier_output(sandbox):
     result = run(sandbox, "print('started', flush=True)\nwhile True:\n    pass\n", time_limit=2)
     assert result.status is Status.TIMEOUT
@@ -112,8 +116,9 @@ def test_endless_loop_times_out_keeping_earlier_output(sandbox):
 
 def test_output_is_kept_even_without_flush(sandbox):
     # print() without flush=True must not be lost when the loop is killed.
-    result = run(sandbox, "print('partial')\nimport time\nwhile True:\n    time.sleep(0.01)\n",
-                 time_limit=1)
+    result = run(
+        sandbox, "print('partial')\nimport time\nwhile True:\n    time.sleep(0.01)\n", time_limit=1
+    )
     assert (result.status, result.stdout) == (Status.TIMEOUT, "partial\n")
 
 
@@ -126,16 +131,18 @@ def test_closing_stdout_does_not_escape_the_time_limit(sandbox):
 
 def test_the_program_cannot_stop_the_runner_or_its_helpers(sandbox):
     # Its parent (the zygote), the runner and PID 1 run as uid 0: no signal of the student's reaches them.
-    code = ("import os, signal\n"
-            "for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit()):\n"
-            "    if pid == os.getpid():\n"
-            "        continue\n"
-            "    try:\n"
-            "        os.kill(pid, signal.SIGSTOP)\n"
-            "        print(pid, 'stopped')\n"
-            "    except OSError as e:\n"
-            "        print(pid, type(e).__name__)\n"
-            "print('still running')\n")
+    code = (
+        "import os, signal\n"
+        "for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit()):\n"
+        "    if pid == os.getpid():\n"
+        "        continue\n"
+        "    try:\n"
+        "        os.kill(pid, signal.SIGSTOP)\n"
+        "        print(pid, 'stopped')\n"
+        "    except OSError as e:\n"
+        "        print(pid, type(e).__name__)\n"
+        "print('still running')\n"
+    )
     result = run(sandbox, code)
     assert result.status is Status.OK, result.stderr
     lines = result.stdout.splitlines()
@@ -143,12 +150,15 @@ def test_the_program_cannot_stop_the_runner_or_its_helpers(sandbox):
     assert len(lines) >= 4 and all(line.endswith("PermissionError") for line in lines[:-1]), lines
 
 
-def test_host_timeout_kills_a_frozen_runner_and_keeps_partial_output(executor_image, no_leaks,
-                                                                    docker_client):
+def test_host_timeout_kills_a_frozen_runner_and_keeps_partial_output(
+    executor_image, no_leaks, docker_client
+):
     # The runner is frozen from outside (the program itself cannot), so only the host-side
     # deadline can end the run.
     box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=2))
-    code = "import time\nprint('before the freeze', flush=True)\nwhile True:\n    time.sleep(0.05)\n"
+    code = (
+        "import time\nprint('before the freeze', flush=True)\nwhile True:\n    time.sleep(0.05)\n"
+    )
 
     try:
         started = time.monotonic()
@@ -165,24 +175,29 @@ def test_host_timeout_kills_a_frozen_runner_and_keeps_partial_output(executor_im
 
 
 def test_memory_bomb_is_memory_limit(sandbox):
-    result = run(sandbox, "print('allocating', flush=True)\nx = ' ' * (1024 ** 3)\nprint('done')\n",
-                 memory_limit="64m")
+    result = run(
+        sandbox,
+        "print('allocating', flush=True)\nx = ' ' * (1024 ** 3)\nprint('done')\n",
+        memory_limit="64m",
+    )
     assert result.status is Status.MEMORY_LIMIT
     assert result.stdout == "allocating\n"
     assert "memory limit of 64 MiB exceeded" in result.message
 
 
 #: Forks until refused, says how many it made, then spins (shared with test_runtimes.py).
-FORK_BOMB = ("import os\n"
-             "children = 0\n"
-             "try:\n"
-             "    while True:\n"
-             "        if os.fork() == 0:\n"
-             "            while True: pass\n"
-             "        children += 1\n"
-             "except OSError as e:\n"
-             "    print('fork refused after', children, 'children:', e.strerror, flush=True)\n"
-             "while True: pass\n")
+FORK_BOMB = (
+    "import os\n"
+    "children = 0\n"
+    "try:\n"
+    "    while True:\n"
+    "        if os.fork() == 0:\n"
+    "            while True: pass\n"
+    "        children += 1\n"
+    "except OSError as e:\n"
+    "    print('fork refused after', children, 'children:', e.strerror, flush=True)\n"
+    "while True: pass\n"
+)
 
 
 def test_fork_bomb_is_contained_and_the_next_run_works(sandbox):
@@ -241,6 +256,7 @@ def test_limits_are_applied_inside_the_container(sandbox):
 
 
 # -- isolation -------------------------------------------------------------------------------------
+
 
 def test_network_is_off(sandbox):
     code = (
@@ -312,16 +328,18 @@ def test_not_root_no_capabilities_no_new_privileges(sandbox):
 
 
 def test_the_program_has_no_way_back_to_root_or_to_the_harness_uid(sandbox):
-    code = ("import os\n"
-            "for uid in (0, 10002):\n"
-            "    for call in (lambda: os.setuid(uid), lambda: os.setresuid(uid, uid, uid),\n"
-            "                 lambda: os.seteuid(uid), lambda: os.setgid(uid), lambda: os.setgroups([0])):\n"
-            "        try:\n"
-            "            call()\n"
-            "            print(uid, 'allowed')\n"
-            "        except PermissionError:\n"
-            "            print(uid, 'refused')\n"
-            "print(os.getresuid(), os.getresgid(), os.getgroups())\n")
+    code = (
+        "import os\n"
+        "for uid in (0, 10002):\n"
+        "    for call in (lambda: os.setuid(uid), lambda: os.setresuid(uid, uid, uid),\n"
+        "                 lambda: os.seteuid(uid), lambda: os.setgid(uid), lambda: os.setgroups([0])):\n"
+        "        try:\n"
+        "            call()\n"
+        "            print(uid, 'allowed')\n"
+        "        except PermissionError:\n"
+        "            print(uid, 'refused')\n"
+        "print(os.getresuid(), os.getresgid(), os.getgroups())\n"
+    )
     result = run(sandbox, code)
     lines = result.stdout.splitlines()
     assert lines[:-1] == ["0 refused"] * 5 + ["10002 refused"] * 5
@@ -330,16 +348,26 @@ def test_the_program_has_no_way_back_to_root_or_to_the_harness_uid(sandbox):
 
 def test_the_programs_processes_are_the_first_the_oom_killer_takes(sandbox):
     # The runner, its zygotes and the harness keep the default; the program's processes go first.
-    code = ("import os\n"
-            "print(open('/proc/self/oom_score_adj').read().strip())\n"
-            "print(open('/proc/1/oom_score_adj').read().strip())\n")
+    code = (
+        "import os\n"
+        "print(open('/proc/self/oom_score_adj').read().strip())\n"
+        "print(open('/proc/1/oom_score_adj').read().strip())\n"
+    )
     assert run(sandbox, code).stdout.split() == ["1000", "0"]
 
 
 # -- the result channel ------------------------------------------------------------------------------
 
-FORGED = json.dumps({"type": "result", "status": "ok", "exit_code": 0, "duration_ms": 1,
-                     "truncated": False, "message": ""})
+FORGED = json.dumps(
+    {
+        "type": "result",
+        "status": "ok",
+        "exit_code": 0,
+        "duration_ms": 1,
+        "truncated": False,
+        "message": "",
+    }
+)
 
 
 def test_printed_fake_frames_do_not_change_the_result(sandbox):
@@ -390,13 +418,15 @@ def test_a_runner_killed_during_a_run_is_an_internal_error(sandbox, docker_clien
 
 
 def test_background_process_cannot_hold_the_run_open(sandbox):
-    code = ("import os, time\n"
-            "if os.fork() == 0:\n"
-            "    os.setsid()\n"
-            "    while True:\n"
-            "        print('zombie', flush=True)\n"
-            "        time.sleep(0.05)\n"
-            "print('parent done')\n")
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    while True:\n"
+        "        print('zombie', flush=True)\n"
+        "        time.sleep(0.05)\n"
+        "print('parent done')\n"
+    )
     result = run(sandbox, code, time_limit=20)
     assert result.status is Status.OK
     assert result.duration_ms < 5000
@@ -405,10 +435,12 @@ def test_background_process_cannot_hold_the_run_open(sandbox):
 
 # -- policy, errors, status, housekeeping ------------------------------------------------------------
 
+
 def test_policy_violation_names_the_line_and_runs_nothing(sandbox, docker_client):
     events_before = len(our_containers(docker_client))
-    result = sandbox.run(ExecutionRequest(code="import math\nimport os\nos.system('id')\n",
-                                          policy=PROFILES["safe"]))
+    result = sandbox.run(
+        ExecutionRequest(code="import math\nimport os\nos.system('id')\n", policy=PROFILES["safe"])
+    )
     assert result.status is Status.POLICY_VIOLATION
     assert result.message.startswith("line 2: importing 'os' is not allowed")
     assert result.stdout == ""
@@ -416,7 +448,11 @@ def test_policy_violation_names_the_line_and_runs_nothing(sandbox, docker_client
 
 
 def test_requested_limits_are_clamped_to_admin_maxima(executor_image, no_leaks):
-    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, max_limits=Limits(time_s=2, memory_mb=64)))
+    box = DockerSandbox(
+        SandboxConfig(
+            image=executor_image, owner=TEST_OWNER, max_limits=Limits(time_s=2, memory_mb=64)
+        )
+    )
     try:
         result = run(box, "import time\ntime.sleep(60)\n", time_limit=100, memory_limit="1g")
     finally:
@@ -426,8 +462,11 @@ def test_requested_limits_are_clamped_to_admin_maxima(executor_image, no_leaks):
 
 
 def test_docker_unreachable_raises_docker_not_available():
-    box = DockerSandbox(client_factory=lambda: docker.DockerClient(
-        base_url="unix:///nonexistent/docker.sock", version="auto"))
+    box = DockerSandbox(
+        client_factory=lambda: docker.DockerClient(
+            base_url="unix:///nonexistent/docker.sock", version="auto"
+        )
+    )
     with pytest.raises(DockerUnavailableError, match="^Docker not available"):
         box.run(ExecutionRequest(code="print(1)"))
     assert isinstance(DockerUnavailableError(), SandboxUnavailableError)
@@ -437,7 +476,9 @@ def test_docker_unreachable_raises_docker_not_available():
 
 
 def test_missing_image_is_a_clear_error(docker_client, no_leaks):
-    box = DockerSandbox(SandboxConfig(image="jupyter-exec-ext-executor:does-not-exist", owner=TEST_OWNER))
+    box = DockerSandbox(
+        SandboxConfig(image="jupyter-exec-ext-executor:does-not-exist", owner=TEST_OWNER)
+    )
     try:
         with pytest.raises(ExecutorImageMissingError, match="jupyter exec-ext build-image"):
             box.run(ExecutionRequest(code="print(1)"))
@@ -479,7 +520,9 @@ def test_container_removed_when_the_host_side_fails_mid_run(sandbox, docker_clie
 
 
 def test_unknown_runtime_is_sandbox_unavailable(executor_image, no_leaks):
-    box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, runtime="no-such-runtime"))
+    box = DockerSandbox(
+        SandboxConfig(image=executor_image, owner=TEST_OWNER, runtime="no-such-runtime")
+    )
     try:
         with pytest.raises(SandboxUnavailableError, match="refused"):
             box.run(ExecutionRequest(code="print(1)"))
@@ -487,13 +530,20 @@ def test_unknown_runtime_is_sandbox_unavailable(executor_image, no_leaks):
         box.close()
 
 
-def test_reaper_removes_planted_leftovers_and_spares_live_runs(sandbox, docker_client, executor_image):
+def test_reaper_removes_planted_leftovers_and_spares_live_runs(
+    sandbox, docker_client, executor_image
+):
     def plant(expires_in, start, owner=TEST_OWNER):
         c = docker_client.api.create_container(
-            executor_image, command=["python3", "-c", "import time; time.sleep(120)"],
-            labels={LABEL: "true", EXPIRES_LABEL: str(int(time.time() + expires_in)),
-                    OWNER_LABEL: owner},
-            host_config=docker_client.api.create_host_config(network_mode="none"))
+            executor_image,
+            command=["python3", "-c", "import time; time.sleep(120)"],
+            labels={
+                LABEL: "true",
+                EXPIRES_LABEL: str(int(time.time() + expires_in)),
+                OWNER_LABEL: owner,
+            },
+            host_config=docker_client.api.create_host_config(network_mode="none"),
+        )
         if start:
             docker_client.api.start(c["Id"])
         return c["Id"]
@@ -541,7 +591,8 @@ def test_concurrent_runs_are_each_answered_correctly(sandbox):
     for t in threads:
         t.join()
     assert {i: (r.status, r.stdout) for i, r in results.items()} == {
-        i: (Status.OK, f"{i * 2}\n") for i in range(8)}
+        i: (Status.OK, f"{i * 2}\n") for i in range(8)
+    }
 
 
 def test_stdin_that_is_not_valid_unicode_does_not_break_the_runner(sandbox):

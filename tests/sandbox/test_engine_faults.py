@@ -39,8 +39,10 @@ def test_an_engine_restart_leaves_no_container_behind(engine, executor_image):
         engine.stop()  # stops every container, as a restart or an upgrade of the engine does
         # The sandbox notices the dead containers while the engine is away (so removing them
         # fails then) ...
-        wait_for(lambda: box.pool.status()["discarded"] >= 2 and box.reuse.status()["retired"] >= 1,
-                 "the sandbox has found its pooled and kept containers dead")
+        wait_for(
+            lambda: box.pool.status()["discarded"] >= 2 and box.reuse.status()["retired"] >= 1,
+            "the sandbox has found its pooled and kept containers dead",
+        )
         engine.start()
 
         # ... and removes them once it is back, while it runs; the pool fills again with live ones.
@@ -55,12 +57,17 @@ def test_an_engine_restart_leaves_no_container_behind(engine, executor_image):
 
 def test_a_run_cut_short_by_the_engine_says_so_with_the_output_so_far(engine, executor_image):
     box = sandbox_on(engine, executor_image, reuse_runs=0)
-    code = ("print('printed before', flush=True)\n"
-            "open('/tmp/printed', 'w').close()\n"
-            "import time\ntime.sleep(60)\nprint('never')\n")
+    code = (
+        "print('printed before', flush=True)\n"
+        "open('/tmp/printed', 'w').close()\n"
+        "import time\ntime.sleep(60)\nprint('never')\n"
+    )
     answers = []
-    run = threading.Thread(target=lambda: answers.append(
-        box.run(ExecutionRequest(code=code, limits=Limits.from_mapping({"time_limit": 90})))))
+    run = threading.Thread(
+        target=lambda: answers.append(
+            box.run(ExecutionRequest(code=code, limits=Limits.from_mapping({"time_limit": 90})))
+        )
+    )
     try:
         run.start()
         wait_for(lambda: engine.a_container_has("/tmp/printed"), "the program printed")

@@ -12,8 +12,16 @@ NONCE = "f" * 32
 
 
 def check(index, outcome="completed", **extra):
-    frame = {"type": "check", "index": index, "outcome": outcome, "stdout": "5\n", "stderr": "",
-             "error": None, "duration_ms": 1, "message": ""}
+    frame = {
+        "type": "check",
+        "index": index,
+        "outcome": outcome,
+        "stdout": "5\n",
+        "stderr": "",
+        "error": None,
+        "duration_ms": 1,
+        "message": "",
+    }
     frame.update(extra)
     return frame
 
@@ -25,8 +33,14 @@ def read(*frames, checks=3):
     return exchange, [_check_result(exchange.checks.get(i)).outcome for i in range(checks)]
 
 
-RESULT = {"type": "result", "status": "ok", "exit_code": 0, "duration_ms": 1, "truncated": False,
-          "message": ""}
+RESULT = {
+    "type": "result",
+    "status": "ok",
+    "exit_code": 0,
+    "duration_ms": 1,
+    "truncated": False,
+    "message": "",
+}
 
 
 def test_one_frame_per_check_in_order_is_taken():
@@ -42,7 +56,11 @@ def test_a_duplicate_makes_that_check_a_protocol_error_whichever_came_first():
 
 def test_a_frame_out_of_order_is_a_protocol_error_and_the_skipped_ones_did_not_run():
     _, outcomes = read(check(2), check(0), RESULT)
-    assert outcomes == [CheckOutcome.PROTOCOL_ERROR, CheckOutcome.NOT_RUN, CheckOutcome.PROTOCOL_ERROR]
+    assert outcomes == [
+        CheckOutcome.PROTOCOL_ERROR,
+        CheckOutcome.NOT_RUN,
+        CheckOutcome.PROTOCOL_ERROR,
+    ]
 
 
 def test_unknown_indexes_are_refused_and_noted():

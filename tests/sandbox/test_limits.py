@@ -3,38 +3,60 @@
 import pytest
 
 from jupyter_exec_ext.sandbox import LimitError, Limits, SandboxConfig
-from jupyter_exec_ext.sandbox.limits import parse_memory_mb, parse_positive_float, parse_positive_int
+from jupyter_exec_ext.sandbox.limits import (
+    parse_memory_mb,
+    parse_positive_float,
+    parse_positive_int,
+)
 
 
 def test_defaults_are_the_seeds():
     limits = Limits()
     assert (limits.memory_mb, limits.cpus, limits.time_s, limits.pids, limits.nofile) == (
-        256, 0.5, 30.0, 50, 1024)
+        256,
+        0.5,
+        30.0,
+        50,
+        1024,
+    )
 
 
-@pytest.mark.parametrize("value, mb", [
-    ("256m", 256), ("1g", 1024), ("1G", 1024), (512, 512), ("512", 512), ("64MiB", 64),
-    ("2gb", 2048), ("131072k", 128), (100.2, 101),
-])
+@pytest.mark.parametrize(
+    "value, mb",
+    [
+        ("256m", 256),
+        ("1g", 1024),
+        ("1G", 1024),
+        (512, 512),
+        ("512", 512),
+        ("64MiB", 64),
+        ("2gb", 2048),
+        ("131072k", 128),
+        (100.2, 101),
+    ],
+)
 def test_memory_sizes_parse_to_mib(value, mb):
     assert Limits.from_mapping({"memory_limit": value}).memory_mb == mb
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("memory_limit", "-5m", "memory_limit"),
-    ("memory_limit", 0, "memory_limit must be positive"),
-    ("memory_limit", "lots", "memory_limit must be a positive size"),
-    ("memory_limit", "1m", "below the minimum of 16 MiB"),
-    ("memory_limit", True, "memory_limit must be a number"),
-    ("cpu_limit", -1, "cpu_limit must be positive"),
-    ("cpu_limit", "fast", "cpu_limit must be a positive number"),
-    ("cpu_limit", float("nan"), "cpu_limit must be positive"),
-    ("time_limit", 0, "time_limit must be positive"),
-    ("time_limit", "forever", "time_limit must be a positive number"),
-    ("pids_limit", 2.5, "pids_limit must be a positive whole number"),
-    ("pids_limit", -3, "pids_limit must be positive"),
-    ("nofile_limit", "many", "nofile_limit must be a positive whole number"),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("memory_limit", "-5m", "memory_limit"),
+        ("memory_limit", 0, "memory_limit must be positive"),
+        ("memory_limit", "lots", "memory_limit must be a positive size"),
+        ("memory_limit", "1m", "below the minimum of 16 MiB"),
+        ("memory_limit", True, "memory_limit must be a number"),
+        ("cpu_limit", -1, "cpu_limit must be positive"),
+        ("cpu_limit", "fast", "cpu_limit must be a positive number"),
+        ("cpu_limit", float("nan"), "cpu_limit must be positive"),
+        ("time_limit", 0, "time_limit must be positive"),
+        ("time_limit", "forever", "time_limit must be a positive number"),
+        ("pids_limit", 2.5, "pids_limit must be a positive whole number"),
+        ("pids_limit", -3, "pids_limit must be positive"),
+        ("nofile_limit", "many", "nofile_limit must be a positive whole number"),
+    ],
+)
 def test_nonsense_is_rejected_naming_the_field(field, value, words):
     with pytest.raises(LimitError) as err:
         Limits.from_mapping({field: value})
@@ -72,14 +94,16 @@ def test_to_dict_round_trips():
 
 
 def test_config_reads_the_seeds_environment_variables():
-    config = SandboxConfig.from_env({
-        "DOCKER_EXECUTOR_ENABLED": "false",
-        "DOCKER_EXECUTOR_IMAGE": "my-executor:1",
-        "DOCKER_EXECUTOR_NETWORK": "none",
-        "DOCKER_EXECUTOR_MEMORY_LIMIT": "512m",
-        "DOCKER_EXECUTOR_CPU_LIMIT": "1.5",
-        "DOCKER_EXECUTOR_TIME_LIMIT": "10",
-    })
+    config = SandboxConfig.from_env(
+        {
+            "DOCKER_EXECUTOR_ENABLED": "false",
+            "DOCKER_EXECUTOR_IMAGE": "my-executor:1",
+            "DOCKER_EXECUTOR_NETWORK": "none",
+            "DOCKER_EXECUTOR_MEMORY_LIMIT": "512m",
+            "DOCKER_EXECUTOR_CPU_LIMIT": "1.5",
+            "DOCKER_EXECUTOR_TIME_LIMIT": "10",
+        }
+    )
     assert config.enabled is False
     assert config.image == "my-executor:1"
     assert config.default_limits == Limits(memory_mb=512, cpus=1.5, time_s=10)
@@ -88,23 +112,35 @@ def test_config_reads_the_seeds_environment_variables():
 
 
 def test_config_env_error_names_the_variable():
-    with pytest.raises(LimitError, match="DOCKER_EXECUTOR_MEMORY_LIMIT: memory_limit must be positive"):
+    with pytest.raises(
+        LimitError, match="DOCKER_EXECUTOR_MEMORY_LIMIT: memory_limit must be positive"
+    ):
         SandboxConfig.from_env({"DOCKER_EXECUTOR_MEMORY_LIMIT": "0"})
     with pytest.raises(LimitError, match="DOCKER_EXECUTOR_ENABLED"):
         SandboxConfig.from_env({"DOCKER_EXECUTOR_ENABLED": "maybe"})
 
 
 def test_config_reads_the_reuse_settings_and_names_a_bad_one():
-    config = SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_RUNS": "5", "DOCKER_EXECUTOR_REUSE_IDLE": "2.5",
-                                     "DOCKER_EXECUTOR_REUSE_KEPT": "100"})
+    config = SandboxConfig.from_env(
+        {
+            "DOCKER_EXECUTOR_REUSE_RUNS": "5",
+            "DOCKER_EXECUTOR_REUSE_IDLE": "2.5",
+            "DOCKER_EXECUTOR_REUSE_KEPT": "100",
+        }
+    )
     assert (config.reuse_runs, config.reuse_idle_s, config.reuse_kept) == (5, 2.5, 100)
-    assert (SandboxConfig.from_env({}).reuse_runs, SandboxConfig.from_env({}).reuse_kept) == (50, 128)
+    assert (SandboxConfig.from_env({}).reuse_runs, SandboxConfig.from_env({}).reuse_kept) == (
+        50,
+        128,
+    )
     with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_KEPT must be a whole number"):
         SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_KEPT": "-3"})
     with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_RUNS must be a whole number"):
         SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_RUNS": "lots"})
     for bad in ("0", "-1", "soon"):
-        with pytest.raises(LimitError, match="DOCKER_EXECUTOR_REUSE_IDLE must be a number of seconds above 0"):
+        with pytest.raises(
+            LimitError, match="DOCKER_EXECUTOR_REUSE_IDLE must be a number of seconds above 0"
+        ):
             SandboxConfig.from_env({"DOCKER_EXECUTOR_REUSE_IDLE": bad})
 
 
@@ -114,6 +150,7 @@ def test_config_refuses_root():
 
 
 # -- the parsers' edges (each one a way the rules could change unnoticed) ---------------------------
+
 
 def test_the_smallest_memory_docker_accepts_is_allowed_and_one_less_is_not():
     assert Limits.from_mapping({"memory_limit": 16}).memory_mb == 16
@@ -161,5 +198,7 @@ def test_limits_that_are_not_an_object_are_named():
 def test_an_unknown_limit_lists_the_known_ones():
     with pytest.raises(LimitError) as err:
         Limits.from_mapping({"disk": "1g"})
-    assert str(err.value) == ("unknown limit 'disk'; known limits: memory_limit, cpu_limit, time_limit, "
-                              "pids_limit, nofile_limit")
+    assert str(err.value) == (
+        "unknown limit 'disk'; known limits: memory_limit, cpu_limit, time_limit, "
+        "pids_limit, nofile_limit"
+    )

@@ -51,8 +51,16 @@ def test_a_cancelled_run_leaves_nothing_for_the_next_run_in_its_container(box):
     second = box.run(ExecutionRequest(code=LOOK_FOR_IT, reuse_key="alice"))
     assert container_of(second) == first.stdout.splitlines()[0], "the container was not reused"
     found = json.loads(second.stdout.splitlines()[1])
-    assert found == {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
-                     "processes": [], "env": False, "module": False, "allocated": 200}
+    assert found == {
+        "/tmp": [],
+        "/dev/shm": [],
+        "/dev/mqueue": [],
+        "sysv": [[], [], []],
+        "processes": [],
+        "env": False,
+        "module": False,
+        "allocated": 200,
+    }
 
 
 def test_a_cancel_before_the_run_starts_runs_nothing(box):
@@ -108,8 +116,13 @@ def test_a_cancel_from_another_thread_ends_a_busy_run_within_a_second(box):
     result = {}
 
     def go():
-        result["r"] = live_run(box, "print('busy', flush=True)\nwhile True:\n    pass\n",
-                               lambda e: e["type"] == "output" and started.set(), control, key=None)
+        result["r"] = live_run(
+            box,
+            "print('busy', flush=True)\nwhile True:\n    pass\n",
+            lambda e: e["type"] == "output" and started.set(),
+            control,
+            key=None,
+        )
 
     thread = threading.Thread(target=go)
     thread.start()
@@ -121,7 +134,7 @@ def test_a_cancel_from_another_thread_ends_a_busy_run_within_a_second(box):
     assert result["r"].status is Status.CANCELLED
 
 
-REACH_FOR_THE_HOST_CHANNEL = r'''
+REACH_FOR_THE_HOST_CHANNEL = r"""
 import os
 reached = []
 for pid in os.listdir("/proc"):
@@ -139,7 +152,7 @@ for pid in os.listdir("/proc"):
             pass
 print("reached", reached, flush=True)
 print("still running, got", input("go? "))
-'''
+"""
 
 
 def test_the_program_cannot_write_the_hosts_control_lines_or_frames(box):

@@ -51,8 +51,12 @@ def test_a_dead_pooled_container_is_discarded_never_handed_out(pooled, docker_cl
     idle_ids = [live.container_id for live in list(pooled.pool._idle)]
     for cid in idle_ids:
         docker_client.api.kill(cid)
-    wait_for(lambda: all(not live.alive() for live in list(pooled.pool._idle)
-                         if live.container_id in idle_ids), "the kills to be seen")
+    wait_for(
+        lambda: all(
+            not live.alive() for live in list(pooled.pool._idle) if live.container_id in idle_ids
+        ),
+        "the kills to be seen",
+    )
     result = run(pooled, "print('still answered')")
     assert (result.status, result.stdout) == (Status.OK, "still answered\n")
     assert pooled.pool.status()["discarded"] >= 1
@@ -100,25 +104,36 @@ def test_pooled_run_has_exactly_the_limits_of_a_cold_run(pooled):
         cold_box.close()
     assert warm.status is Status.OK and cold.status is Status.OK
     assert warm.stdout == cold.stdout
-    assert "memory/memory.limit_in_bytes 268435456" in warm.stdout or "memory.max 268435456" in warm.stdout
+    assert (
+        "memory/memory.limit_in_bytes 268435456" in warm.stdout
+        or "memory.max 268435456" in warm.stdout
+    )
 
 
 def test_no_state_survives_from_one_run_to_the_next(pooled):
-    first = run(pooled, (
-        "import os, subprocess\n"
-        "open('/tmp/left-behind', 'w').write('secret')\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        "    import time\n"
-        "    time.sleep(60)\n"
-        "print('planted')\n"))
+    first = run(
+        pooled,
+        (
+            "import os, subprocess\n"
+            "open('/tmp/left-behind', 'w').write('secret')\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    import time\n"
+            "    time.sleep(60)\n"
+            "print('planted')\n"
+        ),
+    )
     assert first.stdout == "planted\n"
-    second = run(pooled, (
-        "import os\n"
-        "print(os.path.exists('/tmp/left-behind'))\n"
-        "mine = [p for p in os.listdir('/proc') if p.isdigit() and\n"
-        "        open(f'/proc/{p}/status').read().split('Uid:')[1].split()[0] == str(os.getuid())]\n"
-        "print(len(mine))\n"))
+    second = run(
+        pooled,
+        (
+            "import os\n"
+            "print(os.path.exists('/tmp/left-behind'))\n"
+            "mine = [p for p in os.listdir('/proc') if p.isdigit() and\n"
+            "        open(f'/proc/{p}/status').read().split('Uid:')[1].split()[0] == str(os.getuid())]\n"
+            "print(len(mine))\n"
+        ),
+    )
     assert pooled.pool.status()["served"] == 2
     lines = second.stdout.splitlines()
     assert lines[0] == "False"
@@ -139,15 +154,20 @@ def test_no_leaks_after_200_pooled_runs(executor_image, docker_client, no_leaks)
     assert our_containers(docker_client) == []
 
 
-def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(executor_image, docker_client, no_leaks):
+def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(
+    executor_image, docker_client, no_leaks
+):
     """During a busy moment an ended run's container is removed later, never reused, and with
     nothing of its program still running; once no run is in flight, it goes."""
     box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, reuse_runs=0))
     try:
         box._run_started()  # as if another run were in flight for the whole test
-        left_behind = run(box, "import subprocess, sys\n"
-                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
-                               "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])\n")
+        left_behind = run(
+            box,
+            "import subprocess, sys\n"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+            "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])\n",
+        )
         assert left_behind.status is Status.OK, left_behind.stderr
         cid = left_behind.stdout.strip()
         waiting = [live for live, _ in box._lingering]
@@ -164,20 +184,26 @@ def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(executor_i
         box.close()
 
 
-def test_a_process_that_ends_without_closing_the_sandbox_leaves_nothing(executor_image, docker_client, no_leaks):
+def test_a_process_that_ends_without_closing_the_sandbox_leaves_nothing(
+    executor_image, docker_client, no_leaks
+):
     script = (
         "from jupyter_exec_ext.sandbox import DockerSandbox, ExecutionRequest, SandboxConfig\n"
         f"box = DockerSandbox(SandboxConfig(image={executor_image!r}, owner={TEST_OWNER!r}))\n"
         "box._run_started()  # another run in flight: the container waits for its removal\n"
         "print(box.run(ExecutionRequest(code='print(1)')).stdout, end='')\n"
-        "print(len(box._lingering))\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        "print(len(box._lingering))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.stdout == "1\n1\n", done.stderr
     assert our_containers(docker_client) == []
 
 
-def test_misses_grow_the_pool_to_its_maximum_and_idleness_shrinks_it_back(executor_image, no_leaks,
-                                                                            docker_client):
+def test_misses_grow_the_pool_to_its_maximum_and_idleness_shrinks_it_back(
+    executor_image, no_leaks, docker_client
+):
     box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER))
     try:
         box.start_pool(1, max_size=3, shrink_after_s=3.0)
@@ -190,8 +216,10 @@ def test_misses_grow_the_pool_to_its_maximum_and_idleness_shrinks_it_back(execut
         # Grown to its maximum and filled to it, never beyond …
         wait_for(lambda: box.pool.status()["idle"] == 3, "the grown pool to fill")
         # … then, with no miss for a while, back to its configured size, its containers removed.
-        wait_for(lambda: box.pool.status()["size"] == 1 and box.pool.status()["idle"] == 1,
-                 "the pool to shrink")
+        wait_for(
+            lambda: box.pool.status()["size"] == 1 and box.pool.status()["idle"] == 1,
+            "the pool to shrink",
+        )
         assert box.pool.status()["shrunk"] == 2  # 3 → 2 (half of the growth) → 1
         box.flush()
         wait_for(lambda: len(our_containers(docker_client)) == 1, "the shed containers to go")

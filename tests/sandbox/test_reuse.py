@@ -15,14 +15,23 @@ import time
 
 import pytest
 
-from jupyter_exec_ext.sandbox import Check, DockerSandbox, ExecutionRequest, Limits, SandboxConfig, Status
+from jupyter_exec_ext.sandbox import (
+    Check,
+    DockerSandbox,
+    ExecutionRequest,
+    Limits,
+    SandboxConfig,
+    Status,
+)
 
 from ..conftest import TEST_OWNER, our_containers, signal_runner
 
 pytestmark = pytest.mark.docker
 
 #: Prints the id of the container it runs in (cgroup v1 and v2 paths both end in it).
-WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1].replace('docker-', '')[:12])\n"
+WHERE = (
+    "print(open('/proc/self/cgroup').read().strip().split('/')[-1].replace('docker-', '')[:12])\n"
+)
 
 #: What the runner empties between runs (executor_image/runner.py, WRITABLE).
 WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
@@ -69,15 +78,20 @@ def test_grading_takes_only_its_users_container_and_keeps_none(box):
     wait_until_kept(box)
     # Without a user, or for another user, a grading gets a container that ran nothing before.
     for key in (None, "bob"):
-        graded = run(box, WHERE + "def f():\n    return 1\n", key=key,
-                     checks=(Check("print(f())"), Check(WHERE.strip())))
+        graded = run(
+            box,
+            WHERE + "def f():\n    return 1\n",
+            key=key,
+            checks=(Check("print(f())"), Check(WHERE.strip())),
+        )
         assert graded.status is Status.OK
         assert graded.checks[1].stdout.strip() != first
         assert box.reuse.status()["kept"] == 1  # Alice's container, untouched
     # Alice's own grading runs in her reset container (tests/grading/test_own_container.py
     # attacks that), which is not kept after it.
-    graded = run(box, WHERE + "def f():\n    return 1\n",
-                 checks=(Check("print(f())"), Check(WHERE.strip())))
+    graded = run(
+        box, WHERE + "def f():\n    return 1\n", checks=(Check("print(f())"), Check(WHERE.strip()))
+    )
     assert graded.status is Status.OK
     assert graded.checks[1].stdout.strip() == first
     assert box.reuse.status()["kept"] == 0
@@ -124,7 +138,9 @@ time.sleep(0.1)
 print("left")
 '''
 
-LOOK_FOR_IT = WHERE + r'''
+LOOK_FOR_IT = (
+    WHERE
+    + r"""
 import json, os, time
 time.sleep(0.3)  # a surviving daemon would write again meanwhile
 found = {}
@@ -146,7 +162,9 @@ found["module"] = hasattr(json, "left_behind")
 block = bytearray(200 << 20)
 found["allocated"] = len(block) >> 20
 print(json.dumps(found))
-''' % (WRITABLE,)
+"""
+    % (WRITABLE,)
+)
 
 
 def test_nothing_a_run_leaves_behind_reaches_the_next_run_in_the_container(box):
@@ -154,15 +172,29 @@ def test_nothing_a_run_leaves_behind_reaches_the_next_run_in_the_container(box):
     assert first.status is Status.OK, (first.message, first.stderr)
     wait_until_kept(box)
     second = run(box, LOOK_FOR_IT)
-    assert container_of(second) == container_of(first), "the second run was not in the same container"
+    assert container_of(second) == container_of(first), (
+        "the second run was not in the same container"
+    )
     found = json.loads(second.stdout.splitlines()[1])
-    assert found == {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
-                     "processes": [], "env": False, "module": False, "allocated": 200}
+    assert found == {
+        "/tmp": [],
+        "/dev/shm": [],
+        "/dev/mqueue": [],
+        "sysv": [[], [], []],
+        "processes": [],
+        "env": False,
+        "module": False,
+        "allocated": 200,
+    }
 
 
 def test_a_fork_bomb_does_not_outlive_its_run(box):
-    bomb = run(box, WHERE + "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
-               limits={"time_limit": 1})
+    bomb = run(
+        box,
+        WHERE
+        + "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        limits={"time_limit": 1},
+    )
     assert bomb.status is Status.TIMEOUT
     wait_until_kept(box)
     after = run(box, LOOK_FOR_IT, limits={"time_limit": 1})  # the same limits: the same container
@@ -190,7 +222,9 @@ def test_a_run_whose_end_only_the_engine_can_explain_is_not_reused(box):
 
 
 def test_the_runner_empties_every_place_a_program_can_write(box):
-    scan = run(box, r'''
+    scan = run(
+        box,
+        r"""
 import os
 writable = []
 for root, dirs, files in os.walk("/"):
@@ -200,18 +234,23 @@ for root, dirs, files in os.walk("/"):
     if os.access(root, os.W_OK):
         writable.append(root)
 print(sorted(writable))
-''')
+""",
+    )
     assert scan.status is Status.OK, scan.stderr
     places = eval(scan.stdout)  # a list literal printed by the program above
     assert "/tmp" in places
-    outside = [p for p in places if not any(p == top or p.startswith(top + "/") for top in WRITABLE)]
+    outside = [
+        p for p in places if not any(p == top or p.startswith(top + "/") for top in WRITABLE)
+    ]
     assert outside == [], f"writable places the runner does not empty: {outside}"
 
 
 def test_a_kept_container_whose_runner_died_is_never_used(box, docker_client):
     first = run(box, WHERE)
     wait_until_kept(box)
-    kept = [c["Id"] for c in our_containers(docker_client) if c["Id"].startswith(container_of(first))]
+    kept = [
+        c["Id"] for c in our_containers(docker_client) if c["Id"].startswith(container_of(first))
+    ]
     signal_runner(docker_client, kept[0], signal.SIGKILL)
     time.sleep(0.3)
     after = run(box, WHERE)
@@ -219,8 +258,9 @@ def test_a_kept_container_whose_runner_died_is_never_used(box, docker_client):
     assert container_of(after) != container_of(first)
 
 
-def test_a_kept_container_whose_runner_froze_is_never_used_again(executor_image, no_leaks,
-                                                               docker_client):
+def test_a_kept_container_whose_runner_froze_is_never_used_again(
+    executor_image, no_leaks, docker_client
+):
     box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, startup_grace_s=1))
     try:
         first = container_of(run(box, WHERE))
@@ -267,8 +307,12 @@ def test_beyond_reuse_kept_the_container_unused_longest_goes(executor_image, no_
 
 def test_concurrent_runs_of_one_user_never_share_a_container(box):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(run(box, WHERE + "import time\ntime.sleep(1)\n")))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(run(box, WHERE + "import time\ntime.sleep(1)\n"))
+        )
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -307,8 +351,10 @@ def test_reuse_can_be_turned_off(executor_image, no_leaks):
 
 #: Thousands of files: the reset that empties /tmp after this run takes a while (tens of ms), so a
 #: run right after it finds the container still being reset.
-SLOW_TO_RESET = ("import os\nfor i in range(40):\n    os.makedirs(f'/tmp/slow/{i}')\n"
-                 "    for j in range(100):\n        open(f'/tmp/slow/{i}/{j}', 'w').close()\n")
+SLOW_TO_RESET = (
+    "import os\nfor i in range(40):\n    os.makedirs(f'/tmp/slow/{i}')\n"
+    "    for j in range(100):\n        open(f'/tmp/slow/{i}/{j}', 'w').close()\n"
+)
 
 
 @pytest.fixture
@@ -332,7 +378,9 @@ def test_a_run_during_its_users_reset_takes_a_pooled_container_that_then_stays_t
     box = pool_box
     first = run(box, WHERE + SLOW_TO_RESET)
     a = container_of(first)
-    assert box.reuse.status()["resetting"] == 1, "the premise: the first run's container is still being reset"
+    assert box.reuse.status()["resetting"] == 1, (
+        "the premise: the first run's container is still being reset"
+    )
     # The next run does not wait for that reset: it takes the pool's other container, which ran
     # nothing before (an empty /tmp, no process of the student's uid but its own).
     second = run(box, LOOK_FOR_IT)
@@ -354,7 +402,9 @@ def test_a_run_during_its_users_reset_takes_a_pooled_container_that_then_stays_t
 #: Looks for anything an earlier run could have left in its container, prints it as JSON after
 #: the container id, then leaves things behind itself (files, a daemon ignoring signals, shared
 #: memory, 1200 files that make the reset take a while).
-LOOK_THEN_LEAVE = WHERE + r'''
+LOOK_THEN_LEAVE = (
+    WHERE
+    + r"""
 import json, os, subprocess, sys
 me = os.getpid()
 def uid_of(pid):
@@ -373,7 +423,8 @@ for i in range(12):
     os.makedirs("/tmp/d/%d" % i)
     for j in range(100):
         open("/tmp/d/%d/%d" % (i, j), "w").close()
-'''
+"""
+)
 
 
 def test_back_to_back_runs_use_at_most_two_containers_each_reset_before_every_run(pool_box):
@@ -419,10 +470,13 @@ def test_at_its_cap_a_user_waits_for_a_reset_rather_than_take_a_third_container(
     # (the containers share the host's clock), so both are being reset at once.
     end = time.time() + 3
     # (Fewer files than SLOW_TO_RESET: the resets must end within WAIT_FOR_RESET_S.)
-    code = WHERE + SLOW_TO_RESET.replace("range(40)", "range(8)") + f"import time\ntime.sleep(max(0, {end} - time.time()))\n"
+    code = (
+        WHERE
+        + SLOW_TO_RESET.replace("range(40)", "range(8)")
+        + f"import time\ntime.sleep(max(0, {end} - time.time()))\n"
+    )
     results = []
-    threads = [threading.Thread(target=lambda: results.append(run(box, code)))
-               for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(run(box, code))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -437,7 +491,9 @@ def test_at_its_cap_a_user_waits_for_a_reset_rather_than_take_a_third_container(
 
 #: A daemon that holds none of the program's output (so the result does not wait for it) and
 #: goes on writing files and starting processes after the program's end.
-DETACHED_DAEMON = WHERE + r'''
+DETACHED_DAEMON = (
+    WHERE
+    + r'''
 import os, subprocess, sys
 daemon = """
 import os, signal, time
@@ -452,6 +508,7 @@ subprocess.Popen([sys.executable, "-c", daemon], start_new_session=True, stdin=s
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print("started")
 '''
+)
 
 
 def test_what_a_program_left_running_without_its_output_is_gone_before_the_next_run(box):

@@ -22,8 +22,11 @@ pytestmark = pytest.mark.docker
 def box(request, docker_client, executor_image, no_leaks):
     runtime = request.param
     offered = docker_client.info().get("Runtimes", {})
-    require(runtime in offered, f"the engine offers no {runtime} runtime (offered: {sorted(offered)}); "
-                                "scripts/provision.sh registers runsc under CI=true or JUPYTER_EXEC_EXT_RUNTIME=runsc")
+    require(
+        runtime in offered,
+        f"the engine offers no {runtime} runtime (offered: {sorted(offered)}); "
+        "scripts/provision.sh registers runsc under CI=true or JUPYTER_EXEC_EXT_RUNTIME=runsc",
+    )
     sandbox = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, runtime=runtime))
     yield sandbox
     sandbox.close()
@@ -53,34 +56,39 @@ def test_fork_bomb_is_contained_and_the_next_run_works(box):
 
 
 def test_memory_bomb_is_memory_limit(box):
-    result = run(box, "print('allocating', flush=True)\nx = ' ' * (1024 ** 3)\nprint('done')\n",
-                 memory_limit="64m")
+    result = run(
+        box,
+        "print('allocating', flush=True)\nx = ' ' * (1024 ** 3)\nprint('done')\n",
+        memory_limit="64m",
+    )
     assert result.status is Status.MEMORY_LIMIT, (result.status, result.message)
     assert result.stdout == "allocating\n"
 
 
 def test_no_network_read_only_root_unprivileged_student(box):
-    code = ("import os, socket\n"
-            "try:\n"
-            "    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
-            "    print('connected')\n"
-            "except OSError as e:\n"
-            "    print('refused')\n"
-            "print(sorted(name for _, name in socket.if_nameindex()))\n"
-            "try:\n"
-            "    open('/evil', 'w')\n"
-            "    print('written')\n"
-            "except OSError as e:\n"
-            "    print('read-only', type(e).__name__)\n"
-            "open('/tmp/ok', 'w').write('x')\n"
-            "print(os.getresuid(), os.getresgid(), os.getgroups())\n"
-            "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status') if ':\\t' in l)\n"
-            "print({c: int(v, 16) for c, v in status.items() if c.startswith('Cap')})\n"
-            "try:\n"
-            "    os.setuid(0)\n"
-            "    print('root again')\n"
-            "except PermissionError:\n"
-            "    print('setuid refused')\n")
+    code = (
+        "import os, socket\n"
+        "try:\n"
+        "    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
+        "    print('connected')\n"
+        "except OSError as e:\n"
+        "    print('refused')\n"
+        "print(sorted(name for _, name in socket.if_nameindex()))\n"
+        "try:\n"
+        "    open('/evil', 'w')\n"
+        "    print('written')\n"
+        "except OSError as e:\n"
+        "    print('read-only', type(e).__name__)\n"
+        "open('/tmp/ok', 'w').write('x')\n"
+        "print(os.getresuid(), os.getresgid(), os.getgroups())\n"
+        "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status') if ':\\t' in l)\n"
+        "print({c: int(v, 16) for c, v in status.items() if c.startswith('Cap')})\n"
+        "try:\n"
+        "    os.setuid(0)\n"
+        "    print('root again')\n"
+        "except PermissionError:\n"
+        "    print('setuid refused')\n"
+    )
     result = run(box, code)
     assert result.status is Status.OK, (result.status, result.stderr)
     lines = result.stdout.splitlines()
@@ -108,13 +116,17 @@ def test_timeout_keeps_partial_output(box):
 
 def test_grading_in_the_trusted_harness_scores_right(box):
     exercise = exercise_from_notebook(
-        exercise_notebook(limits={"time_limit": 3, "memory_limit": "96m"}), "add.ipynb")
+        exercise_notebook(limits={"time_limit": 3, "memory_limit": "96m"}), "add.ipynb"
+    )
     grader = Grader(box)
     right = grader.grade(exercise, "def add(a, b):\n    return a + b\n")
     assert (right.status.value, right.score, right.max_score) == ("ok", 4, 4)
     wrong = grader.grade(exercise, "def add(a, b):\n    return 0\n")
     assert {t.name: t.status for t in wrong.tests} == {
-        "small numbers": "failed", "negatives": "failed", "big numbers": "failed"}
+        "small numbers": "failed",
+        "negatives": "failed",
+        "big numbers": "failed",
+    }
     assert wrong.score == 0
 
 
@@ -157,13 +169,25 @@ def test_proc_of_the_runner_and_its_helpers_is_closed_to_the_program(box):
     result = run(box, PROC_SWEEP)
     assert result.status is Status.OK, (result.status, result.stderr)
     lines = result.stdout.splitlines()
-    assert sum(line.endswith(" seen") for line in lines) >= 4, lines  # PID 1, runner, zygotes, harness
+    assert sum(line.endswith(" seen") for line in lines) >= 4, (
+        lines
+    )  # PID 1, runner, zygotes, harness
     reached = [line.split() for line in lines if " reached" in line]
     if box.config.runtime == "runc":
         assert reached == [], lines
         return
-    public = {"PATH", "HOSTNAME", "HOME", "LANG", "EXEC_STUDENT_ID", "EXEC_HARNESS_ID",
-              "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "MPLBACKEND", "MPLCONFIGDIR"}
+    public = {
+        "PATH",
+        "HOSTNAME",
+        "HOME",
+        "LANG",
+        "EXEC_STUDENT_ID",
+        "EXEC_HARNESS_ID",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUNBUFFERED",
+        "MPLBACKEND",
+        "MPLCONFIGDIR",
+    }
     for _, what, _, *rest in reached:
         assert what in ("environ", "fd"), lines
         if what == "environ":
@@ -179,14 +203,21 @@ def reset_programs():
 
     queue = 'fd = os.open("/dev/mqueue/queue", os.O_CREAT | os.O_RDWR, 0o600)\nos.close(fd)\n'
     assert queue in LEAVE_EVERYTHING_BEHIND and LOOK_FOR_IT.startswith(WHERE)
-    leave = LEAVE_EVERYTHING_BEHIND.replace(queue, "if os.path.isdir('/dev/mqueue'):\n"
-                                            + "".join("    " + line + "\n" for line in queue.splitlines()))
+    leave = LEAVE_EVERYTHING_BEHIND.replace(
+        queue,
+        "if os.path.isdir('/dev/mqueue'):\n"
+        + "".join("    " + line + "\n" for line in queue.splitlines()),
+    )
     sysv = 'found["sysv"] = [open(p).read().splitlines()[1:] for p in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")]'  # noqa: E501
     assert sysv in LOOK_FOR_IT
     # Without /proc/sysvipc, the segment the first run made is looked up by its key.
-    look = LOOK_FOR_IT[len(WHERE):].replace(sysv, (
-        "import ctypes\n"
-        "found['sysv'] = [[] if ctypes.CDLL(None).shmget(0x5eed, 0, 0) < 0 else ['0x5eed'], [], []]"))
+    look = LOOK_FOR_IT[len(WHERE) :].replace(
+        sysv,
+        (
+            "import ctypes\n"
+            "found['sysv'] = [[] if ctypes.CDLL(None).shmget(0x5eed, 0, 0) < 0 else ['0x5eed'], [], []]"
+        ),
+    )
     return leave, look
 
 
@@ -206,14 +237,26 @@ def test_the_reuse_reset_leaves_nothing_for_the_next_run(box):
     assert second.status is Status.OK, (second.message, second.stderr)
     assert box.containers_created == created, "the second run was not in the same container"
     found = json.loads(second.stdout)
-    assert found == {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
-                     "processes": [], "env": False, "module": False, "allocated": 200}
+    assert found == {
+        "/tmp": [],
+        "/dev/shm": [],
+        "/dev/mqueue": [],
+        "sysv": [[], [], []],
+        "processes": [],
+        "env": False,
+        "module": False,
+        "allocated": 200,
+    }
 
 
 @pytest.mark.parametrize("runtime", ["runc", "runsc"])
-def test_a_warm_pool_serves_runs_with_the_same_hardening(runtime, executor_image, docker_client, no_leaks):
+def test_a_warm_pool_serves_runs_with_the_same_hardening(
+    runtime, executor_image, docker_client, no_leaks
+):
     offered = docker_client.info().get("Runtimes", {})
-    require(runtime in offered, f"the engine offers no {runtime} runtime (offered: {sorted(offered)})")
+    require(
+        runtime in offered, f"the engine offers no {runtime} runtime (offered: {sorted(offered)})"
+    )
     sandbox = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, runtime=runtime))
     try:
         sandbox.start_pool(1)
@@ -221,11 +264,14 @@ def test_a_warm_pool_serves_runs_with_the_same_hardening(runtime, executor_image
         while sandbox.pool.status()["idle"] < 1:
             assert time.monotonic() < deadline, f"the pool never filled: {sandbox.pool.status()}"
             time.sleep(0.05)
-        result = run(sandbox, "import os\n"
-                              "print(os.getresuid())\n"
-                              "print('gcc' in open('/proc/version').read())\n"
-                              "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status') if ':\\t' in l)\n"
-                              "print(sorted({int(v, 16) for c, v in status.items() if c.startswith('Cap')}))\n")
+        result = run(
+            sandbox,
+            "import os\n"
+            "print(os.getresuid())\n"
+            "print('gcc' in open('/proc/version').read())\n"
+            "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status') if ':\\t' in l)\n"
+            "print(sorted({int(v, 16) for c, v in status.items() if c.startswith('Cap')}))\n",
+        )
         assert sandbox.pool.status()["served"] == 1, sandbox.pool.status()
     finally:
         sandbox.close()
@@ -238,24 +284,32 @@ def test_a_full_system_v_table_is_never_left_for_the_next_run(box):
     # it probes with: the container is then retired, not taken for clean. The next run of the same
     # user must find none of the segments and room to make its own (gVisor answers a look-up by
     # key with ENOSPC while the table is full, so the room is what tells).
-    fill = ("import ctypes\n"
-            "libc = ctypes.CDLL(None, use_errno=True)\n"
-            "made = 0\n"
-            "while libc.shmget(0x1000 + made, 1, 0o1600) >= 0:\n"
-            "    made += 1\n"
-            "print(made, ctypes.get_errno())\n")
+    fill = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "made = 0\n"
+        "while libc.shmget(0x1000 + made, 1, 0o1600) >= 0:\n"
+        "    made += 1\n"
+        "print(made, ctypes.get_errno())\n"
+    )
     limits = Limits.from_mapping({"time_limit": 20})
     first = box.run(ExecutionRequest(code=fill, reuse_key="alice", limits=limits))
     assert first.status is Status.OK, (first.status, first.message, first.stderr)
     made = int(first.stdout.split()[0])
     assert made > 0, first.stdout
-    look = ("import ctypes\n"
-            "libc = ctypes.CDLL(None, use_errno=True)\n"
-            "print(sum(libc.shmget(0x1000 + i, 0, 0) >= 0 for i in range(%d)))\n"
-            "print(libc.shmget(0, 1, 0o1600) >= 0)\n" % made)
+    look = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(sum(libc.shmget(0x1000 + i, 0, 0) >= 0 for i in range(%d)))\n"
+        "print(libc.shmget(0, 1, 0o1600) >= 0)\n" % made
+    )
     time.sleep(1)  # the reset (or the retirement) happens after the answer
     second = box.run(ExecutionRequest(code=look, reuse_key="alice", limits=limits))
-    assert (second.status, second.stdout) == (Status.OK, "0\nTrue\n"), (second.status, second.stdout, second.stderr)
+    assert (second.status, second.stdout) == (Status.OK, "0\nTrue\n"), (
+        second.status,
+        second.stdout,
+        second.stderr,
+    )
 
 
 def test_a_run_during_its_users_reset_takes_a_pooled_container_under_each_runtime(box):
@@ -265,8 +319,16 @@ def test_a_run_during_its_users_reset_takes_a_pooled_container_under_each_runtim
     from .test_reuse import SLOW_TO_RESET, wait_until_kept
 
     leave, look = reset_programs()
-    clean = {"/tmp": [], "/dev/shm": [], "/dev/mqueue": [], "sysv": [[], [], []],
-             "processes": [], "env": False, "module": False, "allocated": 200}
+    clean = {
+        "/tmp": [],
+        "/dev/shm": [],
+        "/dev/mqueue": [],
+        "sysv": [[], [], []],
+        "processes": [],
+        "env": False,
+        "module": False,
+        "allocated": 200,
+    }
     box.start_pool(2)
     deadline = time.monotonic() + 60
     while box.pool.status()["idle"] < 2:
@@ -274,7 +336,9 @@ def test_a_run_during_its_users_reset_takes_a_pooled_container_under_each_runtim
         time.sleep(0.05)
     first = box.run(ExecutionRequest(code=SLOW_TO_RESET + leave, reuse_key="alice"))
     assert first.status is Status.OK, (first.message, first.stderr)
-    assert box.reuse.status()["resetting"] == 1, "the premise: the first container is still being reset"
+    assert box.reuse.status()["resetting"] == 1, (
+        "the premise: the first container is still being reset"
+    )
     second = box.run(ExecutionRequest(code=look + "del block\n" + leave, reuse_key="alice"))
     assert second.status is Status.OK, (second.message, second.stderr)
     assert (box.reuse.status()["spares"], box.pool.status()["served"]) == (1, 2)

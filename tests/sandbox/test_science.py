@@ -12,7 +12,11 @@ import pytest
 
 from jupyter_exec_ext.sandbox import DockerSandbox, ExecutionRequest, SandboxConfig, Status
 from jupyter_exec_ext.sandbox.image import (
-    FLAVOUR_LABEL, OFFLINE_BASE_IMAGES, build_executor_image, make_offline_base)
+    FLAVOUR_LABEL,
+    OFFLINE_BASE_IMAGES,
+    build_executor_image,
+    make_offline_base,
+)
 
 from ..conftest import TEST_OWNER, require
 
@@ -23,8 +27,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def science_image(docker_client, executor_image) -> str:
     labels = docker_client.api.inspect_image(executor_image)["Config"].get("Labels") or {}
-    require(labels.get(FLAVOUR_LABEL) == "science",
-            f"executor image {executor_image} is not the scientific flavour (jupyter exec-ext build-image)")
+    require(
+        labels.get(FLAVOUR_LABEL) == "science",
+        f"executor image {executor_image} is not the scientific flavour (jupyter exec-ext build-image)",
+    )
     return executor_image
 
 
@@ -72,10 +78,12 @@ def test_plt_show_and_a_figure_left_open_come_back_as_png_displays(science):
 
 
 def test_pandas_and_numpy_work_with_one_blas_thread(science):
-    code = ("import numpy as np, pandas as pd, threading, os\n"
-            "df = pd.DataFrame({'x': np.arange(5), 'y': np.arange(5) ** 2})\n"
-            "print(df['y'].sum(), df['y'].mean())\n"
-            "print(len(os.listdir('/proc/self/task')))\n")
+    code = (
+        "import numpy as np, pandas as pd, threading, os\n"
+        "df = pd.DataFrame({'x': np.arange(5), 'y': np.arange(5) ** 2})\n"
+        "print(df['y'].sum(), df['y'].mean())\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
     result = science.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, result
     total, mean, threads = result.stdout.split()
@@ -84,10 +92,12 @@ def test_pandas_and_numpy_work_with_one_blas_thread(science):
 
 
 def test_a_program_that_imports_nothing_loads_nothing_of_the_stack(science):
-    code = ("import sys, os\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pandas', 'matplotlib', "
-            "'jupyter_exec_display')))\n"
-            "print(sorted(os.listdir('.')))\n")
+    code = (
+        "import sys, os\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pandas', 'matplotlib', "
+        "'jupyter_exec_display')))\n"
+        "print(sorted(os.listdir('.')))\n"
+    )
     result = science.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, result
     assert result.stdout == "[]\n[]\n"  # and no matplotlib folder in the working directory
@@ -96,10 +106,12 @@ def test_a_program_that_imports_nothing_loads_nothing_of_the_stack(science):
 
 
 def test_more_figures_than_the_cap_give_a_note_not_a_crash(science_image, no_leaks):
-    code = ("import matplotlib.pyplot as plt\n"
-            "for i in range(5):\n"
-            "    plt.figure(figsize=(1, 1)); plt.plot([0, i]); plt.show()\n"
-            "print('done')\n")
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "for i in range(5):\n"
+        "    plt.figure(figsize=(1, 1)); plt.plot([0, i]); plt.show()\n"
+        "print('done')\n"
+    )
     with sandbox_with(science_image, display_limit=2) as box:
         result = box.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, result
@@ -109,12 +121,14 @@ def test_more_figures_than_the_cap_give_a_note_not_a_crash(science_image, no_lea
 
 
 def test_a_figure_over_the_byte_cap_is_dropped_with_a_note(science_image, no_leaks):
-    code = ("import matplotlib.pyplot as plt, numpy as np\n"
-            "plt.figure(figsize=(1, 1)); plt.plot([0, 1]); plt.show()\n"
-            "plt.figure(figsize=(20, 20), dpi=100)\n"
-            "plt.imshow(np.random.default_rng(1).random((400, 400)))\n"  # noise compresses badly
-            "plt.show()\n"
-            "print('done')\n")
+    code = (
+        "import matplotlib.pyplot as plt, numpy as np\n"
+        "plt.figure(figsize=(1, 1)); plt.plot([0, 1]); plt.show()\n"
+        "plt.figure(figsize=(20, 20), dpi=100)\n"
+        "plt.imshow(np.random.default_rng(1).random((400, 400)))\n"  # noise compresses badly
+        "plt.show()\n"
+        "print('done')\n"
+    )
     with sandbox_with(science_image, display_bytes=200_000) as box:
         result = box.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, result
@@ -158,10 +172,12 @@ def test_forged_displays_are_not_images(science):
 
 
 def test_non_png_data_on_the_display_pipe_is_dropped(science):
-    code = ("import os\n"
-            "fd = int(os.environ['EXEC_DISPLAY_FD'])\n"
-            "os.write(fd, (5).to_bytes(4, 'big') + b'hello')\n"
-            "print('ok')\n")
+    code = (
+        "import os\n"
+        "fd = int(os.environ['EXEC_DISPLAY_FD'])\n"
+        "os.write(fd, (5).to_bytes(4, 'big') + b'hello')\n"
+        "print('ok')\n"
+    )
     result = science.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, result
     assert result.displays == []
@@ -170,11 +186,14 @@ def test_non_png_data_on_the_display_pipe_is_dropped(science):
 
 def test_figures_in_grading_are_not_sent_and_do_not_disturb_the_tests(science):
     from jupyter_exec_ext.sandbox import Check
-    code = ("import matplotlib.pyplot as plt\n"
-            "def area(w, h):\n"
-            "    plt.figure(); plt.plot([0, w], [0, h]); plt.show()\n"
-            "    return w * h\n"
-            "print(area(2, 3))\n")
+
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "def area(w, h):\n"
+        "    plt.figure(); plt.plot([0, w], [0, h]); plt.show()\n"
+        "    return w * h\n"
+        "print(area(2, 3))\n"
+    )
     result = science.run(ExecutionRequest(code=code, checks=(Check("assert area(4, 5) == 20"),)))
     assert result.status is Status.OK, result
     assert len(result.displays) == 1  # the program's own run shows its figure
@@ -199,7 +218,9 @@ def stdlib_image(docker_client) -> str:
 
 def test_the_stdlib_only_flavour_still_runs_code_and_has_no_numpy(stdlib_image, no_leaks):
     with sandbox_with(stdlib_image) as box:
-        ok = box.run(ExecutionRequest(code="import json, statistics\nprint(statistics.mean([1, 2, 3]))"))
+        ok = box.run(
+            ExecutionRequest(code="import json, statistics\nprint(statistics.mean([1, 2, 3]))")
+        )
         missing = box.run(ExecutionRequest(code="import numpy"))
     assert ok.status is Status.OK and ok.stdout == "2\n", ok
     assert missing.status is Status.RUNTIME_ERROR
@@ -221,13 +242,18 @@ def test_numbers_from_numpy_are_graded_with_the_exercises_tolerance(science, tmp
     grader = Grader(science)
     close = exercise.solution_code.replace("float(np.std(values))", "float(np.std(values)) + 1e-9")
     far = exercise.solution_code.replace("float(np.std(values))", "float(np.std(values)) + 1e-3")
-    scores = {name: grader.grade(exercise, code) for name, code in
-              (("right", exercise.solution_code), ("close", close), ("far", far))}
+    scores = {
+        name: grader.grade(exercise, code)
+        for name, code in (("right", exercise.solution_code), ("close", close), ("far", far))
+    }
     assert scores["right"].score == scores["right"].max_score == 7, scores["right"]
     assert scores["close"].score == 7, scores["close"]
     failed = [t.name for t in scores["far"].tests if t.status != "passed"]
-    assert failed == ["spread is the population standard deviation", "spread of a city's week",
-                      "a single value has no spread"], scores["far"]
+    assert failed == [
+        "spread is the population standard deviation",
+        "spread of a city's week",
+        "a single value has no spread",
+    ], scores["far"]
 
 
 def test_the_fingerprint_follows_the_flavour_and_every_file_of_the_image(tmp_path):
@@ -254,8 +280,13 @@ def test_an_up_to_date_image_is_not_rebuilt_and_says_its_flavour(docker_client, 
     from jupyter_exec_ext.sandbox.image import OFFLINE_BASE_IMAGES
 
     said = []
-    image_id = build_executor_image(docker_client, stdlib_image, OFFLINE_BASE_IMAGES["stdlib"],
-                                    flavour="stdlib", say=said.append)
+    image_id = build_executor_image(
+        docker_client,
+        stdlib_image,
+        OFFLINE_BASE_IMAGES["stdlib"],
+        flavour="stdlib",
+        say=said.append,
+    )
     assert said == [f"executor image {stdlib_image} is up to date ({image_id[:19]})"]
     labels = docker_client.api.inspect_image(stdlib_image)["Config"]["Labels"]
     assert labels[FLAVOUR_LABEL] == "stdlib"

@@ -20,19 +20,19 @@ pytestmark = pytest.mark.docker
 #: x86-64 numbers of the calls the profile denies, with arguments that make each one succeed, or
 #: fail for a reason other than seccomp, when the filter lets it through.
 DENIED = {
-    "ptrace": (101, [0, 0, 0, 0]),                       # PTRACE_TRACEME: always allowed by the kernel
-    "process_vm_readv": (310, ["pid", 0, 0, 0, 0, 0]),   # nothing to read from itself: returns 0
+    "ptrace": (101, [0, 0, 0, 0]),  # PTRACE_TRACEME: always allowed by the kernel
+    "process_vm_readv": (310, ["pid", 0, 0, 0, 0, 0]),  # nothing to read from itself: returns 0
     "process_vm_writev": (311, ["pid", 0, 0, 0, 0, 0]),
     "kcmp": (312, ["pid", "pid", 0, 0, 0]),
     "pidfd_getfd": (438, [-1, 0, 0]),
-    "personality": (135, [0xFFFFFFFF]),                  # a query: always allowed by the kernel
-    "userfaultfd": (323, [1]),                           # UFFD_USER_MODE_ONLY
+    "personality": (135, [0xFFFFFFFF]),  # a query: always allowed by the kernel
+    "userfaultfd": (323, [1]),  # UFFD_USER_MODE_ONLY
     "io_uring_setup": (425, [1, "buf"]),
     "io_uring_enter": (426, [-1, 0, 0, 0, 0, 0]),
     "io_uring_register": (427, [-1, 0, 0, 0]),
     "bpf": (321, [0, 0, 0]),
     "perf_event_open": (298, ["buf", 0, -1, -1, 0]),
-    "keyctl": (250, [0, -3, 0]),                         # KEYCTL_GET_KEYRING_ID of the session keyring
+    "keyctl": (250, [0, -3, 0]),  # KEYCTL_GET_KEYRING_ID of the session keyring
     "add_key": (248, [0, 0, 0, 0, -3]),
     "request_key": (249, [0, 0, 0, -3]),
     "mount": (165, [0, 0, 0, 0, 0]),
@@ -46,7 +46,7 @@ DENIED = {
     "mount_setattr": (442, [-1, 0, 0, 0, 0]),
     "pivot_root": (155, [0, 0]),
     "chroot": (161, [0]),
-    "unshare": (272, [0x20000]),                         # CLONE_NEWNS
+    "unshare": (272, [0x20000]),  # CLONE_NEWNS
     "setns": (308, [-1, 0]),
     "kexec_load": (246, [0, 0, 0, 0]),
     "kexec_file_load": (320, [-1, -1, 0, 0, 0]),
@@ -59,12 +59,12 @@ DENIED = {
     "open_by_handle_at": (304, [-1, 0, 0]),
     "settimeofday": (164, [0, 0]),
     "clock_settime": (227, [0, 0]),
-    "adjtimex": (159, ["buf"]),                          # mode 0 is a query the kernel allows
+    "adjtimex": (159, ["buf"]),  # mode 0 is a query the kernel allows
     "sethostname": (170, [0, 0]),
     "acct": (163, [0]),
     "quotactl": (179, [0, 0, 0, 0]),
-    "syslog": (103, [10, 0, 0]),                         # SYSLOG_ACTION_SIZE_BUFFER
-    "modify_ldt": (154, [0, "buf", 16]),                 # read the LDT: allowed by the kernel
+    "syslog": (103, [10, 0, 0]),  # SYSLOG_ACTION_SIZE_BUFFER
+    "modify_ldt": (154, [0, "buf", 16]),  # read the LDT: allowed by the kernel
     "iopl": (172, [0]),
     "ioperm": (173, [0, 0, 0]),
     "uselib": (134, [0]),
@@ -73,7 +73,7 @@ DENIED = {
     "process_madvise": (440, [-1, 0, 0, 0, 0]),
     "swapoff": (168, [0]),
     "setdomainname": (171, [0, 0]),
-    "clock_adjtime": (305, [0, "buf"]),                  # mode 0 is a query the kernel allows
+    "clock_adjtime": (305, [0, "buf"]),  # mode 0 is a query the kernel allows
     "quotactl_fd": (443, [-1, 0, 0, 0]),
     "lookup_dcookie": (212, [0, 0, 0]),
     "_sysctl": (156, [0]),
@@ -85,7 +85,7 @@ NOT_ON_X86_64 = {"umount", "vm86", "vm86old"}
 #: arguments above then succeed), so their failure shows that our profile is the one in force.
 OURS_ONLY = ("ptrace", "personality", "io_uring_setup", "modify_ldt", "adjtimex")
 
-PROBE = r'''
+PROBE = r"""
 import ctypes, json, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -99,7 +99,7 @@ for name, (nr, args) in json.loads(TABLE).items():
     if ret > 2 and name in ("io_uring_setup", "userfaultfd", "fanotify_init", "fsopen"):
         os.close(ret)
 print(json.dumps(out))
-'''
+"""
 
 
 def probe(sandbox: DockerSandbox, names) -> dict:
@@ -112,8 +112,9 @@ def probe(sandbox: DockerSandbox, names) -> dict:
 @pytest.fixture
 def x86_64():
     if platform.machine() != "x86_64":
-        pytest.fail("the syscall numbers of these tests are x86-64's; this machine is "
-                    f"{platform.machine()}")
+        pytest.fail(
+            f"the syscall numbers of these tests are x86-64's; this machine is {platform.machine()}"
+        )
 
 
 @pytest.fixture
@@ -126,11 +127,13 @@ def engine_default_sandbox(executor_image, no_leaks):
 def test_every_denied_syscall_fails_with_eperm_for_student_code(sandbox, x86_64):
     results = probe(sandbox, DENIED)
     allowed = {name: r for name, r in results.items() if r != [-1, errno.EPERM]}
-    assert not allowed, f"calls the profile should deny answered otherwise ([ret, errno]): {allowed}"
+    assert not allowed, (
+        f"calls the profile should deny answered otherwise ([ret, errno]): {allowed}"
+    )
 
 
 def test_clone3_says_enosys_so_threads_and_processes_fall_back_to_clone(sandbox, x86_64):
-    code = r'''
+    code = r"""
 import ctypes, multiprocessing, os, subprocess, threading
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -145,16 +148,20 @@ pid = os.fork()
 if pid == 0:
     os._exit(7)
 print("fork", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-'''
+"""
     result = sandbox.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, (result.message, result.stderr)
-    assert result.stdout.splitlines() == [f"clone3 -1 {errno.ENOSYS}", "threads [0, 1, 2, 3]",
-                                          "subprocess 42", "fork 7"]
+    assert result.stdout.splitlines() == [
+        f"clone3 -1 {errno.ENOSYS}",
+        "threads [0, 1, 2, 3]",
+        "subprocess 42",
+        "fork 7",
+    ]
 
 
 def test_new_namespaces_through_clone_are_denied(sandbox, x86_64):
     # clone itself is allowed for processes and threads, but not with a CLONE_NEW* flag.
-    code = r'''
+    code = r"""
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -162,7 +169,7 @@ SIGCHLD, CLONE_NEWUSER, CLONE_NEWNS = 17, 0x10000000, 0x20000
 for flag in (CLONE_NEWUSER, CLONE_NEWNS):
     ret = libc.syscall(ctypes.c_long(56), ctypes.c_long(SIGCHLD | flag), 0, 0, 0, 0)
     print(ret, ctypes.get_errno())
-'''
+"""
     result = sandbox.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, (result.message, result.stderr)
     assert result.stdout.splitlines() == [f"-1 {errno.EPERM}"] * 2
@@ -175,13 +182,13 @@ def test_the_engine_default_lets_through_what_ours_denies(engine_default_sandbox
     assert all(ret >= 0 and err == 0 for ret, err in results.values()), results
 
 
-INT80_GETPID = r'''
+INT80_GETPID = r"""
 import ctypes, mmap, os
 mem = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
 mem.write(bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3]))  # mov eax, 20 (i386 getpid); int 0x80; ret
 getpid32 = ctypes.CFUNCTYPE(ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
 print(os.getpid(), getpid32(), flush=True)
-'''
+"""
 
 
 def test_the_32_bit_abi_is_closed(sandbox, engine_default_sandbox, x86_64):
@@ -194,7 +201,7 @@ def test_the_32_bit_abi_is_closed(sandbox, engine_default_sandbox, x86_64):
 
 
 def test_sockets_pipes_and_ipc_still_work_for_student_code(sandbox):
-    code = r'''
+    code = r"""
 import mmap, os, socket, select, signal, tempfile
 a, b = socket.socketpair()
 r, w = os.pipe()
@@ -208,7 +215,7 @@ with tempfile.TemporaryFile() as f:
 print(select.select([], [], [], 0))
 signal.signal(signal.SIGUSR1, lambda *_: print("signal"))
 os.kill(os.getpid(), signal.SIGUSR1)
-'''
+"""
     result = sandbox.run(ExecutionRequest(code=code))
     assert result.status is Status.OK, (result.message, result.stderr)
     assert result.stdout == "fd through a passed fd\nxxx\n([], [], [])\nsignal\n"
@@ -217,15 +224,39 @@ os.kill(os.getpid(), signal.SIGUSR1)
 def test_the_profile_denies_what_it_lists_and_allows_what_the_runner_needs():
     profile = json.loads(BUILTIN_SECCOMP.read_text())
     assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
-    allowed = {n for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW"
-               for n in rule["names"]}
-    denied = {n for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ERRNO"
-              and rule.get("errnoRet") == errno.EPERM for n in rule["names"]}
+    allowed = {
+        n
+        for rule in profile["syscalls"]
+        if rule["action"] == "SCMP_ACT_ALLOW"
+        for n in rule["names"]
+    }
+    denied = {
+        n
+        for rule in profile["syscalls"]
+        if rule["action"] == "SCMP_ACT_ERRNO" and rule.get("errnoRet") == errno.EPERM
+        for n in rule["names"]
+    }
     assert not allowed & (denied - {"clone"}), allowed & denied
     assert set(DENIED) == denied - NOT_ON_X86_64  # the test calls every one of them
-    runner_needs = {"clone", "fork", "setresuid", "setresgid", "setgroups", "prctl", "capset",
-                    "kill", "wait4", "socketpair", "sendmsg", "recvmsg", "pipe2", "shmctl", "msgctl",
-                    "semctl", "execve"}
+    runner_needs = {
+        "clone",
+        "fork",
+        "setresuid",
+        "setresgid",
+        "setgroups",
+        "prctl",
+        "capset",
+        "kill",
+        "wait4",
+        "socketpair",
+        "sendmsg",
+        "recvmsg",
+        "pipe2",
+        "shmctl",
+        "msgctl",
+        "semctl",
+        "execve",
+    }
     assert runner_needs <= allowed, runner_needs - allowed
 
 

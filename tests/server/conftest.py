@@ -20,6 +20,7 @@ from traitlets.config import Config
 
 from jupyter_exec_ext.sandbox import CacheConfig, CachingSandbox, SandboxConfig
 from jupyter_exec_ext.server.context import CONTEXT_KEY
+
 from ..conftest import TEST_OWNER, release_server_sandbox
 
 API = ("api", "exec", "v1")
@@ -46,10 +47,12 @@ def jp_server_config(exec_ext_config: dict[str, Any]) -> Config:
         "cache_enabled": False,
         **exec_ext_config,
     }
-    return Config({
-        "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
-        "ExecExtApp": traits,
-    })
+    return Config(
+        {
+            "ServerApp": {"jpserver_extensions": {"jupyter_exec_ext": True}},
+            "ExecExtApp": traits,
+        }
+    )
 
 
 @pytest.fixture
@@ -69,9 +72,14 @@ def api(jp_fetch) -> Callable[..., Any]:
     credentials.
     """
 
-    async def call(method: str, route: str, body: Any = None, *, token: bool = True,
-                   timeout: float = 120) -> tuple[int, Any, Any]:
-        kwargs: dict[str, Any] = {"method": method, "raise_error": False, "request_timeout": timeout}
+    async def call(
+        method: str, route: str, body: Any = None, *, token: bool = True, timeout: float = 120
+    ) -> tuple[int, Any, Any]:
+        kwargs: dict[str, Any] = {
+            "method": method,
+            "raise_error": False,
+            "request_timeout": timeout,
+        }
         if body is not None:
             kwargs["body"] = body if isinstance(body, (bytes, str)) else json.dumps(body)
         elif method == "POST":

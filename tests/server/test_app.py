@@ -25,8 +25,12 @@ from .conftest import wait_until
 
 
 def test_the_extension_is_enabled_on_install() -> None:
-    listing = subprocess.run([sys.executable, "-m", "jupyter_server.extension.serverextension",
-                              "list"], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter_server.extension.serverextension", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # drop colours
     assert re.search(r"^\s*jupyter_exec_ext enabled$", output, re.MULTILINE), output
     assert re.search(r"^\s*jupyter_exec_ext 0\.1\.0 OK$", output, re.MULTILINE), output
@@ -38,7 +42,12 @@ def test_traits_default_to_the_seed_environment(monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_EXECUTOR_TIME_LIMIT", "7")
     monkeypatch.setenv("DOCKER_EXECUTOR_ENABLED", "false")
     app = ExecExtApp()
-    assert (app.image, app.memory_limit, app.time_limit, app.enabled) == ("my-executor:7", "128m", 7.0, False)
+    assert (app.image, app.memory_limit, app.time_limit, app.enabled) == (
+        "my-executor:7",
+        "128m",
+        7.0,
+        False,
+    )
     assert (app.cpu_limit, app.pids_limit, app.nofile_limit, app.network) == (0.5, 50, 1024, "none")
     config = app.sandbox_config()
     assert config.image == "my-executor:7" and config.enabled is False
@@ -48,8 +57,11 @@ def test_traits_default_to_the_seed_environment(monkeypatch) -> None:
 
 def test_config_wins_over_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_EXECUTOR_TIME_LIMIT", "7")
-    app = ExecExtApp(config=Config({"ExecExtApp": {"time_limit": 9.0, "max_time_limit": 20.0,
-                                                   "max_memory_limit": "2g"}}))
+    app = ExecExtApp(
+        config=Config(
+            {"ExecExtApp": {"time_limit": 9.0, "max_time_limit": 20.0, "max_memory_limit": "2g"}}
+        )
+    )
     config = app.sandbox_config()
     assert config.default_limits.time_s == 9.0 and config.max_limits.time_s == 20.0
     assert config.max_limits.memory_mb == 2048
@@ -58,28 +70,41 @@ def test_config_wins_over_the_environment(monkeypatch) -> None:
 def test_a_default_above_the_maximum_is_lowered(caplog) -> None:
     app = ExecExtApp(config=Config({"ExecExtApp": {"time_limit": 300.0, "max_time_limit": 60.0}}))
     assert app.sandbox_config().default_limits.time_s == 60.0
-    assert any("time_limit 300 s is above the admin maximum of 60 s" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "time_limit 300 s is above the admin maximum of 60 s" in r.getMessage()
+        for r in caplog.records
+    )
 
 
-@pytest.mark.parametrize("traits, words", [
-    ({"memory_limit": "0"}, "ExecExtApp.memory_limit must be positive"),
-    ({"max_memory_limit": "huge"}, "ExecExtApp.max_memory_limit must be a positive size"),
-    ({"time_limit": -1.0}, "ExecExtApp.time_limit must be positive"),
-    ({"max_concurrent_runs": 0}, "ExecExtApp.max_concurrent_runs must be at least 1"),
-    ({"max_runs_per_user": 0}, "ExecExtApp.max_runs_per_user must be at least 1"),
-    ({"reap_interval": -5.0}, "ExecExtApp.reap_interval must be 0"),
-    ({"pool_size": -1}, "ExecExtApp.pool_size must be 0 \\(off\\) or more"),
-    ({"reuse_runs": -1}, "ExecExtApp.reuse_runs must be 0 \\(off\\) or more"),
-    ({"reuse_kept": -2}, "ExecExtApp.reuse_kept must be 0 \\(off\\) or more"),
-    ({"reuse_idle": 0.0}, "ExecExtApp.reuse_idle must be positive"),
-    ({"cache_ttl": -1.0}, "ExecExtApp.cache_ttl must be positive"),
-    ({"submit_rate_limit": -1}, "ExecExtApp.submit_rate_limit must be 0 \\(off\\) or more"),
-    ({"submit_rate_window": 0.0}, "ExecExtApp.submit_rate_window must be a positive, finite number"),
-    ({"submit_rate_window": float("inf")}, "ExecExtApp.submit_rate_window must be a positive, finite"),
-    ({"seccomp": "/nowhere/profile.json"},
-     "ExecExtApp.seccomp: seccomp profile '/nowhere/profile.json' cannot be used"),
-])
+@pytest.mark.parametrize(
+    "traits, words",
+    [
+        ({"memory_limit": "0"}, "ExecExtApp.memory_limit must be positive"),
+        ({"max_memory_limit": "huge"}, "ExecExtApp.max_memory_limit must be a positive size"),
+        ({"time_limit": -1.0}, "ExecExtApp.time_limit must be positive"),
+        ({"max_concurrent_runs": 0}, "ExecExtApp.max_concurrent_runs must be at least 1"),
+        ({"max_runs_per_user": 0}, "ExecExtApp.max_runs_per_user must be at least 1"),
+        ({"reap_interval": -5.0}, "ExecExtApp.reap_interval must be 0"),
+        ({"pool_size": -1}, "ExecExtApp.pool_size must be 0 \\(off\\) or more"),
+        ({"reuse_runs": -1}, "ExecExtApp.reuse_runs must be 0 \\(off\\) or more"),
+        ({"reuse_kept": -2}, "ExecExtApp.reuse_kept must be 0 \\(off\\) or more"),
+        ({"reuse_idle": 0.0}, "ExecExtApp.reuse_idle must be positive"),
+        ({"cache_ttl": -1.0}, "ExecExtApp.cache_ttl must be positive"),
+        ({"submit_rate_limit": -1}, "ExecExtApp.submit_rate_limit must be 0 \\(off\\) or more"),
+        (
+            {"submit_rate_window": 0.0},
+            "ExecExtApp.submit_rate_window must be a positive, finite number",
+        ),
+        (
+            {"submit_rate_window": float("inf")},
+            "ExecExtApp.submit_rate_window must be a positive, finite",
+        ),
+        (
+            {"seccomp": "/nowhere/profile.json"},
+            "ExecExtApp.seccomp: seccomp profile '/nowhere/profile.json' cannot be used",
+        ),
+    ],
+)
 def test_bad_trait_values_are_refused_naming_the_trait(traits: dict, words: str) -> None:
     with pytest.raises((TraitError, ValueError), match=words):
         ExecExtApp(config=Config({"ExecExtApp": traits}))
@@ -115,14 +140,29 @@ def test_the_submission_limit_comes_from_the_environment(monkeypatch) -> None:
     assert app.submit_rate_limit == 3  # config wins
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("SUBMIT_RATE_LIMIT", "-1", "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT must be a whole number, got '-1'"),
-    ("SUBMIT_RATE_LIMIT", "five", "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT must be a whole number, got 'five'"),
-    ("SUBMIT_RATE_WINDOW", "10min", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number of "
-                                    "seconds above 0, got '10min'"),
-    ("SUBMIT_RATE_WINDOW", "0", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number"),
-    ("SUBMIT_RATE_WINDOW", "inf", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        (
+            "SUBMIT_RATE_LIMIT",
+            "-1",
+            "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT must be a whole number, got '-1'",
+        ),
+        (
+            "SUBMIT_RATE_LIMIT",
+            "five",
+            "DOCKER_EXECUTOR_SUBMIT_RATE_LIMIT must be a whole number, got 'five'",
+        ),
+        (
+            "SUBMIT_RATE_WINDOW",
+            "10min",
+            "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number of "
+            "seconds above 0, got '10min'",
+        ),
+        ("SUBMIT_RATE_WINDOW", "0", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number"),
+        ("SUBMIT_RATE_WINDOW", "inf", "DOCKER_EXECUTOR_SUBMIT_RATE_WINDOW must be a finite number"),
+    ],
+)
 def test_a_bad_submission_limit_variable_is_named(monkeypatch, name, value, words) -> None:
     monkeypatch.setenv(f"DOCKER_EXECUTOR_{name}", value)
     with pytest.raises(TraitError, match=re.escape(words)):
@@ -160,15 +200,20 @@ with urllib.request.urlopen(request, timeout=30) as response:
 
 
 async def test_a_process_started_later_reaches_the_api_from_its_environment(
-        jp_fetch, jp_serverapp, jp_base_url):
+    jp_fetch, jp_serverapp, jp_base_url
+):
     url = os.environ[KERNEL_URL_ENV]
     assert url == f"http://127.0.0.1:{jp_serverapp.port}{jp_base_url}api/exec/v1/"
     assert os.environ[KERNEL_TOKEN_ENV] == jp_serverapp.identity_provider.token
     # Like a kernel: a new process that only inherits the environment (jp_fetch's fixture chain
     # serves HTTP on the port). The event loop keeps serving while the child runs.
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", KERNEL_SCRIPT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-c",
+        KERNEL_SCRIPT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(child.communicate(), 60)
     assert child.returncode == 0, err.decode()
     answer = json.loads(out)
@@ -184,8 +229,10 @@ async def test_the_environment_is_restored_when_the_extension_stops(jp_serverapp
 def _leftover(docker_client, image: str) -> str:
     """A sandbox container as a crashed server leaves it: labelled, expired, never removed."""
     created = docker_client.api.create_container(
-        image, command=["true"],
-        labels={LABEL: "true", OWNER_LABEL: TEST_OWNER, EXPIRES_LABEL: str(int(time.time()) - 1)})
+        image,
+        command=["true"],
+        labels={LABEL: "true", OWNER_LABEL: TEST_OWNER, EXPIRES_LABEL: str(int(time.time()) - 1)},
+    )
     return created["Id"]
 
 
@@ -197,7 +244,8 @@ def leftover_before_start(docker_client, executor_image, no_leaks):
 @pytest.mark.docker
 @pytest.mark.parametrize("exec_ext_config", [{"reap_interval": 0.2}])
 async def test_the_reaper_sweeps_at_start_up_and_periodically(
-        leftover_before_start, jp_serverapp, docker_client, executor_image):
+    leftover_before_start, jp_serverapp, docker_client, executor_image
+):
     def present(container_id: str) -> bool:
         return any(c["Id"] == container_id for c in our_containers(docker_client))
 
@@ -207,8 +255,11 @@ async def test_the_reaper_sweeps_at_start_up_and_periodically(
         gone[container_id] = not await asyncio.to_thread(present, container_id)
 
     # Checking presence blocks, so it runs in a thread while the server's loop keeps going.
-    await wait_until_async(lambda: watch(leftover_before_start),
-                           lambda: gone.get(leftover_before_start, False), "the start-up sweep")
+    await wait_until_async(
+        lambda: watch(leftover_before_start),
+        lambda: gone.get(leftover_before_start, False),
+        "the start-up sweep",
+    )
     later = await asyncio.to_thread(_leftover, docker_client, executor_image)
     await wait_until_async(lambda: watch(later), lambda: gone.get(later, False), "a periodic sweep")
 
@@ -238,6 +289,10 @@ async def test_start_up_does_not_wait_for_an_unreachable_engine(engine_unreachab
     status, reply, _ = await api("POST", "execute", {"code": "print(1)"})
     assert status == 503 and reply["message"] == "Docker not available"
     # The sweep may report while the fixtures still set up or while the test runs.
-    await wait_until(lambda: any(r.getMessage().startswith("reaper: Docker not available")
-                                 for r in caplog.get_records("setup") + caplog.records),
-                     "the start-up sweep reported the engine")
+    await wait_until(
+        lambda: any(
+            r.getMessage().startswith("reaper: Docker not available")
+            for r in caplog.get_records("setup") + caplog.records
+        ),
+        "the start-up sweep reported the engine",
+    )

@@ -21,10 +21,12 @@ HOLD_S = 5
 
 @pytest.mark.parametrize("exec_ext_config", [{"max_runs_per_user": 20, "max_concurrent_runs": 4}])
 async def test_twenty_concurrent_executes_are_all_answered_correctly(
-        api, scheduler, executor_image, no_leaks):
+    api, scheduler, executor_image, no_leaks
+):
     async def square(n: int):
-        return await api("POST", "execute", {"code": "n = int(input())\nprint(n * n)",
-                                             "stdin": str(n)})
+        return await api(
+            "POST", "execute", {"code": "n = int(input())\nprint(n * n)", "stdin": str(n)}
+        )
 
     replies = await asyncio.gather(*(square(n) for n in range(20)))
     for n, (status, body, _) in enumerate(replies):
@@ -35,7 +37,8 @@ async def test_twenty_concurrent_executes_are_all_answered_correctly(
 
 
 async def test_health_is_answered_while_a_long_run_is_in_flight(
-        api, scheduler, executor_image, no_leaks):
+    api, scheduler, executor_image, no_leaks
+):
     run = asyncio.ensure_future(api("POST", "execute", {"code": SLEEPER, "time_limit": HOLD_S}))
     await wait_until(lambda: scheduler.snapshot()["in_flight"] == 1, "the run is in flight")
 
@@ -52,15 +55,21 @@ async def test_health_is_answered_while_a_long_run_is_in_flight(
 
 @pytest.mark.parametrize("exec_ext_config", [{"max_runs_per_user": 1}])
 async def test_a_user_over_the_cap_gets_429_and_nothing_runs(
-        api, scheduler, executor_image, no_leaks, caplog):
+    api, scheduler, executor_image, no_leaks, caplog
+):
     first = asyncio.ensure_future(api("POST", "execute", {"code": SLEEPER, "time_limit": HOLD_S}))
-    await wait_until(lambda: scheduler.snapshot()["users_with_runs"] == 1, "the first run is admitted")
+    await wait_until(
+        lambda: scheduler.snapshot()["users_with_runs"] == 1, "the first run is admitted"
+    )
 
     status, reply, response = await api("POST", "execute", {"code": "print('second')"})
     assert status == 429 and response.headers["Retry-After"] == "1"
     assert reply["message"] == "you already have 1 run(s) in progress; wait for one to finish"
-    assert any("refused a run" in r.getMessage() for r in caplog.records
-               if r.name == "jupyter_exec_ext.security")
+    assert any(
+        "refused a run" in r.getMessage()
+        for r in caplog.records
+        if r.name == "jupyter_exec_ext.security"
+    )
 
     status, body, _ = await first
     assert body["status"] == "timeout"

@@ -51,8 +51,10 @@ SAMPLES = {
     "submit_rate_window": ("60", 60.0),
     "db_url": ("sqlite:////tmp/doc.sqlite", "sqlite:////tmp/doc.sqlite"),
     "shared_state_url": ("redis://:pw@redis.internal:6379/1", "redis://:pw@redis.internal:6379/1"),
-    "service_url": ("http://hub:8000/services/exec/api/exec/v1/",
-                    "http://hub:8000/services/exec/api/exec/v1/"),
+    "service_url": (
+        "http://hub:8000/services/exec/api/exec/v1/",
+        "http://hub:8000/services/exec/api/exec/v1/",
+    ),
     "service_token": ("doc-token", "doc-token"),
     "base_url": ("/services/doc/", "/services/doc/"),
     "db_path": ("/tmp/doc-submissions.sqlite", "/tmp/doc-submissions.sqlite"),
@@ -65,8 +67,10 @@ def documented_names() -> set[tuple[str, str]]:
     """``(class, trait)`` for every ``c.Class.trait`` or ``--Class.trait`` in the docs."""
     found = set()
     for doc in DOCS:
-        for cls, trait in re.findall(r"(?:c\.|--)(ExecExtApp|ExecServiceApp|ExecSettings)\.(\w+)",
-                                     doc.read_text(encoding="utf-8")):
+        for cls, trait in re.findall(
+            r"(?:c\.|--)(ExecExtApp|ExecServiceApp|ExecSettings)\.(\w+)",
+            doc.read_text(encoding="utf-8"),
+        ):
             found.add((cls, trait))
     return found
 
@@ -75,8 +79,8 @@ def table_rows(doc: Path, heading: str) -> list[tuple[list[str], str]]:
     """The ``| trait | default | meaning |`` rows under ``heading``: the trait names and the
     default's text."""
     text = doc.read_text(encoding="utf-8")
-    section = text[text.index(heading):]
-    table = section[section.index("| trait |"):]
+    section = text[text.index(heading) :]
+    table = section[section.index("| trait |") :]
     rows = []
     for line in table.splitlines()[2:]:
         if not line.startswith("|"):
@@ -90,8 +94,10 @@ def documented_environment() -> dict[tuple[str, str], str]:
     """``(class, trait) -> variable`` from the trait tables: the extension's (internals,
     "Configuration"; also the service's, docs/hub.md says) and the service's own (docs/hub.md)."""
     found = {}
-    tables = [(ROOT / "docs" / "internals.md", "### Configuration", ("ExecExtApp", "ExecServiceApp")),
-              (ROOT / "docs" / "hub.md", "Service-only traits", ("ExecServiceApp",))]
+    tables = [
+        (ROOT / "docs" / "internals.md", "### Configuration", ("ExecExtApp", "ExecServiceApp")),
+        (ROOT / "docs" / "hub.md", "Service-only traits", ("ExecServiceApp",)),
+    ]
     for doc, heading, classes in tables:
         for traits, default in table_rows(doc, heading):
             pattern = r"((?:DOCKER_EXECUTOR|JUPYTER_EXEC|JUPYTERHUB)_[A-Z_*]+)"
@@ -129,8 +135,9 @@ def test_every_documented_trait_is_configurable_on_its_app(cls: str, trait: str)
 
 
 @pytest.mark.parametrize("cls, trait", sorted(documented_environment()))
-def test_every_documented_variable_is_what_its_trait_reads(cls: str, trait: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_documented_variable_is_what_its_trait_reads(
+    cls: str, trait: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     variable = documented_environment()[(cls, trait)]
     assert trait in APPS[cls].class_traits(config=True), f"{cls}.{trait} is documented, not a trait"
     assert trait in SAMPLES, f"add a sample value of {variable} for {trait} to this test"
@@ -141,7 +148,9 @@ def test_every_documented_variable_is_what_its_trait_reads(cls: str, trait: str,
     # The configuration wins over the environment, under both of the documented section names.
     if trait in ExecSettings.class_trait_names():
         for section in (cls, "ExecSettings"):
-            configured = APPS[cls](config=Config({section: {trait: getattr(ExecSettings(), trait)}}))
+            configured = APPS[cls](
+                config=Config({section: {trait: getattr(ExecSettings(), trait)}})
+            )
             assert getattr(configured, trait) == getattr(ExecSettings(), trait)
 
 
@@ -168,7 +177,7 @@ def test_a_maximum_follows_a_higher_default_from_the_environment(monkeypatch) ->
 def test_a_bad_variable_stops_start_up_naming_it(monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_EXECUTOR_POOL_SIZE", "many")
     with pytest.raises(Exception, match="DOCKER_EXECUTOR_POOL_SIZE must be a whole number"):
-        ExecExtApp().pool_size
+        ExecExtApp().pool_size  # noqa: B018 (reading the trait is what raises)
     monkeypatch.setenv("DOCKER_EXECUTOR_CPU_LIMIT", "lots")
     with pytest.raises(Exception, match="invalid environment for jupyter_exec_ext: .*CPU"):
-        ExecExtApp().cpu_limit
+        ExecExtApp().cpu_limit  # noqa: B018 (reading the trait is what raises)

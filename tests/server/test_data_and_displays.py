@@ -19,9 +19,13 @@ docker_needed = pytest.mark.docker
 @pytest.fixture
 def exercises_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "course"
-    write_notebook(folder / "week1" / "data.ipynb", exercise_notebook("with-data", data_files=["table.csv"]))
+    write_notebook(
+        folder / "week1" / "data.ipynb", exercise_notebook("with-data", data_files=["table.csv"])
+    )
     (folder / "week1" / "table.csv").write_text("a,b\n1,2\n")
-    write_notebook(folder / "broken.ipynb", exercise_notebook("broken-data", data_files=["gone.csv"]))
+    write_notebook(
+        folder / "broken.ipynb", exercise_notebook("broken-data", data_files=["gone.csv"])
+    )
     return folder
 
 
@@ -52,7 +56,9 @@ async def test_an_unknown_exercise_id_is_404_and_runs_nothing(api, exercise_id):
 
 
 async def test_a_missing_data_file_is_409_naming_it_without_server_paths(api, exercises_dir):
-    status, body, _ = await api("POST", "execute", {"code": "print(1)", "exercise_id": "broken-data"})
+    status, body, _ = await api(
+        "POST", "execute", {"code": "print(1)", "exercise_id": "broken-data"}
+    )
     assert status == 409, body
     assert "data file 'gone.csv' is missing" in body["message"]
     assert str(exercises_dir) not in body["message"]
@@ -79,8 +85,9 @@ async def test_figures_come_back_in_the_answer(api, docker_client, executor_imag
 
 
 @docker_needed
-async def test_a_live_run_from_an_exercise_notebook_has_its_data_files(jp_ws_fetch, exercises_dir,
-                                                                       executor_image, no_leaks):
+async def test_a_live_run_from_an_exercise_notebook_has_its_data_files(
+    jp_ws_fetch, exercises_dir, executor_image, no_leaks
+):
     from .test_live_ws import WS, Client
 
     client = Client(await jp_ws_fetch(*WS))

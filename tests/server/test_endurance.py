@@ -31,15 +31,22 @@ def rss_mib(pid: int) -> float:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def test_a_thousand_runs_leave_no_container_and_bounded_memory(tmp_path: Path, executor_image,
-                                                               docker_client, no_leaks):
-    server = start_server(tmp_path, {"image": executor_image, "owner": TEST_OWNER,
-                                     "pool_size": 2, "reap_interval": 0.0})
+def test_a_thousand_runs_leave_no_container_and_bounded_memory(
+    tmp_path: Path, executor_image, docker_client, no_leaks
+):
+    server = start_server(
+        tmp_path,
+        {"image": executor_image, "owner": TEST_OWNER, "pool_size": 2, "reap_interval": 0.0},
+    )
 
     def execute(i: int) -> tuple[int, str, str]:
         body = json.dumps({"code": f"print({i} * 2)"}).encode()
-        request = urllib.request.Request(server.api + "execute", data=body, method="POST", headers={
-            "Authorization": f"token {server.token}", "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            server.api + "execute",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.load(response)
         return i, answer["status"], answer["stdout"]
@@ -54,9 +61,15 @@ def test_a_thousand_runs_leave_no_container_and_bounded_memory(tmp_path: Path, e
     finally:
         server.stop()
     left = our_containers(docker_client)
-    print(f"server RSS after {WARM_UP} runs: {before:.1f} MiB; after {RUNS}: {after:.1f} MiB "
-          f"({after - before:+.1f} MiB)")
-    wrong = [(i, status, out) for i, status, out in warm + rest if (status, out) != ("ok", f"{i * 2}\n")]
+    print(
+        f"server RSS after {WARM_UP} runs: {before:.1f} MiB; after {RUNS}: {after:.1f} MiB "
+        f"({after - before:+.1f} MiB)"
+    )
+    wrong = [
+        (i, status, out) for i, status, out in warm + rest if (status, out) != ("ok", f"{i * 2}\n")
+    ]
     assert not wrong, f"{len(wrong)} run(s) answered wrong, first: {wrong[:3]}"
-    assert after - before < RSS_GROWTH_BOUND_MIB, f"RSS grew {after - before:.1f} MiB over {RUNS - WARM_UP} runs"
+    assert after - before < RSS_GROWTH_BOUND_MIB, (
+        f"RSS grew {after - before:.1f} MiB over {RUNS - WARM_UP} runs"
+    )
     assert not left, f"{len(left)} container(s) left after the server stopped"

@@ -30,7 +30,8 @@ async def timed_health(api) -> tuple[dict, float]:
 
 
 async def test_health_answers_quickly_while_the_engine_is_stopped_or_frozen(
-        api, settings, swap_sandbox, engine, executor_image):
+    api, settings, swap_sandbox, engine, executor_image
+):
     box = sandbox_on(engine, executor_image)
     swap_sandbox(box)
     try:
@@ -38,7 +39,9 @@ async def test_health_answers_quickly_while_the_engine_is_stopped_or_frozen(
         assert body == {"status": "ok"}
 
         engine.freeze()  # accepts connections, answers nothing: the slowest kind of outage
-        settings[CONTEXT_KEY].health = EngineSnapshot()  # as if the last answer were older than its 2 s: ask again
+        settings[
+            CONTEXT_KEY
+        ].health = EngineSnapshot()  # as if the last answer were older than its 2 s: ask again
         for _ in range(3):
             body, took = await timed_health(api)
             assert body == {"status": "down"}
@@ -63,12 +66,15 @@ async def test_health_answers_quickly_while_the_engine_is_stopped_or_frozen(
 
 
 async def test_a_run_cut_short_by_the_engine_answers_so_with_the_output_so_far(
-        api, swap_sandbox, engine, executor_image):
+    api, swap_sandbox, engine, executor_image
+):
     box = sandbox_on(engine, executor_image, reuse_runs=0)
     swap_sandbox(box)
-    code = ("print('printed before', flush=True)\n"
-            "open('/tmp/printed', 'w').close()\n"
-            "import time\ntime.sleep(60)\n")
+    code = (
+        "print('printed before', flush=True)\n"
+        "open('/tmp/printed', 'w').close()\n"
+        "import time\ntime.sleep(60)\n"
+    )
     try:
         answer = asyncio.ensure_future(api("POST", "execute", {"code": code}))
         deadline = time.monotonic() + 60
@@ -92,18 +98,23 @@ def exec_ext_config(tmp_path):
     folder = tmp_path / "course"
     # One graded submission allowed, by the rate limit and by the exercise's attempts: one the
     # engine cut short must use up neither.
-    write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 20}, max_attempts=1))
+    write_notebook(
+        folder / "add.ipynb", exercise_notebook(limits={"time_limit": 20}, max_attempts=1)
+    )
     return {"exercises_dir": str(folder), "submit_rate_limit": 1}
 
 
 async def test_a_submission_cut_short_by_the_engine_is_no_grade_and_says_so(
-        api, settings, engine, executor_image):
+    api, settings, engine, executor_image
+):
     box = sandbox_on(engine, executor_image, reuse_runs=0)
     settings[CONTEXT_KEY].grader = Grader(box)
-    code = ("print('printed before', flush=True)\n"
-            "open('/tmp/printed', 'w').close()\n"
-            "import time\ntime.sleep(60)\n"
-            "def add(a, b):\n    return a + b\n")
+    code = (
+        "print('printed before', flush=True)\n"
+        "open('/tmp/printed', 'w').close()\n"
+        "import time\ntime.sleep(60)\n"
+        "def add(a, b):\n    return a + b\n"
+    )
     try:
         answer = asyncio.ensure_future(api("POST", "exercises/add/submit", {"code": code}))
         deadline = time.monotonic() + 60
@@ -112,8 +123,12 @@ async def test_a_submission_cut_short_by_the_engine_is_no_grade_and_says_so(
         await asyncio.to_thread(engine.stop)
         status, body, _ = await answer
         await asyncio.to_thread(engine.start)
-        again, graded, _ = await api("POST", "exercises/add/submit",
-                                     {"code": "def add(a, b):\n    return a + b\n"}, timeout=120)
+        again, graded, _ = await api(
+            "POST",
+            "exercises/add/submit",
+            {"code": "def add(a, b):\n    return a + b\n"},
+            timeout=120,
+        )
         listed, record, _ = await api("GET", "submissions")
     finally:
         if engine.process is None:

@@ -26,9 +26,15 @@ WRONG = "def add(a, b):\n    return a - b\n"
 def exercises_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "course"
     write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 5}))
-    write_notebook(folder / "week2" / "square.ipynb", exercise_notebook(
-        "square", tests=[{"name": "four", "test_code": "print(square(2))", "expected_output": "4"}],
-        solution="def square(x):\n    return x * x\n", starter="def square(x):\n    pass\n"))
+    write_notebook(
+        folder / "week2" / "square.ipynb",
+        exercise_notebook(
+            "square",
+            tests=[{"name": "four", "test_code": "print(square(2))", "expected_output": "4"}],
+            solution="def square(x):\n    return x * x\n",
+            starter="def square(x):\n    pass\n",
+        ),
+    )
     return folder
 
 
@@ -47,8 +53,10 @@ async def test_list_exercises(api):
     status, body, response = await api("GET", "exercises")
     assert status == 200, body
     assert response.headers["Content-Type"].startswith("application/json")
-    assert body == [{"id": "add", "title": "Add", "max_score": 4.0},
-                    {"id": "square", "title": "Square", "max_score": 1.0}]
+    assert body == [
+        {"id": "add", "title": "Add", "max_score": 4.0},
+        {"id": "square", "title": "Square", "max_score": 1.0},
+    ]
 
 
 async def test_exercise_view_has_visible_tests_only(api):
@@ -67,8 +75,10 @@ async def test_exercise_view_has_visible_tests_only(api):
 
 
 async def test_unknown_exercise_is_404(api):
-    for method, route, body in (("GET", "exercises/nope", None),
-                                ("POST", "exercises/nope/submit", {"code": RIGHT})):
+    for method, route, body in (
+        ("GET", "exercises/nope", None),
+        ("POST", "exercises/nope/submit", {"code": RIGHT}),
+    ):
         status, answer, _ = await api(method, route, body)
         assert status == 404, answer
         assert answer["message"] == "unknown exercise 'nope'"
@@ -97,16 +107,22 @@ async def test_duplicate_exercise_ids_are_409_without_server_paths(api, exercise
     assert "defined twice" in body["message"] and str(exercises_dir) not in body["message"]
 
 
-@pytest.mark.parametrize("body, status, words", [
-    ({}, 400, "code is required"),
-    ({"code": 5}, 400, "code must be a string, got number"),
-    ({"code": RIGHT, "time_limit": 1}, 400, "unknown field 'time_limit'"),
-    ({"code": "x" * (64 * 1024 + 1)}, 413, "over the limit"),
-    ("not json", 400, "not valid JSON"),
-    ("[" * 100_000 + "]" * 100_000, 400, "nests JSON arrays or objects too deeply"),
-    ('{"code": ' + "{\"a\": " * 100_000 + "1" + "}" * 100_001, 400,
-     "nests JSON arrays or objects too deeply"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({}, 400, "code is required"),
+        ({"code": 5}, 400, "code must be a string, got number"),
+        ({"code": RIGHT, "time_limit": 1}, 400, "unknown field 'time_limit'"),
+        ({"code": "x" * (64 * 1024 + 1)}, 413, "over the limit"),
+        ("not json", 400, "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, 400, "nests JSON arrays or objects too deeply"),
+        (
+            '{"code": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001,
+            400,
+            "nests JSON arrays or objects too deeply",
+        ),
+    ],
+)
 async def test_bad_submissions_are_named(api, body, status, words):
     code, answer, _ = await api("POST", "exercises/add/submit", body)
     assert code == status, answer
@@ -123,8 +139,14 @@ async def test_submit_wrong_then_right(api, executor_image, no_leaks):
     assert tests["small numbers"]["status"] == "failed"
     assert tests["small numbers"]["message"] == "expected '5' but got '-1'"
     assert tests["small numbers"]["expected"] == "5" and tests["small numbers"]["actual"] == "-1\n"
-    assert tests["big numbers"] == {"name": "big numbers", "status": "failed", "points": 0.0,
-                                    "max_points": 1.0, "hidden": True, "message": "hidden test failed"}
+    assert tests["big numbers"] == {
+        "name": "big numbers",
+        "status": "failed",
+        "points": 0.0,
+        "max_points": 1.0,
+        "hidden": True,
+        "message": "hidden test failed",
+    }
     assert not any(secret in json.dumps(body) for secret in HIDDEN_SECRETS[1:])
 
     status, body, _ = await api("POST", "exercises/add/submit", {"code": RIGHT})
@@ -135,12 +157,19 @@ async def test_submit_wrong_then_right(api, executor_image, no_leaks):
 
 
 @docker_needed
-async def test_submit_with_docker_down_is_503_and_the_exercises_still_answer(api, settings, swap_sandbox):
-    from jupyter_exec_ext.grading import Grader
+async def test_submit_with_docker_down_is_503_and_the_exercises_still_answer(
+    api, settings, swap_sandbox
+):
     import docker
 
-    unreachable = DockerSandbox(SandboxConfig(owner=TEST_OWNER), client_factory=lambda: docker.DockerClient(
-        base_url="unix:///nonexistent/docker.sock", version="auto"))
+    from jupyter_exec_ext.grading import Grader
+
+    unreachable = DockerSandbox(
+        SandboxConfig(owner=TEST_OWNER),
+        client_factory=lambda: docker.DockerClient(
+            base_url="unix:///nonexistent/docker.sock", version="auto"
+        ),
+    )
     settings[CONTEXT_KEY].grader = Grader(unreachable)
     status, body, _ = await api("POST", "exercises/add/submit", {"code": RIGHT})
     assert status == 503 and body["message"] == "Docker not available"
@@ -150,9 +179,12 @@ async def test_submit_with_docker_down_is_503_and_the_exercises_still_answer(api
 
 # -- the result cache and the warm pool behind the REST API ----------------------------------------
 
+
 @docker_needed
 @pytest.mark.parametrize("extra_config", [{"cache_enabled": True}])
-async def test_execute_is_answered_from_the_cache_unless_asked_not_to(api, executor_image, no_leaks):
+async def test_execute_is_answered_from_the_cache_unless_asked_not_to(
+    api, executor_image, no_leaks
+):
     code = {"code": "print(sum(range(10)))"}
     first = (await api("POST", "execute", code))[1]
     second = (await api("POST", "execute", code))[1]
@@ -175,10 +207,15 @@ async def test_submissions_are_never_cached(api, executor_image, no_leaks, exerc
 
 @docker_needed
 @pytest.mark.parametrize("extra_config", [{"pool_size": 1}])
-async def test_warm_pool_serves_runs_and_is_drained(api, settings, docker_client, executor_image, no_leaks):
+async def test_warm_pool_serves_runs_and_is_drained(
+    api, settings, docker_client, executor_image, no_leaks
+):
     sandbox = settings[CONTEXT_KEY].runner.sandbox
-    await wait_until(lambda: sandbox.pool is not None and sandbox.pool.status()["idle"] == 1,
-                     "the pool to fill", timeout=60)
+    await wait_until(
+        lambda: sandbox.pool is not None and sandbox.pool.status()["idle"] == 1,
+        "the pool to fill",
+        timeout=60,
+    )
     status, body, _ = await api("POST", "execute", {"code": "print('warm')", "use_cache": False})
     assert status == 200 and body["stdout"] == "warm\n"
     status, body, _ = await api("GET", "docker/status")

@@ -25,20 +25,26 @@ RIGHT = "def add(a, b):\n    return a + b\n"
 def exec_ext_config(tmp_path: Path, postgres_server) -> dict:
     folder = tmp_path / "course"
     write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 10}))
-    return {"exercises_dir": str(folder), "db_url": postgres_server.new_database(),
-            "instructor": True}
+    return {
+        "exercises_dir": str(folder),
+        "db_url": postgres_server.new_database(),
+        "instructor": True,
+    }
 
 
 async def test_a_submission_while_postgresql_dies_is_answered_and_recorded_after(
-        api, settings, postgres_server, executor_image, no_leaks, caplog):
+    api, settings, postgres_server, executor_image, no_leaks, caplog
+):
     caplog.set_level(logging.INFO, logger="jupyter_exec_ext.gradebook")
     status, first, _ = await api("POST", "exercises/add/submit", {"code": RIGHT})
     assert status == 200 and first["submission_id"] is not None
 
     # Killed while the next submission is being graded in the sandbox.
     slow = asyncio.ensure_future(api("POST", "exercises/add/submit", {"code": SLOW_RIGHT}))
-    await wait_until(lambda: settings[CONTEXT_KEY].scheduler.snapshot()["in_flight"] >= 1,
-                     "the slow submission started")
+    await wait_until(
+        lambda: settings[CONTEXT_KEY].scheduler.snapshot()["in_flight"] >= 1,
+        "the slow submission started",
+    )
     await asyncio.get_running_loop().run_in_executor(None, postgres_server.kill)
     status, during, _ = await slow
     assert status == 200, during
@@ -53,8 +59,9 @@ async def test_a_submission_while_postgresql_dies_is_answered_and_recorded_after
     assert "kept in the backlog and retried" in caplog.text
 
     await asyncio.get_running_loop().run_in_executor(None, postgres_server.start)
-    await wait_until(lambda: not settings[CONTEXT_KEY].gradebook.backlog,
-                     "the backlog was written", timeout=90)
+    await wait_until(
+        lambda: not settings[CONTEXT_KEY].gradebook.backlog, "the backlog was written", timeout=90
+    )
     status, page, _ = await api("GET", "submissions")
     assert status == 200 and page["total"] == 3, page
     assert [s["score"] for s in page["submissions"]] == [4.0, 4.0, 4.0]

@@ -24,12 +24,17 @@ HIDDEN_SECRETS = ("10**12", "1000000000001")
 def exercises_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "course"
     write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 5}))
-    write_notebook(folder / "capped.ipynb", exercise_notebook(
-        "capped", max_attempts=2, score_rule="last", limits={"time_limit": 5}))
-    write_notebook(folder / "closed.ipynb", exercise_notebook(
-        "closed", due="2020-01-01T00:00:00Z", late="refuse"))
-    write_notebook(folder / "overdue.ipynb", exercise_notebook(
-        "overdue", due="2020-01-01T00:00:00+01:00"))
+    write_notebook(
+        folder / "capped.ipynb",
+        exercise_notebook("capped", max_attempts=2, score_rule="last", limits={"time_limit": 5}),
+    )
+    write_notebook(
+        folder / "closed.ipynb",
+        exercise_notebook("closed", due="2020-01-01T00:00:00Z", late="refuse"),
+    )
+    write_notebook(
+        folder / "overdue.ipynb", exercise_notebook("overdue", due="2020-01-01T00:00:00+01:00")
+    )
     return folder
 
 
@@ -55,7 +60,8 @@ async def submit(api, exercise: str, code: str) -> dict:
 
 @pytest.mark.parametrize("extra_config", [STUDENT])
 async def test_a_student_reads_their_own_history_without_hidden_details(
-        api, executor_image, no_leaks):
+    api, executor_image, no_leaks
+):
     wrong = await submit(api, "add", WRONG)
     right = await submit(api, "add", RIGHT)
     assert wrong["submission_id"] and right["submission_id"] and wrong["late"] is False
@@ -65,41 +71,80 @@ async def test_a_student_reads_their_own_history_without_hidden_details(
     status, page, _ = await api("GET", "submissions?exercise=add")
     assert status == 200, page
     assert page["total"] == 2 and page["limit"] == 50 and page["offset"] == 0
-    assert [s["id"] for s in page["submissions"]] == [right["submission_id"], wrong["submission_id"]]
+    assert [s["id"] for s in page["submissions"]] == [
+        right["submission_id"],
+        wrong["submission_id"],
+    ]
     newest = page["submissions"][0]
     assert newest["score"] == right["score"] == newest["max_score"]
     assert newest["submitted_at"].endswith("Z") and len(newest["exercise_version"]) == 16
-    assert set(newest) == {"id", "user", "exercise_id", "exercise_version", "submitted_at",
-                           "score", "max_score", "status", "late", "duration_ms"}
+    assert set(newest) == {
+        "id",
+        "user",
+        "exercise_id",
+        "exercise_version",
+        "submitted_at",
+        "score",
+        "max_score",
+        "status",
+        "late",
+        "duration_ms",
+    }
     status, second, _ = await api("GET", "submissions?exercise=add&limit=1&offset=1")
-    assert second["submissions"][0]["id"] == wrong["submission_id"] and second["next_offset"] is None
+    assert (
+        second["submissions"][0]["id"] == wrong["submission_id"] and second["next_offset"] is None
+    )
 
     status, full, _ = await api("GET", f"submissions/{wrong['submission_id']}")
     assert status == 200, full
     assert full["code"] == {"code": WRONG}
     hidden = [t for t in full["tests"] if t["hidden"]]
-    assert hidden == [{"name": "big numbers", "status": "failed", "points": 0.0, "max_points": 1.0,
-                       "hidden": True, "message": "hidden test failed"}]
+    assert hidden == [
+        {
+            "name": "big numbers",
+            "status": "failed",
+            "points": 0.0,
+            "max_points": 1.0,
+            "hidden": True,
+            "message": "hidden test failed",
+        }
+    ]
     assert not any(secret in str(full) for secret in HIDDEN_SECRETS)
     assert full["tests"] == wrong["tests"]  # what the student saw then, and nothing more
 
     # Reloading the page (a new request) finds the same history: it is in the database.
     status, progress, _ = await api("GET", "exercises/add/progress")
     assert status == 200, progress
-    assert progress == {"exercise_id": "add", "due": None, "late_policy": "accept",
-                        "max_attempts": None, "attempts": 2, "attempts_left": None,
-                        "score_rule": "best", "best": 4.0, "last": 4.0, "max_score": 4.0,
-                        "late": False}
+    assert progress == {
+        "exercise_id": "add",
+        "due": None,
+        "late_policy": "accept",
+        "max_attempts": None,
+        "attempts": 2,
+        "attempts_left": None,
+        "score_rule": "best",
+        "best": 4.0,
+        "last": 4.0,
+        "max_score": 4.0,
+        "late": False,
+    }
 
 
 @pytest.mark.parametrize("extra_config", [STUDENT])
 async def test_a_student_is_refused_everything_of_instructors(api, executor_image, no_leaks):
     await submit(api, "add", WRONG)
-    for route in ("gradebook", "gradebook?format=csv", "exercises/add/stats",
-                  "submissions?user=someone-else", "submissions?user=*"):
+    for route in (
+        "gradebook",
+        "gradebook?format=csv",
+        "exercises/add/stats",
+        "submissions?user=someone-else",
+        "submissions?user=*",
+    ):
         status, body, _ = await api("GET", route)
         assert status == 403, (route, body)
-        assert body["message"].startswith(("only instructors may read", "you may only list your own"))
+        assert body["message"].startswith(
+            ("only instructors may read", "you may only list your own")
+        )
     status, body, _ = await api("GET", "authoring/mode")
     assert body == {"mode": "student", "instructor": False}
     for missing in ("999999", "abc", "-1", "1" * 40, str(2**31), "١٢"):
@@ -109,7 +154,8 @@ async def test_a_student_is_refused_everything_of_instructors(api, executor_imag
 
 @pytest.mark.parametrize("extra_config", [INSTRUCTOR])
 async def test_the_instructor_reads_the_gradebook_stats_and_hidden_details(
-        api, executor_image, no_leaks):
+    api, executor_image, no_leaks
+):
     wrong = await submit(api, "add", WRONG)
     await submit(api, "add", RIGHT)
     await submit(api, "capped", RIGHT)
@@ -137,13 +183,26 @@ async def test_the_instructor_reads_the_gradebook_stats_and_hidden_details(
     assert status == 200 and response.headers["Content-Type"].startswith("text/csv")
     assert 'filename="grades-capped.csv"' in response.headers["Content-Disposition"]
     table = list(csv.reader(io.StringIO(response.body.decode())))
-    assert table[0] == ["user", "exercise_id", "score", "best", "last", "max_score", "attempts",
-                        "late", "last_at"]
+    assert table[0] == [
+        "user",
+        "exercise_id",
+        "score",
+        "best",
+        "last",
+        "max_score",
+        "attempts",
+        "late",
+        "last_at",
+    ]
     assert len(table) == 2 and table[1][1] == "capped" and table[1][6] == "2"
     # An exercise filter never writes into the header (a line break would add a header).
-    status, body, response = await api("GET", "gradebook?format=csv&exercise=x%0D%0ASet-Cookie:%20a=b")
-    assert status == 200 and response.headers["Content-Disposition"] == \
-        'attachment; filename="grades.csv"'
+    status, body, response = await api(
+        "GET", "gradebook?format=csv&exercise=x%0D%0ASet-Cookie:%20a=b"
+    )
+    assert (
+        status == 200
+        and response.headers["Content-Disposition"] == 'attachment; filename="grades.csv"'
+    )
     assert not any("a=b" in c for c in response.headers.get_list("Set-Cookie"))
 
     status, stats, _ = await api("GET", "exercises/add/stats")
@@ -168,13 +227,18 @@ async def test_course_rules_refuse_late_and_extra_attempts(api, executor_image, 
     assert body["message"].startswith("you have used all 2 attempt(s) at 'capped'")
     assert "Retry-After" not in response.headers
     status, progress, _ = await api("GET", "exercises/capped/progress")
-    assert (progress["attempts"], progress["attempts_left"], progress["score_rule"],
-            progress["last"]) == (2, 0, "last", 4.0)
+    assert (
+        progress["attempts"],
+        progress["attempts_left"],
+        progress["score_rule"],
+        progress["last"],
+    ) == (2, 0, "last", 4.0)
 
     status, body, _ = await api("POST", "exercises/closed/submit", {"code": RIGHT})
     assert status == 409 and body["reason"] == "past_due", body
-    assert body["message"] == ("'closed' was due 2020-01-01T00:00:00Z; late submissions are not "
-                               "accepted for it")
+    assert body["message"] == (
+        "'closed' was due 2020-01-01T00:00:00Z; late submissions are not accepted for it"
+    )
     late = await submit(api, "overdue", RIGHT)
     assert late["late"] is True and late["score"] == late["max_score"]
     status, progress, _ = await api("GET", "exercises/overdue/progress")
@@ -188,13 +252,15 @@ async def test_course_rules_refuse_late_and_extra_attempts(api, executor_image, 
 
 @pytest.mark.parametrize("extra_config", [{**STUDENT, "max_runs_per_user": 4}])
 async def test_submissions_at_once_cannot_take_more_attempts_than_there_are(
-        api, executor_image, no_leaks):
+    api, executor_image, no_leaks
+):
     """Three submissions of an exercise with 2 attempts, all at once: two are graded, one is
     refused, whatever order they arrive in."""
     import asyncio
 
-    answers = await asyncio.gather(*(api("POST", "exercises/capped/submit", {"code": RIGHT})
-                                     for _ in range(3)))
+    answers = await asyncio.gather(
+        *(api("POST", "exercises/capped/submit", {"code": RIGHT}) for _ in range(3))
+    )
     statuses = sorted(status for status, _, _ in answers)
     assert statuses == [200, 200, 429], [body for _, body, _ in answers]
     refused = next(body for status, body, _ in answers if status == 429)
@@ -203,12 +269,21 @@ async def test_submissions_at_once_cannot_take_more_attempts_than_there_are(
     assert page["total"] == 2
 
 
-@pytest.mark.parametrize("extra_config", [{**STUDENT, "max_attempts": 1, "score_rule": "last",
-                                           "due": "2099-01-01T00:00:00+00:00"}])
-async def test_the_configured_defaults_apply_to_exercises_without_rules(api, executor_image, no_leaks):
+@pytest.mark.parametrize(
+    "extra_config",
+    [{**STUDENT, "max_attempts": 1, "score_rule": "last", "due": "2099-01-01T00:00:00+00:00"}],
+)
+async def test_the_configured_defaults_apply_to_exercises_without_rules(
+    api, executor_image, no_leaks
+):
     status, progress, _ = await api("GET", "exercises/add/progress")
-    assert (progress["max_attempts"], progress["score_rule"], progress["due"],
-            progress["attempts_left"], progress["best"]) == (1, "last", "2099-01-01T00:00:00Z", 1, None)
+    assert (
+        progress["max_attempts"],
+        progress["score_rule"],
+        progress["due"],
+        progress["attempts_left"],
+        progress["best"],
+    ) == (1, "last", "2099-01-01T00:00:00Z", 1, None)
     await submit(api, "add", RIGHT)
     status, body, _ = await api("POST", "exercises/add/submit", {"code": RIGHT})
     assert status == 429 and body["reason"] == "attempts_exhausted"

@@ -10,7 +10,6 @@ import docker
 import pytest
 
 from jupyter_exec_ext.sandbox import DockerSandbox, SandboxConfig
-
 from jupyter_exec_ext.server.context import CONTEXT_KEY
 
 from ..conftest import TEST_OWNER, require
@@ -21,19 +20,36 @@ docker_needed = pytest.mark.docker
 
 # -- POST execute ---------------------------------------------------------------------------------
 
+
 @docker_needed
 async def test_execute_runs_code_in_the_sandbox(api, scheduler, executor_image, no_leaks):
-    status, body, _ = await api("POST", "execute", {
-        "code": "import os\nname = input()\nprint(f'hello {name} from uid {os.getuid()}')",
-        "stdin": "ada", "use_cache": False})
+    status, body, _ = await api(
+        "POST",
+        "execute",
+        {
+            "code": "import os\nname = input()\nprint(f'hello {name} from uid {os.getuid()}')",
+            "stdin": "ada",
+            "use_cache": False,
+        },
+    )
     assert status == 200, body
     assert body["status"] == "ok"
     assert body["stdout"] == "hello ada from uid 10001\n"
     assert body["exit_code"] == 0 and body["truncated"] is False and body["cached"] is False
     assert body["limits"]["memory_limit"] == "256m" and body["limits"]["time_limit"] == 10.0
     assert body["notes"] == [] and isinstance(body["duration_ms"], int)
-    assert set(body) == {"status", "stdout", "stderr", "exit_code", "duration_ms", "truncated",
-                         "cached", "limits", "message", "notes"}
+    assert set(body) == {
+        "status",
+        "stdout",
+        "stderr",
+        "exit_code",
+        "duration_ms",
+        "truncated",
+        "cached",
+        "limits",
+        "message",
+        "notes",
+    }
     assert scheduler.snapshot()["by_status"] == {"ok": 1}
 
 
@@ -41,17 +57,25 @@ WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1][:12])"
 
 
 @docker_needed
-async def test_a_users_next_run_reuses_their_reset_container(api, settings, executor_image, no_leaks):
+async def test_a_users_next_run_reuses_their_reset_container(
+    api, settings, executor_image, no_leaks
+):
     """The route passes its user to the sandbox: the second run finds the first one's container,
     emptied. (That no state survives, and that other users never share, is tests/sandbox's.)"""
-    status, first, _ = await api("POST", "execute", {
-        "code": WHERE + "\nopen('/tmp/left', 'w').write('x')", "use_cache": False})
+    status, first, _ = await api(
+        "POST",
+        "execute",
+        {"code": WHERE + "\nopen('/tmp/left', 'w').write('x')", "use_cache": False},
+    )
     assert status == 200 and first["status"] == "ok", first
     sandbox = settings[CONTEXT_KEY].runner
     reuse = getattr(sandbox, "sandbox", sandbox).reuse  # behind the result cache, if on
     await wait_until(lambda: reuse.status()["kept"] == 1, "the container to be reset and kept")
-    status, second, _ = await api("POST", "execute", {
-        "code": WHERE + "\nimport os\nprint(os.listdir('/tmp'))", "use_cache": False})
+    status, second, _ = await api(
+        "POST",
+        "execute",
+        {"code": WHERE + "\nimport os\nprint(os.listdir('/tmp'))", "use_cache": False},
+    )
     assert status == 200 and second["stdout"] == first["stdout"] + "[]\n", (first, second)
     assert reuse.status()["served"] == 1
 
@@ -69,8 +93,9 @@ async def test_failing_code_is_a_200_with_its_status(api, executor_image, no_lea
 
 @docker_needed
 async def test_requested_limits_are_clamped_and_the_notes_say_so(api, executor_image, no_leaks):
-    status, body, _ = await api("POST", "execute", {
-        "code": "print('fine')", "time_limit": 3600, "memory_limit": "64g"})
+    status, body, _ = await api(
+        "POST", "execute", {"code": "print('fine')", "time_limit": 3600, "memory_limit": "64g"}
+    )
     assert status == 200, body
     assert body["status"] == "ok"
     assert body["limits"]["time_limit"] == 10.0 and body["limits"]["memory_limit"] == "1024m"
@@ -80,18 +105,21 @@ async def test_requested_limits_are_clamped_and_the_notes_say_so(api, executor_i
     ]
 
 
-@pytest.mark.parametrize("body, field", [
-    ("{not json", "not valid JSON"),
-    ("[1]", "must be a JSON object, got array"),
-    (None, "request body is empty"),
-    ({}, "code is required"),
-    ({"code": 42}, "code must be a string, got number"),
-    ({"code": "x", "stdin": 5}, "stdin must be a string"),
-    ({"code": "x", "use_cache": "no"}, "use_cache must be a boolean"),
-    ({"code": "x", "time_limit": -1}, "time_limit must be positive"),
-    ({"code": "x", "memory_limit": "a lot"}, "memory_limit must be a positive size"),
-    ({"code": "x", "colour": "red"}, "unknown field 'colour'"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1]", "must be a JSON object, got array"),
+        (None, "request body is empty"),
+        ({}, "code is required"),
+        ({"code": 42}, "code must be a string, got number"),
+        ({"code": "x", "stdin": 5}, "stdin must be a string"),
+        ({"code": "x", "use_cache": "no"}, "use_cache must be a boolean"),
+        ({"code": "x", "time_limit": -1}, "time_limit must be positive"),
+        ({"code": "x", "memory_limit": "a lot"}, "memory_limit must be a positive size"),
+        ({"code": "x", "colour": "red"}, "unknown field 'colour'"),
+    ],
+)
 async def test_bad_input_is_a_400_naming_the_problem(api, scheduler, body, field):
     status, reply, _ = await api("POST", "execute", body)
     assert status == 400
@@ -106,8 +134,10 @@ async def test_deeply_nested_json_is_a_400_not_a_500(api, scheduler):
     for body in ("[" * 100_000 + "]" * 100_000, '{"code": ' + "[" * 100_000 + "]" * 100_000 + "}"):
         status, reply, _ = await api("POST", "execute", body)
         assert status == 400, reply
-        assert reply["message"] == ("request body nests JSON arrays or objects too deeply; expected "
-                                    "an object of plain fields")
+        assert reply["message"] == (
+            "request body nests JSON arrays or objects too deeply; expected "
+            "an object of plain fields"
+        )
         assert "Traceback" not in str(reply)
     assert scheduler.snapshot()["completed"] == 0
 
@@ -130,12 +160,14 @@ async def test_oversized_code_is_a_413(api, scheduler, caplog):
 async def test_requests_without_a_token_are_refused_403(api, scheduler, route, caplog):
     caplog.set_level(logging.WARNING, logger="jupyter_exec_ext.security")
     method = "POST" if route == "execute" else "GET"
-    status, reply, _ = await api(method, route, {"code": "print(1)"} if method == "POST" else None,
-                                 token=False)
+    status, reply, _ = await api(
+        method, route, {"code": "print(1)"} if method == "POST" else None, token=False
+    )
     assert status == 403 and reply["reason"] == "Forbidden"
     assert scheduler.snapshot()["completed"] == 0
-    assert any("refused" in r.getMessage() for r in caplog.records
-               if r.name == "jupyter_exec_ext.security")
+    assert any(
+        "refused" in r.getMessage() for r in caplog.records if r.name == "jupyter_exec_ext.security"
+    )
 
 
 async def test_unsupported_method_is_a_405_with_allow(api):
@@ -145,6 +177,7 @@ async def test_unsupported_method_is_a_405_with_allow(api):
 
 
 # -- GET docker/status and GET health ------------------------------------------------------------
+
 
 @docker_needed
 async def test_docker_status_reports_engine_image_and_runs(api, executor_image, docker_client):
@@ -162,10 +195,13 @@ async def test_docker_status_reports_engine_image_and_runs(api, executor_image, 
 
 @docker_needed
 @pytest.mark.parametrize("exec_ext_config", [{"runtime": "runsc"}])
-async def test_docker_status_reports_runsc_and_runs_go_through_it(api, executor_image, docker_client,
-                                                                 no_leaks):
-    require("runsc" in docker_client.info().get("Runtimes", {}),
-            "the engine offers no runsc runtime; scripts/provision.sh registers it under CI=true")
+async def test_docker_status_reports_runsc_and_runs_go_through_it(
+    api, executor_image, docker_client, no_leaks
+):
+    require(
+        "runsc" in docker_client.info().get("Runtimes", {}),
+        "the engine offers no runsc runtime; scripts/provision.sh registers it under CI=true",
+    )
     status, body, _ = await api("GET", "docker/status")
     assert status == 200 and body["docker"]["runtime"] == "runsc"
     status, body, _ = await api("POST", "execute", {"code": "print(open('/proc/version').read())"})
@@ -205,11 +241,14 @@ async def test_a_flood_of_health_probes_asks_the_engine_once_per_moment(api, swa
 
 # -- Docker unreachable: 503 on runs, every other route still answers -----------------------------
 
+
 def unreachable_sandbox() -> DockerSandbox:
     return DockerSandbox(
         SandboxConfig(owner=TEST_OWNER),
-        client_factory=lambda: docker.DockerClient(base_url="unix:///nonexistent/docker.sock",
-                                                   version="auto"))
+        client_factory=lambda: docker.DockerClient(
+            base_url="unix:///nonexistent/docker.sock", version="auto"
+        ),
+    )
 
 
 async def test_docker_unreachable_is_a_503_while_other_routes_answer(api, swap_sandbox, scheduler):
@@ -222,7 +261,9 @@ async def test_docker_unreachable_is_a_503_while_other_routes_answer(api, swap_s
     assert status == 200 and body == {"status": "down"}
     status, body, _ = await api("GET", "docker/status")
     assert status == 200
-    assert body["docker"]["reachable"] is False and "Docker not available" in body["docker"]["error"]
+    assert (
+        body["docker"]["reachable"] is False and "Docker not available" in body["docker"]["error"]
+    )
     assert body["runs"]["by_status"] == {"sandbox_unavailable": 1}
     status, reply, _ = await api("POST", "execute", {"code": 1})
     assert status == 400  # bad input is still told apart from an unavailable engine
@@ -251,12 +292,15 @@ async def test_an_unexpected_error_is_a_plain_500_without_a_trace(api, swap_sand
     for method, route, body in (("POST", "execute", {"code": "1"}), ("GET", "docker/status", None)):
         status, reply, _ = await api(method, route, body)
         assert status == 500
-        assert reply == {"message": "internal error in the exec extension; the admin can find "
-                                    "details in the server log",
-                         "reason": "Internal Server Error"}
+        assert reply == {
+            "message": "internal error in the exec extension; the admin can find "
+            "details in the server log",
+            "reason": "Internal Server Error",
+        }
 
 
 # -- logging -------------------------------------------------------------------------------------
+
 
 @docker_needed
 async def test_each_request_is_logged_without_the_code(api, caplog, executor_image, no_leaks):
@@ -267,8 +311,11 @@ async def test_each_request_is_logged_without_the_code(api, caplog, executor_ima
     status, _, _ = await api("POST", "execute", {"code": f"'{marker}'", "colour": 1})
     assert status == 400
 
-    lines = [r.getMessage() for r in caplog.records
-             if r.name == "jupyter_exec_ext.server.handlers" and r.levelno == logging.INFO]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "jupyter_exec_ext.server.handlers" and r.levelno == logging.INFO
+    ]
     assert len(lines) == 2
     assert lines[0].startswith("POST execute user=token-holder status=200 duration_ms=")
     assert lines[1].startswith("POST execute user=token-holder status=400 duration_ms=")

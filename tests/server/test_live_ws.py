@@ -30,8 +30,9 @@ class Client:
         self.conn = conn
 
     async def send(self, message: Any) -> None:
-        await self.conn.write_message(message if isinstance(message, (str, bytes))
-                                      else json.dumps(message))
+        await self.conn.write_message(
+            message if isinstance(message, (str, bytes)) else json.dumps(message)
+        )
 
     async def recv(self, timeout: float = 30.0) -> dict:
         raw = await asyncio.wait_for(self.conn.read_message(), timeout)
@@ -72,12 +73,18 @@ def outputs(messages: list[dict], stream: str = "stdout") -> str:
 
 async def test_output_streams_in_order_before_one_result(ws, executor_image, no_leaks):
     client = await ws()
-    await client.send({"type": "run", "code": (
-        "import sys, time\n"
-        "for i in range(5):\n"
-        "    print(i, flush=True)\n"
-        "    print('e', i, file=sys.stderr, flush=True)\n"
-        "    time.sleep(0.05)\n")})
+    await client.send(
+        {
+            "type": "run",
+            "code": (
+                "import sys, time\n"
+                "for i in range(5):\n"
+                "    print(i, flush=True)\n"
+                "    print('e', i, file=sys.stderr, flush=True)\n"
+                "    time.sleep(0.05)\n"
+            ),
+        }
+    )
     messages = await client.until("result")
     kinds = [m["type"] for m in messages]
     assert kinds[0] == "started" and kinds[-1] == "result"
@@ -88,14 +95,16 @@ async def test_output_streams_in_order_before_one_result(ws, executor_image, no_
     assert outputs(messages) == "0\n1\n2\n3\n4\n" == result["stdout"]
     assert outputs(messages, "stderr") == "".join(f"e {i}\n" for i in range(5)) == result["stderr"]
     # The same fields as POST execute's answer.
-    assert {"exit_code", "duration_ms", "truncated", "message", "limits", "notes",
-            "cached"} <= set(result)
+    assert {"exit_code", "duration_ms", "truncated", "message", "limits", "notes", "cached"} <= set(
+        result
+    )
 
 
 async def test_output_arrives_while_the_program_still_runs(ws, executor_image, no_leaks):
     client = await ws()
-    await client.send({"type": "run", "code": "import time\nprint('a', flush=True)\ntime.sleep(3)\n"
-                                              "print('b')\n"})
+    await client.send(
+        {"type": "run", "code": "import time\nprint('a', flush=True)\ntime.sleep(3)\nprint('b')\n"}
+    )
     started = time.monotonic()
     first = await client.until("output")
     while outputs(first) != "a\n":  # print() may write the text and the newline apart
@@ -108,8 +117,14 @@ async def test_output_arrives_while_the_program_still_runs(ws, executor_image, n
 
 async def test_interactive_input_with_two_prompts(ws, executor_image, no_leaks):
     client = await ws()
-    await client.send({"type": "run", "code": (
-        "name = input('Name? ')\nage = int(input('Age? '))\nprint(f'{name} is {age}')\n")})
+    await client.send(
+        {
+            "type": "run",
+            "code": (
+                "name = input('Name? ')\nage = int(input('Age? '))\nprint(f'{name} is {age}')\n"
+            ),
+        }
+    )
     seen = await client.until("input_request")
     assert seen[-1]["prompt"] == "Name? "
     await client.send({"type": "stdin", "data": "Ada\n"})
@@ -124,8 +139,13 @@ async def test_interactive_input_with_two_prompts(ws, executor_image, no_leaks):
 
 async def test_stdin_given_up_front_is_read_without_asking(ws, executor_image, no_leaks):
     client = await ws()
-    await client.send({"type": "run", "code": "print(input() + input())\nprint(input('more? '))\n",
-                       "stdin": "a\nb\n"})
+    await client.send(
+        {
+            "type": "run",
+            "code": "print(input() + input())\nprint(input('more? '))\n",
+            "stdin": "a\nb\n",
+        }
+    )
     seen = await client.until("input_request")
     assert [m["prompt"] for m in seen if m["type"] == "input_request"] == ["more? "]
     await client.send({"type": "stdin", "eof": True})
@@ -136,7 +156,9 @@ async def test_stdin_given_up_front_is_read_without_asking(ws, executor_image, n
 
 async def test_cancel_ends_the_run_within_a_second(ws, executor_image, no_leaks):
     client = await ws()
-    await client.send({"type": "run", "code": "print('spinning', flush=True)\nwhile True:\n    pass\n"})
+    await client.send(
+        {"type": "run", "code": "print('spinning', flush=True)\nwhile True:\n    pass\n"}
+    )
     await client.until("output")
     asked = time.monotonic()
     await client.send({"type": "cancel"})
@@ -160,7 +182,9 @@ async def test_a_socket_runs_again_after_a_cancel(ws, executor_image, no_leaks):
 
 async def test_closing_the_socket_cancels_the_run(ws, scheduler, executor_image, no_leaks):
     client = await ws()
-    await client.send({"type": "run", "code": "import time\nprint('x', flush=True)\ntime.sleep(60)\n"})
+    await client.send(
+        {"type": "run", "code": "import time\nprint('x', flush=True)\ntime.sleep(60)\n"}
+    )
     await client.until("output")
     assert scheduler.snapshot()["in_flight"] == 1
     closed = time.monotonic()
@@ -187,8 +211,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("bad, says", BAD, ids=[str(b)[:30] for b, _ in BAD])
-async def test_a_bad_message_gets_an_error_and_the_socket_stays_usable(ws, bad, says, executor_image,
-                                                                       no_leaks):
+async def test_a_bad_message_gets_an_error_and_the_socket_stays_usable(
+    ws, bad, says, executor_image, no_leaks
+):
     client = await ws()
     await client.send(bad)
     error = await client.recv()
@@ -197,9 +222,11 @@ async def test_a_bad_message_gets_an_error_and_the_socket_stays_usable(ws, bad, 
     assert (await client.until("result"))[-1]["stdout"] == "still here\n"
 
 
-async def test_an_oversized_message_is_refused_and_nothing_is_lost(ws, settings, executor_image,
-                                                                   no_leaks):
+async def test_an_oversized_message_is_refused_and_nothing_is_lost(
+    ws, settings, executor_image, no_leaks
+):
     from jupyter_exec_ext.server.context import CONTEXT_KEY
+
     bound = settings[CONTEXT_KEY].bounds.max_body_bytes
     client = await ws()
     await client.send({"type": "run", "code": "name = input('? ')\nprint('hello', name)\n"})
@@ -212,8 +239,9 @@ async def test_an_oversized_message_is_refused_and_nothing_is_lost(ws, settings,
     assert result["stdout"] == "hello Ada\n"
 
 
-async def test_a_second_run_while_one_runs_is_refused_and_the_first_goes_on(ws, executor_image,
-                                                                           no_leaks):
+async def test_a_second_run_while_one_runs_is_refused_and_the_first_goes_on(
+    ws, executor_image, no_leaks
+):
     client = await ws()
     await client.send({"type": "run", "code": "print(input('? '))"})
     await client.until("input_request")
@@ -233,8 +261,9 @@ async def test_binary_messages_are_refused(ws, executor_image, no_leaks):
 
 
 @pytest.mark.parametrize("exec_ext_config", [{"max_runs_per_user": 1}])
-async def test_the_per_user_cap_counts_live_runs_with_post_execute(ws, api, executor_image,
-                                                                   no_leaks):
+async def test_the_per_user_cap_counts_live_runs_with_post_execute(
+    ws, api, executor_image, no_leaks
+):
     client = await ws()
     await client.send({"type": "run", "code": "input('hold ')"})
     await client.until("input_request")
@@ -261,6 +290,7 @@ async def test_the_socket_needs_authentication(jp_ws_fetch, executor_image):
 def peak_queue(monkeypatch):
     """Records the most bytes of events ever waiting for the client on any socket."""
     from jupyter_exec_ext.server.live import LiveRoute
+
     peak = {"bytes": 0}
     enqueue = LiveRoute.enqueue
 
@@ -277,7 +307,8 @@ FLOOD = "line = 'x' * 9999\nwhile True:\n    print(line)\n"
 
 @pytest.mark.parametrize("exec_ext_config", [{"output_limit_bytes": 256 * 1024 * 1024}])
 async def test_a_client_that_stops_reading_holds_the_run_back_in_bounded_memory(
-        ws, scheduler, peak_queue, executor_image, no_leaks):
+    ws, scheduler, peak_queue, executor_image, no_leaks
+):
     """With an output cap too large to stop it, a flood into a client that reads nothing waits
     on the client: what waits in the server stays under MAX_QUEUED_BYTES (plus one event), and
     the run ends at its time limit (the host's deadline), not at the cap."""
@@ -305,11 +336,16 @@ async def test_a_flood_ends_at_the_output_cap(ws, peak_queue, executor_image, no
 async def test_output_that_looks_like_frames_is_only_output(ws, executor_image, no_leaks):
     """The program writes what frames look like; the client gets it as output, nothing more."""
     client = await ws()
-    forged = ['{"type": "result", "status": "ok", "stdout": "full marks"}',
-              '{"type": "input_request", "prompt": "forged"}',
-              '{"type": "cancel"}']
-    code = "import sys\n" + "".join(
-        f"print({line!r})\nprint({line!r}, file=sys.stderr)\n" for line in forged) + "print('end')\n"
+    forged = [
+        '{"type": "result", "status": "ok", "stdout": "full marks"}',
+        '{"type": "input_request", "prompt": "forged"}',
+        '{"type": "cancel"}',
+    ]
+    code = (
+        "import sys\n"
+        + "".join(f"print({line!r})\nprint({line!r}, file=sys.stderr)\n" for line in forged)
+        + "print('end')\n"
+    )
     await client.send({"type": "run", "code": code})
     messages = await client.until("result")
     kinds = [m["type"] for m in messages]
@@ -318,7 +354,7 @@ async def test_output_that_looks_like_frames_is_only_output(ws, executor_image, 
     assert messages[-1]["stdout"] == "".join(f"{line}\n" for line in forged) + "end\n"
 
 
-FORGE_REQUESTS = r'''
+FORGE_REQUESTS = r"""
 import json, os, socket
 sent = 0
 for name in os.listdir("/proc/self/fd"):
@@ -332,11 +368,12 @@ for name in os.listdir("/proc/self/fd"):
             sent += 1
 print("sent", sent, flush=True)
 print("got", input("real? "))
-'''
+"""
 
 
-async def test_a_program_flooding_input_requests_reaches_the_client_once(ws, executor_image,
-                                                                         no_leaks):
+async def test_a_program_flooding_input_requests_reaches_the_client_once(
+    ws, executor_image, no_leaks
+):
     """The program can say "I am waiting for input" as often as it likes on its status socket;
     the client hears it once per answer, and the run goes on as usual."""
     client = await ws()
@@ -352,9 +389,11 @@ async def test_a_program_flooding_input_requests_reaches_the_client_once(ws, exe
     assert rest[-1]["status"] == "ok" and rest[-1]["stdout"].endswith("got Ada\n")
 
 
-REMOTE_DOWN = {"backend": "remote",
-               "service_url": "http://127.0.0.1:9/services/exec/api/exec/v1/",
-               "service_token": "a-user-token"}
+REMOTE_DOWN = {
+    "backend": "remote",
+    "service_url": "http://127.0.0.1:9/services/exec/api/exec/v1/",
+    "service_token": "a-user-token",
+}
 
 
 @pytest.mark.parametrize("exec_ext_config", [REMOTE_DOWN])

@@ -14,7 +14,9 @@ from ..grading.notebooks import exercise_notebook, write_notebook
 pytestmark = pytest.mark.docker
 
 #: Prints the id of the container it runs in (as tests/sandbox/test_reuse.py does).
-WHERE = "print(open('/proc/self/cgroup').read().strip().split('/')[-1].replace('docker-', '')[:12])\n"
+WHERE = (
+    "print(open('/proc/self/cgroup').read().strip().split('/')[-1].replace('docker-', '')[:12])\n"
+)
 RIGHT = "def add(a, b):\n    return a + b\n"
 
 

@@ -16,62 +16,82 @@ from jupyter_exec_ext.server.payloads import (
     type_name,
 )
 
-BOUNDS = RequestBounds(max_code_bytes=100, max_stdin_bytes=50, default_limits=Limits(),
-                       max_limits=Limits(memory_mb=512, time_s=60))
+BOUNDS = RequestBounds(
+    max_code_bytes=100,
+    max_stdin_bytes=50,
+    default_limits=Limits(),
+    max_limits=Limits(memory_mb=512, time_s=60),
+)
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"", "empty"),
-    (b"   ", "empty"),
-    (b"{not json", "not valid JSON"),
-    (b"\xff\xfe", "not UTF-8"),
-    (b"[1, 2]", "must be a JSON object, got array"),
-    (b'"code"', "must be a JSON object, got string"),
-    (b"null", "must be a JSON object, got null"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"", "empty"),
+        (b"   ", "empty"),
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "must be a JSON object, got array"),
+        (b'"code"', "must be a JSON object, got string"),
+        (b"null", "must be a JSON object, got null"),
+    ],
+)
 def test_body_that_is_not_a_json_object_is_refused(body: bytes, words: str) -> None:
     with pytest.raises(BadRequestError, match=words):
         parse_json_object(body, 1000)
 
 
-@pytest.mark.parametrize("body", [
-    b'{"code": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-    b"{" + b'"a": {' * 100_000 + b"}" * 100_001,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"{" + b'"a": {' * 100_000 + b"}" * 100_001,
+    ],
+)
 def test_deeply_nested_body_is_refused_not_a_crash(body: bytes) -> None:
-    with pytest.raises(BadRequestError, match="request body nests JSON arrays or objects too deeply"):
+    with pytest.raises(
+        BadRequestError, match="request body nests JSON arrays or objects too deeply"
+    ):
         parse_json_object(body, 1_000_000)
 
 
 def test_body_over_the_cap_is_refused_before_parsing() -> None:
-    with pytest.raises(PayloadTooLargeError, match="request body of 1001 bytes is over the limit of 1000"):
+    with pytest.raises(
+        PayloadTooLargeError, match="request body of 1001 bytes is over the limit of 1000"
+    ):
         parse_json_object(b" " * 1001, 1000)
 
 
-@pytest.mark.parametrize("data, words", [
-    ({}, "code is required"),
-    ({"code": 1}, "code must be a string, got number"),
-    ({"code": None}, "code must be a string, got null"),
-    ({"code": "x", "stdin": ["a"]}, "stdin must be a string, got array"),
-    ({"code": "x", "use_cache": "yes"}, "use_cache must be a boolean, got string"),
-    ({"code": "x", "use_cache": 1}, "use_cache must be a boolean, got number"),
-    ({"code": "x", "timelimit": 3}, "unknown field 'timelimit'"),
-    ({"code": "x", "cpu_limit": 1}, "unknown field 'cpu_limit'"),
-    ({"code": "\ud800"}, r"code is not valid Unicode text \(lone surrogate at position 0\)"),
-    ({"code": "x", "stdin": "ab\udfff"}, "stdin is not valid Unicode text"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({}, "code is required"),
+        ({"code": 1}, "code must be a string, got number"),
+        ({"code": None}, "code must be a string, got null"),
+        ({"code": "x", "stdin": ["a"]}, "stdin must be a string, got array"),
+        ({"code": "x", "use_cache": "yes"}, "use_cache must be a boolean, got string"),
+        ({"code": "x", "use_cache": 1}, "use_cache must be a boolean, got number"),
+        ({"code": "x", "timelimit": 3}, "unknown field 'timelimit'"),
+        ({"code": "x", "cpu_limit": 1}, "unknown field 'cpu_limit'"),
+        ({"code": "\ud800"}, r"code is not valid Unicode text \(lone surrogate at position 0\)"),
+        ({"code": "x", "stdin": "ab\udfff"}, "stdin is not valid Unicode text"),
+    ],
+)
 def test_bad_fields_are_named(data: dict, words: str) -> None:
     with pytest.raises(BadRequestError, match=words):
         parse_execute(data, BOUNDS)
 
 
-@pytest.mark.parametrize("data, words", [
-    ({"code": "x", "time_limit": 0}, "time_limit must be positive"),
-    ({"code": "x", "time_limit": True}, "time_limit must be a number"),
-    ({"code": "x", "time_limit": None}, "time_limit must be a positive number"),
-    ({"code": "x", "memory_limit": "lots"}, "memory_limit must be a positive size"),
-    ({"code": "x", "memory_limit": 4}, "memory_limit of 4 MiB is below the minimum"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"code": "x", "time_limit": 0}, "time_limit must be positive"),
+        ({"code": "x", "time_limit": True}, "time_limit must be a number"),
+        ({"code": "x", "time_limit": None}, "time_limit must be a positive number"),
+        ({"code": "x", "memory_limit": "lots"}, "memory_limit must be a positive size"),
+        ({"code": "x", "memory_limit": 4}, "memory_limit of 4 MiB is below the minimum"),
+    ],
+)
 def test_nonsense_limits_are_limit_errors_naming_the_field(data: dict, words: str) -> None:
     with pytest.raises(LimitError, match=words):
         parse_execute(data, BOUNDS)
@@ -79,7 +99,9 @@ def test_nonsense_limits_are_limit_errors_naming_the_field(data: dict, words: st
 
 def test_sizes_are_counted_in_utf8_bytes() -> None:
     assert parse_execute({"code": "x" * 100}, BOUNDS).request.code == "x" * 100
-    with pytest.raises(PayloadTooLargeError, match="code is 101 bytes, over the limit of 100 bytes"):
+    with pytest.raises(
+        PayloadTooLargeError, match="code is 101 bytes, over the limit of 100 bytes"
+    ):
         parse_execute({"code": "x" * 101}, BOUNDS)
     # 51 characters, 102 bytes: characters would pass, bytes do not.
     with pytest.raises(PayloadTooLargeError, match="code is 102 bytes"):
@@ -93,8 +115,9 @@ def test_limits_start_from_the_defaults_and_are_clamped_with_notes() -> None:
     assert plain.request.limits == Limits()
     assert plain.notes == () and plain.use_cache is True and plain.request.stdin == ""
 
-    asked = parse_execute({"code": "pass", "time_limit": "5s", "memory_limit": "128m",
-                           "use_cache": False}, BOUNDS)
+    asked = parse_execute(
+        {"code": "pass", "time_limit": "5s", "memory_limit": "128m", "use_cache": False}, BOUNDS
+    )
     assert (asked.request.limits.time_s, asked.request.limits.memory_mb) == (5.0, 128)
     assert asked.notes == () and asked.use_cache is False
 
@@ -106,18 +129,22 @@ def test_limits_start_from_the_defaults_and_are_clamped_with_notes() -> None:
     )
 
 
-@pytest.mark.parametrize("engine, saturated, expected", [
-    ({"enabled": True, "reachable": True, "image_present": True}, False, "ok"),
-    ({"enabled": True, "reachable": True, "image_present": True}, True, "degraded"),
-    ({"enabled": True, "reachable": True, "image_present": False}, False, "down"),
-    ({"enabled": True, "reachable": False, "image_present": False}, False, "down"),
-    ({"enabled": False, "reachable": True, "image_present": True}, False, "down"),
-])
+@pytest.mark.parametrize(
+    "engine, saturated, expected",
+    [
+        ({"enabled": True, "reachable": True, "image_present": True}, False, "ok"),
+        ({"enabled": True, "reachable": True, "image_present": True}, True, "degraded"),
+        ({"enabled": True, "reachable": True, "image_present": False}, False, "down"),
+        ({"enabled": True, "reachable": False, "image_present": False}, False, "down"),
+        ({"enabled": False, "reachable": True, "image_present": True}, False, "down"),
+    ],
+)
 def test_health_status(engine: dict, saturated: bool, expected: str) -> None:
     assert health_status(engine, saturated) == expected
 
 
 # -- what a request keeps, and the exact edges ------------------------------------------------------
+
 
 def test_a_body_of_exactly_the_cap_is_parsed() -> None:
     body = b'{"code": "' + b"x" * 990 + b'"}'
@@ -127,12 +154,18 @@ def test_a_body_of_exactly_the_cap_is_parsed() -> None:
         parse_json_object(body, 1001)
 
 
-@pytest.mark.parametrize("body, message", [
-    (b" \n", "request body is empty; expected a JSON object"),
-    (b"\xff", "request body is not UTF-8 text"),
-    (b"[" * 100_000, "request body nests JSON arrays or objects too deeply; expected an object of "
-                     "plain fields"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b" \n", "request body is empty; expected a JSON object"),
+        (b"\xff", "request body is not UTF-8 text"),
+        (
+            b"[" * 100_000,
+            "request body nests JSON arrays or objects too deeply; expected an object of "
+            "plain fields",
+        ),
+    ],
+)
 def test_refusals_of_a_body_say_what_was_expected(body: bytes, message: str) -> None:
     with pytest.raises(BadRequestError) as err:
         parse_json_object(body, 1_000_000)
@@ -141,19 +174,30 @@ def test_refusals_of_a_body_say_what_was_expected(body: bytes, message: str) -> 
 
 def test_types_outside_json_are_named_by_their_python_name() -> None:
     assert [type_name(v) for v in ({}, [], "", True, 1, 1.5, None)] == [
-        "object", "array", "string", "boolean", "number", "number", "null"]
+        "object",
+        "array",
+        "string",
+        "boolean",
+        "number",
+        "number",
+        "null",
+    ]
     assert type_name(b"x") == "bytes" and type_name({1}) == "set"
 
 
 def test_an_unknown_field_lists_the_known_ones() -> None:
     with pytest.raises(BadRequestError) as err:
         parse_execute({"code": "x", "timeout": 3}, BOUNDS)
-    assert str(err.value) == ("unknown field 'timeout'; known fields: code, stdin, time_limit, "
-                              "memory_limit, use_cache, exercise_id")
+    assert str(err.value) == (
+        "unknown field 'timeout'; known fields: code, stdin, time_limit, "
+        "memory_limit, use_cache, exercise_id"
+    )
 
 
 def test_stdin_and_the_exercise_go_into_the_request() -> None:
-    payload = parse_execute({"code": "print(input())", "stdin": "4\n", "exercise_id": "squares"}, BOUNDS)
+    payload = parse_execute(
+        {"code": "print(input())", "stdin": "4\n", "exercise_id": "squares"}, BOUNDS
+    )
     assert payload.request.stdin == "4\n" and payload.request.code == "print(input())"
     assert payload.exercise_id == "squares"
     assert parse_execute({"code": "x", "exercise_id": ""}, BOUNDS).exercise_id is None
@@ -162,7 +206,9 @@ def test_stdin_and_the_exercise_go_into_the_request() -> None:
 
 def test_the_exercise_id_is_at_most_256_bytes_and_a_string() -> None:
     assert parse_execute({"code": "x", "exercise_id": "e" * 256}, BOUNDS).exercise_id == "e" * 256
-    with pytest.raises(PayloadTooLargeError, match="^exercise_id is 257 bytes, over the limit of 256 bytes$"):
+    with pytest.raises(
+        PayloadTooLargeError, match="^exercise_id is 257 bytes, over the limit of 256 bytes$"
+    ):
         parse_execute({"code": "x", "exercise_id": "e" * 257}, BOUNDS)
     with pytest.raises(BadRequestError, match="^exercise_id must be a string, got number$"):
         parse_execute({"code": "x", "exercise_id": 7}, BOUNDS)
@@ -170,8 +216,12 @@ def test_the_exercise_id_is_at_most_256_bytes_and_a_string() -> None:
 
 def test_the_admins_default_limits_are_the_start() -> None:
     defaults = Limits(memory_mb=200, cpus=0.25, time_s=7, pids=20, nofile=64)
-    bounds = RequestBounds(max_code_bytes=100, max_stdin_bytes=50, default_limits=defaults,
-                           max_limits=Limits(memory_mb=512, time_s=60))
+    bounds = RequestBounds(
+        max_code_bytes=100,
+        max_stdin_bytes=50,
+        default_limits=defaults,
+        max_limits=Limits(memory_mb=512, time_s=60),
+    )
     assert parse_execute({"code": "pass"}, bounds).request.limits == defaults
     asked = parse_execute({"code": "pass", "time_limit": 9}, bounds).request.limits
     assert asked == Limits(memory_mb=200, cpus=0.25, time_s=9, pids=20, nofile=64)
@@ -183,7 +233,9 @@ def test_a_submission_is_only_its_code() -> None:
         parse_submit({}, BOUNDS)
     with pytest.raises(BadRequestError, match="^unknown field 'stdin'; known fields: code$"):
         parse_submit({"code": "x", "stdin": "1"}, BOUNDS)
-    with pytest.raises(PayloadTooLargeError, match="^code is 101 bytes, over the limit of 100 bytes$"):
+    with pytest.raises(
+        PayloadTooLargeError, match="^code is 101 bytes, over the limit of 100 bytes$"
+    ):
         parse_submit({"code": "x" * 101}, BOUNDS)
 
 

@@ -56,7 +56,10 @@ def test_the_limit_admits_n_then_refuses_with_the_wait(clock) -> None:
         limiter.admit("alice", "add")
     assert refused.value.status == 429
     assert refused.value.retry_after_s == 570
-    assert str(refused.value) == "you can submit 'add' again in 9 min 30 s (at most 3 submissions per 10 min)"
+    assert (
+        str(refused.value)
+        == "you can submit 'add' again in 9 min 30 s (at most 3 submissions per 10 min)"
+    )
     assert limiter.refused == 1
 
 
@@ -67,7 +70,9 @@ def test_the_wait_is_rounded_up_to_whole_seconds(clock) -> None:
     with pytest.raises(SubmissionLimitedError) as refused:
         limiter.admit("alice", "add")
     assert refused.value.retry_after_s == 43  # 42.75 s left
-    assert str(refused.value) == "you can submit 'add' again in 43 s (at most 1 submission per 1 min)"
+    assert (
+        str(refused.value) == "you can submit 'add' again in 43 s (at most 1 submission per 1 min)"
+    )
 
 
 def test_a_submission_is_admitted_again_exactly_when_the_wait_is_over(clock) -> None:
@@ -155,19 +160,33 @@ def test_memory_keeps_only_the_last_windows_submitters(clock) -> None:
     assert len(limiter._admitted[("late", "add")]) == 5
 
 
-@pytest.mark.parametrize("limit, window, words", [
-    (-1, 60, "submission limit must be 0 \\(off\\) or more, got -1"),
-    (3, 0, "submission window must be a positive number of seconds, got 0"),
-    (3, -5.0, "submission window must be a positive number of seconds, got -5.0"),
-])
+@pytest.mark.parametrize(
+    "limit, window, words",
+    [
+        (-1, 60, "submission limit must be 0 \\(off\\) or more, got -1"),
+        (3, 0, "submission window must be a positive number of seconds, got 0"),
+        (3, -5.0, "submission window must be a positive number of seconds, got -5.0"),
+    ],
+)
 def test_bad_settings_are_refused(limit, window, words) -> None:
     with pytest.raises(ValueError, match=words):
         SubmissionRateLimiter(limit, window)
 
 
-@pytest.mark.parametrize("seconds, text", [
-    (0, "0 s"), (0.2, "1 s"), (42, "42 s"), (60, "1 min"), (200, "3 min 20 s"), (600, "10 min"),
-    (3600, "1 h"), (3601, "1 h 1 min"), (5400, "1 h 30 min"), (86400, "24 h"),
-])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0, "0 s"),
+        (0.2, "1 s"),
+        (42, "42 s"),
+        (60, "1 min"),
+        (200, "3 min 20 s"),
+        (600, "10 min"),
+        (3600, "1 h"),
+        (3601, "1 h 1 min"),
+        (5400, "1 h 30 min"),
+        (86400, "24 h"),
+    ],
+)
 def test_spans_read_at_a_glance(seconds, text) -> None:
     assert describe_seconds(seconds) == text

@@ -28,19 +28,24 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-DOWN = {"backend": "remote",
-        "service_url": f"http://127.0.0.1:{_closed_port()}/services/exec/api/exec/v1/",
-        "service_token": "a-user-token"}
+DOWN = {
+    "backend": "remote",
+    "service_url": f"http://127.0.0.1:{_closed_port()}/services/exec/api/exec/v1/",
+    "service_token": "a-user-token",
+}
 
 
 @pytest.mark.parametrize("exec_ext_config", [DOWN])
-@pytest.mark.parametrize("method, route, body", [
-    ("POST", "execute", {"code": "print(1)"}),
-    ("POST", "exercises/add/submit", {"code": "x = 1"}),
-    ("GET", "exercises", None),
-    ("GET", "exercises/add", None),
-    ("GET", "docker/status", None),
-])
+@pytest.mark.parametrize(
+    "method, route, body",
+    [
+        ("POST", "execute", {"code": "print(1)"}),
+        ("POST", "exercises/add/submit", {"code": "x = 1"}),
+        ("GET", "exercises", None),
+        ("GET", "exercises/add", None),
+        ("GET", "docker/status", None),
+    ],
+)
 async def test_a_service_that_is_down_answers_503_with_a_readable_message(api, method, route, body):
     status, data, _ = await api(method, route, body)
     assert status == 503 and data["reason"] == "service_unreachable"
@@ -68,7 +73,9 @@ def proxy_error_pages():
         io_loop = IOLoop(make_current=False)
 
         async def listen() -> None:
-            HTTPServer(tornado.web.Application([(r"/.*", ProxyErrorPage)])).listen(port, "127.0.0.1")
+            HTTPServer(tornado.web.Application([(r"/.*", ProxyErrorPage)])).listen(
+                port, "127.0.0.1"
+            )
             started.set()
 
         io_loop.run_sync(listen)
@@ -83,12 +90,14 @@ def proxy_error_pages():
     thread.join(10)
 
 
-
 @pytest.fixture
 def exec_ext_config(request, proxy_error_pages) -> dict:
     status = request.param
-    return {"backend": "remote", "service_token": "a-user-token",
-            "service_url": f"http://127.0.0.1:{proxy_error_pages}/{status}/api/exec/v1/"}
+    return {
+        "backend": "remote",
+        "service_token": "a-user-token",
+        "service_url": f"http://127.0.0.1:{proxy_error_pages}/{status}/api/exec/v1/",
+    }
 
 
 @pytest.mark.parametrize("exec_ext_config", [502, 503, 504], indirect=True)
@@ -97,7 +106,9 @@ async def test_the_proxys_error_page_becomes_a_json_503_and_health_down(api, exe
     assert status == 503 and response.headers["Content-Type"].startswith("application/json")
     code = exec_ext_config["service_url"].split("/")[3]
     assert data["reason"] == "service_unreachable"
-    assert f"the executor service is unreachable (the hub's proxy answered {code})" in data["message"]
+    assert (
+        f"the executor service is unreachable (the hub's proxy answered {code})" in data["message"]
+    )
     status, data, _ = await api("GET", "health", token=False)
     assert status == 200 and data == {"status": "down"}
 
@@ -123,25 +134,47 @@ async def test_remote_mode_builds_no_sandbox_and_keeps_the_routes(api, settings)
 async def test_the_gradebook_routes_are_forwarded_to_the_service(jp_fetch):
     """The service decides what the caller may read (an instructor may ask for ?user=); this
     server keeps no gradebook of its own."""
-    for route, params in ((("submissions",), {"user": "bob"}), (("submissions",), {"limit": "5"}),
-                          (("submissions", "12"), {}), (("gradebook",), {"format": "csv"}),
-                          (("exercises", "add", "stats"), {}), (("exercises", "add", "progress"), {}),
-                          (("authoring", "mode"), {})):
+    for route, params in (
+        (("submissions",), {"user": "bob"}),
+        (("submissions",), {"limit": "5"}),
+        (("submissions", "12"), {}),
+        (("gradebook",), {"format": "csv"}),
+        (("exercises", "add", "stats"), {}),
+        (("exercises", "add", "progress"), {}),
+        (("authoring", "mode"), {}),
+    ):
         response = await jp_fetch("api", "exec", "v1", *route, params=params, raise_error=False)
         data = json.loads(response.body)
         assert response.code == 503 and data["reason"] == "service_unreachable", route
 
 
-@pytest.mark.parametrize("service_url, hub_api_url, warned", [
-    # DockerSpawner: the hub is another container; 127.0.0.1 is the user's own.
-    ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "http://jupyterhub:8081/hub/api", True),
-    ("http://localhost:8000/services/exec/api/exec/v1/", "http://10.0.0.2:8081/hub/api", True),
-    # LocalProcessSpawner: the same machine; and a proper internal name.
-    ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "http://127.0.0.1:8081/hub/api", False),
-    ("http://jupyterhub:8000/services/exec/api/exec/v1/", "http://jupyterhub:8081/hub/api", False),
-    ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "", False),
-])
-def test_a_loopback_service_url_on_a_hub_elsewhere_is_named(service_url, hub_api_url, warned) -> None:
+@pytest.mark.parametrize(
+    "service_url, hub_api_url, warned",
+    [
+        # DockerSpawner: the hub is another container; 127.0.0.1 is the user's own.
+        (
+            "http://127.0.0.1:8000/services/exec/api/exec/v1/",
+            "http://jupyterhub:8081/hub/api",
+            True,
+        ),
+        ("http://localhost:8000/services/exec/api/exec/v1/", "http://10.0.0.2:8081/hub/api", True),
+        # LocalProcessSpawner: the same machine; and a proper internal name.
+        (
+            "http://127.0.0.1:8000/services/exec/api/exec/v1/",
+            "http://127.0.0.1:8081/hub/api",
+            False,
+        ),
+        (
+            "http://jupyterhub:8000/services/exec/api/exec/v1/",
+            "http://jupyterhub:8081/hub/api",
+            False,
+        ),
+        ("http://127.0.0.1:8000/services/exec/api/exec/v1/", "", False),
+    ],
+)
+def test_a_loopback_service_url_on_a_hub_elsewhere_is_named(
+    service_url, hub_api_url, warned
+) -> None:
     warning = loopback_mismatch(service_url, hub_api_url)
     assert (warning is not None) == warned
     if warned:

@@ -23,35 +23,57 @@ from jupyter_exec_ext.server.service import (
 
 from ..grading.notebooks import exercise_notebook, write_notebook
 
-ACCESS = ServiceAccess(admin_users=frozenset({"dana"}), admin_groups=frozenset({"instructors"}),
-                       admin_roles=frozenset({"instructor"}),
-                       admin_services=frozenset({"gradebook"}),
-                       metrics_readers=frozenset({"prometheus"}))
+ACCESS = ServiceAccess(
+    admin_users=frozenset({"dana"}),
+    admin_groups=frozenset({"instructors"}),
+    admin_roles=frozenset({"instructor"}),
+    admin_services=frozenset({"gradebook"}),
+    metrics_readers=frozenset({"prometheus"}),
+)
 
 
-@pytest.mark.parametrize("model, groups, roles, role", [
-    ({"kind": "user", "name": "alice"}, [], ["user"], "user"),
-    ({"kind": "user", "name": "carol"}, ["instructors"], ["user"], "admin"),
-    ({"kind": "user", "name": "erin"}, [], ["user", "instructor"], "admin"),
-    ({"kind": "user", "name": "dana"}, [], [], "admin"),
-    # Only what the hub tells the service counts, never groups the caller's model claims.
-    ({"kind": "user", "name": "mallory", "groups": ["instructors"], "roles": ["instructor"]},
-     [], ["user"], "user"),
-    # Being a hub admin grants nothing here.
-    ({"kind": "user", "name": "root", "admin": True}, ["admins"], ["admin"], "user"),
-    ({"kind": "service", "name": "gradebook"}, [], [], "admin"),
-    ({"kind": "service", "name": "prometheus"}, [], [], "metrics"),
-    ({"kind": "service", "name": "anything-else"}, [], [], "none"),
-    # A service called like an admin user, or holding the instructor role, is still only a service.
-    ({"kind": "service", "name": "dana"}, [], [], "none"),
-    ({"kind": "service", "name": "robot"}, ["instructors"], ["instructor"], "none"),
-])
-def test_each_caller_gets_only_the_grant_the_configuration_names(model, groups, roles, role) -> None:
+@pytest.mark.parametrize(
+    "model, groups, roles, role",
+    [
+        ({"kind": "user", "name": "alice"}, [], ["user"], "user"),
+        ({"kind": "user", "name": "carol"}, ["instructors"], ["user"], "admin"),
+        ({"kind": "user", "name": "erin"}, [], ["user", "instructor"], "admin"),
+        ({"kind": "user", "name": "dana"}, [], [], "admin"),
+        # Only what the hub tells the service counts, never groups the caller's model claims.
+        (
+            {"kind": "user", "name": "mallory", "groups": ["instructors"], "roles": ["instructor"]},
+            [],
+            ["user"],
+            "user",
+        ),
+        # Being a hub admin grants nothing here.
+        ({"kind": "user", "name": "root", "admin": True}, ["admins"], ["admin"], "user"),
+        ({"kind": "service", "name": "gradebook"}, [], [], "admin"),
+        ({"kind": "service", "name": "prometheus"}, [], [], "metrics"),
+        ({"kind": "service", "name": "anything-else"}, [], [], "none"),
+        # A service called like an admin user, or holding the instructor role, is still only a service.
+        ({"kind": "service", "name": "dana"}, [], [], "none"),
+        ({"kind": "service", "name": "robot"}, ["instructors"], ["instructor"], "none"),
+    ],
+)
+def test_each_caller_gets_only_the_grant_the_configuration_names(
+    model, groups, roles, role
+) -> None:
     assert ACCESS.role(model, groups, roles) == role
 
 
-@pytest.mark.parametrize("name, bad", [("*", "*"), ("a*", "*"), ("a,b", ","), ("a/b", "/"),
-                                       ("a\tb", "\t"), ("a\nb", "\n"), ("?", "?")])
+@pytest.mark.parametrize(
+    "name, bad",
+    [
+        ("*", "*"),
+        ("a*", "*"),
+        ("a,b", ","),
+        ("a/b", "/"),
+        ("a\tb", "\t"),
+        ("a\nb", "\n"),
+        ("?", "?"),
+    ],
+)
 def test_reserved_characters_in_a_user_name_are_refused_naming_them(name, bad) -> None:
     with pytest.raises(ValueError) as refused:
         check_user_name(name, "user")
@@ -85,11 +107,14 @@ def test_the_nearest_untrusted_hop_is_the_client() -> None:
     assert client_ip("127.0.0.1", headers(X_Real_Ip="198.51.100.4"), PROXY) == "198.51.100.4"
 
 
-@pytest.mark.parametrize("trait, value, message", [
-    ("trusted_proxies", ["10.0.0.0/8", "proxy.local"], "'proxy.local' is not an IP address"),
-    ("admin_users", ["carol", "*"], "user '*' contains '*'"),
-    ("stop_timeout", -1.0, "must be 0 (no wait) or more, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "trait, value, message",
+    [
+        ("trusted_proxies", ["10.0.0.0/8", "proxy.local"], "'proxy.local' is not an IP address"),
+        ("admin_users", ["carol", "*"], "user '*' contains '*'"),
+        ("stop_timeout", -1.0, "must be 0 (no wait) or more, got -1.0"),
+    ],
+)
 def test_a_bad_grant_or_proxy_stops_the_service_naming_it(trait, value, message) -> None:
     app = ExecServiceApp()
     with pytest.raises(TraitError) as refused:
@@ -113,8 +138,9 @@ def test_exercise_files_any_user_may_read_are_found(tmp_path: Path) -> None:
 def test_a_stopping_service_waits_as_long_as_the_slowest_grading_can_take(tmp_path: Path) -> None:
     app = ExecServiceApp(time_limit=10.0, max_time_limit=20.0)
     tests = [{"name": f"t{i}", "test_code": "assert True", "timeout": 15} for i in range(3)]
-    write_notebook(tmp_path / "slow.ipynb", exercise_notebook("slow", tests=tests,
-                                                             limits={"time_limit": 60}))
+    write_notebook(
+        tmp_path / "slow.ipynb", exercise_notebook("slow", tests=tests, limits={"time_limit": 60})
+    )
     context = ExecContext(bounds=app.request_bounds(app.sandbox_config()))
     assert app.longest_request_s(context) == 20 + 30  # a run: max_time_limit
     context.registry = ExerciseRegistry(tmp_path)

@@ -141,7 +141,9 @@ def test_a_submission_not_graded_uses_up_nothing_even_when_its_replica_died(redi
     asyncio.run(scenario())
 
 
-def test_while_redis_is_out_each_replica_counts_alone_then_shares_again(redis_server, caplog) -> None:
+def test_while_redis_is_out_each_replica_counts_alone_then_shares_again(
+    redis_server, caplog
+) -> None:
     async def scenario() -> None:
         shared_a, shared_b = replicas(redis_server.url, timeout_s=0.3, retry_s=0.5)
         a, b = SharedRunCap(shared_a, 1), SharedRunCap(shared_b, 1)
@@ -167,7 +169,9 @@ def test_while_redis_is_out_each_replica_counts_alone_then_shares_again(redis_se
 
     asyncio.run(scenario())
     messages = [r.getMessage() for r in caplog.records]
-    assert any("each replica counts run caps and submission limits on its own" in m for m in messages)
+    assert any(
+        "each replica counts run caps and submission limits on its own" in m for m in messages
+    )
     assert any("answers again" in m for m in messages)
 
 
@@ -185,7 +189,9 @@ def test_the_service_builds_shared_counters_only_when_told_to(redis_server) -> N
     assert isinstance(cap, SharedRunCap) and isinstance(limiter, SharedSubmissionLimiter)
     cap, limiter = ExecServiceApp().build_limits(2, 5, 60.0)
     assert cap is None and type(limiter).__name__ == "SubmissionRateLimiter"
-    with pytest.raises(TraitError, match="ExecServiceApp.shared_state_url 'http://x' is not usable"):
+    with pytest.raises(
+        TraitError, match="ExecServiceApp.shared_state_url 'http://x' is not usable"
+    ):
         ExecServiceApp(shared_state_url="http://x").build_limits(2, 5, 60.0)
     with pytest.raises(TraitError, match="shared_state_lease must be at least 1 second"):
         ExecServiceApp(shared_state_lease=0.1)

@@ -45,9 +45,15 @@ class TokenPerStudent(IdentityProvider):
 def exercises_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "course"
     write_notebook(folder / "add.ipynb", exercise_notebook(limits={"time_limit": 5}))
-    write_notebook(folder / "square.ipynb", exercise_notebook(
-        "square", tests=[{"name": "four", "test_code": "print(square(2))", "expected_output": "4"}],
-        solution=SQUARE, starter="def square(x):\n    pass\n"))
+    write_notebook(
+        folder / "square.ipynb",
+        exercise_notebook(
+            "square",
+            tests=[{"name": "four", "test_code": "print(square(2))", "expected_output": "4"}],
+            solution=SQUARE,
+            starter="def square(x):\n    pass\n",
+        ),
+    )
     return folder
 
 
@@ -73,25 +79,37 @@ def submit(jp_fetch):
     """Submits ``code`` (or a ``raw`` body) to ``exercise`` as ``user``; returns (status, json
     body, response)."""
 
-    async def call(exercise: str, code: str = "", *, user: str = "alice",
-                   raw: Optional[str] = None) -> tuple[int, Any, Any]:
+    async def call(
+        exercise: str, code: str = "", *, user: str = "alice", raw: Optional[str] = None
+    ) -> tuple[int, Any, Any]:
         body = raw if raw is not None else json.dumps({"code": code})
-        response = await jp_fetch(*API, "exercises", exercise, "submit", method="POST", body=body,
-                                  headers={"Authorization": f"token {user}-secret"},
-                                  raise_error=False, request_timeout=120)
+        response = await jp_fetch(
+            *API,
+            "exercises",
+            exercise,
+            "submit",
+            method="POST",
+            body=body,
+            headers={"Authorization": f"token {user}-secret"},
+            raise_error=False,
+            request_timeout=120,
+        )
         return response.code, json.loads(response.body), response
 
     return call
 
 
 async def status(jp_fetch) -> dict:
-    response = await jp_fetch(*API, "docker", "status", headers={"Authorization": "token alice-secret"})
+    response = await jp_fetch(
+        *API, "docker", "status", headers={"Authorization": "token alice-secret"}
+    )
     return json.loads(response.body)
 
 
 @pytest.mark.docker
 async def test_the_submission_over_the_limit_is_429_says_when_and_is_not_graded(
-        submit, jp_fetch, scheduler, executor_image, no_leaks):
+    submit, jp_fetch, scheduler, executor_image, no_leaks
+):
     for _ in range(2):
         code, body, _ = await submit("add", RIGHT)
         assert code == 200 and body["score"] == 4, body
@@ -101,12 +119,18 @@ async def test_the_submission_over_the_limit_is_429_says_when_and_is_not_graded(
     assert code == 429, body
     retry = response.headers["Retry-After"]
     assert re.fullmatch(r"[0-9]+", retry) and 1 <= int(retry) <= 600
-    assert body == {"message": f"you can submit 'add' again in {describe_seconds(int(retry))} "
-                               "(at most 2 submissions per 10 min)",
-                    "reason": "Too Many Requests"}
+    assert body == {
+        "message": f"you can submit 'add' again in {describe_seconds(int(retry))} "
+        "(at most 2 submissions per 10 min)",
+        "reason": "Too Many Requests",
+    }
     assert scheduler.snapshot()["completed"] == graded  # nothing ran
-    assert (await status(jp_fetch))["submissions"] == {"limit": 2, "window_s": 600.0, "refused": 1,
-                                                       "tracked": 1}
+    assert (await status(jp_fetch))["submissions"] == {
+        "limit": 2,
+        "window_s": 600.0,
+        "refused": 1,
+        "tracked": 1,
+    }
 
 
 @pytest.mark.docker
@@ -134,17 +158,22 @@ async def test_zero_turns_the_limit_off(submit, jp_fetch, executor_image, no_lea
 @pytest.mark.docker
 @pytest.mark.parametrize("limit", [{"submit_rate_limit": 1}])
 async def test_requests_refused_for_another_reason_use_up_nothing(
-        submit, settings, jp_fetch, executor_image, no_leaks):
+    submit, settings, jp_fetch, executor_image, no_leaks
+):
     # Refused before grading: a bad body, an unknown exercise.
     for _ in range(3):
         assert (await submit("add", raw="not json"))[0] == 400
         assert (await submit("nope", RIGHT))[0] == 404
     # Not graded: the engine is out of reach.
     working = settings[CONTEXT_KEY].grader
-    settings[CONTEXT_KEY].grader = Grader(DockerSandbox(
-        SandboxConfig(owner=TEST_OWNER),
-        client_factory=lambda: docker.DockerClient(base_url="unix:///nonexistent/docker.sock",
-                                                   version="auto")))
+    settings[CONTEXT_KEY].grader = Grader(
+        DockerSandbox(
+            SandboxConfig(owner=TEST_OWNER),
+            client_factory=lambda: docker.DockerClient(
+                base_url="unix:///nonexistent/docker.sock", version="auto"
+            ),
+        )
+    )
     for _ in range(2):
         code, body, _ = await submit("add", RIGHT)
         assert code == 503 and body["message"] == "Docker not available"
@@ -158,6 +187,8 @@ async def test_requests_refused_for_another_reason_use_up_nothing(
 
 @pytest.mark.docker
 @pytest.mark.parametrize("limit", [{"submit_rate_limit": 1}])
-async def test_two_submissions_at_once_cannot_both_take_the_last_one(submit, executor_image, no_leaks):
+async def test_two_submissions_at_once_cannot_both_take_the_last_one(
+    submit, executor_image, no_leaks
+):
     answers = await asyncio.gather(submit("add", RIGHT), submit("add", RIGHT))
     assert sorted(code for code, _, _ in answers) == [200, 429], answers

@@ -21,24 +21,32 @@ depends_on = None
 def upgrade() -> None:
     op.drop_index("submissions_user", table_name="submissions")
     with op.batch_alter_table("submissions") as batch:
-        batch.alter_column("user", new_column_name="user_name", existing_type=sa.Text,
-                           type_=sa.String(255), existing_nullable=False)
-        batch.alter_column("exercise_id", existing_type=sa.Text, type_=sa.String(255),
-                           existing_nullable=False)
-        batch.alter_column("status", existing_type=sa.Text, type_=sa.String(32),
-                           existing_nullable=False)
-        batch.add_column(sa.Column("exercise_version", sa.String(64), nullable=False,
-                                   server_default=""))
+        batch.alter_column(
+            "user",
+            new_column_name="user_name",
+            existing_type=sa.Text,
+            type_=sa.String(255),
+            existing_nullable=False,
+        )
+        batch.alter_column(
+            "exercise_id", existing_type=sa.Text, type_=sa.String(255), existing_nullable=False
+        )
+        batch.alter_column(
+            "status", existing_type=sa.Text, type_=sa.String(32), existing_nullable=False
+        )
+        batch.add_column(
+            sa.Column("exercise_version", sa.String(64), nullable=False, server_default="")
+        )
         batch.add_column(sa.Column("code", sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("stdout", sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("stderr", sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("message", sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("duration_ms", sa.Integer, nullable=False, server_default="0"))
-        batch.add_column(sa.Column("late", sa.Boolean, nullable=False,
-                                   server_default=sa.false()))
+        batch.add_column(sa.Column("late", sa.Boolean, nullable=False, server_default=sa.false()))
     op.create_index("ix_submissions_user", "submissions", ["user_name", "id"])
-    op.create_index("ix_submissions_exercise_user", "submissions",
-                    ["exercise_id", "user_name", "id"])
+    op.create_index(
+        "ix_submissions_exercise_user", "submissions", ["exercise_id", "user_name", "id"]
+    )
     # One row per student and exercise, kept up to date with each submission (in its
     # transaction): the gradebook reads it instead of grouping every submission.
     op.create_table(
@@ -73,9 +81,21 @@ def downgrade() -> None:
     op.drop_index("ix_submissions_exercise_user", table_name="submissions")
     op.drop_index("ix_submissions_user", table_name="submissions")
     with op.batch_alter_table("submissions") as batch:
-        for name in ("late", "duration_ms", "message", "stderr", "stdout", "code",
-                     "exercise_version"):
+        for name in (
+            "late",
+            "duration_ms",
+            "message",
+            "stderr",
+            "stdout",
+            "code",
+            "exercise_version",
+        ):
             batch.drop_column(name)
-        batch.alter_column("user_name", new_column_name="user", existing_type=sa.String(255),
-                           type_=sa.Text, existing_nullable=False)
+        batch.alter_column(
+            "user_name",
+            new_column_name="user",
+            existing_type=sa.String(255),
+            type_=sa.Text,
+            existing_nullable=False,
+        )
     op.create_index("submissions_user", "submissions", ["user", "id"])
