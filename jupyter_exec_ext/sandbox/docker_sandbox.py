@@ -573,7 +573,7 @@ class DockerSandbox:
         rather than start a container, the run waits for the reset (milliseconds). The pool's
         miss counter (its demand) is left alone."""
         pool = self.pool
-        if pool is None or not pool.fits(limits) or not pool.status().get("idle"):
+        if pool is None or not pool.profile.can_serve(limits) or not pool.status().get("idle"):
             return None
         return pool.take(limits)
 

@@ -106,6 +106,18 @@ class Limits:
         for public, (attr, parse) in _FIELDS.items():
             object.__setattr__(self, attr, parse(getattr(self, attr), public))
 
+    def can_serve(self, run: Limits) -> bool:
+        """Whether a container made with these limits may serve a run with ``run``'s: the limits
+        the engine set on the container (memory, CPU, processes, open files) must be the run's
+        exactly, and the run's time limit not above the container's (the runner enforces the
+        run's own; the container's sets its expiry)."""
+        return (self.memory_mb, self.cpus, self.pids, self.nofile) == (
+            run.memory_mb,
+            run.cpus,
+            run.pids,
+            run.nofile,
+        ) and run.time_s <= self.time_s
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, base: Limits | None = None) -> Limits:
         """Builds limits from public field names, starting from ``base`` (defaults if None).

@@ -36,8 +36,9 @@ class WarmPool:
     Args:
         sandbox: the sandbox whose containers (flags, image, owner) the pool makes.
         size: containers kept waiting.
-        profile: their limits. A run fits when memory, CPU, processes and open files are equal
-            and its time limit is not above the profile's (the runner enforces the run's own).
+        profile: their limits. A run fits when ``profile.can_serve`` its limits: memory, CPU,
+            processes and open files equal, and its time limit not above the profile's (the
+            runner enforces the run's own).
         max_idle_s: a container waiting longer is replaced (images change, engines restart).
         workers: threads starting containers in parallel when the pool runs low.
         refill_delay_s: while some containers still wait, a refill starts this much later, so it
@@ -91,15 +92,6 @@ class WarmPool:
             "shrunk": 0,
         }
 
-    def fits(self, limits: Limits) -> bool:
-        p = self.profile
-        return (limits.memory_mb, limits.cpus, limits.pids, limits.nofile) == (
-            p.memory_mb,
-            p.cpus,
-            p.pids,
-            p.nofile,
-        ) and limits.time_s <= p.time_s
-
     def start(self) -> None:
         for i in range(self.workers):
             t = threading.Thread(target=self._refill, name=f"sandbox-pool-{i}", daemon=True)
@@ -108,7 +100,7 @@ class WarmPool:
 
     def take(self, limits: Limits) -> Optional[_Live]:
         """A live container for a run with these limits, or None (the caller starts one cold)."""
-        if not self.fits(limits):
+        if not self.profile.can_serve(limits):
             return None
         with self._cond:
             while self._idle:

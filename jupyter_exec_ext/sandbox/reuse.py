@@ -42,18 +42,6 @@ RESET_TIMEOUT_S = 5.0
 WAIT_FOR_RESET_S = 0.25
 
 
-def same_limits(a: Limits, b: Limits) -> bool:
-    """Whether a container made with limits ``a`` serves a run with limits ``b``: memory, CPU,
-    processes and open files equal, and the run's time limit not above the container's (the
-    runner enforces the run's own)."""
-    return (a.memory_mb, a.cpus, a.pids, a.nofile) == (
-        b.memory_mb,
-        b.cpus,
-        b.pids,
-        b.nofile,
-    ) and b.time_s <= a.time_s
-
-
 class ReuseStore:
     """Containers that served a user and were reset, waiting for that user's next run.
 
@@ -158,7 +146,7 @@ class ReuseStore:
             ):
                 waiting.remove(live)
                 stale.append(live)
-            elif found is None and same_limits(live.limits, limits):
+            elif found is None and live.limits.can_serve(limits):
                 waiting.remove(live)
                 found = live
         if not waiting:

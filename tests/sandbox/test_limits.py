@@ -202,3 +202,42 @@ def test_an_unknown_limit_lists_the_known_ones():
         "unknown limit 'disk'; known limits: memory_limit, cpu_limit, time_limit, "
         "pids_limit, nofile_limit"
     )
+
+
+# -- which container may serve which run (the warm pool's and per-user reuse's one rule) --------
+
+
+def test_a_container_serves_a_run_with_the_same_limits_and_no_longer_time():
+    container = Limits(memory_mb=256, cpus=0.5, time_s=30, pids=50, nofile=1024)
+    assert container.can_serve(container)
+    # The runner enforces the run's own time limit: a shorter or equal one fits.
+    assert container.can_serve(Limits(memory_mb=256, cpus=0.5, time_s=5, pids=50, nofile=1024))
+    assert container.can_serve(Limits(memory_mb=256, cpus=0.5, time_s=30.0, pids=50, nofile=1024))
+    # A longer one does not: the container's expiry was set for its own.
+    assert not container.can_serve(
+        Limits(memory_mb=256, cpus=0.5, time_s=30.5, pids=50, nofile=1024)
+    )
+
+
+@pytest.mark.parametrize(
+    "field, other",
+    [
+        ("memory_mb", 257),
+        ("memory_mb", 255),
+        ("cpus", 0.25),
+        ("cpus", 1.0),
+        ("pids", 49),
+        ("pids", 51),
+        ("nofile", 1023),
+        ("nofile", 1025),
+    ],
+)
+def test_a_container_never_serves_other_engine_limits_lower_or_higher(field, other):
+    # Memory, CPU, processes and open files are set by the engine on the container: a run asking
+    # for less would get more, one asking for more would get less.
+    container = Limits(memory_mb=256, cpus=0.5, time_s=30, pids=50, nofile=1024)
+    run = Limits(
+        **{"memory_mb": 256, "cpus": 0.5, "time_s": 10, "pids": 50, "nofile": 1024, field: other}
+    )
+    assert not container.can_serve(run)
+    assert container.can_serve(Limits(memory_mb=256, cpus=0.5, time_s=10, pids=50, nofile=1024))
