@@ -269,7 +269,13 @@ await finish(browser, report, artifacts, async () => {
   // after the cells show (Notebook 7 on a busy machine): keep pressing, bounded, until they do.
   const onCodeCell = () => page.evaluate(
     () => document.querySelector('.jp-Cell.jp-mod-active')?.classList.contains('jp-CodeCell'));
+  const inNotebook = () => page.evaluate(() => !!document.activeElement?.closest('.jp-Notebook'));
   for (let round = 0; round < 40 && (round === 0 || !(await onCodeCell())); round++) {
+    // If the page came back with the focus on its body (it can, after a reload in Notebook 7),
+    // a keyboard user tabs into the notebook first; the notebook's keys answer only there.
+    for (let i = 0; i < 80 && !(await inNotebook()); i++) {
+      await page.keyboard.press('Tab');
+    }
     await page.keyboard.press('Escape');
     for (let i = 0; i < 12; i++) {
       await page.keyboard.press('k');
