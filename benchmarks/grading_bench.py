@@ -227,7 +227,7 @@ def per_extra_test(rounds: list, sizes: list, key: int) -> dict:
 def frame_reader_cost(counts=(10, 100, 1000), repeat: int = 20) -> dict:
     """Host side: microseconds per check frame to parse N check frames (as the runner sends them)
     with the sandbox's own frame reader; flat across N means O(1) per frame."""
-    from jupyter_exec_ext.sandbox.docker_sandbox import _Exchange, _FrameReader
+    from jupyter_exec_ext.sandbox.protocol import Exchange, FrameReader
 
     nonce = "0" * 32
     out = {}
@@ -255,8 +255,8 @@ def frame_reader_cost(counts=(10, 100, 1000), repeat: int = 20) -> dict:
         chunks = [frames[i : i + 65536] for i in range(0, len(frames), 65536)]
         samples = []
         for _ in range(repeat):
-            exchange = _Exchange()
-            reader = _FrameReader(nonce, exchange, 1 << 20, n)
+            exchange = Exchange()
+            reader = FrameReader(nonce, exchange, 1 << 20, n)
             started = time.perf_counter()
             for chunk in chunks:
                 reader.feed(chunk)
@@ -394,7 +394,7 @@ def direct(args, sizes: list, repeat: int) -> int:
                     # going on in this process meanwhile: no pool refill, no removal of the last
                     # job's container (the pool would start one while the job runs).
                     box.flush()
-                    live = box._launch(box._api(), box.config.default_limits)
+                    live = box.engine.launch(box.config.default_limits)
                     time.sleep(args.settle)  # its runner, zygotes and harness start and wait
                     box.pool = _Handed(live)
                     shim = shim_of(live.container_id)

@@ -475,7 +475,8 @@ class GradebookStore:
             rows = connection.execute(
                 sa.select(*columns).where(*where).order_by(c.id.desc()).limit(limit).offset(offset)
             ).all()
-            return int(total), [self._summary(r._mapping) for r in rows]
+            # Row._mapping is SQLAlchemy's public API despite its underscore.
+            return int(total), [self._summary(r._mapping) for r in rows]  # noqa: SLF001
 
         return self._run(read)
 
@@ -505,7 +506,7 @@ class GradebookStore:
         row = self._run(read)
         if row is None:
             return None
-        row = row._mapping
+        row = row._mapping  # noqa: SLF001 (SQLAlchemy's public Row API)
         tests = json.loads(row["tests"])
         for test in tests:
             test.setdefault("message", "")  # records older than the gradebook kept none

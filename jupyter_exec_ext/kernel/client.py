@@ -798,7 +798,8 @@ class ExecClient:
         where = f"{self.base_url}{route} not found"
         if not self.base_url.endswith(API_PATH):
             try:
-                ExecClient(self.base_url + API_PATH)._request(
+                # The same class's own method, on a probe client for the API's URL.
+                ExecClient(self.base_url + API_PATH)._request(  # noqa: SLF001
                     "GET", "health", timeout=PROBE_TIMEOUT_S
                 )
             except ExecClientError:

@@ -311,6 +311,10 @@ class SandboxMagics(Magics):
             self._client = ExecClient.discover()
         return self._client
 
+    @client.setter
+    def client(self, client: ExecClient) -> None:
+        self._client = client
+
     @magic_arguments("%sandbox")  # IPython prefixes one "%": usage then reads %%sandbox
     @argument(
         "--time-limit",
@@ -498,5 +502,5 @@ def announce(magics: SandboxMagics) -> None:
             file=sys.stderr,
         )
         return
-    magics._client = client
+    magics.client = client
     print(client.describe())

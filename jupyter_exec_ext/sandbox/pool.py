@@ -16,12 +16,10 @@ import collections
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
+from .containers import Container, Launcher
 from .limits import Limits
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .docker_sandbox import DockerSandbox, _Live
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ class WarmPool:
     """Keeps ``size`` containers of one limit profile started and waiting.
 
     Args:
-        sandbox: the sandbox whose containers (flags, image, owner) the pool makes.
+        launcher: makes and removes the containers (the engine's, with the sandbox's flags).
         size: containers kept waiting.
         profile: their limits. A run fits when ``profile.can_serve`` its limits: memory, CPU,
             processes and open files equal, and its time limit not above the profile's (the
@@ -53,7 +51,7 @@ class WarmPool:
 
     def __init__(
         self,
-        sandbox: DockerSandbox,
+        launcher: Launcher,
         size: int,
         profile: Limits,
         max_idle_s: float = 300.0,
@@ -63,7 +61,7 @@ class WarmPool:
         memory_budget_mb: Optional[int] = None,
         shrink_after_s: float = 120.0,
     ):
-        self.sandbox = sandbox
+        self.launcher = launcher
         self.min_size = size
         ceiling = max_size if max_size is not None else size
         if memory_budget_mb is not None:
@@ -98,7 +96,7 @@ class WarmPool:
             t.start()
             self._threads.append(t)
 
-    def take(self, limits: Limits) -> Optional[_Live]:
+    def take(self, limits: Limits) -> Optional[Container]:
         """A live container for a run with these limits, or None (the caller starts one cold)."""
         if not self.profile.can_serve(limits):
             return None
@@ -109,7 +107,7 @@ class WarmPool:
                 if self._usable(live):
                     self.counters["served"] += 1
                     return live
-                self._discard(live)
+                self._remove(live)
             self.counters["misses"] += 1
             self._last_change = time.monotonic()
             if self.size < self.max_size:
@@ -118,12 +116,13 @@ class WarmPool:
                 self._cond.notify()
             return None
 
-    def _usable(self, live: _Live) -> bool:
+    def _usable(self, live: Container) -> bool:
         return time.monotonic() - live.started < self.max_idle_s and live.alive()
 
-    def _discard(self, live: _Live) -> None:
+    def _remove(self, live: Container) -> None:
+        """Removes a container that will not serve (counted as discarded), in the background."""
         self.counters["discarded"] += 1
-        self.sandbox._drop(live, later=True)
+        self.launcher.remove(live, "soon")
 
     def _refill(self) -> None:
         backoff = 1.0
@@ -133,7 +132,7 @@ class WarmPool:
                     self._cond.wait(timeout=min(5.0, self.max_idle_s, self.shrink_after_s))
                     for live in [x for x in self._idle if not self._usable(x)]:
                         self._idle.remove(live)
-                        self._discard(live)
+                        self._remove(live)
                     self._shrink_when_idle()
                 if self._stopping:
                     return
@@ -148,15 +147,10 @@ class WarmPool:
                 self._starting += 1
             live = None
             try:
-                live = self.sandbox._launch(
-                    self.sandbox._api(), self.profile, idle_s=self.max_idle_s
-                )
+                live = self.launcher.launch(self.profile, idle_s=self.max_idle_s)
                 self.counters["created"] += 1
                 if self._failing_since is not None:
                     log.info("warm pool is filling again")
-                # The engine answers again: containers it could not remove meanwhile (an engine
-                # restart stops and leaves every container) go now.
-                self.sandbox._remove_unremoved()
                 self._failing_since, backoff = None, 1.0
             except Exception as e:  # engine down, image missing …: runs fall back to cold starts
                 self.counters["errors"] += 1
@@ -175,7 +169,7 @@ class WarmPool:
                     self._cond.wait(timeout=backoff)
                     backoff = min(backoff * 2, 30.0)
             if live is not None:  # stopped while it was starting
-                self._discard(live)
+                self._remove(live)
 
     def _shrink_when_idle(self) -> None:
         """Under the lock: after ``shrink_after_s`` without a miss, sheds half of the growth
@@ -187,7 +181,7 @@ class WarmPool:
         self.counters["shrunk"] += 1
         self._last_change = now
         while len(self._idle) > self.size:
-            self._discard(self._idle.popleft())
+            self._remove(self._idle.popleft())
 
     def drain(self) -> None:
         """Stops refilling and removes every waiting container; leaves nothing behind."""
@@ -199,7 +193,12 @@ class WarmPool:
         with self._cond:
             idle, self._idle = list(self._idle), collections.deque()
         for live in idle:
-            self.sandbox._drop(live)
+            self.launcher.remove(live)
+
+    def waiting(self) -> list[Container]:
+        """The containers waiting for a run now, the oldest first."""
+        with self._cond:
+            return list(self._idle)
 
     def status(self) -> dict[str, Any]:
         with self._cond:

@@ -26,12 +26,11 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
+from .containers import Container, Launcher
 from .limits import Limits
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .docker_sandbox import DockerSandbox, _Exchange, _Live
+from .protocol import Exchange, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +45,26 @@ class ReuseStore:
     """Containers that served a user and were reset, waiting for that user's next run.
 
     Args:
-        sandbox: the sandbox whose containers these are.
+        launcher: removes the containers retired (the engine's).
         max_runs: runs one container serves before it is retired.
         idle_s: a container unused for longer is retired.
         per_key: containers kept for one user (more in use at once are retired after their run).
         max_total: containers kept for all users together; the one unused longest goes first.
+        grace_s: the sandbox's start-up grace; a container is kept only while a run started now
+            (its time limit twice, plus this, plus a minute) ends well before its expiry label.
     """
 
     def __init__(
         self,
-        sandbox: DockerSandbox,
+        launcher: Launcher,
         max_runs: int,
         idle_s: float = 60.0,
         per_key: int = 2,
         max_total: int = 64,
+        grace_s: float = 10.0,
     ):
-        self.sandbox = sandbox
+        self.launcher = launcher
+        self.grace_s = grace_s
         self.max_runs = max_runs
         self.idle_s = idle_s
         self.per_key = per_key
@@ -76,20 +79,20 @@ class ReuseStore:
 
     # -- taking and keeping ------------------------------------------------------------------
 
-    def may_keep(self, live: _Live, limits: Limits) -> bool:
+    def may_keep(self, live: Container, limits: Limits) -> bool:
         """Whether ``live`` may be asked to stay after this run (it may still be retired later)."""
         return (
             not self._closed and live.runs + 1 < self.max_runs and self._fresh_enough(live, limits)
         )
 
-    def _fresh_enough(self, live: _Live, limits: Limits) -> bool:
+    def _fresh_enough(self, live: Container, limits: Limits) -> bool:
         # A run must end long before the expiry label lets any reaper remove the container.
-        margin = 2 * limits.time_s + self.sandbox.config.startup_grace_s + 60
+        margin = 2 * limits.time_s + self.grace_s + 60
         return time.time() + margin < live.expires_at
 
     def take(
-        self, key: str, limits: Limits, spare: Optional[Callable[[], Optional[_Live]]] = None
-    ) -> Optional[_Live]:
+        self, key: str, limits: Limits, spare: Optional[Callable[[], Optional[Container]]] = None
+    ) -> Optional[Container]:
         """One of ``key``'s reset containers that fits ``limits``, or None (the caller takes a
         pooled container or starts one).
 
@@ -99,7 +102,7 @@ class ReuseStore:
         one, the run waits up to WAIT_FOR_RESET_S for the reset.
         """
         deadline = time.monotonic() + WAIT_FOR_RESET_S
-        stale: list[_Live] = []
+        stale: list[Container] = []
         asked = spare is None
         try:
             while True:
@@ -129,9 +132,9 @@ class ReuseStore:
                     return live
         finally:
             for live in stale:
-                self.retire(live, "idle too long, too old or ended")
+                self.remove(live, "idle too long, too old or ended")
 
-    def _pick(self, key: str, limits: Limits, stale: list) -> Optional[_Live]:
+    def _pick(self, key: str, limits: Limits, stale: list) -> Optional[Container]:
         """Under the lock: takes ``key``'s most recently used container that fits ``limits``;
         moves the unusable ones to ``stale``; leaves those kept for other limits."""
         waiting = self._idle.get(key)
@@ -155,7 +158,7 @@ class ReuseStore:
             self.counters["reused"] += 1
         return found
 
-    def recycle(self, live: _Live, key: str, exchange: _Exchange) -> None:
+    def recycle(self, live: Container, key: str, exchange: Exchange) -> None:
         """Hands over a container whose runner was asked to stay: once it says "ready", it waits
         for ``key``'s next run. Returns at once."""
         with self._cond:
@@ -164,12 +167,12 @@ class ReuseStore:
             self._workers.submit(self._await_reset, live, key, exchange)
         except RuntimeError:  # closed meanwhile
             self._settled(key)
-            self.retire(live, "the sandbox is closing")
+            self.remove(live, "the sandbox is closing")
 
-    def _await_reset(self, live: _Live, key: str, exchange: _Exchange) -> None:
+    def _await_reset(self, live: Container, key: str, exchange: Exchange) -> None:
         try:
             if live.reader is not None:
-                self.sandbox._read_frames(
+                read_frames(
                     live,
                     live.reader,
                     time.monotonic() + RESET_TIMEOUT_S,
@@ -185,7 +188,7 @@ class ReuseStore:
             or exchange.overflow
             or exchange.protocol_error
         ):
-            self.retire(live, exchange.retired_reason or "no report that it was reset")
+            self.remove(live, exchange.retired_reason or "no report that it was reset")
             return
         live.last_used = time.monotonic()
         evicted = []
@@ -206,7 +209,7 @@ class ReuseStore:
                 self._cond.notify_all()
                 self._start_sweeper()
         for old in evicted:
-            self.retire(old, "more containers kept than allowed")
+            self.remove(old, "more containers kept than allowed")
 
     def _settled(self, key: str) -> None:
         with self._cond:
@@ -218,10 +221,11 @@ class ReuseStore:
     def _total(self) -> int:
         return sum(len(d) for d in self._idle.values())
 
-    def retire(self, live: _Live, why: str) -> None:
+    def remove(self, live: Container, why: str) -> None:
+        """Removes one of the store's containers (counted as retired) in the background."""
         log.debug("retiring container %s: %s", live.container_id[:12], why)
         self.counters["retired"] += 1
-        self.sandbox._drop(live, later=True)
+        self.launcher.remove(live, "soon")
 
     # -- housekeeping --------------------------------------------------------------------------
 
@@ -252,7 +256,7 @@ class ReuseStore:
                     if not waiting:
                         del self._idle[key]
             for live in stale:
-                self.retire(live, "idle")
+                self.remove(live, "idle")
 
     def drain(self) -> None:
         """Retires every kept container and waits for resets in progress; leaves nothing behind."""
@@ -264,7 +268,7 @@ class ReuseStore:
             kept = [live for waiting in self._idle.values() for live in waiting]
             self._idle.clear()
         for live in kept:
-            self.sandbox._drop(live)
+            self.launcher.remove(live)
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
 

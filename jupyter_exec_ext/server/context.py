@@ -86,6 +86,10 @@ class ExecContext:
         if self.housekeeping is not None:
             self.housekeeping.start()
 
+    def on_close(self, *closers: Callable[[], None]) -> None:
+        """Adds what ``close`` calls, in this order, after what was added before."""
+        self._closers.extend(closers)
+
     def close(self) -> None:
         """Stops the reaper and the scheduler, drains the pools, finishes container removals and
         closes the engine connection, and writes the gradebook's backlog (or logs it)."""
@@ -226,18 +230,15 @@ def build_context(
         workspace_dir=workspace_dir,
         housekeeping=housekeeping,
     )
-    context._closers += [
-        housekeeping.stop,
-        scheduler.shutdown,
-        runner.close,
-    ]  # drains the warm pool and finishes container removals
+    # runner.close drains the warm pool and finishes container removals
+    context.on_close(housekeeping.stop, scheduler.shutdown, runner.close)
     try:
         gradebook = build_gradebook(settings, gradebook_sqlite)
     except TraitError:
         context.close()
         raise
     context.gradebook = gradebook
-    context._closers.append(gradebook.close)  # writes the backlog if the database answers
+    context.on_close(gradebook.close)  # writes the backlog if the database answers
     return context
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from jupyter_exec_ext.sandbox.docker_sandbox import _Exchange, _FrameReader
+from jupyter_exec_ext.sandbox.protocol import Exchange, FrameReader
 
 NONCE = "ab" * 16
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 100).decode()
@@ -21,8 +21,8 @@ def display(data: str = PNG) -> dict:
 
 
 def test_display_frames_are_collected_in_order_under_the_nonce_only():
-    ex = _Exchange()
-    reader = _FrameReader(NONCE, ex, 1024, display_limit=5, display_bytes=10_000)
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_limit=5, display_bytes=10_000)
     reader.feed(
         frame(display())
         + frame(display(), nonce="00" * 16)
@@ -34,12 +34,12 @@ def test_display_frames_are_collected_in_order_under_the_nonce_only():
 
 
 def test_the_host_caps_count_and_bytes_whatever_the_runner_sends():
-    ex = _Exchange()
-    reader = _FrameReader(NONCE, ex, 1024, display_limit=2, display_bytes=10_000)
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_limit=2, display_bytes=10_000)
     reader.feed(frame(display()) * 5)
     assert len(ex.displays) == 2
-    ex = _Exchange()
-    reader = _FrameReader(NONCE, ex, 1024, display_limit=10, display_bytes=150)
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_limit=10, display_bytes=150)
     reader.feed(frame(display()) * 3)  # each about 81 bytes decoded: one fits in 150
     assert len(ex.displays) == 1
 
@@ -50,8 +50,8 @@ def test_a_malformed_display_frame_is_a_protocol_error():
         {"type": "display", "mime": "image/png", "data": 5},
         {"type": "display", "mime": "image/png"},
     ):
-        ex = _Exchange()
-        _FrameReader(NONCE, ex, 1024).feed(frame(bad))
+        ex = Exchange()
+        FrameReader(NONCE, ex, 1024).feed(frame(bad))
         assert (
             ex.displays == [] and ex.protocol_error == "the runner sent a malformed display frame"
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from jupyter_exec_ext.sandbox.docker_sandbox import _check_result, _Exchange, _FrameReader
 from jupyter_exec_ext.sandbox.models import CheckOutcome
+from jupyter_exec_ext.sandbox.protocol import Exchange, FrameReader, check_result
 
 NONCE = "f" * 32
 
@@ -27,10 +27,10 @@ def check(index, outcome="completed", **extra):
 
 
 def read(*frames, checks=3):
-    exchange = _Exchange()
-    reader = _FrameReader(NONCE, exchange, 1 << 20, checks)
+    exchange = Exchange()
+    reader = FrameReader(NONCE, exchange, 1 << 20, checks)
     reader.feed(b"".join(f"{NONCE} {json.dumps(f)}\n".encode() for f in frames))
-    return exchange, [_check_result(exchange.checks.get(i)).outcome for i in range(checks)]
+    return exchange, [check_result(exchange.checks.get(i)).outcome for i in range(checks)]
 
 
 RESULT = {
@@ -80,8 +80,8 @@ def test_a_frame_after_the_result_is_a_protocol_error():
 
 
 def test_frames_without_the_nonce_are_ignored():
-    exchange = _Exchange()
-    reader = _FrameReader(NONCE, exchange, 1 << 20, 1)
+    exchange = Exchange()
+    reader = FrameReader(NONCE, exchange, 1 << 20, 1)
     reader.feed(("0" * 32 + " " + json.dumps(check(0)) + "\n").encode())
     reader.feed((json.dumps(check(0)) + "\n").encode())
     assert exchange.checks == {} and reader.stray == 2

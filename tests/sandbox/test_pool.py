@@ -48,12 +48,12 @@ def test_pooled_run_is_served_and_the_pool_refills(pooled):
 
 
 def test_a_dead_pooled_container_is_discarded_never_handed_out(pooled, docker_client):
-    idle_ids = [live.container_id for live in list(pooled.pool._idle)]
+    idle_ids = [live.container_id for live in pooled.pool.waiting()]
     for cid in idle_ids:
         docker_client.api.kill(cid)
     wait_for(
         lambda: all(
-            not live.alive() for live in list(pooled.pool._idle) if live.container_id in idle_ids
+            not live.alive() for live in pooled.pool.waiting() if live.container_id in idle_ids
         ),
         "the kills to be seen",
     )
@@ -161,7 +161,7 @@ def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(
     nothing of its program still running; once no run is in flight, it goes."""
     box = DockerSandbox(SandboxConfig(image=executor_image, owner=TEST_OWNER, reuse_runs=0))
     try:
-        box._run_started()  # as if another run were in flight for the whole test
+        box.engine.begin_run()  # as if another run were in flight for the whole test
         left_behind = run(
             box,
             "import subprocess, sys\n"
@@ -170,15 +170,15 @@ def test_ended_runs_wait_for_removal_while_runs_are_in_flight_then_go(
         )
         assert left_behind.status is Status.OK, left_behind.stderr
         cid = left_behind.stdout.strip()
-        waiting = [live for live, _ in box._lingering]
-        assert [live.container_id[:12] for live in waiting] == [cid]
-        top = docker_client.api.top(waiting[0].container_id)
+        waiting = box.engine.waiting_removal()
+        assert [container_id[:12] for container_id in waiting] == [cid]
+        top = docker_client.api.top(waiting[0])
         commands = [row[-1] for row in top["Processes"]]
         assert not any("sleep(600)" in c for c in commands), commands  # the program's are gone
         assert run(box, "print(2)").stdout == "2\n"  # another run gets another container
-        assert len(box._lingering) == 2
-        box._run_ended()
-        wait_for(lambda: not box._lingering, "the waiting containers to be removed")
+        assert len(box.engine.waiting_removal()) == 2
+        box.engine.end_run()
+        wait_for(lambda: not box.engine.waiting_removal(), "the waiting containers to be removed")
         wait_for(lambda: not our_containers(docker_client), "their removal by the engine")
     finally:
         box.close()
@@ -190,9 +190,9 @@ def test_a_process_that_ends_without_closing_the_sandbox_leaves_nothing(
     script = (
         "from jupyter_exec_ext.sandbox import DockerSandbox, ExecutionRequest, SandboxConfig\n"
         f"box = DockerSandbox(SandboxConfig(image={executor_image!r}, owner={TEST_OWNER!r}))\n"
-        "box._run_started()  # another run in flight: the container waits for its removal\n"
+        "box.engine.begin_run()  # another run in flight: the container waits for its removal\n"
         "print(box.run(ExecutionRequest(code='print(1)')).stdout, end='')\n"
-        "print(len(box._lingering))\n"
+        "print(len(box.engine.waiting_removal()))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120

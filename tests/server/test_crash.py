@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_exec_ext.sandbox.docker_sandbox import ENDED_GRACE_S
+from jupyter_exec_ext.sandbox.containers import ENDED_GRACE_S
 
 from ..conftest import TEST_OWNER, our_containers
 from ..live_server import start_server
