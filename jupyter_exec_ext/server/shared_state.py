@@ -219,7 +219,7 @@ class SharedState:
 
     async def _renew(self) -> None:
         """Every third of a lease, renews every lease this replica holds, in one call."""
-        while self._leases:
+        while self._leases and not _cancelling():
             await asyncio.sleep(self.lease_ms / 3000)
             held = list(self._leases.items())
             if not held:
@@ -234,9 +234,20 @@ class SharedState:
                 pass  # the leases may lapse; the work goes on and counts here meanwhile
 
     async def close(self) -> None:
+        self._leases.clear()  # the renewer ends even if a cancel is lost in the Redis client
         if self._renewer is not None:
             self._renewer.cancel()
         await self.redis.aclose()
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled. A cancel that lands in the Redis client's
+    read can come back as a connection error (which ``script`` turns into SharedStateDown), and
+    a renewer that went on after it would keep its loop from ever closing (Python 3.11+ only
+    keeps the count; before, a cancel is never swallowed there)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling is not None and cancelling())
 
 
 class SharedRunCap(LocalRunCap):

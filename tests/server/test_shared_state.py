@@ -19,6 +19,7 @@ from jupyter_exec_ext.server.service import ExecServiceApp
 from jupyter_exec_ext.server.shared_state import (
     SharedRunCap,
     SharedState,
+    SharedStateDown,
     SharedSubmissionLimiter,
 )
 
@@ -195,3 +196,31 @@ def test_the_service_builds_shared_counters_only_when_told_to(redis_server) -> N
         ExecServiceApp(shared_state_url="http://x").build_limits(2, 5, 60.0)
     with pytest.raises(TraitError, match="shared_state_lease must be at least 1 second"):
         ExecServiceApp(shared_state_lease=0.1)
+
+
+def test_a_cancel_the_redis_client_turns_into_an_error_still_ends_the_renewer() -> None:
+    """A cancel that lands in the Redis client's read can come back as a connection error; the
+    renewer must end anyway, or the event loop holding it never closes (a server's shutdown)."""
+    shared = SharedState("redis://127.0.0.1:1", prefix="test:", lease_s=0.03)
+    calls = []
+
+    async def script(name, keys, args):  # Redis answers slowly, and loses the cancel
+        calls.append(name)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise SharedStateDown("connection closed") from None
+
+    shared.script = script
+
+    async def scenario() -> None:
+        shared.hold("k", "m")
+        while not calls:
+            await asyncio.sleep(0.01)
+        renewer = shared._renewer
+        renewer.cancel()
+        await asyncio.wait_for(asyncio.shield(renewer), 5)  # ends, rather than renews forever
+        assert calls == ["renew"]
+        await shared.redis.aclose()
+
+    asyncio.run(scenario())
