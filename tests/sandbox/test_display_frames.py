@@ -55,3 +55,18 @@ def test_a_malformed_display_frame_is_a_protocol_error():
         assert (
             ex.displays == [] and ex.protocol_error == "the runner sent a malformed display frame"
         )
+
+
+def test_the_byte_cap_is_of_decoded_bytes_and_an_image_that_fills_it_exactly_fits(caplog):
+    exact = "A" * 200  # 150 bytes decoded
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_bytes=150)
+    with caplog.at_level("WARNING", logger="jupyter_exec_ext.sandbox.protocol"):
+        reader.feed(frame(display(exact)) + frame(display("AAAA")))
+    assert [d["data"] for d in ex.displays] == [exact] and ex.display_bytes == 150
+    assert [r.getMessage() for r in caplog.records] == [
+        "display frame beyond the host's caps dropped"
+    ]
+    ex = Exchange()
+    FrameReader(NONCE, ex, 1024, display_bytes=149).feed(frame(display(exact)))
+    assert ex.displays == [] and ex.display_bytes == 0 and not ex.protocol_error
