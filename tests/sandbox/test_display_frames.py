@@ -29,7 +29,10 @@ def test_display_frames_are_collected_in_order_under_the_nonce_only():
         + b'{"type": "display"}\n'
         + frame(display(PNG[:-4] + "AAAA"))
     )
-    assert [d["data"] for d in ex.displays] == [PNG, PNG[:-4] + "AAAA"]
+    assert ex.displays == [
+        {"mime": "image/png", "data": PNG},
+        {"mime": "image/png", "data": PNG[:-4] + "AAAA"},
+    ]
     assert reader.stray == 2 and not ex.protocol_error
 
 
@@ -70,3 +73,13 @@ def test_the_byte_cap_is_of_decoded_bytes_and_an_image_that_fills_it_exactly_fit
     ex = Exchange()
     FrameReader(NONCE, ex, 1024, display_bytes=149).feed(frame(display(exact)))
     assert ex.displays == [] and ex.display_bytes == 0 and not ex.protocol_error
+
+
+def test_the_byte_cap_counts_every_image_kept_in_whole_bytes():
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_bytes=160)
+    reader.feed(frame(display("A" * 80)) * 3)  # 60 bytes each: the third would pass 160
+    assert len(ex.displays) == 2 and ex.display_bytes == 120
+    ex = Exchange()
+    FrameReader(NONCE, ex, 1024).feed(frame(display("A" * 202)))  # 151.5 bytes: 151 whole
+    assert ex.display_bytes == 151

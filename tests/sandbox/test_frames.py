@@ -119,6 +119,9 @@ def test_check_indexes_are_whole_numbers_below_the_count():
     assert exchange.checks == {} and exchange.protocol_error
     exchange, outcomes = read(check(0), checks=1)
     assert outcomes == [CheckOutcome.COMPLETED] and not exchange.protocol_error
+    exchange = Exchange()
+    FrameReader(NONCE, exchange, 100).feed(frame(check(0)))  # a run without checks
+    assert exchange.checks == {} and exchange.protocol_error
 
 
 def test_a_check_frame_may_leave_out_its_texts_and_carry_an_error_object():
@@ -265,6 +268,13 @@ def test_a_frame_longer_than_the_cap_is_a_protocol_error_and_dropped():
 
 
 def test_the_frame_cap_grows_with_the_display_cap():
-    reader = FrameReader(NONCE, Exchange(), 100, display_bytes=6 * 1024 * 1024)
-    # one whole image in base64 with the frame around it
-    assert reader.max_frame == 8 * 1024 * 1024 + 4096
+    reader = FrameReader(NONCE, Exchange(), 100, display_bytes=6 * 1024 * 1024 + 1)
+    # one whole image in base64 with the frame around it, in whole bytes
+    assert reader.max_frame == (4 * (6 * 1024 * 1024 + 1)) // 3 + 4096 == 8 * 1024 * 1024 + 4097
+
+
+def test_empty_lines_are_stray_and_the_frames_after_them_count():
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 100)
+    reader.feed(b"\n\n" + frame(RESULT))
+    assert ex.result == RESULT and reader.stray == 2 and reader.pending == bytearray()
