@@ -362,6 +362,20 @@ def test_drain_removes_everything_now_and_stops_the_sweeper(make_store, launcher
     assert store.status()["resetting"] == 0
 
 
+def test_a_drain_just_as_the_sweeper_starts_stops_it_at_once(make_store):
+    """The sweeper starts under the store's lock (when a first container is kept); a drain that
+    comes before it first looks must not leave it waiting out its 5 s nap."""
+    store = make_store(idle_s=60.0)
+    with store._cond:  # as when the first container is kept
+        store._start_sweeper()
+        store._closed = True  # the drain's first step, before the sweeper runs
+        store._cond.notify_all()
+    sweeper = store._sweeper
+    assert sweeper is not None
+    sweeper.join(timeout=2)  # it has nothing to wait for: bounded, far above what it needs
+    assert not sweeper.is_alive()
+
+
 def test_drain_waits_for_a_reset_in_progress_and_keeps_nothing(make_store, launcher):
     store = make_store()
     live = launcher.launch(LIMITS)
