@@ -76,6 +76,15 @@ def keep(store: ReuseStore, launcher: FakeLauncher, key: str, limits: Limits = L
     return live
 
 
+def settled(store: ReuseStore, launcher: FakeLauncher, live: Container, key: str) -> None:
+    """Waits until the store has decided on ``live`` (kept or removed), then asserts it removed
+    it without ever keeping it (the sweeper starts with the first container kept)."""
+    wait_for(lambda: launcher.removed(live) or kept(store, key), "the store has decided")
+    assert launcher.removed(live) == ["soon"] and live.closed
+    assert kept(store, key) == [] and store._sweeper is None
+    assert store.status()["resetting"] == 0 and store.status()["retired"] == 1
+
+
 # -- may_keep ------------------------------------------------------------------------------------
 
 
@@ -218,9 +227,7 @@ def test_a_retired_runner_is_removed_not_kept(make_store, launcher):
     live = launcher.launch(LIMITS)
     store.recycle(live, "alice", served(launcher, live))
     launcher.say(live, NONCE, type="retired", reason="a process of the program survived")
-    wait_for(lambda: launcher.removed(live) == ["soon"], "the container is removed")
-    assert kept(store, "alice") == [] and store.status()["retired"] == 1
-    assert store.status()["resetting"] == 0
+    settled(store, launcher, live, "alice")
 
 
 def test_a_runner_with_no_word_within_the_reset_timeout_is_removed(
@@ -231,8 +238,7 @@ def test_a_runner_with_no_word_within_the_reset_timeout_is_removed(
     live = launcher.launch(LIMITS)
     store.recycle(live, "alice", served(launcher, live))
     assert store.status()["resetting"] == 1
-    wait_for(lambda: launcher.removed(live) == ["soon"], "the silent container is removed")
-    assert kept(store, "alice") == [] and store.status()["resetting"] == 0
+    settled(store, launcher, live, "alice")
 
 
 def test_a_runner_that_ends_instead_of_resetting_is_removed(make_store, launcher):
@@ -240,8 +246,7 @@ def test_a_runner_that_ends_instead_of_resetting_is_removed(make_store, launcher
     live = launcher.launch(LIMITS)
     store.recycle(live, "alice", served(launcher, live))
     launcher.kill(live)
-    wait_for(lambda: launcher.removed(live) == ["soon"], "the ended container is removed")
-    assert kept(store, "alice") == []
+    settled(store, launcher, live, "alice")
 
 
 def test_a_ready_frame_with_another_nonce_does_not_count(make_store, launcher, monkeypatch):
@@ -251,8 +256,7 @@ def test_a_ready_frame_with_another_nonce_does_not_count(make_store, launcher, m
     live = launcher.launch(LIMITS)
     store.recycle(live, "alice", served(launcher, live))
     launcher.say(live, "0" * 32, type="ready")
-    wait_for(lambda: launcher.removed(live) == ["soon"], "the container is removed")
-    assert kept(store, "alice") == []
+    settled(store, launcher, live, "alice")
 
 
 # -- the spare (a pooled container) while the user's own is being reset ---------------------------
