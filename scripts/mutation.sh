@@ -36,9 +36,10 @@ declare -A tests=(
   [sandbox/limits.py]="tests/sandbox/test_limits.py tests/server/test_payloads.py"
   [sandbox/policy.py]="tests/sandbox/test_policy.py tests/sandbox/test_determinism.py tests/grading/test_requirements.py"
   [sandbox/determinism.py]="tests/sandbox/test_determinism.py"
+  [sandbox/protocol.py]="tests/sandbox/test_protocol.py tests/sandbox/test_frames.py tests/sandbox/test_display_frames.py"
   [server/payloads.py]="tests/server/test_payloads.py"
 )
-order=(grading/compare.py grading/exercise.py sandbox/limits.py sandbox/policy.py sandbox/determinism.py server/payloads.py)
+order=(grading/compare.py grading/exercise.py sandbox/limits.py sandbox/policy.py sandbox/determinism.py sandbox/protocol.py server/payloads.py)
 modules=("$@")
 [ "${#modules[@]}" -gt 0 ] || modules=("${order[@]}")
 

@@ -241,7 +241,8 @@ class ReuseStore:
         containers that ended (an engine restart stops them all) as soon as it sees them."""
         while True:
             with self._cond:
-                self._cond.wait(timeout=min(5.0, self.idle_s / 2))
+                if not self._closed:  # a drain before its first look notified no one
+                    self._cond.wait(timeout=min(5.0, self.idle_s / 2))
                 if self._closed:
                     return
                 now = time.monotonic()

@@ -29,7 +29,10 @@ def test_display_frames_are_collected_in_order_under_the_nonce_only():
         + b'{"type": "display"}\n'
         + frame(display(PNG[:-4] + "AAAA"))
     )
-    assert [d["data"] for d in ex.displays] == [PNG, PNG[:-4] + "AAAA"]
+    assert ex.displays == [
+        {"mime": "image/png", "data": PNG},
+        {"mime": "image/png", "data": PNG[:-4] + "AAAA"},
+    ]
     assert reader.stray == 2 and not ex.protocol_error
 
 
@@ -55,3 +58,28 @@ def test_a_malformed_display_frame_is_a_protocol_error():
         assert (
             ex.displays == [] and ex.protocol_error == "the runner sent a malformed display frame"
         )
+
+
+def test_the_byte_cap_is_of_decoded_bytes_and_an_image_that_fills_it_exactly_fits(caplog):
+    exact = "A" * 200  # 150 bytes decoded
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_bytes=150)
+    with caplog.at_level("WARNING", logger="jupyter_exec_ext.sandbox.protocol"):
+        reader.feed(frame(display(exact)) + frame(display("AAAA")))
+    assert [d["data"] for d in ex.displays] == [exact] and ex.display_bytes == 150
+    assert [r.getMessage() for r in caplog.records] == [
+        "display frame beyond the host's caps dropped"
+    ]
+    ex = Exchange()
+    FrameReader(NONCE, ex, 1024, display_bytes=149).feed(frame(display(exact)))
+    assert ex.displays == [] and ex.display_bytes == 0 and not ex.protocol_error
+
+
+def test_the_byte_cap_counts_every_image_kept_in_whole_bytes():
+    ex = Exchange()
+    reader = FrameReader(NONCE, ex, 1024, display_bytes=160)
+    reader.feed(frame(display("A" * 80)) * 3)  # 60 bytes each: the third would pass 160
+    assert len(ex.displays) == 2 and ex.display_bytes == 120
+    ex = Exchange()
+    FrameReader(NONCE, ex, 1024).feed(frame(display("A" * 202)))  # 151.5 bytes: 151 whole
+    assert ex.display_bytes == 151
