@@ -243,8 +243,8 @@ class SharedState:
 def _cancelling() -> bool:
     """Whether the current task is being cancelled. A cancel that lands in the Redis client's
     read can come back as a connection error (which ``script`` turns into SharedStateDown), and
-    a renewer that went on after it would keep its loop from ever closing (Python 3.11+ only
-    keeps the count; before, a cancel is never swallowed there)."""
+    a renewer that went on after it would keep its loop from ever closing. (``Task.cancelling``
+    exists from Python 3.11; before it, this says False.)"""
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling is not None and cancelling())
