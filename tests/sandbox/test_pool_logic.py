@@ -18,13 +18,6 @@ PROFILE = Limits(memory_mb=128, cpus=0.5, time_s=10.0, pids=40, nofile=256)
 
 
 @pytest.fixture
-def launcher():
-    fake = FakeLauncher()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
 def make_pool(launcher):
     """Pools on the fake launcher, drained at the end of the test."""
     pools: list[WarmPool] = []

@@ -23,13 +23,6 @@ NONCE = "5f0c1d2e3a4b59687766554433221100"
 
 
 @pytest.fixture
-def launcher():
-    fake = FakeLauncher()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
 def make_store(launcher):
     """Stores on the fake launcher, drained at the end of the test."""
     stores: list[ReuseStore] = []
